@@ -1,0 +1,74 @@
+/* config.h — sealmail's configuration: every knob declared once.
+ *
+ * The table in config.c gives each option its section, name, type, bounds,
+ * default and help text; it drives the INI parser, validation, the sample
+ * file printed by `sealmail check-config --sample` (kept in dist/) and the
+ * documentation.  Protocol code reads limits from struct sm_config and
+ * contains no numeric limits of its own. */
+#ifndef SM_CONFIG_H
+#define SM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct sm_config {
+    /* [server] */
+    char *hostname;          /* "" in the file means: the machine's host name */
+    char *data_dir;
+    char *user;
+    unsigned smtpd_workers;
+    unsigned shutdown_grace; /* seconds */
+    /* [log] */
+    char *log_level;
+    bool log_syslog;
+    bool log_anonymise_ip;
+    /* [smtp] */
+    char *smtp_listen;
+    char *smtps_listen;
+    char *submission_listen;
+    uint64_t smtp_max_line;
+    uint64_t smtp_max_data_line;
+    uint64_t smtp_max_message_size;
+    unsigned smtp_max_recipients;
+    unsigned smtp_max_errors;
+    unsigned smtp_max_connections;
+    unsigned smtp_max_connections_per_client;
+    unsigned smtp_command_timeout;
+    unsigned smtp_data_timeout;
+    unsigned smtp_session_timeout;
+    /* [tls] */
+    char *tls_cert;
+    char *tls_key;
+    char *tls_sni_dir;
+    char *tls_ciphers;
+    /* [spool] */
+    uint64_t spool_sync_batch;
+};
+
+/* Fill cfg with the built-in defaults (the embedded configuration). */
+void config_defaults(struct sm_config *cfg);
+/* Read the INI file at path over the current values of cfg.  On error
+ * returns -1 and writes "path:line: [section] key: reason" into err. */
+int config_load(struct sm_config *cfg, const char *path, char *err, size_t errlen);
+/* Set one option by "section.name" and text value (as the file would);
+ * -1 with a reason in err if unknown or out of bounds. */
+int config_set(struct sm_config *cfg, const char *section, const char *name, const char *value,
+               char *err, size_t errlen);
+/* Resolve relative paths against data_dir and fill the host name.
+ * Returns -1 with a reason in err if the result is unusable. */
+int config_finish(struct sm_config *cfg, char *err, size_t errlen);
+/* Release every string of cfg. */
+void config_free(struct sm_config *cfg);
+/* Print the commented sample configuration (every key, its default, bounds, help). */
+void config_print_sample(FILE *out);
+/* Print the effective configuration as INI. */
+void config_print(const struct sm_config *cfg, FILE *out);
+
+/* Parse "123", "64k", "25M", "1G" (sizes) — exposed for the listeners' parser tests. */
+int config_parse_size(const char *text, uint64_t *value_r);
+/* Parse "30", "30s", "5m", "2h", "7d" as seconds. */
+int config_parse_seconds(const char *text, uint64_t *value_r);
+
+#endif

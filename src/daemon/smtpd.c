@@ -1,0 +1,232 @@
+/* smtpd.c — the smtpd role: wires listeners, TLS, the spool, the hosted
+ * domains and the control channel together; the protocol lives in
+ * smtp/server.c, connections in smtp/inbound.c.
+ *
+ * Sequence: configuration, keys and certificates (as root), drop
+ * privileges, then the loop.  On IPC_SHUTDOWN (or when the master goes
+ * away) it stops accepting, lets running transactions finish for the
+ * grace period, closes the rest and exits. */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/ipc.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "daemon/keys.h"
+#include "daemon/privsep.h"
+#include "net/peerlimit.h"
+#include "net/tls.h"
+#include "smtp/inbound.h"
+#include "store/directory.h"
+#include "store/spool.h"
+
+#define DOMAIN_REFRESH_SECONDS 1
+
+struct smtpd_listener {
+    struct smtpd *d;
+    enum inbound_kind kind;
+    struct evconnlistener *l;
+};
+
+struct smtpd {
+    struct sm_config cfg;
+    struct inbound_env env;
+    struct directory *dir;
+    int64_t dir_version;
+    struct smtpd_listener listeners[LISTEN_KINDS * LISTEN_MAX];
+    size_t n_listeners;
+    uint8_t spool_pk[SPOOL_PK_BYTES];
+    struct event *ctl_ev, *refresh_ev, *grace_ev, *drain_ev;
+    bool stopping;
+};
+
+static void smtpd_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                         int salen, void *arg)
+{
+    (void)l, (void)sa, (void)salen;
+    struct smtpd_listener *sl = arg;
+    inbound_accept(&sl->d->env, fd, sl->kind);
+}
+
+static void collect_domain(void *arg, const char *domain)
+{
+    struct sm_buf *list = arg; /* array of char * grown in a buffer */
+    char *copy = sm_strdup(domain);
+    sm_buf_append(list, &copy, sizeof copy);
+}
+
+static void smtpd_refresh_domains(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct smtpd *d = arg;
+    int64_t version = directory_version(d->dir);
+    if (version == d->dir_version && d->env.domains != NULL)
+        return;
+    struct sm_buf list;
+    sm_buf_init(&list, 0);
+    if (directory_domain_list(d->dir, collect_domain, &list) < 0) {
+        log_warn("smtpd directory-error=\"%s\"", directory_error(d->dir));
+        sm_buf_free(&list);
+        return;
+    }
+    size_t n = list.len / sizeof(char *);
+    char **domains = sm_malloc(list.len + sizeof(char *));
+    memcpy(domains, list.data ? list.data : "", list.len);
+    sm_buf_free(&list);
+    inbound_set_domains(&d->env, domains, n);
+    d->dir_version = version;
+    log_debug("smtpd domains=%zu", n);
+}
+
+static void smtpd_stop_now(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct smtpd *d = arg;
+    inbound_close_all(&d->env);
+    event_base_loopexit(d->env.base, NULL);
+}
+
+static void smtpd_check_drained(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct smtpd *d = arg;
+    if (d->env.n_sessions == 0)
+        event_base_loopexit(d->env.base, NULL);
+}
+
+/* Stop accepting; finish running transactions for up to `grace` seconds. */
+static void smtpd_shutdown(struct smtpd *d, unsigned grace)
+{
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    log_info("smtpd shutting-down grace=%u sessions=%zu", grace, d->env.n_sessions);
+    for (size_t i = 0; i < d->n_listeners; i++)
+        evconnlistener_disable(d->listeners[i].l);
+    inbound_shutdown_all(&d->env);
+    struct timeval tv = {grace, 0}, poll = {0, 50000};
+    d->grace_ev = evtimer_new(d->env.base, smtpd_stop_now, d);
+    evtimer_add(d->grace_ev, &tv);
+    d->drain_ev = event_new(d->env.base, -1, EV_PERSIST, smtpd_check_drained, d);
+    event_add(d->drain_ev, &poll);
+}
+
+static void smtpd_control(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct smtpd *d = arg;
+    struct ipc_msg m;
+    uint32_t grace;
+    int r = ipc_recv(fd, &m);
+    if (r < 0 && errno == EAGAIN)
+        return;
+    if (r <= 0) {
+        event_del(d->ctl_ev); /* master gone: finish and exit */
+        smtpd_shutdown(d, d->cfg.shutdown_grace);
+        return;
+    }
+    if (m.type == IPC_SHUTDOWN && ipc_get_u32(&m, &grace) == 0 && ipc_end(&m) == 0)
+        smtpd_shutdown(d, grace);
+    else
+        log_warn("smtpd unexpected-ipc type=%s", ipc_type_name(m.type));
+}
+
+/* Everything that needs root or the key files, before privileges go. */
+static void smtpd_setup(struct smtpd *d, const struct role_args *ra)
+{
+    char err[512];
+    const char *error;
+    d->env.cfg = &d->cfg;
+    d->env.ctl_fd = ra->ctl_fd;
+    d->env.tls = tls_server_new(d->cfg.tls_cert, d->cfg.tls_key, d->cfg.tls_sni_dir,
+                                d->cfg.tls_ciphers, err, sizeof err);
+    if (d->env.tls == NULL)
+        log_warn("smtpd tls=disabled reason=\"%s\"", err);
+    if (keys_spool_public(d->cfg.data_dir, d->spool_pk, err, sizeof err) < 0)
+        fatalx("%s", err);
+    if ((d->dir = directory_open(d->cfg.data_dir, false, &error)) == NULL)
+        fatalx("directory: %s", error);
+    d->env.peers = peerlimit_new(d->cfg.smtp_max_connections_per_client);
+}
+
+/* After the privilege drop, so every spool file belongs to the service user. */
+static void smtpd_open_spool(struct smtpd *d)
+{
+    const char *error;
+    char spool_dir[4096];
+    snprintf(spool_dir, sizeof spool_dir, "%s/spool", d->cfg.data_dir);
+    d->env.spool = spool_open(spool_dir, d->spool_pk, d->env.base,
+                              (unsigned)d->cfg.spool_sync_batch, &error);
+    if (d->env.spool == NULL)
+        fatalx("spool: %s", error);
+}
+
+static void smtpd_listen(struct smtpd *d, const struct role_args *ra)
+{
+    static const enum inbound_kind kinds[LISTEN_KINDS] = {INBOUND_SMTP, INBOUND_SMTPS,
+                                                          INBOUND_SUBMISSION};
+    for (int k = 0; k < LISTEN_KINDS; k++) {
+        for (size_t i = 0; i < ra->n_fds[k]; i++) {
+            struct smtpd_listener *sl = &d->listeners[d->n_listeners++];
+            sl->d = d;
+            sl->kind = kinds[k];
+            sl->l = evconnlistener_new(d->env.base, smtpd_accept, sl, LEV_OPT_CLOSE_ON_FREE, -1,
+                                       ra->fds[k][i]);
+            if (sl->l == NULL)
+                fatal("evconnlistener_new");
+        }
+    }
+}
+
+static void smtpd_cleanup(struct smtpd *d)
+{
+    inbound_close_all(&d->env);
+    for (size_t i = 0; i < d->n_listeners; i++)
+        evconnlistener_free(d->listeners[i].l);
+    spool_close(&d->env.spool);
+    inbound_set_domains(&d->env, NULL, 0);
+    struct event *evs[] = {d->ctl_ev, d->refresh_ev, d->grace_ev, d->drain_ev};
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+        if (evs[i] != NULL)
+            event_free(evs[i]);
+    directory_close(&d->dir);
+    peerlimit_free(&d->env.peers);
+    tls_server_free(&d->env.tls);
+    event_base_free(d->env.base);
+    config_free(&d->cfg);
+}
+
+int smtpd_main(const struct role_args *ra)
+{
+    struct smtpd d = {0};
+    privsep_role_config(ra, &d.cfg);
+    d.env.base = event_base_new();
+    smtpd_setup(&d, ra);
+    privsep_drop(d.cfg.user);
+    smtpd_open_spool(&d);
+
+    struct ipc_msg hello;
+    ipc_init(&hello, IPC_HELLO);
+    ipc_add_str(&hello, "smtpd");
+    ipc_add_u32(&hello, IPC_VERSION);
+    if (ipc_send(ra->ctl_fd, &hello) < 0)
+        fatal("ipc hello");
+    smtpd_listen(&d, ra);
+    d.ctl_ev = event_new(d.env.base, ra->ctl_fd, EV_READ | EV_PERSIST, smtpd_control, &d);
+    event_add(d.ctl_ev, NULL);
+    struct timeval refresh = {DOMAIN_REFRESH_SECONDS, 0};
+    d.refresh_ev = event_new(d.env.base, -1, EV_PERSIST, smtpd_refresh_domains, &d);
+    event_add(d.refresh_ev, &refresh);
+    smtpd_refresh_domains(-1, 0, &d);
+    log_info("smtpd ready listeners=%zu tls=%s", d.n_listeners, d.env.tls ? "yes" : "no");
+
+    event_base_dispatch(d.env.base);
+    smtpd_cleanup(&d);
+    log_info("smtpd stopped");
+    return 0;
+}

@@ -1,0 +1,42 @@
+/* linereader.h — the one bounded reader for all network text.
+ *
+ * linereader_next() takes the next line out of an evbuffer.  A line is at
+ * most `max` bytes including its terminator.  The reader never buffers
+ * more than it is given and never searches past max bytes, so a peer that
+ * sends megabytes without a newline costs O(max) per call, not O(n).
+ *
+ * Results:
+ *   LR_LINE     a line ending in CRLF; the copy excludes the CRLF;
+ *   LR_MORE     no complete line yet: wait for more input;
+ *   LR_TOOLONG  the line exceeded max: the reader now discards input up to
+ *               and including the next LF (further calls return LR_MORE
+ *               while discarding, then continue normally);
+ *   LR_BARE_LF  a line ended in LF without CR (the copy excludes the LF);
+ *   LR_BARE_CR  a CRLF-terminated line contains a CR not followed by LF.
+ * The last two still consume the line, so the caller decides whether bare
+ * line ends are an error (SMTP DATA: always; see RFC 5321 §2.3.8). */
+#ifndef SM_LINEREADER_H
+#define SM_LINEREADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct evbuffer;
+
+enum lr_result { LR_MORE = 0, LR_LINE, LR_TOOLONG, LR_BARE_LF, LR_BARE_CR };
+
+struct linereader {
+    size_t max;     /* longest line, terminator included */
+    bool skipping;  /* discarding the rest of an overlong line */
+};
+
+/* Prepare a reader for lines of at most max bytes (max >= 3). */
+void linereader_init(struct linereader *lr, size_t max);
+/* Take the next line from in into line (capacity >= lr->max bytes; the
+ * result is NUL-terminated, *len_r excludes the terminator).  NUL bytes
+ * inside the line are kept: callers that need C strings must check
+ * strlen(line) == *len_r. */
+enum lr_result linereader_next(struct linereader *lr, struct evbuffer *in, char *line,
+                               size_t *len_r);
+
+#endif

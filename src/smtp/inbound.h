@@ -1,0 +1,46 @@
+/* inbound.h — accepted SMTP connections of one smtpd process.
+ *
+ * An inbound connection joins three pieces: a net/conn (socket and TLS),
+ * the protocol engine (smtp/server) and a spool writer (store/spool).  It
+ * implements the engine's callbacks: recipient policy against the hosted
+ * domains, the spool as the message store, and STARTTLS, pauses and
+ * timeouts on the connection. */
+#ifndef SM_INBOUND_H
+#define SM_INBOUND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct sm_config;
+struct spool;
+struct tls_server;
+struct peerlimit;
+
+enum inbound_kind { INBOUND_SMTP, INBOUND_SMTPS, INBOUND_SUBMISSION };
+
+/* What every connection of the process shares; owned by smtpd.c. */
+struct inbound_env {
+    struct event_base *base;
+    const struct sm_config *cfg;
+    struct tls_server *tls;        /* NULL: no certificate, no TLS */
+    struct spool *spool;
+    struct peerlimit *peers;
+    char **domains;                /* hosted domains, sorted, lowercase */
+    size_t n_domains;
+    int ctl_fd;                    /* control channel to the master */
+    size_t n_sessions;             /* live connections */
+    struct inbound *all;           /* list of live connections */
+};
+
+/* Take an accepted socket; refuses it with 421 when a limit is reached. */
+void inbound_accept(struct inbound_env *env, int fd, enum inbound_kind kind);
+/* Ask every connection to finish its transaction and close. */
+void inbound_shutdown_all(struct inbound_env *env);
+/* Close every connection now (end of the shutdown grace). */
+void inbound_close_all(struct inbound_env *env);
+/* Replace the hosted domain list (takes ownership of the array). */
+void inbound_set_domains(struct inbound_env *env, char **domains, size_t n);
+
+#endif

@@ -1,0 +1,864 @@
+/* test-spool.c — the sealed spool: round trips, tampering, truncation,
+ * crash leftovers and the group commit.
+ *
+ * Every commit goes through a real event_base: the test writes, commits,
+ * then runs the loop until the callbacks arrive.  Tampering and
+ * truncation work on copies of a committed file placed under a second
+ * spool directory with the same queue id, so every case starts from a
+ * known-good file.  A body is read into a memfd so the test can check
+ * that nothing was written when reading failed. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "crypto/seal.h"
+#include "store/spool.h"
+
+#define MARKER "PLAINTEXT-MARKER-7f3a"
+
+static char root[64];
+static uint8_t pk[SPOOL_PK_BYTES];
+static uint8_t *sk;
+static struct event_base *base;
+
+static char *rcpts[] = {"bob@example.net", "carol@example.net"};
+static const struct spool_envelope test_env = {
+    .helo = "mx.example.org",
+    .client = "192.0.2.1",
+    .mail_from = "alice@example.org",
+    .body_type = "8BITMIME",
+    .smtputf8 = true,
+    .rcpts = rcpts,
+    .n_rcpts = 2,
+    .received = 1700000000,
+};
+
+/* ---- fixture ---------------------------------------------------------- */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    snprintf(root, sizeof root, "/tmp/test-spool.XXXXXX");
+    if (mkdtemp(root) == NULL || seal_init() < 0)
+        return -1;
+    sk = seal_secret_alloc(SPOOL_SK_BYTES);
+    seal_keypair(pk, sk);
+    base = event_base_new();
+    return base == NULL ? -1 : 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    event_base_free(base);
+    seal_secret_free(&sk);
+    return nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A fresh spool directory path under root. */
+static void new_dir(char *out, size_t len, const char *name)
+{
+    static int n;
+    int r = snprintf(out, len, "%s/%s-%d", root, name, n++);
+    assert_true(r > 0 && (size_t)r < len);
+}
+
+/* Deterministic message bytes; MARKER every 1000 bytes. */
+static uint8_t *make_message(size_t len)
+{
+    uint8_t *m = sm_malloc(len + 1);
+    for (size_t i = 0; i < len; i++)
+        m[i] = (uint8_t)(i * 131 + (i >> 9) * 7 + 1);
+    for (size_t i = 0; i + sizeof MARKER - 1 <= len; i += 1000)
+        memcpy(m + i, MARKER, sizeof MARKER - 1);
+    return m;
+}
+
+/* ---- committing through the loop -------------------------------------- */
+
+struct result {
+    int calls;
+    bool ok;
+    char id[SPOOL_ID_LEN + 1];
+};
+
+static void on_commit(void *arg, bool ok, const char *queue_id)
+{
+    struct result *r = arg;
+    r->calls++;
+    r->ok = ok;
+    snprintf(r->id, sizeof r->id, "%s", queue_id);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+}
+
+/* Run the loop until *count reaches target (fails after 30 s). */
+static void wait_count(const int *count, int target)
+{
+    struct timeval tick = {0, 100000};
+    struct event *t = event_new(base, -1, EV_PERSIST, on_tick, NULL);
+    event_add(t, &tick);
+    for (int rounds = 0; *count < target; rounds++) {
+        if (rounds > 300)
+            fail_msg("commit callbacks did not arrive (%d of %d)", *count, target);
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    event_free(t);
+}
+
+static struct spool *open_spool(const char *dir, unsigned batch)
+{
+    const char *error = NULL;
+    struct spool *sp = spool_open(dir, pk, base, batch, &error);
+    if (sp == NULL)
+        fail_msg("spool_open: %s", error);
+    return sp;
+}
+
+/* Write msg in pieces of `piece` bytes and commit it; returns the id in id. */
+static void commit_message(const char *dir, const uint8_t *msg, size_t len, size_t piece,
+                           char id[SPOOL_ID_LEN + 1])
+{
+    const char *error = NULL;
+    struct result r = {0};
+    struct spool *sp = open_spool(dir, 16);
+    struct spool_writer *w = spool_writer_new(sp, &test_env, &error);
+    if (w == NULL)
+        fail_msg("spool_writer_new: %s", error);
+    for (size_t off = 0; off < len; off += piece) {
+        size_t n = len - off < piece ? len - off : piece;
+        assert_int_equal(spool_writer_write(w, msg + off, n, &error), 0);
+    }
+    assert_int_equal(spool_writer_size(w), len);
+    snprintf(id, SPOOL_ID_LEN + 1, "%s", spool_writer_id(w));
+    spool_writer_commit(w, on_commit, &r);
+    wait_count(&r.calls, 1);
+    assert_true(r.ok);
+    assert_string_equal(r.id, id);
+    spool_close(&sp);
+    assert_null(sp);
+}
+
+/* Read the body of id into a fresh buffer; returns spool_read_body's result.
+ * *out_len is how many bytes reached the output fd (success or not). */
+static int read_body(const char *dir, const char *id, const uint8_t *key_pk,
+                     const uint8_t *key_sk, uint8_t **out, size_t *out_len)
+{
+    const char *error = NULL;
+    int fd = memfd_create("body", MFD_CLOEXEC);
+    assert_true(fd >= 0);
+    int ret = spool_read_body(dir, id, key_pk, key_sk, fd, &error);
+    if (ret < 0)
+        assert_non_null(error);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    *out_len = (size_t)st.st_size;
+    *out = sm_malloc(*out_len + 1);
+    assert_int_equal(pread(fd, *out, *out_len, 0), (ssize_t)*out_len);
+    close(fd);
+    return ret;
+}
+
+static uint8_t *read_file(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY);
+    struct stat st;
+    assert_true(fd >= 0);
+    assert_int_equal(fstat(fd, &st), 0);
+    *len = (size_t)st.st_size;
+    uint8_t *p = sm_malloc(*len + 1);
+    assert_int_equal(read(fd, p, *len), (ssize_t)*len);
+    close(fd);
+    return p;
+}
+
+static void write_file(const char *path, const uint8_t *p, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, p, len), (ssize_t)len);
+    close(fd);
+}
+
+static void message_path(char *out, size_t len, const char *dir, const char *id)
+{
+    int r = snprintf(out, len, "%s/incoming/%s", dir, id);
+    assert_true(r > 0 && (size_t)r < len);
+}
+
+/* A spool dir for damaged copies: dir/incoming/<id> gets the bytes given. */
+static void put_copy(const char *dir, const char *id, const uint8_t *p, size_t len)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s", dir);
+    mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/incoming", dir);
+    mkdir(path, 0700);
+    message_path(path, sizeof path, dir, id);
+    write_file(path, p, len);
+}
+
+static void assert_envelope_equal(const struct spool_envelope *a, const struct spool_envelope *b)
+{
+    assert_string_equal(a->helo, b->helo);
+    assert_string_equal(a->client, b->client);
+    assert_string_equal(a->mail_from, b->mail_from);
+    assert_string_equal(a->body_type, b->body_type);
+    assert_int_equal(a->smtputf8, b->smtputf8);
+    assert_int_equal(a->received, b->received);
+    assert_int_equal(a->n_rcpts, b->n_rcpts);
+    for (size_t i = 0; i < a->n_rcpts; i++)
+        assert_string_equal(a->rcpts[i], b->rcpts[i]);
+}
+
+/* ---- round trips -------------------------------------------------------- */
+
+struct list_acc {
+    int n;
+    char ids[64][SPOOL_ID_LEN + 1];
+};
+
+static void list_fn(void *arg, const char *id)
+{
+    struct list_acc *acc = arg;
+    if (acc->n < 64)
+        snprintf(acc->ids[acc->n], sizeof acc->ids[0], "%s", id);
+    acc->n++;
+}
+
+static void test_round_trip(void **state)
+{
+    static const struct {
+        const char *label;
+        size_t len, piece;
+    } cases[] = {
+        {"empty message", 0, 1},
+        {"small, odd pieces", 1000, 7},
+        {"one byte at a time", 5000, 1},
+        {"exactly one chunk", 65536, 4096},
+        {"one chunk and a byte", 65537, 999},
+        {"multi-chunk, odd pieces", 200 * 1024 + 123, 8191},
+        {"multi-chunk, one write", 300 * 1024, 300 * 1024},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char dir[128], id[SPOOL_ID_LEN + 1];
+        const char *error = NULL;
+        struct spool_envelope env;
+        struct list_acc acc = {0};
+        size_t out_len;
+        uint8_t *out, *msg = make_message(cases[i].len);
+
+        print_message("case: %s\n", cases[i].label);
+        new_dir(dir, sizeof dir, "rt");
+        commit_message(dir, msg, cases[i].len, cases[i].piece, id);
+        assert_int_equal(spool_list(dir, list_fn, &acc, &error), 1);
+        assert_string_equal(acc.ids[0], id);
+        assert_int_equal(spool_read_envelope(dir, id, &env, &error), 0);
+        assert_envelope_equal(&env, &test_env);
+        assert_int_equal(env.size, cases[i].len);
+        spool_envelope_free(&env);
+        assert_int_equal(read_body(dir, id, pk, sk, &out, &out_len), 0);
+        assert_int_equal(out_len, cases[i].len);
+        assert_memory_equal(out, msg, cases[i].len);
+        free(out);
+        free(msg);
+    }
+}
+
+static void test_wrong_key(void **state)
+{
+    char dir[128], id[SPOOL_ID_LEN + 1];
+    uint8_t other_pk[SPOOL_PK_BYTES], *other_sk = seal_secret_alloc(SPOOL_SK_BYTES);
+    uint8_t *msg = make_message(3000), *out;
+    size_t out_len;
+    (void)state;
+
+    seal_keypair(other_pk, other_sk);
+    new_dir(dir, sizeof dir, "wk");
+    commit_message(dir, msg, 3000, 3000, id);
+    assert_int_equal(read_body(dir, id, other_pk, other_sk, &out, &out_len), -1);
+    assert_int_equal(out_len, 0);
+    free(out);
+    /* right public key, wrong secret key */
+    assert_int_equal(read_body(dir, id, pk, other_sk, &out, &out_len), -1);
+    assert_int_equal(out_len, 0);
+    free(out);
+    seal_secret_free(&other_sk);
+    free(msg);
+}
+
+static void test_no_plaintext(void **state)
+{
+    char dir[128], id[SPOOL_ID_LEN + 1], path[256];
+    uint8_t *msg = make_message(150000);
+    size_t len;
+    (void)state;
+
+    new_dir(dir, sizeof dir, "np");
+    commit_message(dir, msg, 150000, 4096, id);
+    message_path(path, sizeof path, dir, id);
+    uint8_t *file = read_file(path, &len);
+    assert_null(memmem(file, len, MARKER, sizeof MARKER - 1));
+    assert_null(memmem(file, len, msg + 1, 64)); /* nor any other run of the body */
+    free(file);
+    free(msg);
+}
+
+/* ---- tampering and truncation ----------------------------------------- */
+
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* A committed multi-chunk message (70000 bytes: 65536 + 4464) and its file. */
+struct sample {
+    char dir[128], id[SPOOL_ID_LEN + 1];
+    uint8_t *msg, *file;
+    size_t msg_len, file_len, env_len;
+};
+
+static void sample_make(struct sample *s, size_t msg_len)
+{
+    char path[256];
+    new_dir(s->dir, sizeof s->dir, "sample");
+    s->msg_len = msg_len;
+    s->msg = make_message(msg_len);
+    commit_message(s->dir, s->msg, msg_len, 5000, s->id);
+    message_path(path, sizeof path, s->dir, s->id);
+    s->file = read_file(path, &s->file_len);
+    s->env_len = be32(s->file + 16);
+}
+
+static void sample_free(struct sample *s)
+{
+    free(s->msg);
+    free(s->file);
+}
+
+/* Reading a damaged copy must fail; returns how many bytes it wrote. */
+static size_t read_damaged(const struct sample *s, const uint8_t *p, size_t len)
+{
+    char dir[128];
+    uint8_t *out;
+    size_t out_len;
+    struct spool_envelope env;
+    const char *error;
+
+    new_dir(dir, sizeof dir, "bad");
+    put_copy(dir, s->id, p, len);
+    if (read_body(dir, s->id, pk, sk, &out, &out_len) == 0)
+        fail_msg("damaged file of %zu bytes was read successfully", len);
+    assert_true(out_len < s->msg_len || s->msg_len == 0);
+    free(out);
+    /* the envelope reader may or may not accept it, but must not crash */
+    if (spool_read_envelope(dir, s->id, &env, &error) == 0)
+        spool_envelope_free(&env);
+    return out_len;
+}
+
+static void test_tamper_classes(void **state)
+{
+    struct sample s;
+    (void)state;
+    sample_make(&s, 70000);
+    size_t e = s.env_len, c1 = 128 + e, c2 = c1 + 65536 + 17;
+    const struct {
+        const char *label;
+        size_t off;
+        bool nothing_written; /* damage before the first chunk's end */
+    } cases[] = {
+        {"magic", 0, true},
+        {"version byte", 7, true},
+        {"size field", 8, true},
+        {"size field, low byte", 15, true},
+        {"envelope length", 19, true},
+        {"envelope, helo", 24, true},
+        {"envelope, last byte", 20 + e - 1, true},
+        {"sealed key, first byte", 20 + e, true},
+        {"sealed key, last byte", 99 + e, true},
+        {"stream header", 100 + e, true},
+        {"stream header, last byte", 123 + e, true},
+        {"first chunk length", c1 - 4, true},
+        {"first chunk tag byte", c1, true},
+        {"first chunk ciphertext", c1 + 1000, true},
+        {"first chunk MAC", c2 - 1, true},
+        {"final chunk length", c2, false},
+        {"final chunk tag byte", c2 + 4, false},
+        {"final chunk ciphertext", c2 + 100, false},
+        {"final chunk MAC", s.file_len - 1, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        print_message("case: %s\n", cases[i].label);
+        assert_true(cases[i].off < s.file_len);
+        for (unsigned bit = 0; bit < 8; bit += 7) {
+            s.file[cases[i].off] ^= (uint8_t)(1u << bit);
+            size_t written = read_damaged(&s, s.file, s.file_len);
+            s.file[cases[i].off] ^= (uint8_t)(1u << bit);
+            if (cases[i].nothing_written)
+                assert_int_equal(written, 0);
+        }
+    }
+    sample_free(&s);
+}
+
+/* Bytes after the FINAL chunk are refused too. */
+static void test_tamper_append(void **state)
+{
+    struct sample s;
+    (void)state;
+    sample_make(&s, 70000);
+    size_t last = 128 + s.env_len + 65536 + 17; /* start of the final chunk */
+    uint8_t *p = sm_malloc(s.file_len * 2);
+    memcpy(p, s.file, s.file_len);
+    read_damaged(&s, p, s.file_len + 1);                        /* one zero byte */
+    memcpy(p + s.file_len, s.file + last, s.file_len - last); /* the final chunk again */
+    read_damaged(&s, p, s.file_len + (s.file_len - last));
+    free(p);
+    sample_free(&s);
+}
+
+/* Every single byte of a small file is covered. */
+static void test_tamper_every_byte(void **state)
+{
+    struct sample s;
+    (void)state;
+    sample_make(&s, 300);
+    for (size_t off = 0; off < s.file_len; off++) {
+        s.file[off] ^= 0x01;
+        assert_int_equal(read_damaged(&s, s.file, s.file_len), 0);
+        s.file[off] ^= 0x01;
+    }
+    sample_free(&s);
+}
+
+static void test_truncation(void **state)
+{
+    struct sample big, small;
+    (void)state;
+    sample_make(&big, 70000);
+    sample_make(&small, 300);
+    for (size_t len = 0; len < small.file_len; len++)
+        assert_int_equal(read_damaged(&small, small.file, len), 0);
+    size_t c2 = 128 + big.env_len + 65536 + 17;
+    const size_t cuts[] = {c2, c2 + 3, c2 + 4, c2 + 5, big.file_len - 17, big.file_len - 16,
+                           big.file_len - 1};
+    /* the length check refuses every cut before any plaintext is written */
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++)
+        assert_int_equal(read_damaged(&big, big.file, cuts[i]), 0);
+    for (size_t len = 0; len < big.file_len; len += 97)
+        assert_int_equal(read_damaged(&big, big.file, len), 0);
+    sample_free(&big);
+    sample_free(&small);
+}
+
+/* ---- crash leftovers, the group commit, failures ------------------------ */
+
+static void test_leftover_tmp(void **state)
+{
+    char dir[128], path[256], held[256];
+    (void)state;
+    new_dir(dir, sizeof dir, "lo");
+    struct spool *sp = open_spool(dir, 4); /* creates dir/incoming */
+    spool_close(&sp);
+
+    snprintf(path, sizeof path, "%s/incoming/.tmp-0123456789abcdef", dir);
+    write_file(path, (const uint8_t *)"junk", 4);
+    /* a file another live process is still writing: locked, must survive */
+    snprintf(held, sizeof held, "%s/incoming/.tmp-fedcba9876543210", dir);
+    write_file(held, (const uint8_t *)"busy", 4);
+    int fd = open(held, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX), 0);
+
+    sp = open_spool(dir, 4);
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(access(held, F_OK), 0);
+    spool_close(&sp);
+    close(fd);
+}
+
+static void test_batch(void **state)
+{
+    static const struct {
+        const char *label;
+        int writers;
+        unsigned batch;
+        size_t size;
+    } cases[] = {
+        {"50 writers, one batch of up to 256", 50, 256, 4096},
+        {"50 writers, batches of 7", 50, 7, 4096},
+        {"20 multi-chunk writers", 20, 64, 70000},
+        {"a single writer", 1, 1, 10},
+    };
+    (void)state;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char dir[128];
+        const char *error = NULL;
+        int n = cases[c].writers, ok = 0;
+        struct result *r = sm_calloc((size_t)n, sizeof *r);
+        struct spool_writer **w = sm_calloc((size_t)n, sizeof *w);
+        struct list_acc acc = {0};
+        uint8_t *msg = make_message(cases[c].size);
+
+        print_message("case: %s\n", cases[c].label);
+        new_dir(dir, sizeof dir, "batch");
+        struct spool *sp = open_spool(dir, cases[c].batch);
+        for (int i = 0; i < n; i++) { /* all open at once, interleaved writes */
+            w[i] = spool_writer_new(sp, &test_env, &error);
+            assert_non_null(w[i]);
+        }
+        for (size_t off = 0; off < cases[c].size; off += 1000)
+            for (int i = 0; i < n; i++) {
+                size_t k = cases[c].size - off < 1000 ? cases[c].size - off : 1000;
+                assert_int_equal(spool_writer_write(w[i], msg + off, k, &error), 0);
+            }
+        for (int i = 0; i < n; i++)
+            spool_writer_commit(w[i], on_commit, &r[i]);
+        int calls = 0;
+        while (calls < n) {
+            event_base_loop(base, EVLOOP_ONCE);
+            calls = 0;
+            for (int i = 0; i < n; i++)
+                calls += r[i].calls;
+        }
+        for (int i = 0; i < n; i++) {
+            assert_int_equal(r[i].calls, 1);
+            ok += r[i].ok;
+        }
+        assert_int_equal(ok, n);
+        assert_int_equal(spool_list(dir, list_fn, &acc, &error), n);
+        for (int i = 1; i < n && i < 64; i++) /* distinct ids, in commit order */
+            assert_true(strcmp(acc.ids[i - 1], acc.ids[i]) < 0);
+        spool_close(&sp);
+        free(msg);
+        free(w);
+        free(r);
+    }
+}
+
+/* spool_close finishes pending commits and runs their callbacks. */
+static void test_close_drains(void **state)
+{
+    char dir[128];
+    const char *error = NULL;
+    struct result r[10] = {{0}};
+    (void)state;
+    new_dir(dir, sizeof dir, "drain");
+    struct spool *sp = open_spool(dir, 3);
+    for (int i = 0; i < 10; i++) {
+        struct spool_writer *w = spool_writer_new(sp, &test_env, &error);
+        assert_non_null(w);
+        assert_int_equal(spool_writer_write(w, "hello\r\n", 7, &error), 0);
+        spool_writer_commit(w, on_commit, &r[i]);
+    }
+    spool_close(&sp);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(r[i].calls, 1);
+        assert_true(r[i].ok);
+    }
+    struct list_acc acc = {0};
+    assert_int_equal(spool_list(dir, list_fn, &acc, &error), 10);
+}
+
+/* A commit that cannot complete reports ok=false and leaves no file. */
+static void test_commit_failure(void **state)
+{
+    char dir[128], path[256];
+    const char *error = NULL;
+    struct result r1 = {0}, r2 = {0};
+    struct list_acc acc = {0};
+    (void)state;
+    new_dir(dir, sizeof dir, "fail");
+    struct spool *sp = open_spool(dir, 8);
+
+    /* the temporary file vanished: the rename fails */
+    struct spool_writer *w1 = spool_writer_new(sp, &test_env, &error);
+    snprintf(path, sizeof path, "%s/incoming/.tmp-%s", dir, spool_writer_id(w1));
+    assert_int_equal(unlink(path), 0);
+    spool_writer_commit(w1, on_commit, &r1);
+    /* the id is taken (another process): never replaced */
+    struct spool_writer *w2 = spool_writer_new(sp, &test_env, &error);
+    message_path(path, sizeof path, dir, spool_writer_id(w2));
+    write_file(path, (const uint8_t *)"other", 5);
+    spool_writer_commit(w2, on_commit, &r2);
+    wait_count(&r1.calls, 1);
+    wait_count(&r2.calls, 1);
+    assert_false(r1.ok);
+    assert_false(r2.ok);
+    spool_close(&sp);
+
+    size_t len;
+    uint8_t *p = read_file(path, &len);
+    assert_int_equal(len, 5);
+    assert_memory_equal(p, "other", 5);
+    free(p);
+    assert_int_equal(spool_list(dir, list_fn, &acc, &error), 1); /* only "other" */
+}
+
+static void test_abort(void **state)
+{
+    char dir[128], path[256];
+    const char *error = NULL;
+    (void)state;
+    new_dir(dir, sizeof dir, "abort");
+    struct spool *sp = open_spool(dir, 8);
+    struct spool_writer *w = spool_writer_new(sp, &test_env, &error);
+    assert_int_equal(spool_writer_write(w, "data", 4, &error), 0);
+    snprintf(path, sizeof path, "%s/incoming/.tmp-%s", dir, spool_writer_id(w));
+    assert_int_equal(access(path, F_OK), 0);
+    spool_writer_abort(&w);
+    assert_null(w);
+    spool_writer_abort(&w); /* accepts NULL */
+    assert_int_equal(access(path, F_OK), -1);
+    spool_close(&sp);
+    spool_close(&sp); /* accepts NULL */
+}
+
+/* ---- hostile files and bad arguments ------------------------------------- */
+
+static void b_u32(struct sm_buf *b, uint32_t v)
+{
+    uint8_t p[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    sm_buf_append(b, p, 4);
+}
+
+static void b_str(struct sm_buf *b, const char *s, size_t len)
+{
+    b_u32(b, (uint32_t)len);
+    sm_buf_append(b, s, len);
+}
+
+enum hostile {
+    H_GOOD, H_BAD_MAGIC, H_SHORT_MAGIC, H_HUGE_ENV_LEN, H_ENV_LEN_PAST_EOF, H_HUGE_STR,
+    H_STR_PAST_ENV, H_NUL_IN_STR, H_ZERO_RCPTS, H_HUGE_RCPTS, H_RCPTS_PAST_ENV, H_BAD_FLAGS,
+    H_TRAILING_BYTE, H_NO_KEYS,
+};
+
+/* A spool file with a crafted envelope (the key material is zeros). */
+static void build_hostile(enum hostile h, struct sm_buf *f)
+{
+    struct sm_buf e;
+    sm_buf_init(&e, 0);
+    b_str(&e, "helo", h == H_NUL_IN_STR ? 5 : 4);
+    b_str(&e, "192.0.2.1", 9);
+    b_str(&e, "a@b", 3);
+    b_str(&e, "7BIT", 4);
+    sm_buf_append(&e, h == H_BAD_FLAGS ? "\x02" : "\x00", 1);
+    sm_buf_append(&e, "\0\0\0\0\x65\x53\xf1\x00", 8);
+    b_u32(&e, h == H_ZERO_RCPTS ? 0 : h == H_HUGE_RCPTS ? 0xffffffffu
+                                  : h == H_RCPTS_PAST_ENV ? 3 : 1);
+    if (h == H_HUGE_STR)
+        b_u32(&e, 0xfffffff0u);
+    else if (h == H_STR_PAST_ENV) { /* the length claims more than is there */
+        b_u32(&e, 200);
+        sm_buf_append(&e, "x@y", 3);
+    }
+    else if (h != H_ZERO_RCPTS)
+        b_str(&e, "c@d", 3);
+    if (h == H_TRAILING_BYTE)
+        sm_buf_append(&e, "!", 1);
+
+    sm_buf_init(f, 0);
+    sm_buf_append(f, h == H_BAD_MAGIC ? "SEALSP\0\2" : "SEALSP\0\1", h == H_SHORT_MAGIC ? 5 : 8);
+    if (h != H_SHORT_MAGIC) {
+        sm_buf_append(f, "\0\0\0\0\0\0\0\0", 8);
+        b_u32(f, h == H_HUGE_ENV_LEN ? 0xffffffffu
+                 : h == H_ENV_LEN_PAST_EOF ? (uint32_t)e.len + 5000 : (uint32_t)e.len);
+        sm_buf_append(f, e.data, e.len);
+        static const uint8_t zeros[104];
+        if (h != H_NO_KEYS)
+            sm_buf_append(f, zeros, sizeof zeros);
+    }
+    sm_buf_free(&e);
+}
+
+static void test_hostile_envelopes(void **state)
+{
+    static const struct {
+        const char *label;
+        enum hostile h;
+        int expect;
+    } cases[] = {
+        {"well-formed (the builder is right)", H_GOOD, 0},
+        {"bad magic/version", H_BAD_MAGIC, -1},
+        {"file shorter than the magic", H_SHORT_MAGIC, -1},
+        {"envelope length 4 GiB", H_HUGE_ENV_LEN, -1},
+        {"envelope length past end of file", H_ENV_LEN_PAST_EOF, -1},
+        {"string length 4 GiB", H_HUGE_STR, -1},
+        {"string past the envelope", H_STR_PAST_ENV, -1},
+        {"NUL inside a string", H_NUL_IN_STR, -1},
+        {"no recipients", H_ZERO_RCPTS, -1},
+        {"4 billion recipients", H_HUGE_RCPTS, -1},
+        {"more recipients than bytes", H_RCPTS_PAST_ENV, -1},
+        {"unknown flags", H_BAD_FLAGS, -1},
+        {"a byte after the last field", H_TRAILING_BYTE, -1},
+        {"key material missing", H_NO_KEYS, -1},
+    };
+    static const char id[] = "00000000000000aa";
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char dir[128];
+        struct sm_buf f;
+        struct spool_envelope env;
+        const char *error = NULL;
+        uint8_t *out;
+        size_t out_len;
+
+        print_message("case: %s\n", cases[i].label);
+        new_dir(dir, sizeof dir, "hostile");
+        build_hostile(cases[i].h, &f);
+        put_copy(dir, id, (const uint8_t *)f.data, f.len);
+        int r = spool_read_envelope(dir, id, &env, &error);
+        assert_int_equal(r, cases[i].expect);
+        if (r == 0) {
+            assert_string_equal(env.helo, "helo");
+            assert_int_equal(env.n_rcpts, 1);
+            assert_string_equal(env.rcpts[0], "c@d");
+            spool_envelope_free(&env);
+        } else {
+            assert_non_null(error);
+        }
+        assert_int_equal(read_body(dir, id, pk, sk, &out, &out_len), -1);
+        assert_int_equal(out_len, 0);
+        free(out);
+        sm_buf_free(&f);
+    }
+}
+
+static void test_writer_bounds(void **state)
+{
+    char dir[128], long_helo[5000];
+    const char *error = NULL;
+    struct spool_envelope env = test_env;
+    (void)state;
+    new_dir(dir, sizeof dir, "bounds");
+    struct spool *sp = open_spool(dir, 8);
+
+    env.n_rcpts = 0;
+    assert_null(spool_writer_new(sp, &env, &error));
+    assert_non_null(error);
+    env = test_env;
+    memset(long_helo, 'h', sizeof long_helo - 1);
+    long_helo[sizeof long_helo - 1] = '\0';
+    env.helo = long_helo;
+    error = NULL;
+    assert_null(spool_writer_new(sp, &env, &error));
+    assert_non_null(error);
+    spool_close(&sp);
+
+    struct list_acc acc = {0};
+    assert_int_equal(spool_list(dir, list_fn, &acc, &error), 0); /* nothing left behind */
+    char path[256];
+    snprintf(path, sizeof path, "%s/incoming", dir);
+    DIR *d = opendir(path);
+    int entries = 0;
+    while (readdir(d) != NULL)
+        entries++;
+    closedir(d);
+    assert_int_equal(entries, 2); /* "." and ".." only */
+}
+
+static void test_bad_ids_and_remove(void **state)
+{
+    static const char *const bad_ids[] = {
+        "", "0123", "0123456789ABCDEF", "0123456789abcdeg", "0123456789abcdef0",
+        "../../../etc/pas", ".tmp-0123456789a", "0123456789abcde/",
+    };
+    char dir[128], id[SPOOL_ID_LEN + 1];
+    const char *error;
+    struct spool_envelope env;
+    uint8_t *msg = make_message(100);
+    (void)state;
+    new_dir(dir, sizeof dir, "ids");
+    commit_message(dir, msg, 100, 100, id);
+    for (size_t i = 0; i < sizeof bad_ids / sizeof bad_ids[0]; i++) {
+        error = NULL;
+        assert_int_equal(spool_read_envelope(dir, bad_ids[i], &env, &error), -1);
+        assert_non_null(error);
+        assert_int_equal(spool_remove(dir, bad_ids[i], &error), -1);
+    }
+    assert_int_equal(spool_read_envelope(dir, "ffffffffffffffff", &env, &error), -1);
+    assert_int_equal(spool_remove(dir, id, &error), 0);
+    assert_int_equal(spool_remove(dir, id, &error), -1);
+    struct list_acc acc = {0};
+    assert_int_equal(spool_list(dir, list_fn, &acc, &error), 0);
+    free(msg);
+}
+
+static void test_offline(void **state)
+{
+    char dir[128], id[SPOOL_ID_LEN + 1];
+    const char *error = NULL;
+    uint8_t *msg = make_message(10);
+    (void)state;
+    new_dir(dir, sizeof dir, "offline");
+    assert_null(spool_open(dir, pk, NULL, 8, &error)); /* offline never creates */
+    assert_non_null(error);
+    commit_message(dir, msg, 10, 10, id);
+    struct spool *sp = spool_open(dir, pk, NULL, 8, &error);
+    assert_non_null(sp);
+    error = NULL;
+    assert_null(spool_writer_new(sp, &test_env, &error));
+    assert_non_null(error);
+    spool_close(&sp);
+    struct list_acc acc = {0};
+    assert_int_equal(spool_list(dir, list_fn, &acc, &error), 1);
+    char missing[160];
+    snprintf(missing, sizeof missing, "%s/nope", root);
+    assert_int_equal(spool_list(missing, list_fn, &acc, &error), -1);
+    free(msg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_wrong_key),
+        cmocka_unit_test(test_no_plaintext),
+        cmocka_unit_test(test_tamper_classes),
+        cmocka_unit_test(test_tamper_append),
+        cmocka_unit_test(test_tamper_every_byte),
+        cmocka_unit_test(test_truncation),
+        cmocka_unit_test(test_leftover_tmp),
+        cmocka_unit_test(test_batch),
+        cmocka_unit_test(test_close_drains),
+        cmocka_unit_test(test_commit_failure),
+        cmocka_unit_test(test_abort),
+        cmocka_unit_test(test_hostile_envelopes),
+        cmocka_unit_test(test_writer_bounds),
+        cmocka_unit_test(test_bad_ids_and_remove),
+        cmocka_unit_test(test_offline),
+    };
+    log_init("test-spool", false, LOG_LEVEL_ERROR);
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
