@@ -57,6 +57,7 @@ static int load_config(struct sm_config *cfg, const char *path)
     if ((path != NULL && config_load(cfg, path, err, sizeof err) < 0) ||
         config_finish(cfg, err, sizeof err) < 0) {
         fprintf(stderr, "sealmail: %s\n", err);
+        config_free(cfg);
         return -1;
     }
     log_set_anonymise(cfg->log_anonymise_ip);
@@ -79,7 +80,10 @@ int main(int argc, char **argv)
         return i >= argc ? 2 : 0;
     }
     if (strcmp(argv[i], "version") == 0 || strcmp(argv[i], "--version") == 0) {
-        printf("sealmail %s\n", SEALMAIL_VERSION);
+        if (i + 1 < argc && (strcmp(argv[i + 1], "--help") == 0 || strcmp(argv[i + 1], "-h") == 0))
+            printf("usage: sealmail version\n\nPrint the version of sealmail.\n");
+        else
+            printf("sealmail %s\n", SEALMAIL_VERSION);
         return 0;
     }
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++) {
