@@ -92,7 +92,7 @@ $(FUZZ)/build.ninja:
 
 fuzz: deps-test $(FUZZ)/build.ninja
 	ninja -C $(FUZZ) >/dev/null
-	@for h in $(FUZZ)/tests/fuzz/fuzz-*; do \
+	@for h in $$(find $(FUZZ)/tests/fuzz -maxdepth 1 -type f -perm -u+x -name 'fuzz-*' | sort); do \
 	  name=$$(basename $$h); corpus=tests/fuzz/corpus-$$name; mkdir -p $$corpus; \
 	  echo "fuzzing $$name for $(FUZZ_SECONDS)s"; \
 	  $$h -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/$$name.dict \
