@@ -61,6 +61,7 @@ struct master {
     struct child children[MAX_CHILDREN];
     struct event *sig_ev[4];
     struct event *kill_ev;
+    struct respawn *respawns;   /* restarts waiting for their back-off */
     bool stopping;
 };
 
@@ -210,11 +211,22 @@ static void master_spawn_all(struct master *m)
 /* ---- supervision ------------------------------------------------------ */
 
 struct respawn {
+    struct respawn *next;
     struct master *m;
     const char *role;
     unsigned slot, crashes;
     struct event *ev;
 };
+
+static void respawn_free(struct respawn *r)
+{
+    struct respawn **pp = &r->m->respawns;
+    while (*pp != r)
+        pp = &(*pp)->next;
+    *pp = r->next;
+    event_free(r->ev);
+    free(r);
+}
 
 static void master_respawn_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -222,8 +234,7 @@ static void master_respawn_cb(evutil_socket_t fd, short what, void *arg)
     struct respawn *r = arg;
     if (!r->m->stopping)
         master_spawn(r->m, r->role, r->slot, r->crashes);
-    event_free(r->ev);
-    free(r);
+    respawn_free(r);
 }
 
 /* A child died without being asked to: restart it, slower each time it
@@ -235,7 +246,8 @@ static void master_schedule_restart(struct master *m, const struct child *c)
     if (delay > RESTART_BACKOFF_MAX)
         delay = RESTART_BACKOFF_MAX;
     struct respawn *r = sm_malloc(sizeof *r);
-    *r = (struct respawn){m, c->role, c->slot, crashes, NULL};
+    *r = (struct respawn){m->respawns, m, c->role, c->slot, crashes, NULL};
+    m->respawns = r;
     r->ev = evtimer_new(m->base, master_respawn_cb, r);
     struct timeval tv = {delay, 0};
     evtimer_add(r->ev, &tv);
@@ -365,6 +377,8 @@ static int master_open_listeners(struct master *m, char *err, size_t errlen)
 
 static void master_cleanup(struct master *m)
 {
+    while (m->respawns != NULL)
+        respawn_free(m->respawns);
     for (size_t i = 0; i < MAX_CHILDREN; i++)
         if (m->children[i].pid > 0 || m->children[i].ev != NULL)
             child_release(&m->children[i]);

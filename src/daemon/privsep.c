@@ -7,6 +7,7 @@
 
 #include <grp.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,5 +129,6 @@ void privsep_role_config(const struct role_args *ra, struct sm_config *cfg)
         fatalx("%s", err);
     log_level_parse(cfg->log_level, &level);
     log_init(ra->role, cfg->log_syslog, level);
+    signal(SIGPIPE, SIG_IGN); /* a peer that went away is an I/O error, not a signal */
     log_set_anonymise(cfg->log_anonymise_ip);
 }

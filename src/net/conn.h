@@ -11,7 +11,8 @@
  *   CONN_CLOSED   the peer closed, or conn_close() finished flushing;
  *   CONN_ERROR    a socket or TLS error.
  * After CONN_CLOSED, CONN_TIMEOUT or CONN_ERROR the owner must free the
- * connection (it gets no further events). */
+ * connection (it gets no further events); it must not free it while
+ * handling CONN_DATAIN or CONN_DRAINED (conn_close() is the way out). */
 #ifndef SM_CONN_H
 #define SM_CONN_H
 
