@@ -11,7 +11,9 @@ Every wait is bounded: sockets carry a timeout, every loop has a deadline.
 Nothing asserts how long something took.
 
 Run:  cd tests/e2e && SEALMAIL_BIN=/path/to/sealmail python3 -m pytest -q .
-Set SEALMAIL_E2E_KEEP=1 to keep the data directories and logs afterwards.
+Data directories and logs live under /tmp/sealmail-e2e-*; they are removed
+after a clean run and kept (path printed) when a test failed or when
+SEALMAIL_E2E_KEEP=1 is set.
 """
 import atexit
 import os
@@ -320,6 +322,8 @@ def run_cli(*args, config=None, ok=True, timeout=120, cwd=None):
 # a server under test
 
 _LIVE = set()   # every server still running, killed at exit if pytest dies
+_FAILURES = []  # failed tests: their files are kept for a post-mortem
+_KEPT = []      # work directories left in place
 
 
 def _kill_leftovers():
@@ -342,7 +346,7 @@ class Server:
         self.smtp_port, self.smtps_port, self.submission_port = free_ports(3)
         self.proc = None
         self.pgid = None
-        self.log_checked = 0
+        self.finished = False
         self.write_config(overrides or {})
 
     # -- configuration
@@ -409,6 +413,7 @@ class Server:
     # -- process control
     def start(self, add_domain=True):
         assert self.proc is None or self.proc.poll() is not None
+        self.finished = False
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
@@ -551,9 +556,23 @@ class Server:
 
     def finish(self):
         """Teardown: stop, require exit 0 and a clean log."""
+        if self.finished:
+            return
+        self.finished = True
         rc = self.stop()
         self.check_log()
         assert rc == 0, f"serve exited with {rc} after SIGTERM:\n{self.log_tail()}"
+
+    def expect_clean_exit(self, timeout=STOP_TIMEOUT):
+        """For a test that stopped the server itself: wait for the master,
+        then require exit 0, no children left and a clean log (once: the
+        teardown does not check again)."""
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"serve still running {timeout}s after SIGTERM:\n{self.log_tail()}")
+        self.finish()
+        assert rc == 0
 
 
 # --------------------------------------------------------------------------
@@ -570,10 +589,10 @@ def workroot():
     root = tempfile.mkdtemp(prefix="sealmail-e2e-", dir="/tmp")
     os.chmod(root, 0o755)
     yield Path(root)
-    if not os.environ.get("SEALMAIL_E2E_KEEP"):
-        shutil.rmtree(root, ignore_errors=True)
+    if os.environ.get("SEALMAIL_E2E_KEEP") or _FAILURES:
+        _KEPT.append(root)
     else:
-        print(f"\nsealmail e2e files kept in {root}")
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _register(request, srv):
@@ -642,5 +661,11 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     if rep.failed:
+        _FAILURES.append(item.nodeid)
         for srv in getattr(item, "_sealmail_servers", []):
             rep.sections.append((f"sealmail log {srv.log_path}", srv.log_tail(80)))
+
+
+def pytest_terminal_summary(terminalreporter):
+    for root in _KEPT:
+        terminalreporter.write_line(f"sealmail e2e data directories and logs kept in {root}")

@@ -3,7 +3,9 @@
 The crash test kills master and children together (SIGKILL to the process
 group) right after the last acknowledgement, restarts, and requires every
 acknowledged message back exactly once, byte for byte."""
+import stat
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -111,9 +113,28 @@ def test_spool_files_contain_no_plaintext(server):
         c.ehlo()
         queue_id = c.send_message(body)
         c.quit()
-    assert (server.data / "spool" / "incoming" / queue_id).is_file()
+    path = server.data / "spool" / "incoming" / queue_id
+    assert path.is_file()
+    assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, "spool file readable by others"
     assert_no_plaintext(server, [mark.encode(), b"4111 1111 1111 1111"])
     assert server.stored_body(queue_id)[1] == body
+
+
+def test_message_being_received_is_not_on_disk_in_clear(server):
+    mark = "INFLIGHT-CANARY-" + uuid.uuid4().hex
+    line = (mark + " ").encode() * 20 + b"\r\n"
+    with SMTPConn(server.smtp_port) as c:
+        c.ehlo()
+        c.envelope([f"inflight@{DOMAIN}"])
+        assert c.cmd("DATA").code == 354
+        c.send(b"Subject: " + mark.encode() + b"\r\n\r\n" + line * 400)   # ~300 KB, no end yet
+        time.sleep(1)   # let the server take the bytes in (no reply can tell us)
+        for path in server.spool_files():
+            assert mark.encode() not in path.read_bytes(), f"plaintext in {path}"
+        c.send(b".\r\n")
+        queue_id = c.reply().queue_id
+    assert_no_plaintext(server, [mark.encode()])
+    assert server.stored_body(queue_id)[1].count(mark.encode()) == 20 * 400 + 1
 
 
 def test_queue_show_with_a_wrong_key_reveals_nothing(server, make_server):

@@ -4,7 +4,7 @@ import threading
 import uuid
 
 from conftest import (DOMAIN, HELO, HOSTNAME, IO_TIMEOUT, SENDER, SMTPConn, dot_stuff,
-                      make_message, received_protocol, split_received)
+                      make_message, received_protocol, split_received, wait_until)
 
 EHLO_KEYWORDS = {"PIPELINING", "SIZE 26214400", "ENHANCEDSTATUSCODES", "8BITMIME",
                  "SMTPUTF8", "CHUNKING"}
@@ -257,7 +257,8 @@ def test_relay_is_refused(server):
     with SMTPConn(server.smtp_port) as c:
         c.ehlo()
         assert c.cmd(f"MAIL FROM:<{SENDER}>").code == 250
-        for rcpt in ["victim@elsewhere.test", f"x@sub.{DOMAIN}", f"x@{DOMAIN}.evil.test"]:
+        for rcpt in ["victim@elsewhere.test", f"x@sub.{DOMAIN}", f"x@{DOMAIN}.evil.test",
+                     "x@[127.0.0.1]", "x@[IPv6:::1]"]:
             r = c.cmd(f"RCPT TO:<{rcpt}>")
             assert r.last.startswith("550 5.7.1 "), (rcpt, r)
         # tricks that hide a foreign domain behind the hosted one
@@ -349,3 +350,55 @@ def test_fifty_clients_at_once(server):
     for i in (0, n // 2, n - 1):
         queue_id, body = results[i]
         assert server.stored_body(queue_id)[1] == body
+
+
+def test_deep_pipelining_while_not_reading(server):
+    """20000 pipelined commands from a client that reads nothing until it
+    has sent them all: every one is answered, in order, none is lost."""
+    n = 20000
+    with SMTPConn(server.smtp_port) as c:
+        c.ehlo()
+        sent = []
+        sender = threading.Thread(target=lambda: sent.append(c.sock.sendall(b"NOOP\r\n" * n)),
+                                  daemon=True)
+        sender.start()
+        for i in range(n):
+            r = c.reply()
+            assert r.last.startswith("250 2.0.0"), (i, r)
+        sender.join(60)
+        assert sent == [None], "the client could not send its commands"
+        c.noop_ok()
+        c.quit()
+
+
+def test_invalid_utf8_address_is_refused(server):
+    with SMTPConn(server.smtp_port) as c:
+        c.ehlo()
+        assert c.cmd(f"MAIL FROM:<{SENDER}> SMTPUTF8").code == 250
+        for raw in (b"\xff\xfe@" + DOMAIN.encode(), b"ok\xc3@" + DOMAIN.encode(),
+                    b"a\xc0\xaf@" + DOMAIN.encode()):
+            c.send(b"RCPT TO:<" + raw + b">\r\n")
+            r = c.reply()
+            assert r.code in (501, 553), (raw, r)
+        c.noop_ok()
+        c.quit()
+
+
+def test_domains_added_and_removed_while_serving(make_server):
+    server = make_server()
+    extra = "second.test"
+
+    def rcpt_code(domain):
+        with SMTPConn(server.smtp_port) as c:
+            c.ehlo()
+            assert c.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+            code = c.cmd(f"RCPT TO:<someone@{domain}>").code
+            c.quit()
+        return code
+
+    assert rcpt_code(extra) == 550
+    server.cli("domain", "add", extra)
+    wait_until(lambda: rcpt_code(extra) == 250, 30, 0.2, f"{extra} to be accepted")
+    server.cli("domain", "remove", extra)
+    wait_until(lambda: rcpt_code(extra) == 550, 30, 0.2, f"{extra} to be refused again")
+    assert rcpt_code(DOMAIN) == 250

@@ -202,7 +202,7 @@ def test_connection_limits(make_server):
 
 
 def test_stalled_clients_are_dropped_at_command_timeout(make_server):
-    server = make_server({"smtp": {"command_timeout": "2"}})
+    server = make_server({"smtp": {"command_timeout": "2", "data_timeout": "2"}})
     idle = SMTPConn(server.smtp_port)
     idle.ehlo()
     partial = SMTPConn(server.smtp_port)
@@ -211,13 +211,47 @@ def test_stalled_clients_are_dropped_at_command_timeout(make_server):
     in_tx = SMTPConn(server.smtp_port)
     in_tx.ehlo()
     in_tx.envelope([f"x@{DOMAIN}"])
-    for c in (idle, partial, in_tx):
+    in_data = SMTPConn(server.smtp_port)
+    in_data.ehlo()
+    in_data.envelope([f"y@{DOMAIN}"])
+    assert in_data.cmd("DATA").code == 354
+    in_data.send(b"Subject: stalled in the middle\r\n\r\nhalf a messa")
+    for c in (idle, partial, in_tx, in_data):
         with c:
             r = c.reply()                       # bounded by the socket timeout
             assert r.last.startswith("421 4.4.2 "), r
             assert c.read_to_eof() == b""
-    # the server is fine
+    # nothing was queued, and the server is fine
+    assert server.queue_list() == []
     with SMTPConn(server.smtp_port) as c:
+        c.ehlo()
+        c.noop_ok()
+        c.quit()
+
+
+def test_garbage_commands_then_noop(srv):
+    with SMTPConn(srv.smtp_port) as c:
+        c.ehlo()
+        for garbage in (b"\x00\xff\xfe\x01 junk", b" ", b"\x1b[2J\x07"):
+            c.send(garbage + b"\r\n")
+            r = c.reply()
+            assert r.last.startswith("500 5.5.2"), (garbage, r)
+        c.noop_ok()
+        c.quit()
+
+
+def test_unparsable_bdat_size_ends_the_session(srv):
+    """Without a valid size the chunk cannot be skipped: refuse and close,
+    never read the following bytes as commands."""
+    with SMTPConn(srv.smtp_port) as c:
+        c.ehlo()
+        c.send(b"BDAT 99999999999999999999999\r\nNOOP\r\n")
+        r = c.reply()
+        assert r.code == 501, r
+        rest = c.read_to_eof()
+        assert b"250" not in rest, rest
+        assert rest == b"" or rest.startswith(b"421 "), rest
+    with SMTPConn(srv.smtp_port) as c:
         c.ehlo()
         c.noop_ok()
         c.quit()
