@@ -1,11 +1,32 @@
 /* domain.c — `sealmail domain add|list|remove`: the hosted domains.
- * A running smtpd notices changes within a second (it polls the
- * directory's version), so no reload is needed. */
+ *
+ * Mail is accepted only for hosted domains (no open relay).  The command
+ * opens the existing directory database and never creates it: `sealmail
+ * init` does that and gives it to the service user, which a database
+ * created here by root would not be.  A running smtpd notices changes by
+ * polling directory_version(), so no reload is needed.  Names are printed
+ * in their stored form (lowercase, no trailing dot). */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "store/directory.h"
+
+enum domain_op { OP_NONE, OP_ADD, OP_LIST, OP_REMOVE };
+
+static int domain_usage(FILE *out, int status)
+{
+    fprintf(out, "usage: sealmail [--config FILE] domain add NAME\n"
+                 "       sealmail [--config FILE] domain remove NAME\n"
+                 "       sealmail [--config FILE] domain list\n"
+                 "\n"
+                 "Mail is accepted only for hosted domains; any other recipient domain is\n"
+                 "refused at RCPT (no open relay).  Names are ASCII letters, digits and\n"
+                 "hyphens in dot-separated labels (use the A-label form, xn--..., for\n"
+                 "internationalised names); they are stored in lowercase.\n"
+                 "Changes reach a running server within a second.\n");
+    return status;
+}
 
 static void print_domain(void *arg, const char *domain)
 {
@@ -13,39 +34,51 @@ static void print_domain(void *arg, const char *domain)
     printf("%s\n", domain);
 }
 
-static int domain_usage(FILE *out, int status)
+static enum domain_op parse_op(int argc, char **argv)
 {
-    fprintf(out, "usage: sealmail [--config FILE] domain add NAME\n"
-                 "       sealmail [--config FILE] domain remove NAME\n"
-                 "       sealmail [--config FILE] domain list\n\n"
-                 "Mail is accepted only for hosted domains; any other recipient domain is\n"
-                 "refused at RCPT with 550 5.7.1 (no open relay).  Names are stored in\n"
-                 "lowercase ASCII (use the A-label form, xn--..., for internationalised names).\n");
-    return status;
+    if (argc == 2 && strcmp(argv[1], "list") == 0)
+        return OP_LIST;
+    if (argc == 3 && strcmp(argv[1], "add") == 0)
+        return OP_ADD;
+    if (argc == 3 && strcmp(argv[1], "remove") == 0)
+        return OP_REMOVE;
+    return OP_NONE;
+}
+
+static int run_op(struct directory *dir, enum domain_op op, const char *arg)
+{
+    char name[DIRECTORY_DOMAIN_MAX + 1];
+    const char *why;
+
+    if (op == OP_LIST)
+        return directory_domain_list(dir, print_domain, NULL) < 0 ? -1 : 0;
+    int r = op == OP_ADD ? directory_domain_add(dir, arg) : directory_domain_remove(dir, arg);
+    if (r == 0 && directory_domain_normalise(arg, name, &why) == 0)
+        printf("%s %s\n", op == OP_ADD ? "added" : "removed", name);
+    return r;
 }
 
 int cli_domain(int argc, char **argv, const struct cli_ctx *ctx)
 {
+    const char *error;
+
     if (cli_wants_help(argc, argv))
         return domain_usage(stdout, 0);
-    bool list = argc == 2 && strcmp(argv[1], "list") == 0;
-    bool add = argc == 3 && strcmp(argv[1], "add") == 0;
-    bool remove = argc == 3 && strcmp(argv[1], "remove") == 0;
-    if (!list && !add && !remove)
+    enum domain_op op = parse_op(argc, argv);
+    if (op == OP_NONE)
         return domain_usage(stderr, 2);
-    const char *error;
-    struct directory *dir = directory_open(ctx->cfg->data_dir, add, &error);
+    struct directory *dir = directory_open(ctx->cfg->data_dir, false, &error);
     if (dir == NULL) {
         fprintf(stderr, "sealmail domain: %s\n", error);
         return 1;
     }
-    int r = list ? directory_domain_list(dir, print_domain, NULL)
-          : add  ? directory_domain_add(dir, argv[2])
-                 : directory_domain_remove(dir, argv[2]);
+    int r = run_op(dir, op, op == OP_LIST ? NULL : argv[2]);
     if (r < 0)
         fprintf(stderr, "sealmail domain: %s\n", directory_error(dir));
-    else if (!list)
-        printf("%s %s\n", add ? "added" : "removed", argv[2]);
     directory_close(&dir);
+    if (fflush(stdout) != 0) {
+        perror("sealmail domain: stdout");
+        return 1;
+    }
     return r < 0 ? 1 : 0;
 }

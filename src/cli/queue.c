@@ -1,30 +1,70 @@
 /* queue.c — `sealmail queue list|show`: the spooled messages.
  *
- * Listing and envelopes need no secret (the envelope is stored in clear);
- * the message body needs the spool secret key, which only queued holds,
- * so `show --key PATH` is for an operator who has it. */
+ * Listing and envelopes need no secret: the envelope is stored in clear.
+ * The message itself needs the spool secret key, which only queued holds,
+ * so `show --key PATH` is for an operator who has it; the public key is
+ * derived from that secret, so a copy of the key file works anywhere.
+ * The body is written only as the spool authenticates it (see spool.h):
+ * a damaged or foreign file ends in an error, never in wrong content.
+ *
+ * Envelope fields come from files an attacker may have planted, so
+ * control characters are printed escaped (\xNN); UTF-8 text (SMTPUTF8
+ * addresses) passes through.  The message body is printed as stored. */
 #include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "crypto/seal.h"
 #include "daemon/keys.h"
 #include "store/spool.h"
+
+static int queue_usage(FILE *out, int status)
+{
+    fprintf(out, "usage: sealmail [--config FILE] queue list\n"
+                 "       sealmail [--config FILE] queue show ID [--key SPOOL_SECRET_KEY]\n"
+                 "\n"
+                 "list  one line per spooled message: queue id, time received (UTC),\n"
+                 "      size in bytes, sender, number of recipients.\n"
+                 "show  the envelope of one message; with --key (data_dir/keys/spool.key,\n"
+                 "      readable by its owner only) also the decrypted message, after a\n"
+                 "      blank line.\n");
+    return status;
+}
+
+/* Print at most max bytes of untrusted text to out with C0/C1 controls,
+ * DEL and backslash escaped. */
+static void put_safe(FILE *out, const char *s, size_t max)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t n = 0; *p != '\0' && n < max; p++, n++) {
+        bool c1 = p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f; /* U+0080..U+009F */
+        if (*p < 0x20 || *p == 0x7f || *p == '\\' || c1) {
+            fprintf(out, "\\x%02x", *p);
+            if (c1)
+                fprintf(out, "\\x%02x", *++p);
+        } else {
+            putc(*p, out);
+        }
+    }
+}
+
+static void format_time(int64_t t, char out[32])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (gmtime_r(&tt, &tm) == NULL || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, 32, "@%" PRId64, t);
+}
 
 struct list_ctx {
     const char *dir;
     int failures;
 };
-
-static void format_time(int64_t t, char *out, size_t len)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 static void list_one(void *arg, const char *id)
 {
@@ -32,83 +72,141 @@ static void list_one(void *arg, const char *id)
     struct spool_envelope env;
     const char *error;
     char when[32];
+
     if (spool_read_envelope(lc->dir, id, &env, &error) < 0) {
         fprintf(stderr, "sealmail queue: %s: %s\n", id, error);
         lc->failures++;
         return;
     }
-    format_time(env.received, when, sizeof when);
-    printf("%s  %s  %8" PRIu64 "  <%s>  %zu recipient%s\n", id, when, env.size, env.mail_from,
-           env.n_rcpts, env.n_rcpts == 1 ? "" : "s");
+    format_time(env.received, when);
+    printf("%s  %s  %10" PRIu64 "  <", id, when, env.size);
+    put_safe(stdout, env.mail_from, SIZE_MAX);
+    printf(">  %zu\n", env.n_rcpts);
     spool_envelope_free(&env);
 }
 
-static int queue_show(const char *dir, const char *id, const char *key_path, const char *data_dir)
+static int queue_list(const char *dir)
 {
-    struct spool_envelope env;
+    struct list_ctx lc = {dir, 0};
     const char *error;
-    char when[32], err[512];
-    if (spool_read_envelope(dir, id, &env, &error) < 0) {
-        fprintf(stderr, "sealmail queue: %s: %s\n", id, error);
+    if (spool_list(dir, list_one, &lc, &error) < 0) {
+        fprintf(stderr, "sealmail queue: %s/incoming: %s\n", dir, error);
         return 1;
     }
-    format_time(env.received, when, sizeof when);
-    printf("id: %s\nreceived: %s\nclient: %s\nhelo: %s\nfrom: <%s>\n", id, when, env.client,
-           env.helo, env.mail_from);
-    for (size_t i = 0; i < env.n_rcpts; i++)
-        printf("to: <%s>\n", env.rcpts[i]);
-    printf("body: %s\nsmtputf8: %s\nsize: %" PRIu64 "\n", env.body_type,
-           env.smtputf8 ? "yes" : "no", env.size);
-    spool_envelope_free(&env);
-    if (key_path == NULL)
-        return 0;
-    uint8_t pk[SPOOL_PK_BYTES], *sk = NULL;
-    if (keys_spool_public(data_dir, pk, err, sizeof err) < 0 ||
-        keys_read_secret(key_path, &sk, err, sizeof err) < 0) {
-        fprintf(stderr, "sealmail queue: %s\n", err);
+    return lc.failures > 0 ? 1 : 0;
+}
+
+static void print_field(const char *name, const char *value, bool brackets)
+{
+    printf("%s: %s", name, brackets ? "<" : "");
+    put_safe(stdout, value, SIZE_MAX);
+    printf("%s\n", brackets ? ">" : "");
+}
+
+static void print_envelope(const char *id, const struct spool_envelope *env)
+{
+    char when[32];
+    format_time(env->received, when);
+    printf("id: %s\n", id);
+    print_field("helo", env->helo, false);
+    print_field("client", env->client, false);
+    print_field("from", env->mail_from, true);
+    for (size_t i = 0; i < env->n_rcpts; i++)
+        print_field("rcpt", env->rcpts[i], true);
+    print_field("body", env->body_type, false);
+    printf("smtputf8: %s\nsize: %" PRIu64 "\nreceived: %s\n", env->smtputf8 ? "yes" : "no",
+           env->size, when);
+}
+
+/* The decrypted message after a blank line, straight to stdout. */
+static int show_body(const char *dir, const char *id, const uint8_t *sk)
+{
+    uint8_t pk[SPOOL_PK_BYTES];
+    const char *error;
+
+    if (seal_public_from_secret(pk, sk) < 0) {
+        fprintf(stderr, "sealmail queue: the key is not a usable X25519 secret key\n");
         return 1;
     }
     printf("\n");
-    fflush(stdout);
-    int r = spool_read_body(dir, id, pk, sk, STDOUT_FILENO, &error);
-    keys_secret_free(&sk);
-    if (r < 0) {
+    if (fflush(stdout) != 0) {
+        perror("sealmail queue: stdout");
+        return 1;
+    }
+    if (spool_read_body(dir, id, pk, sk, STDOUT_FILENO, &error) < 0) {
         fprintf(stderr, "sealmail queue: %s: %s\n", id, error);
         return 1;
     }
     return 0;
 }
 
-static int queue_usage(FILE *out, int status)
+static int queue_show(const char *dir, const char *id, const char *key_path)
 {
-    fprintf(out, "usage: sealmail [--config FILE] queue list\n"
-                 "       sealmail [--config FILE] queue show ID [--key SPOOL_SECRET_KEY]\n\n"
-                 "list: one line per spooled message: id, time received (UTC), size,\n"
-                 "      sender, number of recipients.\n"
-                 "show: the envelope of one message; with --key (data_dir/keys/spool.key,\n"
-                 "      readable by root only) also the decrypted message after a blank line.\n");
+    struct spool_envelope env;
+    const char *error;
+    uint8_t *sk = NULL;
+    char err[512];
+    int status = 0;
+
+    if (key_path != NULL && keys_read_secret(key_path, &sk, err, sizeof err) < 0) {
+        fprintf(stderr, "sealmail queue: %s\n", err);
+        return 1;
+    }
+    if (spool_read_envelope(dir, id, &env, &error) < 0) {
+        fprintf(stderr, "sealmail queue: %s: %s\n", id, error);
+        keys_secret_free(&sk);
+        return 1;
+    }
+    print_envelope(id, &env);
+    spool_envelope_free(&env);
+    if (sk != NULL)
+        status = show_body(dir, id, sk);
+    keys_secret_free(&sk);
     return status;
+}
+
+/* `show ID [--key PATH | --key=PATH]`, options in any position. */
+static int parse_show(int argc, char **argv, const char **id_r, const char **key_r)
+{
+    *id_r = *key_r = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--key") == 0 && i + 1 < argc && *key_r == NULL)
+            *key_r = argv[++i];
+        else if (strncmp(argv[i], "--key=", 6) == 0 && argv[i][6] != '\0' && *key_r == NULL)
+            *key_r = argv[i] + 6;
+        else if (argv[i][0] != '-' && *id_r == NULL)
+            *id_r = argv[i];
+        else
+            return -1;
+    }
+    return *id_r == NULL ? -1 : 0;
 }
 
 int cli_queue(int argc, char **argv, const struct cli_ctx *ctx)
 {
+    char dir[4096];
+    const char *id, *key;
+
     if (cli_wants_help(argc, argv))
         return queue_usage(stdout, 0);
-    char dir[4096];
-    const char *error;
-    snprintf(dir, sizeof dir, "%s/spool", ctx->cfg->data_dir);
-    if (argc == 2 && strcmp(argv[1], "list") == 0) {
-        struct list_ctx lc = {dir, 0};
-        int n = spool_list(dir, list_one, &lc, &error);
-        if (n < 0) {
-            fprintf(stderr, "sealmail queue: %s\n", error);
-            return 1;
-        }
-        return lc.failures ? 1 : 0;
+    if ((size_t)snprintf(dir, sizeof dir, "%s/spool", ctx->cfg->data_dir) >= sizeof dir) {
+        fprintf(stderr, "sealmail queue: data_dir path too long\n");
+        return 1;
     }
-    if (argc == 3 && strcmp(argv[1], "show") == 0)
-        return queue_show(dir, argv[2], NULL, ctx->cfg->data_dir);
-    if (argc == 5 && strcmp(argv[1], "show") == 0 && strcmp(argv[3], "--key") == 0)
-        return queue_show(dir, argv[2], argv[4], ctx->cfg->data_dir);
-    return queue_usage(stderr, 2);
+    if (argc == 2 && strcmp(argv[1], "list") == 0)
+        return queue_list(dir);
+    if (argc < 2 || strcmp(argv[1], "show") != 0 || parse_show(argc, argv, &id, &key) < 0)
+        return queue_usage(stderr, 2);
+    if (!spool_id_valid(id)) {
+        fprintf(stderr, "sealmail queue: '");
+        put_safe(stderr, id, 40);
+        fprintf(stderr, "' is not a queue id (16 lowercase hex digits)\n");
+        return 2;
+    }
+    int status = queue_show(dir, id, key);
+    if (fflush(stdout) != 0) {
+        perror("sealmail queue: stdout");
+        return 1;
+    }
+    return status;
 }

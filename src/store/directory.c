@@ -1,81 +1,180 @@
-/* directory.c — the directory database (see directory.h).
+/* directory.c — the directory database on SQLite (see directory.h).
  *
- * SQLite in WAL mode so readers (smtpd) never block the writer (the CLI).
- * The schema is a list of numbered migrations; schema_version records the
- * last one applied, and directory_open(create=true) applies the rest in
- * one transaction.  directory_version() combines SQLite's data_version
- * (changes by other connections) with a local counter (changes by this
- * one), which is all a reader needs to know whether to reload. */
+ * Design: one connection per handle, WAL journal (readers never block the
+ * writer), foreign keys on, a 5 s busy timeout so concurrent `sealmail`
+ * commands and daemons wait for each other instead of failing.  The
+ * schema is a list of numbered migrations; directory_open(create=true)
+ * applies the missing ones in one IMMEDIATE transaction each and records
+ * the version in schema_version.  Opening without create refuses a
+ * database whose version differs from this binary's: roles never migrate.
+ *
+ * Domain names are validated and folded here, once, so every caller sees
+ * the same rules: ASCII letters, digits and hyphens in dot-separated
+ * labels of 1..63 characters, no hyphen at either end of a label, a
+ * top-level label that is not all digits (no IP addresses), 253
+ * characters at most; one trailing dot is accepted and dropped.
+ *
+ * directory_version() combines PRAGMA data_version, which changes when
+ * another connection commits, with a counter of this handle's own
+ * changes (data_version does not see those). */
 #include "store/directory.h"
 
-#include <ctype.h>
+#include <errno.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
+#include "core/log.h"
 #include "core/mem.h"
+
+#define DOMAIN_MAX DIRECTORY_DOMAIN_MAX
+#define LABEL_MAX 63
+#define BUSY_TIMEOUT_MS 5000
 
 struct directory {
     sqlite3 *db;
-    int64_t local_changes;
+    uint64_t own_changes;
     char error[256];
 };
 
+/* Migration N (1-based) brings the schema from version N-1 to N. */
 static const char *const migrations[] = {
-    /* 1: hosted domains */
-    "CREATE TABLE domains (name TEXT PRIMARY KEY NOT NULL, created INTEGER NOT NULL)"
-    " WITHOUT ROWID;",
+    /* 1 */
+    "CREATE TABLE domains ("
+    "  name TEXT PRIMARY KEY NOT NULL,"
+    "  created INTEGER NOT NULL"
+    ") WITHOUT ROWID;",
 };
 
-#define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
-#define BUSY_TIMEOUT_MS 5000
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
-static int dir_fail(struct directory *dir, const char *what)
+static void set_error(struct directory *dir, const char *fmt, ...) SM_PRINTF(2, 3);
+
+static void set_error(struct directory *dir, const char *fmt, ...)
 {
-    snprintf(dir->error, sizeof dir->error, "%s: %s", what, sqlite3_errmsg(dir->db));
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dir->error, sizeof dir->error, fmt, ap);
+    va_end(ap);
+}
+
+static void set_db_error(struct directory *dir, const char *what)
+{
+    set_error(dir, "%s: %s", what, sqlite3_errmsg(dir->db));
+}
+
+const char *directory_error(const struct directory *dir)
+{
+    return dir->error;
+}
+
+/* Run SQL that returns no rows; -1 with the handle's error on failure. */
+static int exec(struct directory *dir, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(dir->db, sql, NULL, NULL, &msg) == SQLITE_OK)
+        return 0;
+    set_error(dir, "directory: %s", msg != NULL ? msg : sqlite3_errmsg(dir->db));
+    sqlite3_free(msg);
     return -1;
 }
 
-static int dir_exec(struct directory *dir, const char *sql)
+/* The first column of the first row of sql as an integer (0 if no row). */
+static int query_int(struct directory *dir, const char *sql, int64_t *value_r)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(dir->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        snprintf(dir->error, sizeof dir->error, "%s", msg ? msg : "sqlite error");
-        sqlite3_free(msg);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(dir->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        set_db_error(dir, "directory");
+        return -1;
+    }
+    int rc = sqlite3_step(st);
+    *value_r = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        set_db_error(dir, "directory");
         return -1;
     }
     return 0;
 }
 
-static int64_t dir_pragma_int(struct directory *dir, const char *sql)
+static int schema_version(struct directory *dir, int64_t *version_r)
 {
-    sqlite3_stmt *st;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(dir->db, sql, -1, &st, NULL) != SQLITE_OK)
+    int64_t exists;
+    if (query_int(dir,
+                  "SELECT count(*) FROM sqlite_master"
+                  " WHERE type = 'table' AND name = 'schema_version'",
+                  &exists)
+        < 0)
         return -1;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
+    if (!exists) {
+        *version_r = 0;
+        return 0;
+    }
+    return query_int(dir, "SELECT max(version) FROM schema_version", version_r);
 }
 
-static int dir_migrate(struct directory *dir)
+/* Bring the schema to version v (1-based) unless it is there already.
+ * The version is read inside the write transaction, so two processes
+ * migrating at once apply each step exactly once. */
+static int migrate_to(struct directory *dir, int v)
 {
-    if (dir_exec(dir, "BEGIN IMMEDIATE") < 0)
+    char sql[128];
+    int64_t have;
+
+    if (exec(dir, "BEGIN IMMEDIATE") < 0)
         return -1;
-    int64_t have = dir_pragma_int(dir, "PRAGMA user_version");
-    for (size_t i = (size_t)(have < 0 ? 0 : have); i < N_MIGRATIONS; i++) {
-        if (dir_exec(dir, migrations[i]) < 0) {
-            dir_exec(dir, "ROLLBACK");
+    if (schema_version(dir, &have) < 0)
+        goto rollback;
+    if (have >= v)
+        return exec(dir, "COMMIT");
+    snprintf(sql, sizeof sql, "INSERT INTO schema_version (version, applied) VALUES (%d, %lld)",
+             v, (long long)time(NULL));
+    if (exec(dir, migrations[v - 1]) < 0 || exec(dir, sql) < 0 || exec(dir, "COMMIT") < 0)
+        goto rollback;
+    log_info("directory migrated version=%d", v);
+    return 0;
+rollback:
+    exec(dir, "ROLLBACK");
+    return -1;
+}
+
+static int migrate(struct directory *dir)
+{
+    if (exec(dir, "CREATE TABLE IF NOT EXISTS schema_version ("
+                  "  version INTEGER PRIMARY KEY NOT NULL,"
+                  "  applied INTEGER NOT NULL)")
+        < 0)
+        return -1;
+    for (int v = 1; v <= SCHEMA_VERSION; v++)
+        if (migrate_to(dir, v) < 0)
             return -1;
-        }
+    return 0;
+}
+
+/* Settings of every connection, then the schema check (and migration). */
+static int setup(struct directory *dir, bool create)
+{
+    int64_t version;
+
+    sqlite3_busy_timeout(dir->db, BUSY_TIMEOUT_MS);
+    sqlite3_extended_result_codes(dir->db, 1);
+    if (exec(dir, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL") < 0)
+        return -1;
+    if (create && (exec(dir, "PRAGMA journal_mode = WAL") < 0 || migrate(dir) < 0))
+        return -1;
+    if (schema_version(dir, &version) < 0)
+        return -1;
+    if (version > SCHEMA_VERSION) {
+        set_error(dir, "schema version %lld is newer than this sealmail's (%d)",
+                  (long long)version, SCHEMA_VERSION);
+        return -1;
     }
-    char sql[64];
-    snprintf(sql, sizeof sql, "PRAGMA user_version = %zu", N_MIGRATIONS);
-    if (dir_exec(dir, sql) < 0 || dir_exec(dir, "COMMIT") < 0) {
-        dir_exec(dir, "ROLLBACK");
+    if (version < SCHEMA_VERSION) {
+        set_error(dir, "schema version %lld, expected %d (run `sealmail init`)",
+                  (long long)version, SCHEMA_VERSION);
         return -1;
     }
     return 0;
@@ -83,32 +182,32 @@ static int dir_migrate(struct directory *dir)
 
 struct directory *directory_open(const char *data_dir, bool create, const char **error_r)
 {
-    static __thread char error[320];
+    static _Thread_local char error[4096 + 512];
     char path[4096];
-    snprintf(path, sizeof path, "%s/directory.db", data_dir);
+    struct stat st;
+
+    if ((size_t)snprintf(path, sizeof path, "%s/directory.db", data_dir) >= sizeof path) {
+        *error_r = "directory: data_dir path too long";
+        return NULL;
+    }
+    if (!create && stat(path, &st) < 0) {
+        snprintf(error, sizeof error, "%s: %s (run `sealmail init`)", path, strerror(errno));
+        *error_r = error;
+        return NULL;
+    }
     struct directory *dir = sm_malloc(sizeof *dir);
-    int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | (create ? SQLITE_OPEN_CREATE : 0);
     if (sqlite3_open_v2(path, &dir->db, flags, NULL) != SQLITE_OK) {
-        snprintf(error, sizeof error, "%s: %s", path, sqlite3_errmsg(dir->db));
+        set_db_error(dir, "open");
         goto fail;
     }
-    sqlite3_busy_timeout(dir->db, BUSY_TIMEOUT_MS);
-    if (dir_exec(dir, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
-                      "PRAGMA foreign_keys=ON") < 0 ||
-        (create && dir_migrate(dir) < 0)) {
-        snprintf(error, sizeof error, "%s: %s", path, dir->error);
+    if (setup(dir, create) < 0)
         goto fail;
-    }
-    if (dir_pragma_int(dir, "PRAGMA user_version") != (int64_t)N_MIGRATIONS) {
-        snprintf(error, sizeof error, "%s: schema version %lld, expected %zu (run sealmail init)",
-                 path, (long long)dir_pragma_int(dir, "PRAGMA user_version"), N_MIGRATIONS);
-        goto fail;
-    }
     return dir;
 fail:
+    snprintf(error, sizeof error, "%s: %s", path, dir->error);
     *error_r = error;
-    sqlite3_close(dir->db);
-    free(dir);
+    directory_close(&dir);
     return NULL;
 }
 
@@ -117,81 +216,156 @@ void directory_close(struct directory **dirp)
     struct directory *dir = *dirp;
     if (dir == NULL)
         return;
-    sqlite3_close(dir->db);
-    free(dir);
-    *dirp = NULL;
+    sqlite3_close_v2(dir->db); /* accepts NULL */
+    sm_freep(dirp);
 }
 
-const char *directory_error(const struct directory *dir)
+/* --- domains --------------------------------------------------------------- */
+
+static bool is_ldh(char c)
 {
-    return dir->error;
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
 }
 
-/* Lowercase LDH labels separated by dots, at most 253 characters. */
-static int normalise_domain(struct directory *dir, const char *in, char *out, size_t outlen)
+/* Check one label of length len at p (already folded); NULL if valid. */
+static const char *label_problem(const char *p, size_t len, bool last)
 {
-    size_t len = strlen(in), label = 0;
-    if (len > 0 && in[len - 1] == '.')
-        len--; /* a trailing dot (absolute name) is not stored */
-    if (len == 0 || len > 253 || len >= outlen)
-        goto bad;
+    bool digits_only = true;
+
+    if (len == 0)
+        return "empty label";
+    if (len > LABEL_MAX)
+        return "label longer than 63 characters";
+    if (p[0] == '-' || p[len - 1] == '-')
+        return "label starts or ends with a hyphen";
     for (size_t i = 0; i < len; i++) {
-        char c = (char)tolower((unsigned char)in[i]);
-        if (c == '.') {
-            if (label == 0 || out[i - 1] == '-')
-                goto bad;
-            label = 0;
-        } else if (isalnum((unsigned char)c) || (c == '-' && label > 0)) {
-            if (++label > 63)
-                goto bad;
-        } else {
-            goto bad;
-        }
-        out[i] = c;
+        if ((unsigned char)p[i] >= 0x80)
+            return "not ASCII (use the A-label form, xn--...)";
+        if (!is_ldh(p[i]))
+            return "only letters, digits, hyphens and dots are allowed";
+        digits_only = digits_only && p[i] >= '0' && p[i] <= '9';
     }
+    if (last && digits_only)
+        return "the top-level label is numeric";
+    return NULL;
+}
+
+/* Fold name to lowercase into out and validate it (see the file comment).
+ * Returns NULL if valid, else the reason. */
+static const char *domain_normalise(const char *name, char out[DOMAIN_MAX + 1])
+{
+    size_t len = strlen(name);
+
+    if (len > 0 && name[len - 1] == '.')
+        len--; /* the absolute form: the root is implied */
+    if (len == 0)
+        return "empty name";
+    if (len > DOMAIN_MAX)
+        return "longer than 253 characters";
+    for (size_t i = 0; i < len; i++)
+        out[i] = name[i] >= 'A' && name[i] <= 'Z' ? (char)(name[i] - 'A' + 'a') : name[i];
     out[len] = '\0';
-    if (label == 0 || out[len - 1] == '-')
-        goto bad;
-    return 0;
-bad:
-    snprintf(dir->error, sizeof dir->error, "'%.80s' is not a valid domain name", in);
+    for (const char *p = out;;) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot != NULL ? (size_t)(dot - p) : strlen(p);
+        const char *why = label_problem(p, n, dot == NULL);
+        if (why != NULL)
+            return why;
+        if (dot == NULL)
+            return NULL;
+        p = dot + 1;
+    }
+}
+
+int directory_domain_normalise(const char *name, char out[DIRECTORY_DOMAIN_MAX + 1],
+                               const char **error_r)
+{
+    const char *why = domain_normalise(name, out);
+    if (why == NULL)
+        return 0;
+    *error_r = why;
     return -1;
 }
 
-static int dir_change(struct directory *dir, const char *sql, const char *domain)
+/* A printable, bounded copy of untrusted text for error messages. */
+static void printable(const char *in, char *out, size_t outlen)
 {
-    char name[256];
-    sqlite3_stmt *st;
-    if (normalise_domain(dir, domain, name, sizeof name) < 0)
-        return -1;
-    if (sqlite3_prepare_v2(dir->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return dir_fail(dir, "prepare");
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc == SQLITE_CONSTRAINT) {
-        snprintf(dir->error, sizeof dir->error, "domain %s already exists", name);
-        return -1;
+    size_t i;
+    for (i = 0; in[i] != '\0' && i + 4 < outlen; i++)
+        out[i] = in[i] >= 0x20 && in[i] < 0x7f ? in[i] : '?';
+    if (in[i] != '\0') { /* cut: say so */
+        memcpy(out + i, "...", 3);
+        i += 3;
     }
-    if (rc != SQLITE_DONE)
-        return dir_fail(dir, name);
-    if (sqlite3_changes(dir->db) == 0) {
-        snprintf(dir->error, sizeof dir->error, "domain %s does not exist", name);
-        return -1;
-    }
-    dir->local_changes++;
-    return 0;
+    out[i] = '\0';
+}
+
+/* Validate name into out; on failure set the handle's error. */
+static int domain_check(struct directory *dir, const char *name, char out[DOMAIN_MAX + 1])
+{
+    char shown[72];
+    const char *why = domain_normalise(name, out);
+    if (why == NULL)
+        return 0;
+    printable(name, shown, sizeof shown);
+    set_error(dir, "invalid domain name '%s': %s", shown, why);
+    return -1;
 }
 
 int directory_domain_add(struct directory *dir, const char *domain)
 {
-    return dir_change(dir, "INSERT INTO domains (name, created) VALUES (?1, ?2)", domain);
+    char name[DOMAIN_MAX + 1];
+    sqlite3_stmt *st;
+
+    if (domain_check(dir, domain, name) < 0)
+        return -1;
+    if (sqlite3_prepare_v2(dir->db, "INSERT INTO domains (name, created) VALUES (?1, ?2)", -1,
+                           &st, NULL)
+        != SQLITE_OK) {
+        set_db_error(dir, "directory");
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        set_error(dir, "domain %s already exists", name);
+        return -1;
+    }
+    if (rc != SQLITE_DONE) {
+        set_db_error(dir, "directory");
+        return -1;
+    }
+    dir->own_changes++;
+    return 0;
 }
 
 int directory_domain_remove(struct directory *dir, const char *domain)
 {
-    return dir_change(dir, "DELETE FROM domains WHERE name = ?1 AND ?2 IS NOT NULL", domain);
+    char name[DOMAIN_MAX + 1];
+    sqlite3_stmt *st;
+
+    if (domain_check(dir, domain, name) < 0)
+        return -1;
+    if (sqlite3_prepare_v2(dir->db, "DELETE FROM domains WHERE name = ?1", -1, &st, NULL)
+        != SQLITE_OK) {
+        set_db_error(dir, "directory");
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        set_db_error(dir, "directory");
+        return -1;
+    }
+    if (sqlite3_changes(dir->db) == 0) {
+        set_error(dir, "no such domain: %s", name);
+        return -1;
+    }
+    dir->own_changes++;
+    return 0;
 }
 
 int directory_domain_list(struct directory *dir, void (*fn)(void *arg, const char *domain),
@@ -199,20 +373,32 @@ int directory_domain_list(struct directory *dir, void (*fn)(void *arg, const cha
 {
     sqlite3_stmt *st;
     int n = 0, rc;
-    if (sqlite3_prepare_v2(dir->db, "SELECT name FROM domains ORDER BY name", -1, &st, NULL) !=
-        SQLITE_OK)
-        return dir_fail(dir, "prepare");
+
+    if (sqlite3_prepare_v2(dir->db, "SELECT name FROM domains ORDER BY name", -1, &st, NULL)
+        != SQLITE_OK) {
+        set_db_error(dir, "directory");
+        return -1;
+    }
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        fn(arg, (const char *)sqlite3_column_text(st, 0));
-        n++;
+        const unsigned char *name = sqlite3_column_text(st, 0);
+        if (name != NULL) {
+            fn(arg, (const char *)name);
+            n++;
+        }
     }
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return dir_fail(dir, "list domains");
+    if (rc != SQLITE_DONE) {
+        set_db_error(dir, "directory");
+        return -1;
+    }
     return n;
 }
 
 int64_t directory_version(struct directory *dir)
 {
-    return dir_pragma_int(dir, "PRAGMA data_version") * 1000003 + dir->local_changes;
+    int64_t data_version;
+    if (query_int(dir, "PRAGMA data_version", &data_version) < 0)
+        return -1;
+    /* data_version: commits by other connections; own_changes: ours */
+    return (int64_t)((uint64_t)data_version << 32 | (dir->own_changes & 0xffffffffu));
 }

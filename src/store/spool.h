@@ -55,7 +55,10 @@ struct spool_envelope {
  * Returns NULL and sets *error_r (static or thread-local text) on failure. */
 struct spool *spool_open(const char *dir, const uint8_t pk[SPOOL_PK_BYTES],
                          struct event_base *base, unsigned sync_batch, const char **error_r);
-/* Stop the sync thread after finishing pending commits; frees the spool. */
+/* Stop the sync threads after finishing pending commits (their callbacks
+ * run here, on the calling thread); frees the spool and sets *sp to NULL,
+ * accepts NULL.  Every writer must have been committed or aborted before:
+ * a writer still open is a bug and aborts the process. */
 void spool_close(struct spool **sp);
 
 /* Start a new message with its envelope (copied).  Returns NULL with
@@ -80,6 +83,11 @@ void spool_writer_commit(struct spool_writer *w, spool_commit_cb *cb, void *arg)
 void spool_writer_abort(struct spool_writer **w);
 
 /* --- reading (CLI, queued) ---------------------------------------------- */
+
+/* True when id has the form of a queue id (SPOOL_ID_LEN lowercase hex
+ * digits): the only names the reading functions accept, so no path can
+ * be smuggled in. */
+bool spool_id_valid(const char *id);
 
 /* Call fn for every committed message id in dir/incoming, in id order.
  * Returns the count, or -1 with *error_r. */

@@ -18,9 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -625,6 +629,138 @@ static void test_commit_failure(void **state)
     assert_int_equal(spool_list(dir, list_fn, &acc, &error), 1); /* only "other" */
 }
 
+/* ---- fault injection ----------------------------------------------------- */
+
+/* This program's fdatasync() and fsync() replace the C library's for the
+ * spool linked into it: when a countdown is armed, the call that brings
+ * it to zero fails with EIO, exactly once, whichever thread makes it. */
+static atomic_int fail_fdatasync_at, fail_fsync_at;
+
+static bool should_fail(atomic_int *countdown)
+{
+    return atomic_load(countdown) > 0 && atomic_fetch_sub(countdown, 1) == 1;
+}
+
+int fdatasync(int fd)
+{
+    if (should_fail(&fail_fdatasync_at)) {
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(SYS_fdatasync, fd);
+}
+
+int fsync(int fd)
+{
+    if (should_fail(&fail_fsync_at)) {
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(SYS_fsync, fd);
+}
+
+static int count_tmp_files(const char *dir)
+{
+    char path[256];
+    int n = 0;
+    snprintf(path, sizeof path, "%s/incoming", dir);
+    DIR *d = opendir(path);
+    assert_non_null(d);
+    for (struct dirent *de; (de = readdir(d)) != NULL;)
+        n += strncmp(de->d_name, ".tmp-", 5) == 0;
+    closedir(d);
+    return n;
+}
+
+/* A failed sync fails exactly the messages it covers: each callback's ok
+ * says whether the message is in the spool, readable, or gone entirely. */
+static void test_sync_failures(void **state)
+{
+    static const struct {
+        const char *label;
+        atomic_int *countdown;
+        int nth, writers, expect_failed; /* -1: at least one */
+    } cases[] = {
+        {"the first fdatasync fails", &fail_fdatasync_at, 1, 1, 1},
+        {"one fdatasync of 20 fails", &fail_fdatasync_at, 7, 20, 1},
+        {"the directory fsync fails", &fail_fsync_at, 1, 1, 1},
+        {"a directory fsync under 20 writers fails", &fail_fsync_at, 1, 20, -1},
+    };
+    (void)state;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char dir[128], path[256];
+        const char *error = NULL;
+        struct result r[20] = {{0}};
+        struct spool_writer *w[20];
+        int calls = 0, failed = 0, n = cases[c].writers;
+
+        print_message("case: %s\n", cases[c].label);
+        new_dir(dir, sizeof dir, "sync");
+        struct spool *sp = open_spool(dir, 64);
+        for (int i = 0; i < n; i++) {
+            w[i] = spool_writer_new(sp, &test_env, &error);
+            assert_non_null(w[i]);
+            assert_int_equal(spool_writer_write(w[i], "message\r\n", 9, &error), 0);
+        }
+        atomic_store(cases[c].countdown, cases[c].nth);
+        for (int i = 0; i < n; i++)
+            spool_writer_commit(w[i], on_commit, &r[i]);
+        while (calls < n) {
+            event_base_loop(base, EVLOOP_ONCE);
+            calls = 0;
+            for (int i = 0; i < n; i++)
+                calls += r[i].calls;
+        }
+        atomic_store(cases[c].countdown, 0);
+        spool_close(&sp);
+        for (int i = 0; i < n; i++) {
+            message_path(path, sizeof path, dir, r[i].id);
+            assert_int_equal(access(path, F_OK) == 0, r[i].ok);
+            failed += !r[i].ok;
+        }
+        if (cases[c].expect_failed >= 0)
+            assert_int_equal(failed, cases[c].expect_failed);
+        else
+            assert_true(failed >= 1);
+        assert_int_equal(count_tmp_files(dir), 0);
+    }
+}
+
+/* A write that fails (file size limit) fails the message cleanly. */
+static void test_write_failure(void **state)
+{
+    char dir[128];
+    const char *error = NULL;
+    struct result r = {0};
+    struct rlimit old, small = {100 * 1024, 0};
+    uint8_t *msg = make_message(300 * 1024);
+    (void)state;
+
+    new_dir(dir, sizeof dir, "efbig");
+    struct spool *sp = open_spool(dir, 8);
+    struct spool_writer *w = spool_writer_new(sp, &test_env, &error);
+    assert_non_null(w);
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small.rlim_max = old.rlim_max;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    int ret = 0;
+    for (size_t off = 0; off < 300 * 1024 && ret == 0; off += 1024)
+        ret = spool_writer_write(w, msg + off, 1024, &error);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_int_equal(ret, -1);
+    assert_non_null(error);
+    assert_int_equal(spool_writer_write(w, "x", 1, &error), -1); /* stays failed */
+    spool_writer_commit(w, on_commit, &r);
+    wait_count(&r.calls, 1);
+    assert_false(r.ok);
+    spool_close(&sp);
+    struct list_acc acc = {0};
+    assert_int_equal(spool_list(dir, list_fn, &acc, &error), 0);
+    assert_int_equal(count_tmp_files(dir), 0);
+    free(msg);
+}
+
 static void test_abort(void **state)
 {
     char dir[128], path[256];
@@ -755,6 +891,84 @@ static void test_hostile_envelopes(void **state)
     }
 }
 
+/* Anyone with the public key can make a file the key opens (sealed boxes
+ * do not say who sealed); the reader must still insist on the layout:
+ * full MESSAGE chunks, then exactly one FINAL chunk bound to the size. */
+struct forged_chunk {
+    size_t len;
+    bool final, bind_size;
+};
+
+static void forge(const struct forged_chunk *chunks, size_t n, uint64_t size, struct sm_buf *f)
+{
+    uint8_t h[SEAL_HASH_BYTES], ad[SEAL_HASH_BYTES + 8], *plain = make_message(65536);
+    uint8_t *cipher = sm_malloc(65536 + SEAL_STREAM_ABYTES);
+    const char *error;
+
+    build_hostile(H_GOOD, f); /* a valid header with zeroed key material */
+    uint8_t *keys = (uint8_t *)f->data + f->len - 104;
+    struct seal_stream *st = seal_stream_push_new(pk, keys, keys + SEAL_SEALED_KEY_BYTES, &error);
+    assert_non_null(st);
+    seal_hash(h, f->data, f->len); /* the size field is still zero */
+    memcpy(ad, h, sizeof h);
+    for (int i = 0; i < 8; i++)
+        ad[SEAL_HASH_BYTES + i] = f->data[8 + i] = (char)(size >> (56 - 8 * i));
+    for (size_t i = 0; i < n; i++) {
+        size_t adlen = chunks[i].bind_size ? sizeof ad : sizeof h;
+        assert_int_equal(seal_stream_push(st, plain, chunks[i].len, ad, adlen, chunks[i].final,
+                                          cipher),
+                         0);
+        b_u32(f, (uint32_t)(chunks[i].len + SEAL_STREAM_ABYTES));
+        sm_buf_append(f, cipher, chunks[i].len + SEAL_STREAM_ABYTES);
+    }
+    seal_stream_free(&st);
+    free(cipher);
+    free(plain);
+}
+
+static void test_forged_layouts(void **state)
+{
+    static const struct {
+        const char *label;
+        struct forged_chunk chunks[2];
+        size_t n;
+        uint64_t size;
+        int expect;
+    } cases[] = {
+        {"well-formed (the forger is right)", {{65536, false, false}, {100, true, true}}, 2,
+         65636, 0},
+        {"last chunk not FINAL", {{65536, false, false}, {100, false, true}}, 2, 65636, -1},
+        {"FINAL chunk in the middle", {{65536, true, false}, {100, true, true}}, 2, 65636, -1},
+        {"short chunk before the last", {{1000, false, false}, {100, true, true}}, 2, 1100, -1},
+        {"empty FINAL after a full chunk", {{65536, false, false}, {0, true, true}}, 2, 65536,
+         -1},
+        {"size field lies, bound as it lies", {{100, true, true}}, 1, 200, -1},
+        {"FINAL not bound to the size", {{100, true, false}}, 1, 100, -1},
+    };
+    static const char id[] = "00000000000000bb";
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char dir[128];
+        struct sm_buf f;
+        uint8_t *out, *msg = make_message(65536);
+        size_t out_len;
+
+        print_message("case: %s\n", cases[i].label);
+        new_dir(dir, sizeof dir, "forged");
+        forge(cases[i].chunks, cases[i].n, cases[i].size, &f);
+        put_copy(dir, id, (const uint8_t *)f.data, f.len);
+        assert_int_equal(read_body(dir, id, pk, sk, &out, &out_len), cases[i].expect);
+        if (cases[i].expect == 0) {
+            assert_int_equal(out_len, cases[i].size);
+            assert_memory_equal(out, msg, 65536);
+            assert_memory_equal(out + 65536, msg, 100);
+        }
+        free(out);
+        free(msg);
+        sm_buf_free(&f);
+    }
+}
+
 static void test_writer_bounds(void **state)
 {
     char dir[128], long_helo[5000];
@@ -803,10 +1017,28 @@ static void test_bad_ids_and_remove(void **state)
     commit_message(dir, msg, 100, 100, id);
     for (size_t i = 0; i < sizeof bad_ids / sizeof bad_ids[0]; i++) {
         error = NULL;
+        assert_false(spool_id_valid(bad_ids[i]));
         assert_int_equal(spool_read_envelope(dir, bad_ids[i], &env, &error), -1);
         assert_non_null(error);
         assert_int_equal(spool_remove(dir, bad_ids[i], &error), -1);
     }
+    /* paths that do name the real message are refused too */
+    char sneaky[64], *upper = sm_strdup(id);
+    snprintf(sneaky, sizeof sneaky, "../incoming/%s", id);
+    for (char *p = upper; *p; p++)
+        *p = (char)(*p >= 'a' && *p <= 'f' ? *p - 'a' + 'A' : *p);
+    const char *const near[] = {sneaky, upper};
+    for (size_t i = 0; i < 2; i++) {
+        uint8_t *out;
+        size_t out_len;
+        assert_int_equal(spool_read_envelope(dir, near[i], &env, &error), -1);
+        assert_int_equal(read_body(dir, near[i], pk, sk, &out, &out_len), -1);
+        assert_int_equal(out_len, 0);
+        free(out);
+        assert_int_equal(spool_remove(dir, near[i], &error), -1);
+    }
+    free(upper);
+    assert_true(spool_id_valid(id));
     assert_int_equal(spool_read_envelope(dir, "ffffffffffffffff", &env, &error), -1);
     assert_int_equal(spool_remove(dir, id, &error), 0);
     assert_int_equal(spool_remove(dir, id, &error), -1);
@@ -854,7 +1086,10 @@ int main(void)
         cmocka_unit_test(test_close_drains),
         cmocka_unit_test(test_commit_failure),
         cmocka_unit_test(test_abort),
+        cmocka_unit_test(test_sync_failures),
+        cmocka_unit_test(test_write_failure),
         cmocka_unit_test(test_hostile_envelopes),
+        cmocka_unit_test(test_forged_layouts),
         cmocka_unit_test(test_writer_bounds),
         cmocka_unit_test(test_bad_ids_and_remove),
         cmocka_unit_test(test_offline),
