@@ -217,3 +217,12 @@ const char *ipc_type_name(uint32_t type)
         return type_names[type];
     return "unknown";
 }
+
+int ipc_send_hello(int fd, const char *role)
+{
+    struct ipc_msg m;
+    ipc_init(&m, IPC_HELLO);
+    ipc_add_str(&m, role);
+    ipc_add_u32(&m, IPC_VERSION);
+    return ipc_send(fd, &m);
+}

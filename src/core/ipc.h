@@ -54,6 +54,9 @@ int ipc_get_u64(struct ipc_msg *m, uint64_t *v);
 int ipc_get_str(struct ipc_msg *m, const char **s);
 /* 0 when every byte of the payload was consumed, else -1. */
 int ipc_end(const struct ipc_msg *m);
+/* Send IPC_HELLO for `role` with IPC_VERSION: the first message a child
+ * sends on its control channel.  0, or -1 on error. */
+int ipc_send_hello(int fd, const char *role);
 /* Name of a message type for logs. */
 const char *ipc_type_name(uint32_t type);
 

@@ -11,6 +11,7 @@
  * through stack or heap buffers.  A secret key file that group or others
  * may read is refused, as ssh refuses such private keys.  Files are opened
  * with O_NOFOLLOW and must be regular files of exactly the key size. */
+#include "core/fileio.h"
 #include "daemon/keys.h"
 
 #include <errno.h>
@@ -25,19 +26,6 @@
 _Static_assert(SPOOL_PK_BYTES == SEAL_PK_BYTES, "spool public key is an X25519 key");
 _Static_assert(SPOOL_SK_BYTES == SEAL_SK_BYTES, "spool secret key is an X25519 key");
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 /* data_dir/keys/<name> into out; -1 with err if it does not fit. */
 static int key_path(const char *data_dir, const char *name, char *out, size_t outlen, char *err,
@@ -57,7 +45,7 @@ static int write_key_file(int dfd, const char *dir, const char *name, const uint
     snprintf(tmp, sizeof tmp, ".%s.tmp", name);
     unlinkat(dfd, tmp, 0); /* left by a crash during an earlier attempt */
     int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-    if (fd < 0 || fchmod(fd, mode) < 0 || write_all(fd, data, n) < 0 || fsync(fd) < 0) {
+    if (fd < 0 || fchmod(fd, mode) < 0 || sm_write_full(fd, data, n) < 0 || fsync(fd) < 0) {
         snprintf(err, errlen, "%s/%s: %s", dir, tmp, strerror(errno));
         if (fd >= 0)
             close(fd);

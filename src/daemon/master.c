@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -37,6 +38,7 @@
 #define MAX_CHILDREN 80
 #define KILL_MARGIN_SECONDS 5
 #define RESTART_BACKOFF_MAX 30
+#define FD_RESERVE 256 /* spool spares, listeners, logs, libraries */
 
 struct master;
 
@@ -375,6 +377,23 @@ static int master_open_listeners(struct master *m, char *err, size_t errlen)
     return 0;
 }
 
+/* Each connection costs a descriptor, and the spool keeps spare files
+ * open: raise the soft limit to the hard one (children inherit it) and
+ * warn when even that is short of the configured connection limit. */
+static void master_raise_fd_limit(const struct master *m)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        log_warn("master setrlimit-nofile-failed");
+    rlim_t need = (rlim_t)m->cfg.smtp_max_connections + FD_RESERVE;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+        log_warn("master fd-limit=%llu below max_connections+%d=%llu: raise LimitNOFILE",
+                 (unsigned long long)rl.rlim_cur, FD_RESERVE, (unsigned long long)need);
+}
+
 static void master_cleanup(struct master *m)
 {
     while (m->respawns != NULL)
@@ -414,6 +433,7 @@ int master_main(struct sm_config *cfg, const char *config_path)
         m.sig_ev[i] = evsignal_new(m.base, sigs[i], master_signal, &m);
         evsignal_add(m.sig_ev[i], NULL);
     }
+    master_raise_fd_limit(&m);
     master_spawn_all(&m);
     log_info("master ready hostname=%s data_dir=%s", m.cfg.hostname, m.cfg.data_dir);
     event_base_dispatch(m.base);

@@ -79,11 +79,7 @@ int queued_main(const struct role_args *ra)
     if (spool_list(q.spool_dir, queued_count, &q, &error) < 0)
         fatalx("spool: %s", error);
 
-    struct ipc_msg hello;
-    ipc_init(&hello, IPC_HELLO);
-    ipc_add_str(&hello, "queued");
-    ipc_add_u32(&hello, IPC_VERSION);
-    if (ipc_send(ra->ctl_fd, &hello) < 0)
+    if (ipc_send_hello(ra->ctl_fd, "queued") < 0)
         fatal("ipc hello");
     q.base = event_base_new();
     q.ctl_ev = event_new(q.base, ra->ctl_fd, EV_READ | EV_PERSIST, queued_control, &q);

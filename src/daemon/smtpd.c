@@ -210,11 +210,7 @@ int smtpd_main(const struct role_args *ra)
     privsep_drop(d.cfg.user);
     smtpd_open_spool(&d);
 
-    struct ipc_msg hello;
-    ipc_init(&hello, IPC_HELLO);
-    ipc_add_str(&hello, "smtpd");
-    ipc_add_u32(&hello, IPC_VERSION);
-    if (ipc_send(ra->ctl_fd, &hello) < 0)
+    if (ipc_send_hello(ra->ctl_fd, "smtpd") < 0)
         fatal("ipc hello");
     smtpd_listen(&d, ra);
     d.ctl_ev = event_new(d.env.base, ra->ctl_fd, EV_READ | EV_PERSIST, smtpd_control, &d);

@@ -43,6 +43,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "core/fileio.h"
 #include "core/log.h"
 #include "core/mem.h"
 
@@ -529,19 +530,6 @@ static X509 *cert_build(const char *hostname, EVP_PKEY *pkey)
     return x;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 /* Replace path with the content of mem: temporary file in the same
  * directory, mode set before any byte is written, fsync, rename. */
@@ -562,7 +550,7 @@ static int write_atomic(const char *path, BIO *mem, mode_t mode, char *err, size
         snprintf(err, errlen, "tls: cannot write %s: %s", path, strerror(errno));
         return -1;
     }
-    if (fchmod(fd, mode) < 0 || write_all(fd, data, (size_t)n) < 0 || fsync(fd) < 0) {
+    if (fchmod(fd, mode) < 0 || sm_write_full(fd, data, (size_t)n) < 0 || fsync(fd) < 0) {
         int saved = errno;
         close(fd);
         unlink(tmp);

@@ -81,6 +81,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/fileio.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "crypto/seal.h"
@@ -207,38 +208,8 @@ static uint64_t get_u64(const uint8_t *p)
     return (uint64_t)get_u32(p) << 32 | get_u32(p + 4);
 }
 
-static int write_full(int fd, const void *data, size_t len)
-{
-    const uint8_t *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
 
 /* Read up to len bytes; returns the count (short only at end of file), or -1. */
-static ssize_t read_full(int fd, void *data, size_t len)
-{
-    uint8_t *p = data;
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = read(fd, p + got, len - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    return (ssize_t)got;
-}
 
 bool spool_id_valid(const char *id)
 {
@@ -424,7 +395,7 @@ static int writer_start(struct spool_writer *w, const struct spool_envelope *env
         goto out;
     }
     seal_hash(w->ad, b.data, b.len);
-    if (write_full(w->fd, b.data, b.len) < 0) {
+    if (sm_write_full(w->fd, b.data, b.len) < 0) {
         *error_r = errno_msg("cannot write spool file");
         goto out;
     }
@@ -542,7 +513,7 @@ static int writer_flush(struct spool_writer *w, bool final, const char **error_r
     if (w->plain != NULL)
         seal_wipe(w->plain, w->fill);
     w->fill = 0;
-    if (write_full(w->fd, out, 4 + clen) < 0) {
+    if (sm_write_full(w->fd, out, 4 + clen) < 0) {
         *error_r = errno_msg("cannot write spool file");
         return -1;
     }
@@ -1080,7 +1051,7 @@ static int open_message(const char *dir, const char *id, const char **error_r)
 static int read_prefix(int fd, struct prefix *pr, const char **error_r)
 {
     uint8_t fixed[FIXED_LEN];
-    ssize_t n = read_full(fd, fixed, FIXED_LEN);
+    ssize_t n = sm_read_full(fd, fixed, FIXED_LEN);
 
     memset(pr, 0, sizeof *pr);
     if (n < 0) {
@@ -1104,7 +1075,7 @@ static int read_prefix(int fd, struct prefix *pr, const char **error_r)
     pr->len = FIXED_LEN + (size_t)pr->env_len + TRAILER_LEN;
     pr->data = sm_malloc(pr->len);
     memcpy(pr->data, fixed, FIXED_LEN);
-    n = read_full(fd, pr->data + FIXED_LEN, pr->len - FIXED_LEN);
+    n = sm_read_full(fd, pr->data + FIXED_LEN, pr->len - FIXED_LEN);
     if (n < 0 || (size_t)n != pr->len - FIXED_LEN) {
         *error_r = n < 0 ? errno_msg("cannot read message") : "truncated spool file";
         sm_freep(&pr->data);
@@ -1141,7 +1112,7 @@ int spool_read_envelope(const char *dir, const char *id, struct spool_envelope *
 static int read_chunk_len(int fd, uint32_t *len_r, const char **error_r)
 {
     uint8_t b[4];
-    ssize_t n = read_full(fd, b, sizeof b);
+    ssize_t n = sm_read_full(fd, b, sizeof b);
 
     if (n == 0)
         return 0;
@@ -1173,7 +1144,7 @@ static int read_chunks(int fd, struct seal_stream *st, uint8_t ad[AD_LEN], uint6
     if (more == 0)
         *error_r = "truncated spool file";
     while (more > 0) {
-        ssize_t n = read_full(fd, cipher, clen);
+        ssize_t n = sm_read_full(fd, cipher, clen);
         if (n != (ssize_t)clen) {
             *error_r = n < 0 ? errno_msg("cannot read message") : "truncated spool file";
             break;
@@ -1188,7 +1159,7 @@ static int read_chunks(int fd, struct seal_stream *st, uint8_t ad[AD_LEN], uint6
             more = -1;
             break;
         }
-        if (plen > 0 && write_full(out, plain, plen) < 0) {
+        if (plen > 0 && sm_write_full(out, plain, plen) < 0) {
             *error_r = errno_msg("cannot write message");
             more = -1;
             break;

@@ -1,0 +1,15 @@
+/* fileio.h — whole reads and writes on file descriptors, retrying on
+ * EINTR and short transfers, so callers never loop themselves. */
+#ifndef SM_FILEIO_H
+#define SM_FILEIO_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Write all len bytes; 0, or -1 with errno set. */
+int sm_write_full(int fd, const void *data, size_t len);
+/* Read up to len bytes; the count (short only at end of file), or -1
+ * with errno set. */
+ssize_t sm_read_full(int fd, void *data, size_t len);
+
+#endif
