@@ -83,6 +83,13 @@ static void smtpd_refresh_domains(evutil_socket_t fd, short what, void *arg)
     log_debug("smtpd domains=%zu", n);
 }
 
+/* On a recipient-domain miss: reload only if the directory changed
+ * (PRAGMA data_version is answered from shared memory, no disk read). */
+static void smtpd_refresh_on_miss(void *owner)
+{
+    smtpd_refresh_domains(-1, 0, owner);
+}
+
 static void smtpd_stop_now(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
@@ -143,6 +150,8 @@ static void smtpd_setup(struct smtpd *d, const struct role_args *ra)
     const char *error;
     d->env.cfg = &d->cfg;
     d->env.ctl_fd = ra->ctl_fd;
+    d->env.refresh_domains = smtpd_refresh_on_miss;
+    d->env.owner = d;
     d->env.tls = tls_server_new(d->cfg.tls_cert, d->cfg.tls_key, d->cfg.tls_sni_dir,
                                 d->cfg.tls_ciphers, err, sizeof err);
     if (d->env.tls == NULL)

@@ -91,8 +91,14 @@ static const char *in_check_rcpt(void *ctx, const struct smtp_path *rcpt)
     const char *key = rcpt->domain;
     if (rcpt->domain[0] == '\0') /* <postmaster>, RFC 5321 §4.5.1 */
         return NULL;
-    if (bsearch(&key, in->env->domains, in->env->n_domains, sizeof(char *), domain_cmp) != NULL)
+    struct inbound_env *env = in->env;
+    if (bsearch(&key, env->domains, env->n_domains, sizeof(char *), domain_cmp) != NULL)
         return NULL;
+    if (env->refresh_domains != NULL) {
+        env->refresh_domains(env->owner);
+        if (bsearch(&key, env->domains, env->n_domains, sizeof(char *), domain_cmp) != NULL)
+            return NULL;
+    }
     return "550 5.7.1 Relaying denied: recipient domain is not hosted here";
 }
 

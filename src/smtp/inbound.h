@@ -29,6 +29,10 @@ struct inbound_env {
     struct peerlimit *peers;
     char **domains;                /* hosted domains, sorted, lowercase */
     size_t n_domains;
+    /* Called when a recipient domain is not in the list: reload the list
+     * if the directory changed since (domains added a moment ago). */
+    void (*refresh_domains)(void *owner);
+    void *owner;                   /* argument of refresh_domains */
     int ctl_fd;                    /* control channel to the master */
     size_t n_sessions;             /* live connections */
     struct inbound *all;           /* list of live connections */
