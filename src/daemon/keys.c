@@ -90,10 +90,7 @@ static int read_key_file(const char *path, uint8_t *out, size_t n, bool secret, 
     int fd = open_key_file(path, n, secret, err, errlen);
     if (fd < 0)
         return -1;
-    ssize_t r;
-    do
-        r = read(fd, out, n);
-    while (r < 0 && errno == EINTR);
+    ssize_t r = sm_read_full(fd, out, n);
     close(fd);
     if (r != (ssize_t)n) {
         snprintf(err, errlen, "%s: cannot read the key: %s", path,
