@@ -48,9 +48,9 @@ struct smtpd {
 static void smtpd_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                          int salen, void *arg)
 {
-    (void)l, (void)sa, (void)salen;
+    (void)l;
     struct smtpd_listener *sl = arg;
-    inbound_accept(&sl->d->env, fd, sl->kind);
+    inbound_accept(&sl->d->env, fd, sl->kind, sa, (size_t)salen);
 }
 
 static void collect_domain(void *arg, const char *domain)

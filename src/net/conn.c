@@ -49,7 +49,6 @@ struct conn {
     bool closing, paused, out_high;
     conn_cb *cb;
     void *arg;
-    struct sockaddr_storage peer;
     struct event *kick;       /* deferred work: resume, close, start TLS */
     /* plain path */
     struct evbuffer *in, *out;
@@ -282,9 +281,6 @@ struct conn *conn_new(struct event_base *base, int fd, SSL *ssl, size_t in_max, 
                       void *arg)
 {
     struct conn *c = sm_malloc(sizeof *c);
-    socklen_t len = sizeof c->peer;
-    if (getpeername(fd, (struct sockaddr *)&c->peer, &len) < 0)
-        c->peer.ss_family = AF_UNSPEC;
     c->base = base;
     c->fd = fd;
     c->in_max = in_max;
@@ -406,9 +402,4 @@ void conn_close(struct conn *c)
 SSL *conn_ssl(struct conn *c)
 {
     return c->ssl;
-}
-
-const struct sockaddr *conn_peer(struct conn *c)
-{
-    return (const struct sockaddr *)&c->peer;
 }

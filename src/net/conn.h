@@ -57,7 +57,5 @@ int conn_starttls(struct conn *c, SSL *ssl);
 void conn_close(struct conn *c);
 /* The TLS object, or NULL for a plain connection. */
 SSL *conn_ssl(struct conn *c);
-/* Peer address of the socket. */
-const struct sockaddr *conn_peer(struct conn *c);
 
 #endif

@@ -251,6 +251,17 @@ static void inbound_lifetime(evutil_socket_t fd, short what, void *arg)
     smtp_session_timeout(in->smtp);
 }
 
+/* Session ids only tie log lines together: a random start per process
+ * and a step that visits every 64-bit value, instead of a getrandom()
+ * system call per connection. */
+static uint64_t next_session_id(void)
+{
+    static uint64_t base, count;
+    if (base == 0 && getrandom(&base, sizeof base, 0) != sizeof base)
+        sm_panic("getrandom failed");
+    return base + 0x9e3779b97f4a7c15ull * ++count; /* odd step: a permutation */
+}
+
 /* Real client address as text, for the envelope and the trace header. */
 static void peer_text(const struct sockaddr_storage *ss, char *out, size_t len)
 {
@@ -277,8 +288,7 @@ static struct inbound *inbound_new(struct inbound_env *env, int fd, enum inbound
                                    const struct sockaddr_storage *peer)
 {
     struct inbound *in = sm_malloc(sizeof *in);
-    if (getrandom(&in->id, sizeof in->id, 0) != sizeof in->id)
-        sm_panic("getrandom failed");
+    in->id = next_session_id();
     in->env = env;
     in->kind = kind;
     in->peer = *peer;
@@ -311,15 +321,12 @@ static struct inbound *inbound_new(struct inbound_env *env, int fd, enum inbound
     return in;
 }
 
-void inbound_accept(struct inbound_env *env, int fd, enum inbound_kind kind)
+void inbound_accept(struct inbound_env *env, int fd, enum inbound_kind kind,
+                    const struct sockaddr *sa, size_t salen)
 {
     static const char *const kinds[] = {"smtp", "smtps", "submission"};
-    struct sockaddr_storage peer;
-    socklen_t len = sizeof peer;
-    if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0) {
-        close(fd);
-        return;
-    }
+    struct sockaddr_storage peer = {0};
+    memcpy(&peer, sa, salen < sizeof peer ? salen : sizeof peer);
     if ((kind == INBOUND_SMTPS && env->tls == NULL) ||
         env->n_sessions >= env->cfg->smtp_max_connections) {
         inbound_refuse(fd, env, "too many connections");

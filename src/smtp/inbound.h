@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 struct event_base;
 struct sm_config;
@@ -38,8 +39,10 @@ struct inbound_env {
     struct inbound *all;           /* list of live connections */
 };
 
-/* Take an accepted socket; refuses it with 421 when a limit is reached. */
-void inbound_accept(struct inbound_env *env, int fd, enum inbound_kind kind);
+/* Take an accepted socket from the client at sa (as accept() gave it);
+ * refuses it with 421 when a limit is reached. */
+void inbound_accept(struct inbound_env *env, int fd, enum inbound_kind kind,
+                    const struct sockaddr *sa, size_t salen);
 /* Ask every connection to finish its transaction and close. */
 void inbound_shutdown_all(struct inbound_env *env);
 /* Close every connection now (end of the shutdown grace). */
