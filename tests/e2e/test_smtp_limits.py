@@ -255,3 +255,44 @@ def test_unparsable_bdat_size_ends_the_session(srv):
         c.ehlo()
         c.noop_ok()
         c.quit()
+
+
+def test_nine_hundred_sessions_open_in_data_at_once(make_server):
+    """900 clients all mid-DATA at the same moment (default max_connections is
+    1000), then all finish: every one gets its 250 and is in the queue."""
+    import socket
+
+    n = 900
+    server = make_server({"smtp": {"max_connections_per_client": "1000"}})
+    socks = []
+
+    def read_reply(s):
+        data = b""
+        while not data.endswith(b"\r\n"):
+            chunk = s.recv(4096)
+            assert chunk, f"connection closed after {data!r}"
+            data += chunk
+        return data
+
+    try:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", server.smtp_port), timeout=60)
+            assert read_reply(s).startswith(b"220")
+            s.sendall(b"EHLO many.test\r\nMAIL FROM:<a@b.example>\r\n"
+                      b"RCPT TO:<u@example.test>\r\nDATA\r\n")
+            socks.append(s)
+        for s in socks:
+            got = b""
+            while b"\r\n354 " not in got:
+                chunk = s.recv(4096)
+                assert chunk, got
+                got += chunk
+            s.sendall(b"Subject: hold\r\n\r\n" + b"x" * 1000 + b"\r\n")
+        for s in socks:
+            s.sendall(b".\r\nQUIT\r\n")
+        accepted = sum(read_reply(s).startswith(b"250 2.0.0") for s in socks)
+    finally:
+        for s in socks:
+            s.close()
+    assert accepted == n
+    assert len(server.queue_list()) == n
