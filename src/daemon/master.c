@@ -63,6 +63,7 @@ struct master {
     struct child children[MAX_CHILDREN];
     struct event *sig_ev[4];
     struct event *kill_ev;
+    struct event *retire_ev;    /* kills retired children that outlive their grace */
     struct respawn *respawns;   /* restarts waiting for their back-off */
     bool stopping;
 };
@@ -296,6 +297,15 @@ static void master_kill_all(evutil_socket_t fd, short what, void *arg)
             kill(m->children[i].pid, SIGKILL);
 }
 
+static void master_kill_retired(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct master *m = arg;
+    for (size_t i = 0; i < MAX_CHILDREN; i++)
+        if (m->children[i].pid > 0 && m->children[i].retiring)
+            kill(m->children[i].pid, SIGKILL);
+}
+
 static void master_stop(struct master *m)
 {
     if (m->stopping)
@@ -326,6 +336,8 @@ static void master_reload(struct master *m)
     }
     config_free(&m->cfg);
     m->cfg = fresh;
+    while (m->respawns != NULL)
+        respawn_free(m->respawns); /* the fresh set below replaces them */
     for (size_t i = 0; i < MAX_CHILDREN; i++) {
         struct child *c = &m->children[i];
         if (c->pid > 0 && !c->retiring) {
@@ -334,6 +346,8 @@ static void master_reload(struct master *m)
         }
     }
     master_spawn_all(m);
+    struct timeval tv = {m->cfg.shutdown_grace + KILL_MARGIN_SECONDS, 0};
+    evtimer_add(m->retire_ev, &tv); /* retired children that hang are killed then */
     log_info("master reloaded");
 }
 
@@ -405,6 +419,7 @@ static void master_cleanup(struct master *m)
         event_free(m->sig_ev[i]);
     if (m->kill_ev)
         event_free(m->kill_ev);
+    event_free(m->retire_ev);
     for (int k = 0; k < LISTEN_KINDS; k++)
         for (size_t i = 0; i < m->fds.n_fds[k]; i++)
             close(m->fds.fds[k][i]);
@@ -434,6 +449,7 @@ int master_main(struct sm_config *cfg, const char *config_path)
         evsignal_add(m.sig_ev[i], NULL);
     }
     master_raise_fd_limit(&m);
+    m.retire_ev = evtimer_new(m.base, master_kill_retired, &m);
     master_spawn_all(&m);
     log_info("master ready hostname=%s data_dir=%s", m.cfg.hostname, m.cfg.data_dir);
     event_base_dispatch(m.base);

@@ -130,5 +130,6 @@ void privsep_role_config(const struct role_args *ra, struct sm_config *cfg)
     log_level_parse(cfg->log_level, &level);
     log_init(ra->role, cfg->log_syslog, level);
     signal(SIGPIPE, SIG_IGN); /* a peer that went away is an I/O error, not a signal */
+    signal(SIGINT, SIG_IGN);  /* Ctrl-C reaches the whole group: the master drains us */
     log_set_anonymise(cfg->log_anonymise_ip);
 }

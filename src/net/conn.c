@@ -75,6 +75,15 @@ static void conn_arm_timer(struct conn *c)
     event_add(c->timer, &tv);
 }
 
+/* Read again unless paused, closing, starting TLS, or the input is full;
+ * called after the owner had a chance to consume input. */
+static void conn_plain_rearm_read(struct conn *c)
+{
+    if (!c->paused && !c->closing && c->pending_ssl == NULL &&
+        evbuffer_get_length(c->in) < c->in_max && !event_pending(c->rev, EV_READ, NULL))
+        event_add(c->rev, NULL);
+}
+
 /* Write what the session produced; EV_WRITE only if the socket is full. */
 static void conn_plain_flush(struct conn *c)
 {
@@ -88,20 +97,20 @@ static void conn_plain_flush(struct conn *c)
         if (n > 0)
             conn_arm_timer(c);
     }
-    size_t left = evbuffer_get_length(c->out);
-    if (left > 0) {
+    if (evbuffer_get_length(c->out) > 0) {
         event_add(c->wev, NULL);
-        c->out_high = c->out_high || left > OUT_LOW_WATER;
+        c->out_high = true; /* the session may have stopped for it: tell it when drained */
         return;
     }
     event_del(c->wev);
-    if (c->pending_ssl != NULL) {
-        event_active(c->kick, EV_TIMEOUT, 0); /* the 220 is out: start TLS */
-    } else if (c->closing) {
+    if (c->closing) {
         c->cb(c, CONN_CLOSED, c->arg);
+    } else if (c->pending_ssl != NULL) {
+        event_active(c->kick, EV_TIMEOUT, 0); /* the 220 is out: start TLS */
     } else if (c->out_high) {
         c->out_high = false;
         c->cb(c, CONN_DRAINED, c->arg);
+        conn_plain_rearm_read(c);
     }
 }
 
@@ -144,10 +153,7 @@ static void conn_read_ready(evutil_socket_t fd, short what, void *arg)
     if (evbuffer_get_length(c->in) >= c->in_max)
         event_del(c->rev); /* bounded input */
     c->cb(c, CONN_DATAIN, c->arg);
-    /* the owner never frees the connection during CONN_DATAIN */
-    if (!c->paused && !c->closing && c->pending_ssl == NULL &&
-        evbuffer_get_length(c->in) < c->in_max && !event_pending(c->rev, EV_READ, NULL))
-        event_add(c->rev, NULL);
+    conn_plain_rearm_read(c); /* the owner never frees the connection during CONN_DATAIN */
 }
 
 static void conn_write_ready(evutil_socket_t fd, short what, void *arg)
@@ -264,6 +270,10 @@ static void conn_kick_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct conn *c = arg;
+    if (c->closing && c->pending_ssl != NULL) {
+        SSL_free(c->pending_ssl); /* closed before TLS started: never start it */
+        c->pending_ssl = NULL;
+    }
     if (c->pending_ssl != NULL) {
         conn_start_tls(c);
         return;

@@ -10,7 +10,17 @@
 void linereader_init(struct linereader *lr, size_t max)
 {
     lr->max = max < 3 ? 3 : max;
-    lr->skipping = false;
+    lr->skipping = lr->skip_last_cr = lr->last_bare = lr->bare_before = false;
+}
+
+/* The byte at position pos of in (pos < length). */
+static char byte_at(struct evbuffer *in, size_t pos)
+{
+    struct evbuffer_ptr p;
+    char c = 0;
+    if (evbuffer_ptr_set(in, &p, pos, EVBUFFER_PTR_SET) == 0)
+        evbuffer_copyout_from(in, &p, &c, 1);
+    return c;
 }
 
 /* Position of the first LF within the first `limit` bytes, or -1. */
@@ -32,13 +42,17 @@ static enum lr_result skip_rest(struct linereader *lr, struct evbuffer *in)
         size_t avail = evbuffer_get_length(in);
         if (avail == 0)
             return LR_MORE;
-        ssize_t lf = find_lf(in, avail < 65536 ? avail : 65536);
+        size_t chunk = avail < 65536 ? avail : 65536;
+        ssize_t lf = find_lf(in, chunk);
         if (lf >= 0) {
+            bool cr = lf > 0 ? byte_at(in, (size_t)lf - 1) == '\r' : lr->skip_last_cr;
+            lr->last_bare = !cr;
             evbuffer_drain(in, (size_t)lf + 1);
             lr->skipping = false;
             return LR_MORE;
         }
-        evbuffer_drain(in, avail < 65536 ? avail : 65536);
+        lr->skip_last_cr = byte_at(in, chunk - 1) == '\r';
+        evbuffer_drain(in, chunk);
     }
 }
 
@@ -55,6 +69,7 @@ enum lr_result linereader_next(struct linereader *lr, struct evbuffer *in, char 
         if (evbuffer_get_length(in) < lr->max)
             return LR_MORE;
         lr->skipping = true;
+        lr->skip_last_cr = false;
         skip_rest(lr, in);
         return LR_TOOLONG;
     }
@@ -64,6 +79,8 @@ enum lr_result linereader_next(struct linereader *lr, struct evbuffer *in, char 
     size_t len = cr ? n - 1 : n;
     line[len] = '\0';
     *len_r = len;
+    lr->bare_before = lr->last_bare;
+    lr->last_bare = !cr;
     if (!cr)
         return LR_BARE_LF;
     if (memchr(line, '\r', len) != NULL)

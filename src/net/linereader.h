@@ -14,7 +14,10 @@
  *   LR_BARE_LF  a line ended in LF without CR (the copy excludes the LF);
  *   LR_BARE_CR  a CRLF-terminated line contains a CR not followed by LF.
  * The last two still consume the line, so the caller decides whether bare
- * line ends are an error (SMTP DATA: always; see RFC 5321 §2.3.8). */
+ * line ends are an error (SMTP DATA: always; see RFC 5321 §2.3.8).
+ * bare_before tells, for each line returned, whether the line before it
+ * ended in a bare LF, overlong discarded lines included: SMTP needs it to
+ * refuse "\n.\r\n" as an end of data. */
 #ifndef SM_LINEREADER_H
 #define SM_LINEREADER_H
 
@@ -26,8 +29,11 @@ struct evbuffer;
 enum lr_result { LR_MORE = 0, LR_LINE, LR_TOOLONG, LR_BARE_LF, LR_BARE_CR };
 
 struct linereader {
-    size_t max;     /* longest line, terminator included */
-    bool skipping;  /* discarding the rest of an overlong line */
+    size_t max;        /* longest line, terminator included */
+    bool skipping;     /* discarding the rest of an overlong line */
+    bool skip_last_cr; /* while skipping: the last byte discarded was CR */
+    bool last_bare;    /* the last completed line (skipped ones too) ended in a bare LF */
+    bool bare_before;  /* for the line just returned: the line before it ended in a bare LF */
 };
 
 /* Prepare a reader for lines of at most max bytes (max >= 3). */

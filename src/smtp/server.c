@@ -57,7 +57,6 @@ struct smtp_tx {
     uint64_t size;         /* client bytes received */
     const char *data_error;/* first reason to refuse the message, or NULL */
     /* decoder state across lines and chunks */
-    bool prev_bare;        /* DATA: the last line ended in a bare LF */
     bool prev_cr;          /* BDAT: last byte was CR */
     uint64_t line_len;     /* BDAT: bytes in the current line */
     uint64_t bdat_left;    /* BDAT: bytes of the current chunk still to read */
@@ -77,6 +76,7 @@ struct smtp_session {
     char tls_desc[96];
     unsigned errors;
     bool shutdown;
+    bool timed_out;        /* a timeout struck while a commit was pending */
     struct linereader cmd_reader;
     struct linereader data_reader;
     char *line;            /* max_line bytes */
@@ -246,6 +246,8 @@ static void smtp_tx_write(struct smtp_session *s, const void *p, size_t n)
 static void smtp_tx_finish(struct smtp_session *s)
 {
     struct smtp_tx *tx = s->tx;
+    if (!tx->writing)
+        smtp_tx_fail(tx, REPLY_WRITE_ERROR); /* never commit a message that has no store */
     if (tx->data_error != NULL) {
         log_info("%016" PRIx64 " smtp refused reason=\"%.*s\" size=%" PRIu64, s->p.id,
                  (int)strcspn(tx->data_error + 10, ";"), tx->data_error + 10, tx->size);
@@ -261,8 +263,11 @@ static void smtp_tx_finish(struct smtp_session *s)
 
 void smtp_session_commit_done(struct smtp_session *s, bool ok)
 {
-    if (s->state != SMTP_STATE_COMMIT)
-        sm_panic("commit_done in state %s", state_names[s->state]);
+    if (s->state != SMTP_STATE_COMMIT) {
+        log_warn("%016" PRIx64 " smtp late-commit state=%s ok=%d", s->p.id,
+                 state_names[s->state], ok);
+        return;
+    }
     struct smtp_tx *tx = s->tx;
     tx->writing = false; /* the store owns the outcome now */
     if (ok) {
@@ -274,6 +279,15 @@ void smtp_session_commit_done(struct smtp_session *s, bool ok)
         smtp_reply(s, REPLY_WRITE_ERROR);
     }
     smtp_tx_end(s);
+    if (s->state == SMTP_STATE_CLOSING)
+        return; /* shutting down: smtp_tx_end() said 421 */
+    if (s->timed_out) {
+        /* the session outlived its time while the store worked: the
+         * client has its answer first, then the 421 */
+        smtp_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->p.hostname);
+        smtp_close(s);
+        return;
+    }
     s->cb->resume(s->ctx);
 }
 
@@ -469,15 +483,13 @@ static void smtp_data_line(struct smtp_session *s, enum lr_result r, const char 
  * is, so no one can smuggle a second message through us. */
 static bool smtp_data_input(struct smtp_session *s)
 {
-    struct smtp_tx *tx = s->tx;
     while (s->state == SMTP_STATE_DATA) {
         size_t len;
         enum lr_result r = linereader_next(&s->data_reader, s->in, s->data_line, &len);
         if (r == LR_MORE)
             return false;
-        if (r == LR_LINE && tx->prev_bare && len == 1 && s->data_line[0] == '.')
+        if (r == LR_LINE && s->data_reader.bare_before && len == 1 && s->data_line[0] == '.')
             r = LR_BARE_LF; /* "\n.\r\n" is data, and the message is refused */
-        tx->prev_bare = (r == LR_BARE_LF);
         smtp_data_line(s, r, s->data_line, len);
     }
     return true;
@@ -562,9 +574,11 @@ static void cmd_bdat(struct smtp_session *s, char *args)
     if (s->tx == NULL)
         s->tx = sm_malloc(sizeof *s->tx); /* placeholder to read the chunk into nothing */
     struct smtp_tx *tx = s->tx;
-    if (refusal == NULL && !tx->bdat && !smtp_tx_begin_data(s))
+    /* the first accepted chunk opens the message; a refused one opens nothing */
+    if (refusal == NULL && !tx->writing && !smtp_tx_begin_data(s))
         refusal = REPLY_WRITE_ERROR;
-    tx->bdat = true;
+    if (refusal == NULL)
+        tx->bdat = true;
     tx->bdat_fail = refusal;
     tx->bdat_left = size;
     tx->bdat_last = last;
@@ -847,6 +861,10 @@ void smtp_session_timeout(struct smtp_session *s)
 {
     if (s->state == SMTP_STATE_CLOSING)
         return;
+    if (s->state == SMTP_STATE_COMMIT) {
+        s->timed_out = true; /* answered by smtp_session_commit_done() */
+        return;
+    }
     log_info("%016" PRIx64 " smtp disconnect reason=timeout state=%s", s->p.id,
              state_names[s->state]);
     if (s->state != SMTP_STATE_TLS)

@@ -371,6 +371,31 @@ def test_deep_pipelining_while_not_reading(server):
         c.quit()
 
 
+def test_pipelining_while_both_buffers_are_full(server):
+    """The client sends 60000 HELP and a NOOP, and reads nothing for a while,
+    so the server's input and output both fill up: after the client starts
+    reading, every command is still answered (the review found reading
+    stopped for good once the output drained)."""
+    import time
+    n = 60000
+    with SMTPConn(server.smtp_port) as c:
+        c.ehlo()
+        sent = []
+        sender = threading.Thread(
+            target=lambda: sent.append(c.sock.sendall(b"HELP\r\n" * n + b"NOOP\r\n")),
+            daemon=True)
+        sender.start()
+        time.sleep(3)                   # let both directions back up
+        for i in range(n):
+            r = c.reply()
+            assert r.code == 214, (i, r)
+        assert c.reply().last.startswith("250 2.0.0"), "the NOOP after the flood"
+        sender.join(60)
+        assert sent == [None]
+        c.noop_ok()
+        c.quit()
+
+
 def test_invalid_utf8_address_is_refused(server):
     with SMTPConn(server.smtp_port) as c:
         c.ehlo()

@@ -177,6 +177,23 @@ static const struct script scripts[] = {
     {"params need ehlo", "HELO c\r\nMAIL FROM:<> BODY=8BITMIME\r\n",
      "250 mx.test\r\n555 5.5.4 MAIL parameters need EHLO\r\n", NULL},
     {"NUL in command", "NO\0OP\r\n", "500 5.5.2 Error: NUL character in command\r\n", NULL},
+    /* review finding: a refused BDAT must not leave a transaction without a store */
+    {"bdat refused then accepted", "EHLO c\r\nMAIL FROM:<a@o.example>\r\nBDAT 5\r\nhello"
+     "RCPT TO:<u@example.test>\r\nBDAT 8 LAST\r\nhi\r\nyo\r\n",
+     EHLO_REPLY "250 2.1.0 Ok\r\n554 5.5.1 Error: no valid recipients\r\n250 2.1.5 Ok\r\n"
+     QUEUED, "hi\r\nyo\r\n"},
+    {"data after refused bdat", "EHLO c\r\nMAIL FROM:<a@o.example>\r\nBDAT 2\r\nab"
+     "RCPT TO:<u@example.test>\r\nDATA\r\nx\r\n.\r\n",
+     EHLO_REPLY "250 2.1.0 Ok\r\n554 5.5.1 Error: no valid recipients\r\n250 2.1.5 Ok\r\n"
+     "354 End data with <CR><LF>.<CR><LF>\r\n" QUEUED, "x\r\n"},
+    /* review finding: an overlong line ending in a bare LF, then ".\r\n", is data */
+    {"smuggling after overlong line", "EHLO c\r\n" TX "DATA\r\n%HUGE%\n.\r\n"
+     "MAIL FROM:<evil@x>\r\n.\r\nNOOP\r\n",
+     EHLO_REPLY TX_OK "354 End data with <CR><LF>.<CR><LF>\r\n"
+     "552 5.3.4 Error: message line too long\r\n250 2.0.0 Ok\r\n", NULL},
+    {"overlong line ending in CRLF", "EHLO c\r\n" TX "DATA\r\n%HUGE%\r\n.\r\nNOOP\r\n",
+     EHLO_REPLY TX_OK "354 End data with <CR><LF>.<CR><LF>\r\n"
+     "552 5.3.4 Error: message line too long\r\n250 2.0.0 Ok\r\n", NULL},
 };
 
 /* Expand %SIZE%, %BIG% (data over the size limit) and %LONG% (an overlong command). */
@@ -186,6 +203,10 @@ static void expand(const char *in, size_t in_len, struct sm_buf *out, uint64_t m
     for (size_t i = 0; i < in_len;) {
         if (strncmp(in + i, "%SIZE%", 6) == 0) {
             sm_buf_printf(out, "%llu", (unsigned long long)max_size);
+            i += 6;
+        } else if (strncmp(in + i, "%HUGE%", 6) == 0) {
+            for (int k = 0; k < 1500; k++) /* over max_data_line (1000), no line end */
+                sm_buf_puts(out, "A");
             i += 6;
         } else if (strncmp(in + i, "%BIG%", 5) == 0 || strncmp(in + i, "%LONG%", 6) == 0) {
             bool big = in[i + 1] == 'B';
@@ -283,6 +304,43 @@ static void check_script(const struct script *sc, size_t step)
     sm_buf_free(&f.writing);
 }
 
+/* Review finding: a timeout during a commit must not answer 421 before the
+ * commit is known (the message would be durable and retried: a duplicate). */
+static void test_timeout_during_commit(void **state)
+{
+    (void)state;
+    struct fake f = {0};
+    sm_buf_init(&f.stored, 0);
+    sm_buf_init(&f.writing, 0);
+    struct evbuffer *in = evbuffer_new(), *out = evbuffer_new();
+    struct smtp_session_params p = {
+        .id = 2, .hostname = "mx.test", .client_addr = "192.0.2.1", .client_log = "192.0.2.0",
+        .max_line = 512, .max_data_line = 1000, .max_message_size = 1000, .max_recipients = 3,
+        .max_errors = 5, .command_timeout = 300, .data_timeout = 600, .tls_available = true,
+    };
+    struct smtp_session *s = smtp_session_new(&p, &fake_cb, &f);
+    smtp_session_set_io(s, in, out);
+    const char *client = "EHLO c\r\n" TX "DATA\r\nhello\r\n.\r\n";
+    evbuffer_add(in, client, strlen(client));
+    smtp_session_input(s);
+    assert_true(f.commit_pending);
+    evbuffer_drain(out, evbuffer_get_length(out));
+    smtp_session_timeout(s); /* the lifetime timer strikes now */
+    assert_int_equal(evbuffer_get_length(out), 0);
+    assert_false(f.closed);
+    smtp_session_commit_done(s, true);
+    const char *got = (const char *)evbuffer_pullup(out, -1);
+    assert_non_null(strstr(got, "250 2.0.0 Ok: queued as"));
+    assert_true(strstr(got, "250 2.0.0") < strstr(got, "421 4.4.2"));
+    assert_true(f.closed);
+    smtp_session_commit_done(s, true); /* a stray late result is ignored, not fatal */
+    smtp_session_free(&s);
+    evbuffer_free(in);
+    evbuffer_free(out);
+    sm_buf_free(&f.stored);
+    sm_buf_free(&f.writing);
+}
+
 static void test_scripts(void **state)
 {
     (void)state;
@@ -300,6 +358,7 @@ int main(void)
     log_set_level(LOG_LEVEL_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scripts),
+        cmocka_unit_test(test_timeout_during_commit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
