@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -166,6 +167,11 @@ int keys_spool_create(const char *data_dir, char *err, size_t errlen)
         return -1;
     }
     int r = -1;
+    /* two first starts at once (init and serve, several hosts on one
+     * volume) must not each make half a key pair: check and create under
+     * one lock; closing the directory releases it */
+    while (flock(dfd, LOCK_EX) < 0 && errno == EINTR)
+        ;
     int have_sec = key_exists(dfd, dir, "spool.key", err, errlen);
     int have_pub = have_sec < 0 ? -1 : key_exists(dfd, dir, "spool.pub", err, errlen);
     if (have_sec < 0 || have_pub < 0)

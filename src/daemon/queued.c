@@ -46,7 +46,7 @@ static void queued_control(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (m.type == IPC_SPOOL_READY && ipc_get_str(&m, &id) == 0 && ipc_end(&m) == 0 &&
-        strlen(id) == SPOOL_ID_LEN) {
+        spool_id_valid(id)) {
         q->entries++;
         log_info("queued spooled queue=%s entries=%lu", id, q->entries);
         return;

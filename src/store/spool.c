@@ -99,12 +99,25 @@ _Static_assert(SPOOL_SK_BYTES == SEAL_SK_BYTES, "spool secret key is an X25519 k
 #define AD_LEN (SEAL_HASH_BYTES + 8)
 #define TMP_PREFIX ".tmp-"
 #define TMP_NAME_LEN (sizeof TMP_PREFIX - 1 + SPOOL_ID_LEN)
+/* One batch in flight; inside it, SYNC_THREADS file syncs at once.  On
+ * ext4 without a journal (as on these machines) fsync of a directory goes
+ * through fsync_buffers_list(), where a second concurrent caller can return
+ * before the first caller's write of the directory block completed.  So
+ * the one directory fsync that makes a batch's names durable must overlap
+ * no other sync of that directory: it runs after every file sync of its
+ * batch has returned (their parent syncs included), never beside another
+ * batch (one group), and under an flock of the directory that sibling
+ * smtpd processes and spool_remove() take too.  The file syncs inside a
+ * batch may overlap: only the final directory fsync vouches for names.
+ * Measured under the accept benchmark: 1 group x 4 = 2 x 4; 1 x 1 is
+ * 8-21% slower. */
 #ifndef SYNC_THREADS /* -D for measurements */
 #define SYNC_THREADS 4 /* files committed at once per group, its own thread included */
 #endif
 #ifndef SYNC_GROUPS
-#define SYNC_GROUPS 2  /* batches in flight at once */
+#define SYNC_GROUPS 1  /* batches in flight at once: must stay 1 (see above) */
 #endif
+#define LEFTOVER_MIN_AGE 10 /* seconds: younger .tmp files may not be locked yet */
 #define SEQ_BITS 22
 #define SPARES_TARGET 64 /* files the prep thread keeps ready */
 
@@ -715,10 +728,17 @@ static void commit_batch(struct sync_group *g, struct spool_writer **items, size
     struct spool *sp = g->sp;
     size_t renamed = 0;
 
+    /* sibling processes sync this directory too: one at a time (see SYNC_THREADS) */
+    while (flock(sp->incoming_fd, LOCK_EX) < 0 && errno == EINTR)
+        ;
     fanout_run(g, items, n);
     for (size_t i = 0; i < n; i++)
         renamed += items[i]->ok;
-    if (renamed == 0 || fsync(sp->incoming_fd) == 0)
+    int synced = renamed == 0 ? 0 : fsync(sp->incoming_fd);
+    int saved = errno;
+    flock(sp->incoming_fd, LOCK_UN);
+    errno = saved;
+    if (synced == 0)
         return;
     log_warn("spool commit-failed batch=%zu error=\"%s\"", renamed,
              errno_msg("fsync of spool directory"));
@@ -861,7 +881,12 @@ static void remove_leftovers(int dfd)
         int tfd = openat(dfd, de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         if (tfd < 0)
             continue;
-        if (flock(tfd, LOCK_EX | LOCK_NB) == 0) {
+        /* a live writer locks its file right after creating it: a young
+         * file may be one whose lock is not taken yet */
+        struct stat st;
+        bool old = fstat(tfd, &st) == 0 && S_ISREG(st.st_mode) &&
+                   time(NULL) - st.st_mtime >= LEFTOVER_MIN_AGE;
+        if (old && flock(tfd, LOCK_EX | LOCK_NB) == 0) {
             if (unlinkat(dfd, de->d_name, 0) == 0)
                 log_info("spool removed-leftover file=%s", de->d_name);
         }
@@ -908,7 +933,7 @@ static int start_threads(struct spool *sp, const char **error_r)
     }
     for (size_t k = 0; k < SYNC_GROUPS; k++) {
         struct sync_group *g = &sp->groups[k];
-        for (size_t i = 0; i < SYNC_THREADS - 1; i++)
+        for (size_t i = 0; i + 1 < SYNC_THREADS; i++)
             if (pthread_create(&g->helpers[i], NULL, fanout_helper, g) != 0)
                 sm_panic("cannot start spool sync helper thread");
         if (pthread_create(&g->thread, NULL, sync_main, g) != 0)
@@ -979,7 +1004,7 @@ static void stop_threads(struct spool *sp)
         g->stop = true;
         pthread_cond_broadcast(&g->start);
         pthread_mutex_unlock(&g->mu);
-        for (size_t i = 0; i < SYNC_THREADS - 1; i++)
+        for (size_t i = 0; i + 1 < SYNC_THREADS; i++)
             pthread_join(g->helpers[i], NULL);
     }
     sp->threads_started = false;
@@ -1041,9 +1066,19 @@ static int open_message(const char *dir, const char *id, const char **error_r)
         *error_r = "spool path too long";
         return -1;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
+    /* O_NONBLOCK: a FIFO planted in the spool must not hang the reader */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
         *error_r = errno == ENOENT ? "no such message in the spool" : errno_msg("cannot open message");
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        *error_r = "not a regular file";
+        close(fd);
+        return -1;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     return fd;
 }
 
@@ -1240,6 +1275,8 @@ int spool_remove(const char *dir, const char *id, const char **error_r)
     if (dfd < 0)
         return -1;
     int ret = 0;
+    while (flock(dfd, LOCK_EX) < 0 && errno == EINTR) /* syncs take turns */
+        ;
     if (unlinkat(dfd, id, 0) < 0) {
         *error_r = errno == ENOENT ? "no such message in the spool" : errno_msg("cannot remove message");
         ret = -1;
@@ -1247,7 +1284,7 @@ int spool_remove(const char *dir, const char *id, const char **error_r)
         *error_r = errno_msg("cannot sync spool directory");
         ret = -1;
     }
-    close(dfd);
+    close(dfd); /* releases the lock */
     return ret;
 }
 

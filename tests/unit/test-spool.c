@@ -25,6 +25,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -496,6 +497,12 @@ static void test_leftover_tmp(void **state)
 
     snprintf(path, sizeof path, "%s/incoming/.tmp-0123456789abcdef", dir);
     write_file(path, (const uint8_t *)"junk", 4);
+    struct timespec past[2] = {{time(NULL) - 60, 0}, {time(NULL) - 60, 0}};
+    assert_int_equal(utimensat(AT_FDCWD, path, past, 0), 0); /* a leftover of a past crash */
+    /* just created by a live process that has not locked it yet: must survive */
+    char young[256];
+    snprintf(young, sizeof young, "%s/incoming/.tmp-00112233445566ff", dir);
+    write_file(young, (const uint8_t *)"new", 3);
     /* a file another live process is still writing: locked, must survive */
     snprintf(held, sizeof held, "%s/incoming/.tmp-fedcba9876543210", dir);
     write_file(held, (const uint8_t *)"busy", 4);
@@ -507,6 +514,7 @@ static void test_leftover_tmp(void **state)
     assert_int_equal(access(path, F_OK), -1);
     assert_int_equal(errno, ENOENT);
     assert_int_equal(access(held, F_OK), 0);
+    assert_int_equal(access(young, F_OK), 0);
     spool_close(&sp);
     close(fd);
 }
