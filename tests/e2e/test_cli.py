@@ -191,6 +191,17 @@ def test_queue_on_an_empty_spool(offline):
     assert res.returncode != 0 and res.stderr, res
 
 
+def test_queue_commands_do_not_hang_on_a_fifo_in_the_spool(offline):
+    """A FIFO planted in spool/incoming is reported, never waited on."""
+    import os
+    offline.cli("init")
+    os.mkfifo(offline.data / "spool" / "incoming" / "00000000000000ff")
+    res = offline.cli("queue", "list", ok=False, timeout=20)
+    assert res.returncode == 1 and "not a regular file" in res.stderr, res
+    res = offline.cli("queue", "show", "00000000000000ff", ok=False, timeout=20)
+    assert res.returncode == 1 and "not a regular file" in res.stderr, res
+
+
 @pytest.mark.parametrize("bad_id", ["../../../../../../etc/passwd", "../keys/spool",
                                     "0123456789ABCDEF", "xyz"])
 def test_queue_show_refuses_ids_that_are_not_queue_ids(offline, bad_id):
