@@ -36,20 +36,45 @@ static int queue_usage(FILE *out, int status)
     return status;
 }
 
-/* Print at most max bytes of untrusted text to out with C0/C1 controls,
- * DEL and backslash escaped. */
+/* Length of the valid, printable UTF-8 sequence at p (2-4 bytes), or 0
+ * for a stray byte, an overlong form, a surrogate or a C1 control. */
+static size_t utf8_printable(const unsigned char *p)
+{
+    size_t n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+    if (n == 0 || p[0] > 0xf4)
+        return 0;
+    uint32_t cp = p[0] & (0x7f >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) /* also stops at the NUL terminator */
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || cp <= 0x9f)
+        return 0;
+    return n;
+}
+
+/* Print at most max bytes of untrusted text to out: printable ASCII and
+ * valid UTF-8 as they are; C0 and C1 controls, DEL, backslash and every
+ * byte that is not part of valid UTF-8 (a lone 0x9b is an 8-bit CSI to a
+ * terminal) as \xNN. */
 static void put_safe(FILE *out, const char *s, size_t max)
 {
     const unsigned char *p = (const unsigned char *)s;
-    for (size_t n = 0; *p != '\0' && n < max; p++, n++) {
-        bool c1 = p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f; /* U+0080..U+009F */
-        if (*p < 0x20 || *p == 0x7f || *p == '\\' || c1) {
+    for (size_t n = 0; *p != '\0' && n < max;) {
+        size_t len = *p >= 0x80 ? utf8_printable(p) : 0;
+        if (len > 0) {
+            fwrite(p, 1, len, out);
+        } else if (*p < 0x20 || *p >= 0x7f || *p == '\\') {
             fprintf(out, "\\x%02x", *p);
-            if (c1)
-                fprintf(out, "\\x%02x", *++p);
+            len = 1;
         } else {
             putc(*p, out);
+            len = 1;
         }
+        p += len;
+        n += len;
     }
 }
 

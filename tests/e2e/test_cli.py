@@ -210,3 +210,23 @@ def test_queue_show_refuses_ids_that_are_not_queue_ids(offline, bad_id):
     res = offline.cli("queue", "show", bad_id, "--key", key, ok=False)
     assert res.returncode != 0, res
     assert "root:" not in res.stdout
+
+
+def test_queue_list_escapes_control_bytes_from_a_hostile_spool_file(make_server):
+    """The envelope of a spool file is shown to an operator's terminal: a lone
+    0x9b (an 8-bit CSI) planted in it is printed escaped, valid UTF-8 as is."""
+    from conftest import SMTPConn
+    server = make_server()
+    with SMTPConn(server.smtp_port) as c:
+        c.ehlo()
+        c.send_message(b"Subject: x\r\n\r\nhi\r\n", sender="aXb\u00f6@sender.example",
+                       params=" SMTPUTF8")
+        c.quit()
+    (path,) = [p for p in server.spool_files() if "incoming" in str(p) and
+               not p.name.startswith(".tmp-")]
+    data = path.read_bytes()
+    assert data.count(b"aXb\xc3\xb6@") == 1
+    path.write_bytes(data.replace(b"aXb\xc3\xb6@", b"a\x9bb\xc3\xb6@"))
+    res = server.cli("queue", "list")
+    assert b"\x9b" not in res.stdout_bytes, res.stdout_bytes
+    assert "<a\\x9bb\u00f6@sender.example>" in res.stdout, res.stdout
