@@ -14,11 +14,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/fileio.h"
 #include "crypto/seal.h"
 #include "daemon/keys.h"
 #include "store/spool.h"
@@ -144,25 +146,50 @@ static void print_envelope(const char *id, const struct spool_envelope *env)
 }
 
 /* The decrypted message after a blank line, straight to stdout. */
-static int show_body(const char *dir, const char *id, const uint8_t *sk)
+/* Copy the decrypted message from fd (at its start) to standard output. */
+static int copy_out(int fd)
+{
+    char buf[65536];
+    ssize_t n;
+    if (lseek(fd, 0, SEEK_SET) < 0)
+        return -1;
+    while ((n = sm_read_full(fd, buf, sizeof buf)) > 0)
+        if (sm_write_full(STDOUT_FILENO, buf, (size_t)n) < 0)
+            return -1;
+    return n < 0 ? -1 : 0;
+}
+
+/* With the key: decrypt into memory first, so that the envelope and the
+ * message are printed only once the whole file, envelope included, has
+ * been authenticated from one open. */
+static int show_authenticated(const char *dir, const char *id, const uint8_t *sk)
 {
     uint8_t pk[SPOOL_PK_BYTES];
+    struct spool_envelope env;
     const char *error;
 
     if (seal_public_from_secret(pk, sk) < 0) {
         fprintf(stderr, "sealmail queue: the key is not a usable X25519 secret key\n");
         return 1;
     }
-    printf("\n");
-    if (fflush(stdout) != 0) {
-        perror("sealmail queue: stdout");
+    int mfd = memfd_create("sealmail-message", MFD_CLOEXEC);
+    if (mfd < 0) {
+        perror("sealmail queue: memfd_create");
         return 1;
     }
-    if (spool_read_body(dir, id, pk, sk, STDOUT_FILENO, &error) < 0) {
+    if (spool_read_message(dir, id, pk, sk, mfd, &env, &error) < 0) {
         fprintf(stderr, "sealmail queue: %s: %s\n", id, error);
+        close(mfd);
         return 1;
     }
-    return 0;
+    print_envelope(id, &env);
+    spool_envelope_free(&env);
+    printf("\n");
+    int r = fflush(stdout) == 0 ? copy_out(mfd) : -1;
+    close(mfd);
+    if (r < 0)
+        perror("sealmail queue: stdout");
+    return r < 0 ? 1 : 0;
 }
 
 static int queue_show(const char *dir, const char *id, const char *key_path)
@@ -173,20 +200,21 @@ static int queue_show(const char *dir, const char *id, const char *key_path)
     char err[512];
     int status = 0;
 
-    if (key_path != NULL && keys_read_secret(key_path, &sk, err, sizeof err) < 0) {
-        fprintf(stderr, "sealmail queue: %s\n", err);
-        return 1;
+    if (key_path != NULL) {
+        if (keys_read_secret(key_path, &sk, err, sizeof err) < 0) {
+            fprintf(stderr, "sealmail queue: %s\n", err);
+            return 1;
+        }
+        status = show_authenticated(dir, id, sk);
+        keys_secret_free(&sk);
+        return status;
     }
     if (spool_read_envelope(dir, id, &env, &error) < 0) {
         fprintf(stderr, "sealmail queue: %s: %s\n", id, error);
-        keys_secret_free(&sk);
         return 1;
     }
     print_envelope(id, &env);
     spool_envelope_free(&env);
-    if (sk != NULL)
-        status = show_body(dir, id, sk);
-    keys_secret_free(&sk);
     return status;
 }
 

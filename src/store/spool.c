@@ -1228,12 +1228,16 @@ static int check_length(int fd, const struct prefix *pr, const char **error_r)
     return 0;
 }
 
-int spool_read_body(const char *dir, const char *id, const uint8_t pk[SPOOL_PK_BYTES],
-                    const uint8_t sk[SPOOL_SK_BYTES], int fd, const char **error_r)
+int spool_read_message(const char *dir, const char *id, const uint8_t pk[SPOOL_PK_BYTES],
+                       const uint8_t sk[SPOOL_SK_BYTES], int fd, struct spool_envelope *env,
+                       const char **error_r)
 {
     struct prefix pr;
     uint8_t ad[AD_LEN];
     int ret = -1;
+
+    if (env != NULL)
+        memset(env, 0, sizeof *env);
 
     if (seal_init() < 0) {
         *error_r = "libsodium cannot be initialised";
@@ -1251,6 +1255,16 @@ int spool_read_body(const char *dir, const char *id, const uint8_t pk[SPOOL_PK_B
         close(in);
         return -1;
     }
+    /* the envelope comes from the same bytes the hash H binds to the body */
+    if (env != NULL && envelope_decode(pr.data + FIXED_LEN, pr.env_len, env) < 0) {
+        spool_envelope_free(env);
+        free(pr.data);
+        close(in);
+        *error_r = "malformed envelope in spool file";
+        return -1;
+    }
+    if (env != NULL)
+        env->size = pr.size;
     memset(pr.data + OFF_SIZE, 0, 8); /* H is computed with the size unknown */
     seal_hash(ad, pr.data, pr.len);
     put_u64(ad + SEAL_HASH_BYTES, pr.size);
@@ -1262,7 +1276,17 @@ int spool_read_body(const char *dir, const char *id, const uint8_t pk[SPOOL_PK_B
     seal_stream_free(&st);
     free(pr.data);
     close(in);
+    if (ret < 0 && env != NULL) {
+        spool_envelope_free(env); /* nothing unauthenticated leaves */
+        memset(env, 0, sizeof *env);
+    }
     return ret;
+}
+
+int spool_read_body(const char *dir, const char *id, const uint8_t pk[SPOOL_PK_BYTES],
+                    const uint8_t sk[SPOOL_SK_BYTES], int fd, const char **error_r)
+{
+    return spool_read_message(dir, id, pk, sk, fd, NULL, error_r);
 }
 
 int spool_remove(const char *dir, const char *id, const char **error_r)

@@ -103,6 +103,14 @@ int spool_read_envelope(const char *dir, const char *id, struct spool_envelope *
  * included, and writes nothing that was not authenticated. */
 int spool_read_body(const char *dir, const char *id, const uint8_t pk[SPOOL_PK_BYTES],
                     const uint8_t sk[SPOOL_SK_BYTES], int fd, const char **error_r);
+/* spool_read_body(), and also the envelope decoded from the same open of
+ * the file: on success (0) *env holds the envelope that was authenticated
+ * together with the body (free with spool_envelope_free); on failure *env
+ * is empty.  Use this, not spool_read_envelope(), where the envelope must
+ * be trusted (delivery, `queue show --key`). */
+int spool_read_message(const char *dir, const char *id, const uint8_t pk[SPOOL_PK_BYTES],
+                       const uint8_t sk[SPOOL_SK_BYTES], int fd, struct spool_envelope *env,
+                       const char **error_r);
 /* Remove message id from the spool durably. */
 int spool_remove(const char *dir, const char *id, const char **error_r);
 /* Free the strings of an envelope read or built by the caller. */

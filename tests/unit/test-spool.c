@@ -293,6 +293,15 @@ static void test_round_trip(void **state)
         assert_int_equal(read_body(dir, id, pk, sk, &out, &out_len), 0);
         assert_int_equal(out_len, cases[i].len);
         assert_memory_equal(out, msg, cases[i].len);
+        /* envelope and body from one authenticated read */
+        int mfd = memfd_create("rt", MFD_CLOEXEC);
+        assert_true(mfd >= 0);
+        assert_int_equal(spool_read_message(dir, id, pk, sk, mfd, &env, &error), 0);
+        assert_envelope_equal(&env, &test_env);
+        assert_int_equal(env.size, cases[i].len);
+        assert_int_equal(lseek(mfd, 0, SEEK_END), (off_t)cases[i].len);
+        spool_envelope_free(&env);
+        close(mfd);
         free(out);
         free(msg);
     }
@@ -387,6 +396,14 @@ static size_t read_damaged(const struct sample *s, const uint8_t *p, size_t len)
     /* the envelope reader may or may not accept it, but must not crash */
     if (spool_read_envelope(dir, s->id, &env, &error) == 0)
         spool_envelope_free(&env);
+    /* the authenticated reader refuses it and hands out no envelope */
+    int mfd = memfd_create("damaged", MFD_CLOEXEC);
+    assert_true(mfd >= 0);
+    assert_int_equal(spool_read_message(dir, s->id, pk, sk, mfd, &env, &error), -1);
+    assert_null(env.mail_from);
+    assert_null(env.rcpts);
+    assert_int_equal(env.n_rcpts, 0);
+    close(mfd);
     return out_len;
 }
 
