@@ -242,6 +242,14 @@ static void smtp_tx_write(struct smtp_session *s, const void *p, size_t n)
         smtp_tx_fail(tx, REPLY_WRITE_ERROR);
 }
 
+/* The text of a reply after its code and enhanced status code, for logs. */
+static const char *reply_text(const char *reply)
+{
+    const char *p = strchr(reply, ' ');
+    p = p != NULL ? strchr(p + 1, ' ') : NULL;
+    return p != NULL ? p + 1 : reply;
+}
+
 /* End of message: commit if clean, otherwise refuse and forget it. */
 static void smtp_tx_finish(struct smtp_session *s)
 {
@@ -249,8 +257,9 @@ static void smtp_tx_finish(struct smtp_session *s)
     if (!tx->writing)
         smtp_tx_fail(tx, REPLY_WRITE_ERROR); /* never commit a message that has no store */
     if (tx->data_error != NULL) {
+        const char *why = reply_text(tx->data_error);
         log_info("%016" PRIx64 " smtp refused reason=\"%.*s\" size=%" PRIu64, s->p.id,
-                 (int)strcspn(tx->data_error + 10, ";"), tx->data_error + 10, tx->size);
+                 (int)strcspn(why, ";"), why, tx->size);
         smtp_error(s, tx->data_error);
         if (s->state != SMTP_STATE_CLOSING)
             smtp_tx_end(s);
