@@ -93,6 +93,15 @@ static const struct option_def options[] = {
 
     {"spool", "sync_batch", OPT_UINT, 1, 4096, "256", F(spool_sync_batch),
      "Most spool files made durable together by one group commit."},
+    {"spool", "hold", OPT_BOOL, 0, 1, "no", F(spool_hold),
+     "Keep accepted messages in the spool instead of delivering them (maintenance)."},
+
+    {"mailbox", "argon2_ops", OPT_UINT, 2, 32, "3", F(mailbox_argon2_ops),
+     "Argon2id passes that turn a password into the key that unwraps a mailbox key."},
+    {"mailbox", "argon2_memory", OPT_SIZE, 19 * MiB, 1024 * MiB, "64M", F(mailbox_argon2_memory),
+     "Argon2id memory per password check (each login costs this much RAM for a moment)."},
+    {"mailbox", "default_quota", OPT_SIZE, 0, 1024 * 1024 * MiB, "0", F(mailbox_default_quota),
+     "Quota of a new mailbox unless `user add --quota` says otherwise; 0: no limit."},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

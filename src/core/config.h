@@ -45,6 +45,11 @@ struct sm_config {
     char *tls_ciphers;
     /* [spool] */
     uint64_t spool_sync_batch;
+    bool spool_hold;
+    /* [mailbox] */
+    unsigned mailbox_argon2_ops;
+    uint64_t mailbox_argon2_memory;  /* bytes */
+    uint64_t mailbox_default_quota;  /* bytes, 0: none */
 };
 
 /* Fill cfg with the built-in defaults (the embedded configuration). */

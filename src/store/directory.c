@@ -29,16 +29,12 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "store/directory-internal.h"
 
 #define DOMAIN_MAX DIRECTORY_DOMAIN_MAX
 #define LABEL_MAX 63
 #define BUSY_TIMEOUT_MS 5000
 
-struct directory {
-    sqlite3 *db;
-    uint64_t own_changes;
-    char error[256];
-};
 
 /* Migration N (1-based) brings the schema from version N-1 to N. */
 static const char *const migrations[] = {
@@ -47,13 +43,40 @@ static const char *const migrations[] = {
     "  name TEXT PRIMARY KEY NOT NULL,"
     "  created INTEGER NOT NULL"
     ") WITHOUT ROWID;",
+    /* 2: mailboxes, their key wraps, aliases (see directory-users.c) */
+    "CREATE TABLE users ("
+    "  id INTEGER PRIMARY KEY,"
+    "  address TEXT NOT NULL UNIQUE,"
+    "  domain TEXT NOT NULL REFERENCES domains (name),"
+    "  mailbox TEXT NOT NULL UNIQUE,"
+    "  public_key BLOB NOT NULL,"
+    "  secret_wrap BLOB NOT NULL,"
+    "  quota_bytes INTEGER NOT NULL DEFAULT 0,"
+    "  used_bytes INTEGER NOT NULL DEFAULT 0,"
+    "  created INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE key_wraps ("
+    "  id INTEGER PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+    "  kind INTEGER NOT NULL,"
+    "  label TEXT NOT NULL DEFAULT '',"
+    "  wrap BLOB NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  UNIQUE (user_id, kind, label)"
+    ");"
+    "CREATE TABLE aliases ("
+    "  source TEXT NOT NULL,"
+    "  domain TEXT NOT NULL REFERENCES domains (name),"
+    "  target TEXT NOT NULL REFERENCES users (address) ON DELETE CASCADE,"
+    "  created INTEGER NOT NULL,"
+    "  PRIMARY KEY (source, target)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX aliases_target ON aliases (target);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
-static void set_error(struct directory *dir, const char *fmt, ...) SM_PRINTF(2, 3);
-
-static void set_error(struct directory *dir, const char *fmt, ...)
+void dir_set_error(struct directory *dir, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -61,9 +84,9 @@ static void set_error(struct directory *dir, const char *fmt, ...)
     va_end(ap);
 }
 
-static void set_db_error(struct directory *dir, const char *what)
+void dir_set_db_error(struct directory *dir, const char *what)
 {
-    set_error(dir, "%s: %s", what, sqlite3_errmsg(dir->db));
+    dir_set_error(dir, "%s: %s", what, sqlite3_errmsg(dir->db));
 }
 
 const char *directory_error(const struct directory *dir)
@@ -71,30 +94,28 @@ const char *directory_error(const struct directory *dir)
     return dir->error;
 }
 
-/* Run SQL that returns no rows; -1 with the handle's error on failure. */
-static int exec(struct directory *dir, const char *sql)
+int dir_exec(struct directory *dir, const char *sql)
 {
     char *msg = NULL;
     if (sqlite3_exec(dir->db, sql, NULL, NULL, &msg) == SQLITE_OK)
         return 0;
-    set_error(dir, "directory: %s", msg != NULL ? msg : sqlite3_errmsg(dir->db));
+    dir_set_error(dir, "directory: %s", msg != NULL ? msg : sqlite3_errmsg(dir->db));
     sqlite3_free(msg);
     return -1;
 }
 
-/* The first column of the first row of sql as an integer (0 if no row). */
-static int query_int(struct directory *dir, const char *sql, int64_t *value_r)
+int dir_query_int(struct directory *dir, const char *sql, int64_t *value_r)
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(dir->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        set_db_error(dir, "directory");
+        dir_set_db_error(dir, "directory");
         return -1;
     }
     int rc = sqlite3_step(st);
     *value_r = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        set_db_error(dir, "directory");
+        dir_set_db_error(dir, "directory");
         return -1;
     }
     return 0;
@@ -103,7 +124,7 @@ static int query_int(struct directory *dir, const char *sql, int64_t *value_r)
 static int schema_version(struct directory *dir, int64_t *version_r)
 {
     int64_t exists;
-    if (query_int(dir,
+    if (dir_query_int(dir,
                   "SELECT count(*) FROM sqlite_master"
                   " WHERE type = 'table' AND name = 'schema_version'",
                   &exists)
@@ -113,7 +134,7 @@ static int schema_version(struct directory *dir, int64_t *version_r)
         *version_r = 0;
         return 0;
     }
-    return query_int(dir, "SELECT max(version) FROM schema_version", version_r);
+    return dir_query_int(dir, "SELECT max(version) FROM schema_version", version_r);
 }
 
 /* Bring the schema to version v (1-based) unless it is there already.
@@ -124,26 +145,26 @@ static int migrate_to(struct directory *dir, int v)
     char sql[128];
     int64_t have;
 
-    if (exec(dir, "BEGIN IMMEDIATE") < 0)
+    if (dir_exec(dir, "BEGIN IMMEDIATE") < 0)
         return -1;
     if (schema_version(dir, &have) < 0)
         goto rollback;
     if (have >= v)
-        return exec(dir, "COMMIT");
+        return dir_exec(dir, "COMMIT");
     snprintf(sql, sizeof sql, "INSERT INTO schema_version (version, applied) VALUES (%d, %lld)",
              v, (long long)time(NULL));
-    if (exec(dir, migrations[v - 1]) < 0 || exec(dir, sql) < 0 || exec(dir, "COMMIT") < 0)
+    if (dir_exec(dir, migrations[v - 1]) < 0 || dir_exec(dir, sql) < 0 || dir_exec(dir, "COMMIT") < 0)
         goto rollback;
     log_info("directory migrated version=%d", v);
     return 0;
 rollback:
-    exec(dir, "ROLLBACK");
+    dir_exec(dir, "ROLLBACK");
     return -1;
 }
 
 static int migrate(struct directory *dir)
 {
-    if (exec(dir, "CREATE TABLE IF NOT EXISTS schema_version ("
+    if (dir_exec(dir, "CREATE TABLE IF NOT EXISTS schema_version ("
                   "  version INTEGER PRIMARY KEY NOT NULL,"
                   "  applied INTEGER NOT NULL)")
         < 0)
@@ -161,19 +182,19 @@ static int setup(struct directory *dir, bool create)
 
     sqlite3_busy_timeout(dir->db, BUSY_TIMEOUT_MS);
     sqlite3_extended_result_codes(dir->db, 1);
-    if (exec(dir, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL") < 0)
+    if (dir_exec(dir, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL") < 0)
         return -1;
-    if (create && (exec(dir, "PRAGMA journal_mode = WAL") < 0 || migrate(dir) < 0))
+    if (create && (dir_exec(dir, "PRAGMA journal_mode = WAL") < 0 || migrate(dir) < 0))
         return -1;
     if (schema_version(dir, &version) < 0)
         return -1;
     if (version > SCHEMA_VERSION) {
-        set_error(dir, "schema version %lld is newer than this sealmail's (%d)",
+        dir_set_error(dir, "schema version %lld is newer than this sealmail's (%d)",
                   (long long)version, SCHEMA_VERSION);
         return -1;
     }
     if (version < SCHEMA_VERSION) {
-        set_error(dir, "schema version %lld, expected %d (run `sealmail init`)",
+        dir_set_error(dir, "schema version %lld, expected %d (run `sealmail init`)",
                   (long long)version, SCHEMA_VERSION);
         return -1;
     }
@@ -198,7 +219,7 @@ struct directory *directory_open(const char *data_dir, bool create, const char *
     struct directory *dir = sm_malloc(sizeof *dir);
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | (create ? SQLITE_OPEN_CREATE : 0);
     if (sqlite3_open_v2(path, &dir->db, flags, NULL) != SQLITE_OK) {
-        set_db_error(dir, "open");
+        dir_set_db_error(dir, "open");
         goto fail;
     }
     if (setup(dir, create) < 0)
@@ -287,8 +308,7 @@ int directory_domain_normalise(const char *name, char out[DIRECTORY_DOMAIN_MAX +
     return -1;
 }
 
-/* A printable, bounded copy of untrusted text for error messages. */
-static void printable(const char *in, char *out, size_t outlen)
+void dir_printable(const char *in, char *out, size_t outlen)
 {
     size_t i;
     for (i = 0; in[i] != '\0' && i + 4 < outlen; i++)
@@ -307,8 +327,8 @@ static int domain_check(struct directory *dir, const char *name, char out[DOMAIN
     const char *why = domain_normalise(name, out);
     if (why == NULL)
         return 0;
-    printable(name, shown, sizeof shown);
-    set_error(dir, "invalid domain name '%s': %s", shown, why);
+    dir_printable(name, shown, sizeof shown);
+    dir_set_error(dir, "invalid domain name '%s': %s", shown, why);
     return -1;
 }
 
@@ -322,7 +342,7 @@ int directory_domain_add(struct directory *dir, const char *domain)
     if (sqlite3_prepare_v2(dir->db, "INSERT INTO domains (name, created) VALUES (?1, ?2)", -1,
                            &st, NULL)
         != SQLITE_OK) {
-        set_db_error(dir, "directory");
+        dir_set_db_error(dir, "directory");
         return -1;
     }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -330,11 +350,11 @@ int directory_domain_add(struct directory *dir, const char *domain)
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
-        set_error(dir, "domain %s already exists", name);
+        dir_set_error(dir, "domain %s already exists", name);
         return -1;
     }
     if (rc != SQLITE_DONE) {
-        set_db_error(dir, "directory");
+        dir_set_db_error(dir, "directory");
         return -1;
     }
     dir->own_changes++;
@@ -350,18 +370,22 @@ int directory_domain_remove(struct directory *dir, const char *domain)
         return -1;
     if (sqlite3_prepare_v2(dir->db, "DELETE FROM domains WHERE name = ?1", -1, &st, NULL)
         != SQLITE_OK) {
-        set_db_error(dir, "directory");
+        dir_set_db_error(dir, "directory");
         return -1;
     }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        dir_set_error(dir, "domain %s still has mailboxes or aliases: remove them first", name);
+        return -1;
+    }
     if (rc != SQLITE_DONE) {
-        set_db_error(dir, "directory");
+        dir_set_db_error(dir, "directory");
         return -1;
     }
     if (sqlite3_changes(dir->db) == 0) {
-        set_error(dir, "no such domain: %s", name);
+        dir_set_error(dir, "no such domain: %s", name);
         return -1;
     }
     dir->own_changes++;
@@ -376,7 +400,7 @@ int directory_domain_list(struct directory *dir, void (*fn)(void *arg, const cha
 
     if (sqlite3_prepare_v2(dir->db, "SELECT name FROM domains ORDER BY name", -1, &st, NULL)
         != SQLITE_OK) {
-        set_db_error(dir, "directory");
+        dir_set_db_error(dir, "directory");
         return -1;
     }
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -388,7 +412,7 @@ int directory_domain_list(struct directory *dir, void (*fn)(void *arg, const cha
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
-        set_db_error(dir, "directory");
+        dir_set_db_error(dir, "directory");
         return -1;
     }
     return n;
@@ -397,7 +421,7 @@ int directory_domain_list(struct directory *dir, void (*fn)(void *arg, const cha
 int64_t directory_version(struct directory *dir)
 {
     int64_t data_version;
-    if (query_int(dir, "PRAGMA data_version", &data_version) < 0)
+    if (dir_query_int(dir, "PRAGMA data_version", &data_version) < 0)
         return -1;
     /* data_version: commits by other connections; own_changes: ours */
     return (int64_t)((uint64_t)data_version << 32 | (dir->own_changes & 0xffffffffu));

@@ -1,6 +1,8 @@
 /* spool.c — the encrypted, durable spool of accepted messages (see spool.h).
  *
- * FILE FORMAT (version 1).  All integers are big-endian.
+ * FILE FORMAT (version 1): the sealed-file format of sealfile.h with the
+ * envelope as its clear metadata; reading goes through sealfile_read().
+ * All integers are big-endian.
  *
  *   offset  bytes  field
  *   0       8      magic "SEALSP\0\1" (the last byte is the format version)
@@ -85,6 +87,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "crypto/seal.h"
+#include "store/sealfile.h"
 
 _Static_assert(SPOOL_PK_BYTES == SEAL_PK_BYTES, "spool public key is an X25519 key");
 _Static_assert(SPOOL_SK_BYTES == SEAL_SK_BYTES, "spool secret key is an X25519 key");
@@ -1143,142 +1146,35 @@ int spool_read_envelope(const char *dir, const char *id, struct spool_envelope *
     return ret;
 }
 
-/* Read a chunk length; 1 when read, 0 at a clean end of file, -1 on error. */
-static int read_chunk_len(int fd, uint32_t *len_r, const char **error_r)
-{
-    uint8_t b[4];
-    ssize_t n = sm_read_full(fd, b, sizeof b);
-
-    if (n == 0)
-        return 0;
-    if (n != (ssize_t)sizeof b) {
-        *error_r = n < 0 ? errno_msg("cannot read message") : "truncated spool file";
-        return -1;
-    }
-    *len_r = get_u32(b);
-    if (*len_r < SEAL_STREAM_ABYTES || *len_r > CHUNK_CIPHER_MAX) {
-        *error_r = "damaged spool file (bad chunk length)";
-        return -1;
-    }
-    return 1;
-}
-
-/* Authenticate, decrypt and write every chunk.  A chunk is the last one
- * exactly when the file ends after it; only that one may carry FINAL and
- * it is bound to the size, so tag, size and end of file must all agree. */
-static int read_chunks(int fd, struct seal_stream *st, uint8_t ad[AD_LEN], uint64_t size,
-                       int out, const char **error_r)
-{
-    uint8_t *cipher = sm_malloc(CHUNK_CIPHER_MAX);
-    uint8_t *plain = sm_malloc(CHUNK_PLAIN);
-    uint64_t total = 0;
-    uint32_t clen, next_len = 0;
-    int more = read_chunk_len(fd, &clen, error_r), ret = -1;
-    bool final = false;
-
-    if (more == 0)
-        *error_r = "truncated spool file";
-    while (more > 0) {
-        ssize_t n = sm_read_full(fd, cipher, clen);
-        if (n != (ssize_t)clen) {
-            *error_r = n < 0 ? errno_msg("cannot read message") : "truncated spool file";
-            break;
-        }
-        if ((more = read_chunk_len(fd, &next_len, error_r)) < 0)
-            break;
-        size_t plen = clen - SEAL_STREAM_ABYTES;
-        if (seal_stream_pull(st, cipher, clen, ad, more ? SEAL_HASH_BYTES : AD_LEN, plain, &final)
-                < 0
-            || final != (more == 0) || plen > size - total || (final && total + plen != size)) {
-            *error_r = "spool file is damaged, truncated or not for this key";
-            more = -1;
-            break;
-        }
-        if (plen > 0 && sm_write_full(out, plain, plen) < 0) {
-            *error_r = errno_msg("cannot write message");
-            more = -1;
-            break;
-        }
-        total += plen;
-        clen = next_len;
-    }
-    if (more == 0 && final)
-        ret = 0;
-    seal_wipe(plain, CHUNK_PLAIN);
-    free(plain);
-    free(cipher);
-    return ret;
-}
-
-/* The file length must be what the size implies (see FILE FORMAT). */
-static int check_length(int fd, const struct prefix *pr, const char **error_r)
-{
-    struct stat st;
-    uint64_t chunks = pr->size == 0 ? 1 : (pr->size - 1) / CHUNK_PLAIN + 1;
-
-    if (fstat(fd, &st) < 0) {
-        *error_r = errno_msg("cannot stat message");
-        return -1;
-    }
-    if (pr->size > (uint64_t)INT64_MAX / 2
-        || (uint64_t)st.st_size != pr->len + chunks * (4 + SEAL_STREAM_ABYTES) + pr->size) {
-        *error_r = "spool file is truncated or damaged (length does not match size)";
-        return -1;
-    }
-    return 0;
-}
-
 int spool_read_message(const char *dir, const char *id, const uint8_t pk[SPOOL_PK_BYTES],
                        const uint8_t sk[SPOOL_SK_BYTES], int fd, struct spool_envelope *env,
                        const char **error_r)
 {
-    struct prefix pr;
-    uint8_t ad[AD_LEN];
-    int ret = -1;
+    uint8_t *meta = NULL;
+    size_t meta_len = 0;
+    uint64_t size;
+    struct spool_envelope local;
 
-    if (env != NULL)
-        memset(env, 0, sizeof *env);
-
-    if (seal_init() < 0) {
-        *error_r = "libsodium cannot be initialised";
-        return -1;
-    }
+    if (env == NULL)
+        env = &local;
+    memset(env, 0, sizeof *env);
     int in = open_message(dir, id, error_r);
     if (in < 0)
         return -1;
-    if (read_prefix(in, &pr, error_r) < 0) {
-        close(in);
-        return -1;
-    }
-    if (check_length(in, &pr, error_r) < 0) {
-        free(pr.data);
-        close(in);
-        return -1;
-    }
     /* the envelope comes from the same bytes the hash H binds to the body */
-    if (env != NULL && envelope_decode(pr.data + FIXED_LEN, pr.env_len, env) < 0) {
-        spool_envelope_free(env);
-        free(pr.data);
-        close(in);
-        *error_r = "malformed envelope in spool file";
-        return -1;
-    }
-    if (env != NULL)
-        env->size = pr.size;
-    memset(pr.data + OFF_SIZE, 0, 8); /* H is computed with the size unknown */
-    seal_hash(ad, pr.data, pr.len);
-    put_u64(ad + SEAL_HASH_BYTES, pr.size);
-    const uint8_t *keys = pr.data + FIXED_LEN + pr.env_len;
-    struct seal_stream *st =
-        seal_stream_pull_new(keys, keys + SEAL_SEALED_KEY_BYTES, pk, sk, error_r);
-    if (st != NULL)
-        ret = read_chunks(in, st, ad, pr.size, fd, error_r);
-    seal_stream_free(&st);
-    free(pr.data);
+    int ret = sealfile_read(in, MAGIC, SPOOL_ENV_MAX, pk, sk, fd, &meta, &meta_len, &size,
+                            error_r);
     close(in);
-    if (ret < 0 && env != NULL) {
+    if (ret == 0 && envelope_decode(meta, meta_len, env) < 0) {
+        *error_r = "malformed envelope in spool file";
+        ret = -1;
+    }
+    free(meta);
+    if (ret < 0 || env == &local) {
         spool_envelope_free(env); /* nothing unauthenticated leaves */
         memset(env, 0, sizeof *env);
+    } else {
+        env->size = size;
     }
     return ret;
 }

@@ -292,6 +292,158 @@ static void test_reopen_create(void **state)
     directory_close(&dir);
 }
 
+/* --- mailboxes and aliases --------------------------------------------------- */
+
+static void add_user(struct directory *dir, const char *address, uint64_t quota)
+{
+    struct directory_user u = {.quota_bytes = quota};
+    struct directory_wrap w = {.kind = DIRECTORY_WRAP_PASSWORD, .len = 3, .bytes = {1, 2, 3}};
+    uint8_t swrap[4] = {9, 9, 9, 9};
+    static unsigned n;
+    snprintf(u.address, sizeof u.address, "%s", address);
+    snprintf(u.mailbox, sizeof u.mailbox, "%016x", ++n);
+    if (directory_user_add(dir, &u, swrap, sizeof swrap, &w, 1) < 0)
+        fail_msg("user_add %s: %s", address, directory_error(dir));
+}
+
+/* Resolve and return "mailbox-address;..." of the targets. */
+static const char *resolve(struct directory *dir, const char *address)
+{
+    static char out[1024];
+    struct directory_user t[DIRECTORY_TARGETS_MAX];
+    int n = directory_resolve(dir, address, t, DIRECTORY_TARGETS_MAX);
+    assert_true(n >= 0);
+    out[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        strcat(out, t[i].address);
+        strcat(out, ";");
+    }
+    return out;
+}
+
+static void test_users_and_resolution(void **state)
+{
+    char data_dir[128];
+    struct directory_user u;
+    (void)state;
+    struct directory *dir = fresh(data_dir, sizeof data_dir);
+    assert_int_equal(directory_domain_add(dir, "a.example"), 0);
+    assert_int_equal(directory_domain_add(dir, "b.example"), 0);
+    add_user(dir, "Alice@A.example", 0);
+    add_user(dir, "bob@a.example", 1000);
+    add_user(dir, "postmaster@b.example", 0);
+
+    /* stored folded; duplicates and unhosted domains refused */
+    assert_int_equal(directory_user_get(dir, "ALICE@a.EXAMPLE", &u), 1);
+    assert_string_equal(u.address, "alice@a.example");
+    struct directory_user dup = {0};
+    snprintf(dup.address, sizeof dup.address, "alice@a.example");
+    snprintf(dup.mailbox, sizeof dup.mailbox, "ffffffffffffffff");
+    assert_int_equal(directory_user_add(dir, &dup, (const uint8_t *)"x", 1, NULL, 0), -1);
+    snprintf(dup.address, sizeof dup.address, "carol@c.example");
+    assert_int_equal(directory_user_add(dir, &dup, (const uint8_t *)"x", 1, NULL, 0), -1);
+    assert_non_null(strstr(directory_error(dir), "not hosted"));
+
+    /* exact, case, +tag, unknown */
+    assert_string_equal(resolve(dir, "alice@a.example"), "alice@a.example;");
+    assert_string_equal(resolve(dir, "ALICE@A.EXAMPLE"), "alice@a.example;");
+    assert_string_equal(resolve(dir, "alice+news@a.example"), "alice@a.example;");
+    assert_string_equal(resolve(dir, "nobody@a.example"), "");
+    assert_string_equal(resolve(dir, "not an address"), "");
+    assert_string_equal(resolve(dir, "@a.example"), "");
+
+    /* aliases: to several mailboxes; cannot shadow a mailbox; targets must exist */
+    assert_int_equal(directory_alias_add(dir, "team@a.example", "alice@a.example"), 0);
+    assert_int_equal(directory_alias_add(dir, "team@a.example", "bob@a.example"), 0);
+    assert_string_equal(resolve(dir, "team+x@a.example"), "alice@a.example;bob@a.example;");
+    assert_int_equal(directory_alias_add(dir, "alice@a.example", "bob@a.example"), -1);
+    assert_int_equal(directory_alias_add(dir, "x@a.example", "ghost@a.example"), -1);
+    assert_int_equal(directory_alias_add(dir, "team@a.example", "alice@a.example"), -1);
+
+    /* the catch-all takes only what nothing else takes */
+    assert_int_equal(directory_alias_add(dir, "@a.example", "bob@a.example"), 0);
+    assert_string_equal(resolve(dir, "nobody@a.example"), "bob@a.example;");
+    assert_string_equal(resolve(dir, "alice@a.example"), "alice@a.example;");
+    assert_string_equal(resolve(dir, "nobody@b.example"), "");
+
+    /* bare postmaster: the first hosted domain that has one */
+    assert_string_equal(resolve(dir, "postmaster"), "postmaster@b.example;");
+    assert_string_equal(resolve(dir, "PostMaster"), "postmaster@b.example;");
+
+    /* a domain with mailboxes cannot be removed */
+    assert_int_equal(directory_domain_remove(dir, "a.example"), -1);
+    assert_non_null(strstr(directory_error(dir), "still has"));
+    directory_close(&dir);
+}
+
+static void count_wrap(void *arg, const struct directory_wrap *w)
+{
+    (void)w;
+    (*(int *)arg)++;
+}
+
+static void test_user_remove_and_usage(void **state)
+{
+    char data_dir[128];
+    struct directory_user u;
+    int wraps = 0;
+    (void)state;
+    struct directory *dir = fresh(data_dir, sizeof data_dir);
+    assert_int_equal(directory_domain_add(dir, "a.example"), 0);
+    add_user(dir, "alice@a.example", 100);
+    assert_int_equal(directory_user_get(dir, "alice@a.example", &u), 1);
+    assert_int_equal(directory_user_wraps(dir, u.id, 0, count_wrap, &wraps), 1);
+    assert_int_equal(directory_user_usage(dir, u.mailbox, 70, false), 0);
+    assert_int_equal(directory_user_usage(dir, u.mailbox, 50, false), 0);
+    assert_int_equal(directory_user_get(dir, "alice@a.example", &u), 1);
+    assert_int_equal(u.used_bytes, 120);
+    assert_int_equal(directory_user_usage(dir, u.mailbox, -500, false), 0);
+    assert_int_equal(directory_user_get(dir, "alice@a.example", &u), 1);
+    assert_int_equal(u.used_bytes, 0);
+
+    assert_int_equal(directory_alias_add(dir, "@a.example", "alice@a.example"), 0);
+    struct directory_user removed;
+    assert_int_equal(directory_user_remove(dir, "alice@a.example", &removed), 0);
+    assert_string_equal(removed.mailbox, u.mailbox);
+    assert_int_equal(directory_user_get(dir, "alice@a.example", &u), 0);
+    assert_string_equal(resolve(dir, "x@a.example"), ""); /* the alias went with it */
+    wraps = 0;
+    assert_int_equal(directory_user_wraps(dir, removed.id, 0, count_wrap, &wraps), 0);
+    assert_int_equal(directory_user_remove(dir, "alice@a.example", &removed), -1);
+    assert_int_equal(directory_domain_remove(dir, "a.example"), 0);
+    directory_close(&dir);
+}
+
+static void test_address_rules(void **state)
+{
+    static const struct {
+        const char *in, *out; /* out NULL: refused */
+    } cases[] = {
+        {"Me@Example.COM", "me@example.com"}, {"a.b-c_d@x.example", "a.b-c_d@x.example"},
+        {"a+b@x.example", NULL},              {".a@x.example", NULL},
+        {"a.@x.example", NULL},               {"a..b@x.example", NULL},
+        {"@x.example", NULL},                 {"a@", NULL},
+        {"a b@x.example", NULL},              {"noat", NULL},
+        {"\xc3\xa9@x.example", NULL},
+    };
+    char out[DIRECTORY_ADDRESS_MAX + 1];
+    const char *why;
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int r = directory_address_normalise(cases[i].in, out, &why);
+        if (cases[i].out == NULL) {
+            assert_int_equal(r, -1);
+        } else {
+            assert_int_equal(r, 0);
+            assert_string_equal(out, cases[i].out);
+        }
+    }
+    char longlocal[80];
+    memset(longlocal, 'a', 65);
+    snprintf(longlocal + 65, sizeof longlocal - 65, "@x.example");
+    assert_int_equal(directory_address_normalise(longlocal, out, &why), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -301,6 +453,9 @@ int main(void)
         cmocka_unit_test(test_version_changes),
         cmocka_unit_test(test_open_errors),
         cmocka_unit_test(test_reopen_create),
+        cmocka_unit_test(test_users_and_resolution),
+        cmocka_unit_test(test_user_remove_and_usage),
+        cmocka_unit_test(test_address_rules),
     };
     log_init("test-directory", false, LOG_LEVEL_ERROR);
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,0 +1,70 @@
+/* drop.h — message files of a mailbox, sealed to its public key.
+ *
+ *   mailboxes/<id>/drop/<name>   delivered, waiting for the owner to unlock
+ *   mailboxes/<id>/msg/<name>    imported: the body of a stored message
+ *
+ * Both are sealed files (sealfile.h) to the mailbox's X25519 public key,
+ * so the delivering process (queued) can write mail it can never read
+ * back (DESIGN.md §4).  Import moves a file from drop/ to msg/ under the
+ * same name, without re-encrypting it; the encrypted store (mailbox.h)
+ * records the name.  The name is also inside the file's authenticated
+ * metadata, so files swapped or renamed on disk are refused on reading.
+ *
+ * Names are 16 to 32 lowercase hex digits: queued uses the spool queue id,
+ * so a delivery repeated after a crash finds its file (in drop/ or msg/)
+ * and does not deliver a second copy. */
+#ifndef SM_DROP_H
+#define SM_DROP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DROP_NAME_MAX 32
+#define DROP_PK_BYTES 32
+#define DROP_SK_BYTES 32
+
+enum drop_area { DROP_AREA_DROP, DROP_AREA_MSG };
+
+/* True when name is 16..32 lowercase hex digits (the only names accepted,
+ * so no path can be smuggled in). */
+bool drop_name_valid(const char *name);
+
+/* Seal the content of body_fd (read from offset 0 to its end) into
+ * mailbox_dir/drop/name, durably: a temporary file, fdatasync, a rename
+ * that never replaces, fsync of drop/.  received (unix time) becomes the
+ * message's internal date.  Returns 1 when delivered (*sealed_bytes_r =
+ * the file's size), 0 when a file of that name is already in drop/ or
+ * msg/ (an earlier delivery of the same message: nothing written), -1
+ * with *error_r. */
+int drop_deliver(const char *mailbox_dir, const char *name, const uint8_t pk[DROP_PK_BYTES],
+                 int64_t received, int body_fd, uint64_t *sealed_bytes_r, const char **error_r);
+
+/* Call fn for each file name in mailbox_dir/drop, in name order (arrival
+ * order for queued's names); leftovers of interrupted deliveries older
+ * than a minute are removed on the way.  Returns the count or -1. */
+int drop_list(const char *mailbox_dir, void (*fn)(void *arg, const char *name), void *arg,
+              const char **error_r);
+
+/* Authenticate and decrypt file name of area into out (plaintext; discard
+ * it on failure).  *received_r and *size_r (when not NULL) get the
+ * internal date and the plaintext size.  Returns 0, or -1 with *error_r
+ * (missing, damaged, wrong key, or a file that is not the one its name
+ * says). */
+int drop_read(const char *mailbox_dir, enum drop_area area, const char *name,
+              const uint8_t pk[DROP_PK_BYTES], const uint8_t sk[DROP_SK_BYTES], int out,
+              int64_t *received_r, uint64_t *size_r, const char **error_r);
+
+/* Move drop/name to msg/name.  If msg/name exists already (a repeated
+ * import), drop/name is removed instead.  Not synced: call drop_sync()
+ * after a batch.  Returns 0, or -1 with *error_r. */
+int drop_move_to_msg(const char *mailbox_dir, const char *name, const char **error_r);
+/* Remove file name of area (an expunged message).  Not synced. */
+int drop_remove(const char *mailbox_dir, enum drop_area area, const char *name,
+                const char **error_r);
+/* fsync drop/ and msg/, making moves and removals durable. */
+int drop_sync(const char *mailbox_dir, const char **error_r);
+/* True when file name exists in area. */
+bool drop_exists(const char *mailbox_dir, enum drop_area area, const char *name);
+
+#endif

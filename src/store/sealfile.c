@@ -1,0 +1,365 @@
+/* sealfile.c — sealed message files (see sealfile.h).
+ *
+ * FILE FORMAT (version given by the last magic byte).  Integers are
+ * big-endian.
+ *
+ *   offset  bytes  field
+ *   0       8      magic (spool entries "SEALSP\0\1", drop files "SEALDR\0\1")
+ *   8       8      u64 size: plaintext bytes; written last
+ *   16      4      u32 M: length of the clear metadata
+ *   20      M      metadata (a spool envelope, a drop file's arrival time)
+ *   20+M    80     32-byte file key sealed (crypto_box_seal) to the public key
+ *   100+M   24     crypto_secretstream_xchacha20poly1305 header
+ *   124+M   ...    chunks: u32 L (17..65553) then L bytes of ciphertext; every
+ *                  chunk but the last holds exactly 64 KiB of plaintext and is
+ *                  tagged MESSAGE, the last is tagged FINAL, holds 1..64 KiB (0
+ *                  only for empty content) and ends the file.
+ *
+ * Binding: H = BLAKE2b-256 of bytes 0..124+M with the size field read as
+ * zeros; every chunk has H as associated data, the FINAL chunk H || size.
+ * The file length follows from M and the size, and the reader checks it
+ * before decrypting anything, so a cut or padded file fails up front; a
+ * changed byte anywhere else fails a MAC or the key opening. */
+#include "store/sealfile.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/fileio.h"
+#include "core/mem.h"
+#include "crypto/seal.h"
+
+#define OFF_SIZE 8
+#define FIXED_LEN 20
+#define KEYS_LEN (SEAL_SEALED_KEY_BYTES + SEAL_STREAM_HEADER_BYTES)
+#define CHUNK_PLAIN 65536
+#define CHUNK_CIPHER_MAX (CHUNK_PLAIN + SEAL_STREAM_ABYTES)
+#define AD_LEN (SEAL_HASH_BYTES + 8)
+
+_Static_assert(SEALFILE_PK_BYTES == SEAL_PK_BYTES, "X25519 public key");
+_Static_assert(SEALFILE_SK_BYTES == SEAL_SK_BYTES, "X25519 secret key");
+
+static _Thread_local char errbuf[256];
+
+static const char *errno_msg(const char *what)
+{
+    snprintf(errbuf, sizeof errbuf, "%s: %s", what, strerror(errno));
+    return errbuf;
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    return (uint64_t)get_u32(p) << 32 | get_u32(p + 4);
+}
+
+/* --- writing ------------------------------------------------------------------ */
+
+/* Build and write the prefix; start the stream; H into ad. */
+static struct seal_stream *write_prefix(int out, const char *magic, const void *meta,
+                                        size_t meta_len, const uint8_t *pk,
+                                        uint8_t ad[AD_LEN], const char **error_r)
+{
+    size_t len = FIXED_LEN + meta_len + KEYS_LEN;
+    uint8_t *prefix = sm_malloc(len);
+    memcpy(prefix, magic, SEALFILE_MAGIC_LEN);
+    put_u32(prefix + 16, (uint32_t)meta_len);
+    if (meta_len > 0)
+        memcpy(prefix + FIXED_LEN, meta, meta_len);
+    uint8_t *keys = prefix + FIXED_LEN + meta_len;
+    struct seal_stream *st =
+        seal_stream_push_new(pk, keys, keys + SEAL_SEALED_KEY_BYTES, error_r);
+    if (st != NULL) {
+        seal_hash(ad, prefix, len);
+        if (sm_write_full(out, prefix, len) < 0) {
+            *error_r = errno_msg("cannot write sealed file");
+            seal_stream_free(&st);
+        }
+    }
+    free(prefix);
+    return st;
+}
+
+/* Encrypt one chunk of plen bytes and append it. */
+static int write_chunk(int out, struct seal_stream *st, const uint8_t *plain, size_t plen,
+                       uint8_t *cipher, const uint8_t ad[AD_LEN], bool final,
+                       const char **error_r)
+{
+    size_t clen = plen + SEAL_STREAM_ABYTES;
+    put_u32(cipher, (uint32_t)clen);
+    if (seal_stream_push(st, plain, plen, ad, final ? AD_LEN : SEAL_HASH_BYTES, final,
+                         cipher + 4)
+        < 0) {
+        *error_r = "cannot encrypt chunk";
+        return -1;
+    }
+    if (sm_write_full(out, cipher, 4 + clen) < 0) {
+        *error_r = errno_msg("cannot write sealed file");
+        return -1;
+    }
+    return 0;
+}
+
+/* Read one chunk's worth of plaintext; the count, or -1. */
+static ssize_t read_plain(int in, uint8_t *buf, const char **error_r)
+{
+    ssize_t n = sm_read_full(in, buf, CHUNK_PLAIN);
+    if (n < 0)
+        *error_r = errno_msg("cannot read content");
+    return n;
+}
+
+/* Stream in to out; one chunk is read ahead so the last one is known. */
+static int write_chunks(int out, int in, struct seal_stream *st, uint8_t ad[AD_LEN],
+                        uint64_t *size_r, const char **error_r)
+{
+    uint8_t *cur = sm_malloc(CHUNK_PLAIN), *next = sm_malloc(CHUNK_PLAIN);
+    uint8_t *cipher = sm_malloc(4 + CHUNK_CIPHER_MAX);
+    uint64_t size = 0;
+    int ret = -1;
+    ssize_t n = read_plain(in, cur, error_r), m = 0;
+
+    while (n >= 0) {
+        m = n == CHUNK_PLAIN ? read_plain(in, next, error_r) : 0;
+        if (m < 0)
+            break;
+        bool final = m == 0;
+        size += (uint64_t)n;
+        if (final)
+            put_u64(ad + SEAL_HASH_BYTES, size);
+        if (write_chunk(out, st, cur, (size_t)n, cipher, ad, final, error_r) < 0)
+            break;
+        if (final) {
+            ret = 0;
+            break;
+        }
+        uint8_t *t = cur;
+        cur = next;
+        next = t;
+        n = m;
+    }
+    seal_wipe(cur, CHUNK_PLAIN);
+    seal_wipe(next, CHUNK_PLAIN);
+    free(cur);
+    free(next);
+    free(cipher);
+    *size_r = size;
+    return ret;
+}
+
+int sealfile_write(int out, const char magic[SEALFILE_MAGIC_LEN], const void *meta,
+                   size_t meta_len, const uint8_t pk[SEALFILE_PK_BYTES], int in,
+                   uint64_t *size_r, const char **error_r)
+{
+    uint8_t ad[AD_LEN], size[8];
+    off_t start = lseek(out, 0, SEEK_CUR);
+
+    if (meta_len > SEALFILE_META_MAX) {
+        *error_r = "sealed file metadata too large";
+        return -1;
+    }
+    if (seal_init() < 0 || start < 0) {
+        *error_r = start < 0 ? errno_msg("cannot seek") : "libsodium cannot be initialised";
+        return -1;
+    }
+    struct seal_stream *st = write_prefix(out, magic, meta, meta_len, pk, ad, error_r);
+    if (st == NULL)
+        return -1;
+    int ret = write_chunks(out, in, st, ad, size_r, error_r);
+    seal_stream_free(&st);
+    put_u64(size, *size_r);
+    if (ret == 0 && pwrite(out, size, sizeof size, start + OFF_SIZE) != (ssize_t)sizeof size) {
+        *error_r = errno_msg("cannot write sealed file");
+        ret = -1;
+    }
+    return ret;
+}
+
+/* --- reading ------------------------------------------------------------------ */
+
+struct prefix {
+    uint8_t *data; /* FIXED_LEN + meta_len + KEYS_LEN bytes */
+    size_t len, meta_len;
+    uint64_t size;
+};
+
+static int read_prefix(int in, const char *magic, size_t meta_max, struct prefix *pr,
+                       const char **error_r)
+{
+    uint8_t fixed[FIXED_LEN];
+    ssize_t n = pread(in, fixed, FIXED_LEN, 0);
+
+    if (n < 0) {
+        *error_r = errno_msg("cannot read sealed file");
+        return -1;
+    }
+    if ((size_t)n < SEALFILE_MAGIC_LEN || memcmp(fixed, magic, SEALFILE_MAGIC_LEN) != 0) {
+        *error_r = "not a sealed file of this kind (bad magic or version)";
+        return -1;
+    }
+    pr->size = get_u64(fixed + OFF_SIZE);
+    pr->meta_len = n == FIXED_LEN ? get_u32(fixed + 16) : SIZE_MAX;
+    if (pr->meta_len > meta_max || pr->meta_len > SEALFILE_META_MAX) {
+        *error_r = n < FIXED_LEN ? "truncated sealed file" : "sealed file metadata too large";
+        return -1;
+    }
+    pr->len = FIXED_LEN + pr->meta_len + KEYS_LEN;
+    pr->data = sm_malloc(pr->len);
+    n = pread(in, pr->data, pr->len, 0);
+    if (n != (ssize_t)pr->len) {
+        *error_r = n < 0 ? errno_msg("cannot read sealed file") : "truncated sealed file";
+        sm_freep(&pr->data);
+        return -1;
+    }
+    return 0;
+}
+
+/* The file length must be what the metadata length and the size imply. */
+static int check_length(int in, const struct prefix *pr, const char **error_r)
+{
+    struct stat st;
+    uint64_t chunks = pr->size == 0 ? 1 : (pr->size - 1) / CHUNK_PLAIN + 1;
+
+    if (fstat(in, &st) < 0) {
+        *error_r = errno_msg("cannot stat sealed file");
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode) || pr->size > (uint64_t)INT64_MAX / 2 ||
+        (uint64_t)st.st_size != pr->len + chunks * (4 + SEAL_STREAM_ABYTES) + pr->size) {
+        *error_r = "sealed file is truncated or damaged (length does not match size)";
+        return -1;
+    }
+    return 0;
+}
+
+/* Read a chunk length at *off; 1 read, 0 at end of file, -1 error. */
+static int read_chunk_len(int in, off_t *off, uint32_t *len_r, const char **error_r)
+{
+    uint8_t b[4];
+    ssize_t n = pread(in, b, sizeof b, *off);
+    if (n == 0)
+        return 0;
+    if (n != (ssize_t)sizeof b) {
+        *error_r = n < 0 ? errno_msg("cannot read sealed file") : "truncated sealed file";
+        return -1;
+    }
+    *off += 4;
+    *len_r = get_u32(b);
+    if (*len_r < SEAL_STREAM_ABYTES || *len_r > CHUNK_CIPHER_MAX) {
+        *error_r = "damaged sealed file (bad chunk length)";
+        return -1;
+    }
+    return 1;
+}
+
+/* One chunk: authenticate, decrypt, check its place, write it out. */
+static int read_one(int in, off_t *off, uint32_t clen, struct seal_stream *st,
+                    const uint8_t ad[AD_LEN], bool last, uint8_t *cipher, uint8_t *plain,
+                    int out, uint64_t *total, uint64_t size, const char **error_r)
+{
+    bool final = false;
+    ssize_t n = pread(in, cipher, clen, *off);
+    if (n != (ssize_t)clen) {
+        *error_r = n < 0 ? errno_msg("cannot read sealed file") : "truncated sealed file";
+        return -1;
+    }
+    *off += clen;
+    size_t plen = clen - SEAL_STREAM_ABYTES;
+    if (seal_stream_pull(st, cipher, clen, ad, last ? AD_LEN : SEAL_HASH_BYTES, plain, &final) <
+            0 ||
+        final != last || plen > size - *total || (final && *total + plen != size)) {
+        *error_r = "sealed file is damaged, truncated or not for this key";
+        return -1;
+    }
+    if (plen > 0 && sm_write_full(out, plain, plen) < 0) {
+        *error_r = errno_msg("cannot write content");
+        return -1;
+    }
+    *total += plen;
+    return 0;
+}
+
+static int read_chunks(int in, off_t off, struct seal_stream *st, const uint8_t ad[AD_LEN],
+                       uint64_t size, int out, const char **error_r)
+{
+    uint8_t *cipher = sm_malloc(CHUNK_CIPHER_MAX), *plain = sm_malloc(CHUNK_PLAIN);
+    uint64_t total = 0;
+    uint32_t clen, next_len = 0;
+    int more = read_chunk_len(in, &off, &clen, error_r), ret = -1;
+
+    if (more == 0)
+        *error_r = "truncated sealed file";
+    while (more > 0) {
+        /* the chunk is the last one exactly when the file ends after it */
+        off_t after = off + clen;
+        more = read_chunk_len(in, &after, &next_len, error_r);
+        if (more < 0 ||
+            read_one(in, &off, clen, st, ad, more == 0, cipher, plain, out, &total, size,
+                     error_r) < 0)
+            break;
+        if (more == 0)
+            ret = 0;
+        off = after;
+        clen = next_len;
+    }
+    seal_wipe(plain, CHUNK_PLAIN);
+    free(plain);
+    free(cipher);
+    return ret;
+}
+
+int sealfile_read(int in, const char magic[SEALFILE_MAGIC_LEN], size_t meta_max,
+                  const uint8_t pk[SEALFILE_PK_BYTES], const uint8_t sk[SEALFILE_SK_BYTES],
+                  int out, uint8_t **meta_r, size_t *meta_len_r, uint64_t *size_r,
+                  const char **error_r)
+{
+    struct prefix pr;
+    uint8_t ad[AD_LEN];
+
+    if (seal_init() < 0) {
+        *error_r = "libsodium cannot be initialised";
+        return -1;
+    }
+    if (read_prefix(in, magic, meta_max, &pr, error_r) < 0)
+        return -1;
+    int ret = check_length(in, &pr, error_r);
+    memset(pr.data + OFF_SIZE, 0, 8); /* H is computed with the size unknown */
+    seal_hash(ad, pr.data, pr.len);
+    put_u64(ad + SEAL_HASH_BYTES, pr.size);
+    const uint8_t *keys = pr.data + FIXED_LEN + pr.meta_len;
+    struct seal_stream *st =
+        ret < 0 ? NULL
+                : seal_stream_pull_new(keys, keys + SEAL_SEALED_KEY_BYTES, pk, sk, error_r);
+    ret = st != NULL ? read_chunks(in, (off_t)pr.len, st, ad, pr.size, out, error_r) : -1;
+    seal_stream_free(&st);
+    if (ret == 0 && meta_r != NULL) {
+        *meta_r = sm_malloc(pr.meta_len + 1);
+        memcpy(*meta_r, pr.data + FIXED_LEN, pr.meta_len);
+        *meta_len_r = pr.meta_len;
+    }
+    if (ret == 0 && size_r != NULL)
+        *size_r = pr.size;
+    free(pr.data);
+    return ret;
+}

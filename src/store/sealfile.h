@@ -1,0 +1,47 @@
+/* sealfile.h — one message in a file only a secret-key holder can read.
+ *
+ * The file format of spool entries (see the FILE FORMAT comment of
+ * spool.c, which this module shares) with the envelope generalised to
+ * "clear metadata": magic (8 bytes, the last one a version), the
+ * plaintext size, the metadata, a fresh file key sealed to an X25519
+ * public key, then the content in crypto_secretstream chunks of 64 KiB
+ * bound to a hash of everything before them.  The writer can seal but
+ * never read back; any changed, cut or appended byte fails the read.
+ *
+ * Mailbox drop files and stored message bodies use it (drop.h); the
+ * functions here are synchronous and work on open file descriptors, so
+ * the caller decides about temporary names, fsync and renames. */
+#ifndef SM_SEALFILE_H
+#define SM_SEALFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SEALFILE_MAGIC_LEN 8
+#define SEALFILE_META_MAX 65536
+#define SEALFILE_PK_BYTES 32
+#define SEALFILE_SK_BYTES 32
+
+/* Seal everything readable from in (from its current offset to end of
+ * file) into out (at its current offset, normally an empty file), with
+ * meta (meta_len <= SEALFILE_META_MAX bytes) in clear but authenticated.
+ * Sets *size_r to the plaintext size.  No fsync.  Returns 0, or -1 with
+ * *error_r (static or thread-local text). */
+int sealfile_write(int out, const char magic[SEALFILE_MAGIC_LEN], const void *meta,
+                   size_t meta_len, const uint8_t pk[SEALFILE_PK_BYTES], int in,
+                   uint64_t *size_r, const char **error_r);
+
+/* Open the sealed file in (read from offset 0; a regular file), check its
+ * magic, length and every chunk, and write the plaintext to out (a chunk
+ * is written only after it is authenticated; on failure the caller must
+ * discard what out received).  On success returns 0 and, when meta_r is
+ * not NULL, hands the metadata (at most meta_max bytes, else an error) in
+ * *meta_r (malloc'd, free()) and its length; *size_r gets the plaintext
+ * size when not NULL.  Returns -1 with *error_r on a wrong key, a wrong
+ * magic, any damage. */
+int sealfile_read(int in, const char magic[SEALFILE_MAGIC_LEN], size_t meta_max,
+                  const uint8_t pk[SEALFILE_PK_BYTES], const uint8_t sk[SEALFILE_SK_BYTES],
+                  int out, uint8_t **meta_r, size_t *meta_len_r, uint64_t *size_r,
+                  const char **error_r);
+
+#endif

@@ -1,0 +1,229 @@
+/* test-drop.c — sealed message files in a mailbox's drop/ and msg/.
+ *
+ * Round trips of several sizes (chunk boundaries included), a repeated
+ * delivery that must not duplicate, and every way a file on disk can be
+ * wrong: another mailbox's key, a flipped byte, a cut file, and two
+ * files swapped under each other's names. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/log.h"
+#include "crypto/seal.h"
+#include "store/drop.h"
+
+static char root[64];
+static uint8_t pk[32], sk[32], pk2[32], sk2[32];
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(root, sizeof root, "/tmp/test-drop.XXXXXX");
+    if (mkdtemp(root) == NULL || seal_init() < 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/drop", root);
+    mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/msg", root);
+    mkdir(path, 0700);
+    seal_keypair(pk, sk);
+    seal_keypair(pk2, sk2);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    return nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int memfd_with(const void *data, size_t len)
+{
+    int fd = memfd_create("test", 0);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    return fd;
+}
+
+/* The plaintext of name, or NULL (and *error_r) when it does not open. */
+static char *read_back(enum drop_area area, const char *name, const uint8_t *k_pk,
+                       const uint8_t *k_sk, size_t *len_r, int64_t *received_r,
+                       const char **error_r)
+{
+    int out = memfd_create("out", 0);
+    uint64_t size = 0;
+    if (drop_read(root, area, name, k_pk, k_sk, out, received_r, &size, error_r) < 0) {
+        close(out);
+        return NULL;
+    }
+    off_t len = lseek(out, 0, SEEK_END);
+    char *buf = malloc((size_t)len + 1);
+    assert_int_equal(pread(out, buf, (size_t)len, 0), len);
+    close(out);
+    assert_int_equal(size, (uint64_t)len);
+    *len_r = (size_t)len;
+    return buf;
+}
+
+static void test_round_trips(void **state)
+{
+    static const size_t sizes[] = {0, 1, 4096, 65535, 65536, 65537, 3 * 65536 + 7};
+    const char *error = NULL;
+    (void)state;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        char name[33];
+        snprintf(name, sizeof name, "00000000000000%02zx", i);
+        char *data = malloc(sizes[i] + 1);
+        for (size_t j = 0; j < sizes[i]; j++)
+            data[j] = (char)('a' + (j * 7 + i) % 26);
+        int body = memfd_with(data, sizes[i]);
+        uint64_t sealed = 0;
+        assert_int_equal(drop_deliver(root, name, pk, 1700000000 + (int64_t)i, body, &sealed,
+                                      &error), 1);
+        assert_true(sealed > sizes[i]);
+        /* again: found, not written twice */
+        assert_int_equal(drop_deliver(root, name, pk, 1, body, &sealed, &error), 0);
+        close(body);
+        size_t len;
+        int64_t received;
+        char *back = read_back(DROP_AREA_DROP, name, pk, sk, &len, &received, &error);
+        if (back == NULL)
+            fail_msg("read %zu: %s", sizes[i], error);
+        assert_int_equal(len, sizes[i]);
+        assert_memory_equal(back, data, sizes[i]);
+        assert_int_equal(received, 1700000000 + (int64_t)i);
+        free(back);
+        /* moved to msg/: still found by delivery, readable there */
+        assert_int_equal(drop_move_to_msg(root, name, &error), 0);
+        assert_false(drop_exists(root, DROP_AREA_DROP, name));
+        body = memfd_with(data, sizes[i]);
+        assert_int_equal(drop_deliver(root, name, pk, 1, body, &sealed, &error), 0);
+        close(body);
+        back = read_back(DROP_AREA_MSG, name, pk, sk, &len, &received, &error);
+        assert_non_null(back);
+        free(back);
+        free(data);
+    }
+    assert_int_equal(drop_sync(root, &error), 0);
+}
+
+static void deliver_text(const char *name, const char *text)
+{
+    const char *error = NULL;
+    uint64_t sealed;
+    int body = memfd_with(text, strlen(text));
+    if (drop_deliver(root, name, pk, 1, body, &sealed, &error) != 1)
+        fail_msg("deliver %s: %s", name, error);
+    close(body);
+}
+
+static void flip_byte(const char *name, off_t where)
+{
+    char path[256];
+    uint8_t b;
+    snprintf(path, sizeof path, "%s/drop/%s", root, name);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    off_t size = lseek(fd, 0, SEEK_END);
+    off_t at = where < 0 ? size + where : where;
+    assert_int_equal(pread(fd, &b, 1, at), 1);
+    b ^= 0x01;
+    assert_int_equal(pwrite(fd, &b, 1, at), 1);
+    close(fd);
+}
+
+static void test_damage_is_refused(void **state)
+{
+    const char *error = NULL;
+    size_t len;
+    char path[256], path2[256];
+    (void)state;
+    static const char *const text = "Subject: secret\r\n\r\nthe body\r\n";
+
+    deliver_text("1000000000000001", text);
+    assert_null(read_back(DROP_AREA_DROP, "1000000000000001", pk2, sk2, &len, NULL, &error));
+
+    /* every byte of the file matters */
+    snprintf(path, sizeof path, "%s/drop/1000000000000001", root);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    for (off_t at = 0; at < st.st_size; at++) {
+        flip_byte("1000000000000001", at);
+        char *back = read_back(DROP_AREA_DROP, "1000000000000001", pk, sk, &len, NULL, &error);
+        if (back != NULL)
+            fail_msg("byte %lld flipped and still read", (long long)at);
+        flip_byte("1000000000000001", at);
+    }
+    char *ok = read_back(DROP_AREA_DROP, "1000000000000001", pk, sk, &len, NULL, &error);
+    assert_non_null(ok);
+    free(ok);
+
+    /* cut */
+    assert_int_equal(truncate(path, st.st_size - 1), 0);
+    assert_null(read_back(DROP_AREA_DROP, "1000000000000001", pk, sk, &len, NULL, &error));
+
+    /* swapped names */
+    deliver_text("2000000000000002", "one");
+    deliver_text("3000000000000003", "two");
+    snprintf(path, sizeof path, "%s/drop/2000000000000002", root);
+    snprintf(path2, sizeof path2, "%s/drop/3000000000000003", root);
+    assert_int_equal(renameat2(AT_FDCWD, path, AT_FDCWD, path2, RENAME_EXCHANGE), 0);
+    assert_null(read_back(DROP_AREA_DROP, "2000000000000002", pk, sk, &len, NULL, &error));
+    assert_non_null(strstr(error, "swapped"));
+
+    /* names that are not names */
+    assert_false(drop_name_valid("../etc/passwd"));
+    assert_false(drop_name_valid("ABCDEF0123456789"));
+    assert_false(drop_name_valid("0123"));
+    assert_true(drop_name_valid("0123456789abcdef"));
+}
+
+static void collect(void *arg, const char *name)
+{
+    strcat(arg, name);
+    strcat(arg, ";");
+}
+
+static void test_list(void **state)
+{
+    char names[4096] = "";
+    const char *error = NULL;
+    (void)state;
+    char path[256];
+    snprintf(path, sizeof path, "%s/drop/.tmp-junk", root);
+    int fd = open(path, O_CREAT | O_WRONLY, 0600);
+    close(fd);
+    int n = drop_list(root, collect, names, &error);
+    assert_true(n >= 3);
+    assert_non_null(strstr(names, "1000000000000001;2000000000000002;3000000000000003;"));
+    assert_null(strstr(names, "tmp"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trips),
+        cmocka_unit_test(test_damage_is_refused),
+        cmocka_unit_test(test_list),
+    };
+    log_init("test-drop", false, LOG_LEVEL_ERROR);
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
