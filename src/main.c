@@ -21,6 +21,9 @@ static const struct {
     {"check-config", cli_check_config, "validate the configuration; print it or a sample"},
     {"domain", cli_domain, "add, list and remove hosted domains"},
     {"queue", cli_queue, "list spooled messages and show their envelopes"},
+    {"user", cli_user, "create, re-key, recover and remove mailbox accounts"},
+    {"alias", cli_alias, "addresses and catch-alls that deliver to mailboxes"},
+    {"mailbox", cli_mailbox, "unlock a mailbox with its password: verify, list, show, search"},
 };
 
 static void usage(FILE *out)

@@ -8,6 +8,8 @@
 #ifndef SM_CLI_H
 #define SM_CLI_H
 
+#include <stdbool.h>
+
 #include "core/config.h"
 
 /* Shared by all subcommands: the configuration as loaded from --config (or
@@ -23,7 +25,32 @@ int cli_check_config(int argc, char **argv, const struct cli_ctx *ctx); /* cli/c
 int cli_domain(int argc, char **argv, const struct cli_ctx *ctx);    /* cli/domain.c */
 int cli_queue(int argc, char **argv, const struct cli_ctx *ctx);     /* cli/queue.c */
 
+int cli_user(int argc, char **argv, const struct cli_ctx *ctx);      /* cli/user.c */
+int cli_alias(int argc, char **argv, const struct cli_ctx *ctx);     /* cli/alias.c */
+int cli_mailbox(int argc, char **argv, const struct cli_ctx *ctx);   /* cli/mailbox.c */
+
 /* True when argv[1..argc-1] contains -h or --help. */
 int cli_wants_help(int argc, char **argv);
+
+#define CLI_SECRET_MAX 1024 /* bytes of a password typed or piped in */
+
+/* Read a secret: from the terminal with echo off (prompt shown there), or
+ * one line of standard input when from_stdin.  Returns it NUL-terminated
+ * in secret memory (free with seal_secret_free), or NULL (no input, empty,
+ * longer than CLI_SECRET_MAX). */
+char *cli_read_secret(const char *prompt, bool from_stdin);
+/* A new password: asked twice on the terminal (NULL if they differ), or
+ * one line of standard input. */
+char *cli_new_password(bool from_stdin);
+/* Remove flag from argv if present; 1 if it was there. */
+int cli_find_flag(int *argc, char **argv, const char *flag);
+/* Remove "flag VALUE" from argv if present and return VALUE, else NULL. */
+const char *cli_take_option(int *argc, char **argv, const char *flag);
+/* As root, become the service user ([server] user) for good: commands
+ * that create or open mailboxes leave files the daemons can use, and hold
+ * passwords in a process that is not dumpable. */
+void cli_drop_privileges(const struct cli_ctx *ctx);
+/* Undo what LeakSanitizer needs undone (sanitizer builds only). */
+void cli_before_exit(void);
 
 #endif

@@ -33,7 +33,7 @@ enum { TAG_U32 = 'I', TAG_U64 = 'L', TAG_STR = 'S' };
 static const char *const type_names[IPC_TYPE_MAX] = {
     [IPC_HELLO] = "hello",   [IPC_SPOOL_READY] = "spool-ready",
     [IPC_RELOAD] = "reload", [IPC_SHUTDOWN] = "shutdown",
-    [IPC_LOG] = "log",
+    [IPC_LOG] = "log",       [IPC_MAILBOX_CHANGED] = "mailbox-changed",
 };
 
 static void put_be32(uint8_t *p, uint32_t v)

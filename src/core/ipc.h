@@ -23,6 +23,7 @@ enum ipc_type {
     IPC_RELOAD,         /* master -> child: reread configuration and certificates */
     IPC_SHUTDOWN,       /* master -> child: u32 grace seconds, then exit */
     IPC_LOG,            /* reserved */
+    IPC_MAILBOX_CHANGED,/* str mailbox id: new mail in its drop/ (queued -> master -> readers) */
     IPC_TYPE_MAX
 };
 

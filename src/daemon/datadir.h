@@ -3,6 +3,7 @@
  *   data_dir/directory.db   the directory (owned by the service user)
  *   data_dir/keys/          spool key pair, TLS certificate (root only)
  *   data_dir/spool/         accepted messages (owned by the service user)
+ *   data_dir/mailboxes/     one directory per mailbox (owned by the service user)
  *
  * Used by `sealmail init` and by `sealmail serve`, which initialises an
  * empty data directory itself so that `make run` works out of the box. */

@@ -12,7 +12,8 @@
  *   SIGTERM  children are told to finish within shutdown_grace, then
  *            killed; the master exits when they are all gone.
  * Child control channels carry small typed messages only (core/ipc.h);
- * IPC_SPOOL_READY from smtpd is forwarded to queued. */
+ * IPC_SPOOL_READY from smtpd is forwarded to queued, IPC_MAILBOX_CHANGED
+ * from queued to the roles that serve mailboxes. */
 #include "daemon/master.h"
 
 #include <errno.h>
@@ -82,6 +83,23 @@ static struct child *child_by_role(struct master *m, const char *role)
     return NULL;
 }
 
+/* New mail for a mailbox: every role that serves mailboxes (imapd,
+ * pop3d, httpd; none runs yet) hears of it and imports it for open
+ * sessions.  Roles not interested are not bothered. */
+static void master_mailbox_changed(struct master *m, const char *mailbox)
+{
+    static const char *const readers[] = {"imapd", "pop3d", "httpd"};
+    struct ipc_msg fwd;
+    ipc_init(&fwd, IPC_MAILBOX_CHANGED);
+    ipc_add_str(&fwd, mailbox);
+    for (size_t i = 0; i < MAX_CHILDREN; i++) {
+        struct child *c = &m->children[i];
+        for (size_t r = 0; c->pid > 0 && r < sizeof readers / sizeof readers[0]; r++)
+            if (strcmp(c->role, readers[r]) == 0 && ipc_send(c->ctl_fd, &fwd) < 0)
+                log_warn("master forward-failed role=%s", c->role);
+    }
+}
+
 static void master_child_msg(struct master *m, struct child *c, struct ipc_msg *msg)
 {
     const char *s;
@@ -100,6 +118,10 @@ static void master_child_msg(struct master *m, struct child *c, struct ipc_msg *
         ipc_add_str(&fwd, s);
         if (q != NULL && ipc_send(q->ctl_fd, &fwd) < 0)
             log_warn("master forward-failed queue=%s", s); /* queued rescans at start */
+        return;
+    }
+    if (msg->type == IPC_MAILBOX_CHANGED && ipc_get_str(msg, &s) == 0 && ipc_end(msg) == 0) {
+        master_mailbox_changed(m, s);
         return;
     }
     log_warn("master unexpected-ipc role=%s type=%s", c->role, ipc_type_name(msg->type));

@@ -1,36 +1,159 @@
-/* queued.c — the queued role.
+/* queued.c — the queued role: routes spool entries to mailboxes.
  *
- * queued alone holds the spool secret key (DESIGN.md §2).  In this first
- * version it checks that key against the public half smtpd seals to,
- * takes stock of the spool at start, and keeps every entry smtpd reports
- * over IPC; routing to mailboxes and forwarding arrive with later issues.
- * A spool entry is never removed before it is durably handled, so keeping
- * them is always safe. */
+ * queued alone holds the spool secret key (DESIGN.md §2).  Each entry
+ * smtpd reports over IPC, and every entry found at start or by the
+ * periodic rescan, is delivered by store/deliver on a worker thread (it
+ * decrypts, seals into mailbox drops and fsyncs: nothing of that may run
+ * on the loop).  Entries go one at a time, each at most once in flight.
+ * A failed delivery stays in the spool and the rescan retries it, so
+ * nothing accepted is dropped; mailboxes that received mail are announced
+ * to the master (IPC_MAILBOX_CHANGED) for the roles that serve them.
+ * With [spool] hold = yes nothing is delivered: entries wait in the spool
+ * until the setting is turned off again (SIGHUP restarts queued). */
 #include <errno.h>
 #include <event2/event.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/ipc.h"
 #include "core/log.h"
+#include "core/mem.h"
+#include "core/workpool.h"
 #include "daemon/keys.h"
 #include "daemon/privsep.h"
+#include "store/deliver.h"
+#include "store/directory.h"
 #include "store/spool.h"
+
+#define RESCAN_SECONDS 30
+#define CHANGED_MAX 64 /* mailboxes one job reports; more are rare and harmless to miss */
 
 struct queued {
     struct sm_config cfg;
     struct event_base *base;
-    struct event *ctl_ev;
+    struct event *ctl_ev, *rescan_ev;
+    struct workpool *pool;
+    struct directory *dir; /* used by the worker thread only */
+    int ctl_fd;
     uint8_t *sk;
+    uint8_t pk[SPOOL_PK_BYTES];
     char spool_dir[4096];
-    unsigned long entries;
+    char **in_flight;      /* queue ids submitted and not yet done */
+    size_t n_in_flight, cap_in_flight;
+    unsigned long delivered, failed;
 };
 
-static void queued_count(void *arg, const char *id)
+struct job {
+    struct queued *q;
+    char id[SPOOL_ID_LEN + 1];
+    int result;
+    const char *error;
+    struct deliver_stats stats;
+    char changed[CHANGED_MAX][DIRECTORY_MAILBOX_ID_LEN + 1];
+    size_t n_changed;
+};
+
+/* --- in-flight set ------------------------------------------------------------ */
+
+static bool in_flight(struct queued *q, const char *id)
 {
-    (void)id;
-    ((struct queued *)arg)->entries++;
+    for (size_t i = 0; i < q->n_in_flight; i++)
+        if (strcmp(q->in_flight[i], id) == 0)
+            return true;
+    return false;
 }
+
+static void in_flight_add(struct queued *q, const char *id)
+{
+    if (q->n_in_flight == q->cap_in_flight) {
+        q->cap_in_flight = q->cap_in_flight ? q->cap_in_flight * 2 : 64;
+        q->in_flight = sm_realloc(q->in_flight, q->cap_in_flight * sizeof *q->in_flight);
+    }
+    q->in_flight[q->n_in_flight++] = sm_strdup(id);
+}
+
+static void in_flight_remove(struct queued *q, const char *id)
+{
+    for (size_t i = 0; i < q->n_in_flight; i++)
+        if (strcmp(q->in_flight[i], id) == 0) {
+            free(q->in_flight[i]);
+            q->in_flight[i] = q->in_flight[--q->n_in_flight];
+            return;
+        }
+}
+
+/* --- jobs ------------------------------------------------------------------------ */
+
+static void job_changed(void *arg, const char *mailbox)
+{
+    struct job *j = arg;
+    if (j->n_changed < CHANGED_MAX)
+        snprintf(j->changed[j->n_changed++], sizeof j->changed[0], "%s", mailbox);
+}
+
+/* Worker thread. */
+static void job_work(void *arg)
+{
+    struct job *j = arg;
+    struct queued *q = j->q;
+    struct deliver_ctx c = {q->cfg.data_dir, q->spool_dir, q->dir, q->pk, q->sk,
+                            job_changed, j};
+    j->result = deliver_spool_entry(&c, j->id, &j->stats, &j->error);
+}
+
+/* Loop thread. */
+static void job_done(void *arg)
+{
+    struct job *j = arg;
+    struct queued *q = j->q;
+    struct ipc_msg m;
+
+    in_flight_remove(q, j->id);
+    if (j->result < 0) {
+        q->failed++;
+        log_warn("queued deliver-deferred queue=%s error=\"%s\" retry=%ds", j->id, j->error,
+                 RESCAN_SECONDS);
+    } else {
+        q->delivered++;
+        log_info("queued done queue=%s delivered=%u duplicates=%u gone=%u", j->id,
+                 j->stats.delivered, j->stats.duplicates, j->stats.gone);
+    }
+    for (size_t i = 0; i < j->n_changed; i++) {
+        ipc_init(&m, IPC_MAILBOX_CHANGED);
+        ipc_add_str(&m, j->changed[i]);
+        if (ipc_send(q->ctl_fd, &m) < 0)
+            log_warn("queued notify-failed mailbox=%s", j->changed[i]);
+    }
+    free(j);
+}
+
+static void queued_submit(struct queued *q, const char *id)
+{
+    if (q->cfg.spool_hold || !spool_id_valid(id) || in_flight(q, id))
+        return;
+    struct job *j = sm_malloc(sizeof *j);
+    j->q = q;
+    snprintf(j->id, sizeof j->id, "%s", id);
+    in_flight_add(q, id);
+    workpool_submit(q->pool, job_work, job_done, j);
+}
+
+static void submit_listed(void *arg, const char *id)
+{
+    queued_submit(arg, id);
+}
+
+static void queued_rescan(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct queued *q = arg;
+    const char *error;
+    if (spool_list(q->spool_dir, submit_listed, q, &error) < 0)
+        log_warn("queued spool-error=\"%s\"", error);
+}
+
+/* --- control channel --------------------------------------------------------- */
 
 static void queued_control(evutil_socket_t fd, short what, void *arg)
 {
@@ -47,8 +170,7 @@ static void queued_control(evutil_socket_t fd, short what, void *arg)
     }
     if (m.type == IPC_SPOOL_READY && ipc_get_str(&m, &id) == 0 && ipc_end(&m) == 0 &&
         spool_id_valid(id)) {
-        q->entries++;
-        log_info("queued spooled queue=%s entries=%lu", id, q->entries);
+        queued_submit(q, id);
         return;
     }
     log_warn("queued unexpected-ipc type=%s", ipc_type_name(m.type));
@@ -58,39 +180,54 @@ static void queued_control(evutil_socket_t fd, short what, void *arg)
 static void queued_load_key(struct queued *q)
 {
     char err[512], path[4096];
-    uint8_t pk[SPOOL_PK_BYTES];
-    if (keys_spool_public(q->cfg.data_dir, pk, err, sizeof err) < 0)
+    if (keys_spool_public(q->cfg.data_dir, q->pk, err, sizeof err) < 0)
         fatalx("%s", err);
     snprintf(path, sizeof path, "%s/keys/spool.key", q->cfg.data_dir);
     if (keys_read_secret(path, &q->sk, err, sizeof err) < 0)
         fatalx("%s", err);
-    if (!keys_spool_matches(q->sk, pk))
+    if (!keys_spool_matches(q->sk, q->pk))
         fatalx("%s does not match keys/spool.pub", path);
+}
+
+static void queued_start_loop(struct queued *q)
+{
+    struct timeval every = {RESCAN_SECONDS, 0};
+    q->base = event_base_new();
+    q->pool = workpool_new(q->base, 1);
+    q->ctl_ev = event_new(q->base, q->ctl_fd, EV_READ | EV_PERSIST, queued_control, q);
+    q->rescan_ev = event_new(q->base, -1, EV_PERSIST, queued_rescan, q);
+    event_add(q->ctl_ev, NULL);
+    event_add(q->rescan_ev, &every);
+    queued_rescan(-1, 0, q); /* what arrived while queued was down */
 }
 
 int queued_main(const struct role_args *ra)
 {
-    struct queued q = {0};
+    struct queued q = {.ctl_fd = ra->ctl_fd};
     const char *error;
     privsep_role_config(ra, &q.cfg);
     queued_load_key(&q);
     privsep_drop(q.cfg.user);
     snprintf(q.spool_dir, sizeof q.spool_dir, "%s/spool", q.cfg.data_dir);
-    if (spool_list(q.spool_dir, queued_count, &q, &error) < 0)
-        fatalx("spool: %s", error);
+    if ((q.dir = directory_open(q.cfg.data_dir, false, &error)) == NULL)
+        fatalx("%s", error);
 
     if (ipc_send_hello(ra->ctl_fd, "queued") < 0)
         fatal("ipc hello");
-    q.base = event_base_new();
-    q.ctl_ev = event_new(q.base, ra->ctl_fd, EV_READ | EV_PERSIST, queued_control, &q);
-    event_add(q.ctl_ev, NULL);
-    log_info("queued ready entries=%lu", q.entries);
+    queued_start_loop(&q);
+    log_info("queued ready%s", q.cfg.spool_hold ? " hold=yes (delivery paused)" : "");
     event_base_dispatch(q.base);
 
+    workpool_free(&q.pool); /* finishes the job in progress */
     event_free(q.ctl_ev);
+    event_free(q.rescan_ev);
     event_base_free(q.base);
+    for (size_t i = 0; i < q.n_in_flight; i++)
+        free(q.in_flight[i]);
+    free(q.in_flight);
+    directory_close(&q.dir);
     keys_secret_free(&q.sk);
     config_free(&q.cfg);
-    log_info("queued stopped");
+    log_info("queued stopped delivered=%lu deferred=%lu", q.delivered, q.failed);
     return 0;
 }

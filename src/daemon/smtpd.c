@@ -90,6 +90,26 @@ static void smtpd_refresh_on_miss(void *owner)
     smtpd_refresh_domains(-1, 0, owner);
 }
 
+/* Recipient policy: someone must be at the address, with room left.
+ * Unknown addresses get one reply whatever the reason, so RCPT does not
+ * tell which part was wrong. */
+static const char *smtpd_check_address(void *owner, const char *address)
+{
+    struct smtpd *d = owner;
+    struct directory_user t[DIRECTORY_TARGETS_MAX];
+    int n = directory_resolve(d->dir, address, t, DIRECTORY_TARGETS_MAX);
+    if (n < 0) {
+        log_warn("smtpd directory-error=\"%s\"", directory_error(d->dir));
+        return "451 4.3.0 Temporary lookup failure, try again later";
+    }
+    if (n == 0)
+        return "550 5.1.1 No such user here";
+    for (int i = 0; i < n; i++)
+        if (t[i].quota_bytes > 0 && t[i].used_bytes >= t[i].quota_bytes)
+            return "452 4.2.2 Mailbox full, try again later";
+    return NULL;
+}
+
 static void smtpd_stop_now(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
@@ -151,6 +171,7 @@ static void smtpd_setup(struct smtpd *d, const struct role_args *ra)
     d->env.cfg = &d->cfg;
     d->env.ctl_fd = ra->ctl_fd;
     d->env.refresh_domains = smtpd_refresh_on_miss;
+    d->env.check_address = smtpd_check_address;
     d->env.owner = d;
     d->env.tls = tls_server_new(d->cfg.tls_cert, d->cfg.tls_key, d->cfg.tls_sni_dir,
                                 d->cfg.tls_ciphers, err, sizeof err);

@@ -85,21 +85,25 @@ static int domain_cmp(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+static bool domain_hosted(struct inbound_env *env, const char *domain)
+{
+    if (bsearch(&domain, env->domains, env->n_domains, sizeof(char *), domain_cmp) != NULL)
+        return true;
+    if (env->refresh_domains == NULL)
+        return false;
+    env->refresh_domains(env->owner);
+    return bsearch(&domain, env->domains, env->n_domains, sizeof(char *), domain_cmp) != NULL;
+}
+
+/* First the domain (no relaying), then the address itself.  <postmaster>
+ * without a domain (RFC 5321 §4.5.1) goes straight to the lookup. */
 static const char *in_check_rcpt(void *ctx, const struct smtp_path *rcpt)
 {
     struct inbound *in = ctx;
-    const char *key = rcpt->domain;
-    if (rcpt->domain[0] == '\0') /* <postmaster>, RFC 5321 §4.5.1 */
-        return NULL;
     struct inbound_env *env = in->env;
-    if (bsearch(&key, env->domains, env->n_domains, sizeof(char *), domain_cmp) != NULL)
-        return NULL;
-    if (env->refresh_domains != NULL) {
-        env->refresh_domains(env->owner);
-        if (bsearch(&key, env->domains, env->n_domains, sizeof(char *), domain_cmp) != NULL)
-            return NULL;
-    }
-    return "550 5.7.1 Relaying denied: recipient domain is not hosted here";
+    if (rcpt->domain[0] != '\0' && !domain_hosted(env, rcpt->domain))
+        return "550 5.7.1 Relaying denied: recipient domain is not hosted here";
+    return env->check_address != NULL ? env->check_address(env->owner, rcpt->address) : NULL;
 }
 
 static int in_data_begin(void *ctx, const struct smtp_tx_info *tx, char *queue_id)

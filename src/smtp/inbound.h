@@ -2,8 +2,8 @@
  *
  * An inbound connection joins three pieces: a net/conn (socket and TLS),
  * the protocol engine (smtp/server) and a spool writer (store/spool).  It
- * implements the engine's callbacks: recipient policy against the hosted
- * domains, the spool as the message store, and STARTTLS, pauses and
+ * implements the engine's callbacks: recipient policy (hosted domains
+ * here, existing addresses through check_address), the spool as the message store, and STARTTLS, pauses and
  * timeouts on the connection. */
 #ifndef SM_INBOUND_H
 #define SM_INBOUND_H
@@ -33,7 +33,10 @@ struct inbound_env {
     /* Called when a recipient domain is not in the list: reload the list
      * if the directory changed since (domains added a moment ago). */
     void (*refresh_domains)(void *owner);
-    void *owner;                   /* argument of refresh_domains */
+    /* Is there anyone at this address (in a hosted domain, or the bare
+     * "postmaster")?  NULL to accept, else the complete reply. */
+    const char *(*check_address)(void *owner, const char *address);
+    void *owner;                   /* argument of refresh_domains and check_address */
     int ctl_fd;                    /* control channel to the master */
     size_t n_sessions;             /* live connections */
     struct inbound *all;           /* list of live connections */

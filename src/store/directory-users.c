@@ -591,7 +591,7 @@ static bool strip_tag(const char *address, char out[DIRECTORY_ADDRESS_MAX + 1])
 }
 
 /* The bare <postmaster> (RFC 5321 §4.5.1) reaches postmaster@ of the
- * first hosted domain, in name order, that has one. */
+ * first hosted domain, in name order, where that address resolves. */
 static int resolve_postmaster(struct directory *dir, struct directory_user *targets, size_t max)
 {
     char address[DIRECTORY_ADDRESS_MAX + 1];
@@ -601,11 +601,21 @@ static int resolve_postmaster(struct directory *dir, struct directory_user *targ
         return -1;
     while (n == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         snprintf(address, sizeof address, "postmaster@%s", (const char *)sqlite3_column_text(st, 0));
-        struct targets t = {targets, 0, max};
-        n = resolve_exact(dir, address, &t);
+        n = directory_resolve(dir, address, targets, max);
     }
     sqlite3_finalize(st);
     return n;
+}
+
+/* "@domain" of address into out (the domain folded); false if the domain
+ * is not a valid hosted-domain name. */
+static bool catchall_of(const char *address, char out[DIRECTORY_ADDRESS_MAX + 1])
+{
+    const char *at = strrchr(address, '@'), *why;
+    if (at == NULL || at == address)
+        return false;
+    out[0] = '@';
+    return directory_domain_normalise(at + 1, out + 1, &why) == 0;
 }
 
 int directory_resolve(struct directory *dir, const char *address,
@@ -627,9 +637,13 @@ int directory_resolve(struct directory *dir, const char *address,
             return 0;
         memcpy(base, address, len + 1);
     }
-    if (directory_address_normalise(base, folded, &why) < 0)
-        return 0;
-    int n = resolve_exact(dir, folded, &t);
+    int n = 0;
+    if (directory_address_normalise(base, folded, &why) == 0)
+        n = resolve_exact(dir, folded, &t);
+    else if (!catchall_of(base, folded))
+        return 0; /* not even the domain is well formed */
+    /* a local part no mailbox can have (e.g. UTF-8 under SMTPUTF8) still
+     * reaches the domain's catch-all */
     if (n == 0)
         n = alias_targets(dir, strrchr(folded, '@'), &t) < 0 ? -1 : (int)t.n;
     return n;

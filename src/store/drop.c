@@ -207,7 +207,8 @@ int drop_list(const char *mailbox_dir, void (*fn)(void *arg, const char *name), 
         names[n++] = sm_strdup(de->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof *names, name_cmp);
+    if (n > 1)
+        qsort(names, n, sizeof *names, name_cmp);
     for (size_t i = 0; i < n; i++) {
         fn(arg, names[i]);
         free(names[i]);

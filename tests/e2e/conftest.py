@@ -35,6 +35,8 @@ HERE = Path(__file__).resolve().parent
 BIN = os.environ.get("SEALMAIL_BIN") or str(HERE.parents[1] / "build-asan" / "sealmail")
 HOSTNAME = "mx.example.test"
 DOMAIN = "example.test"
+CATCHALL = f"catchall@{DOMAIN}"
+CATCHALL_PASSWORD = "catch all the mail"
 HELO = "client.test"
 SENDER = "sender@client.test"
 IO_TIMEOUT = 30          # seconds a socket read may block (generous: ASan)
@@ -304,12 +306,14 @@ class CLIResult:
                 f"\n--- stderr\n{self.stderr[-3000:]}")
 
 
-def run_cli(*args, config=None, ok=True, timeout=120, cwd=None):
+def run_cli(*args, config=None, ok=True, timeout=120, cwd=None, input=None):
     """Run `sealmail [--config FILE] ARGS`; by default it must exit 0.
+    input (text) is fed to standard input (passwords with --password-stdin).
     A sanitizer report on stderr always fails the test."""
     argv = [BIN] + (["--config", str(config)] if config else []) + [str(a) for a in args]
-    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, timeout=timeout, cwd=cwd)
+    stdin = {"input": input.encode()} if input is not None else {"stdin": subprocess.DEVNULL}
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=timeout, cwd=cwd, **stdin)
     res = CLIResult(proc)
     found = sanitizer_reports(res.stderr)
     assert not found, f"sanitizer report from {argv}: {res}"
@@ -355,6 +359,10 @@ class Server:
             "server": {"hostname": HOSTNAME, "data_dir": str(self.data),
                        "user": SERVICE_USER, "smtpd_workers": "1", "shutdown_grace": "5"},
             "log": {"level": "info", "syslog": "no", "anonymise_ip": "yes"},
+            # spool tests inspect what was accepted: delivery waits unless a test lets it go
+            "spool": {"hold": "yes"},
+            # the cheapest Argon2id the configuration allows: tests create many mailboxes
+            "mailbox": {"argon2_ops": "2", "argon2_memory": "19M"},
             "smtp": {"listen": f"127.0.0.1:{self.smtp_port}",
                      "smtps_listen": f"127.0.0.1:{self.smtps_port}",
                      "submission_listen": f"127.0.0.1:{self.submission_port}",
@@ -374,8 +382,22 @@ class Server:
         os.chmod(self.config, 0o644)
 
     # -- CLI against this server's configuration
-    def cli(self, *args, ok=True, timeout=120):
-        return run_cli(*args, config=self.config, ok=ok, timeout=timeout)
+    def cli(self, *args, ok=True, timeout=120, input=None):
+        return run_cli(*args, config=self.config, ok=ok, timeout=timeout, input=input)
+
+    def add_user(self, address, password=CATCHALL_PASSWORD, quota=None):
+        """Create a mailbox; returns its recovery key."""
+        args = ["user", "add", address, "--password-stdin"]
+        if quota is not None:
+            args += ["--quota", quota]
+        res = self.cli(*args, input=password + "\n")
+        m = re.search(r"^  ([0-9A-Z]{4}(?:-[0-9A-Z]{4}){13})$", res.stdout, re.M)
+        assert m, f"no recovery key printed: {res}"
+        return m.group(1)
+
+    def mailbox(self, op, address, *args, password=CATCHALL_PASSWORD, ok=True):
+        return self.cli("mailbox", op, address, *args, "--password-stdin",
+                        input=password + "\n", ok=ok)
 
     def queue_list(self):
         res = self.cli("queue", "list")
@@ -426,6 +448,9 @@ class Server:
         self.wait_greeting()
         if add_domain:
             self.cli("domain", "add", DOMAIN)
+            # every address of DOMAIN exists: a catch-all into one mailbox
+            self.add_user(CATCHALL)
+            self.cli("alias", "add", f"@{DOMAIN}", CATCHALL)
         self.wait_domain()
         return self
 

@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 
-from conftest import (BIN, DOMAIN, HELO, IS_ROOT, SENDER, SERVICE_USER, SMTPConn, dot_stuff,
+from conftest import (BIN, CATCHALL, DOMAIN, HELO, IS_ROOT, SENDER, SERVICE_USER, SMTPConn, dot_stuff,
                       make_message, no_verify_context, wait_until)
 
 
@@ -62,6 +62,8 @@ def test_several_smtpd_workers_share_the_sockets(make_server):
     # before the start so that both know it from the beginning
     server.cli("init")
     server.cli("domain", "add", DOMAIN)
+    server.add_user(CATCHALL)
+    server.cli("alias", "add", f"@{DOMAIN}", CATCHALL)
     server.start(add_domain=False)
     workers = wait_until(lambda: len(server.children_of_role("smtpd")) == 2 and
                          server.children_of_role("smtpd"), 30, what="two smtpd workers")
