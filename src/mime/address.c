@@ -37,6 +37,14 @@ static bool atext(unsigned char c)
            c >= 0x80 || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
+/* Cut b back to its first keep bytes. */
+static void truncate_to(struct sm_buf *b, size_t keep)
+{
+    b->len = keep;
+    if (b->data != NULL)
+        b->data[keep] = '\0';
+}
+
 /* Skip a comment at ap->p, keeping its text (nested parentheses and all,
  * quoted pairs unescaped) in ap->comment. */
 static void skip_comment(struct ap *ap)
@@ -90,9 +98,7 @@ static bool quoted_string(struct ap *ap, struct sm_buf *b)
             continue;
         sm_buf_append(b, &c, 1);
     }
-    b->len = keep;
-    if (b->data != NULL)
-        b->data[keep] = '\0';
+    truncate_to(b, keep);
     return false;
 }
 
@@ -122,8 +128,7 @@ static int phrase(struct ap *ap, struct sm_buf *b)
         if (!at(ap, '"')) {
             atom(ap, b, true);
         } else if (!quoted_string(ap, b)) {
-            b->len = keep;
-            b->data[keep] = '\0';
+            truncate_to(b, keep);
             return -1;
         }
     }

@@ -21,8 +21,7 @@
 
 #include "core/mem.h"
 
-static void params_write(struct sm_buf *b, const struct mparam *p, unsigned n,
-                         bool default_charset)
+static void params_write(struct sm_buf *b, const struct mparam *p, unsigned n, bool default_charset)
 {
     if (n == 0 && !default_charset) {
         sm_buf_puts(b, "NIL");
@@ -135,8 +134,8 @@ static void section_add(struct mime_summary *out, const struct sm_buf *section,
                         const struct mnode *n)
 {
     if ((out->n_sections & (out->n_sections - 1)) == 0) /* 0, 1, 2, 4, ...: grow */
-        out->parts = sm_realloc(out->parts, (out->n_sections ? 2 * out->n_sections : 1) *
-                                                sizeof *out->parts);
+        out->parts = sm_realloc(out->parts,
+                                (out->n_sections ? 2 * out->n_sections : 1) * sizeof *out->parts);
     struct mime_part_offsets *p = &out->parts[out->n_sections++];
     p->section = sm_strdup(sm_buf_str(section));
     p->header_start = n->hdr_start;

@@ -125,3 +125,103 @@ void imap_nstring_humans(struct sm_buf *b, const char *s)
         literal(b, h, strlen(h));
     sm_freep(&h);
 }
+
+/* ---- syntax check of our own output (tests and fuzzer) ---- */
+
+enum prev { P_START, P_OPEN, P_CLOSE, P_SPACE, P_ITEM };
+
+/* Skip the quoted string at s[*i]; false if malformed. */
+static bool check_quoted(const char *s, size_t len, size_t *i)
+{
+    for ((*i)++; *i < len; (*i)++) {
+        unsigned char c = (unsigned char)s[*i];
+        if (c == '"') {
+            (*i)++;
+            return true;
+        }
+        if (c == '\r' || c == '\n' || c == '\0' || c >= 0x80)
+            return false;
+        if (c == '\\' && (*i + 1 >= len || (s[*i + 1] != '"' && s[*i + 1] != '\\')))
+            return false;
+        if (c == '\\')
+            (*i)++;
+    }
+    return false;
+}
+
+/* Skip the literal {n}\r\n<n bytes> at s[*i]; false if malformed. */
+static bool check_literal(const char *s, size_t len, size_t *i)
+{
+    size_t n = 0, j = *i + 1;
+    if (j >= len || s[j] < '0' || s[j] > '9')
+        return false;
+    for (; j < len && s[j] >= '0' && s[j] <= '9'; j++) {
+        if (n > len)
+            return false;
+        n = n * 10 + (size_t)(s[j] - '0');
+    }
+    if (j + 3 > len || s[j] != '}' || s[j + 1] != '\r' || s[j + 2] != '\n' || n > len - j - 3)
+        return false;
+    if (memchr(s + j + 3, '\0', n) != NULL)
+        return false;
+    *i = j + 3 + n;
+    return true;
+}
+
+/* Skip the atom at s[*i]: NIL or a number. */
+static bool check_atom(const char *s, size_t len, size_t *i)
+{
+    size_t j = *i;
+    while (j < len && ((s[j] >= 'A' && s[j] <= 'Z') || (s[j] >= '0' && s[j] <= '9')))
+        j++;
+    bool number = j > *i && strspn(s + *i, "0123456789") >= j - *i;
+    bool nil = j - *i == 3 && memcmp(s + *i, "NIL", 3) == 0;
+    *i = j;
+    return number || nil;
+}
+
+bool imap_syntax_check(const char *s, size_t len, unsigned *top_items)
+{
+    enum prev prev = P_START;
+    unsigned depth = 0;
+    size_t i = 0;
+    *top_items = 0;
+    if (len == 0 || s[0] != '(')
+        return false;
+    while (i < len) {
+        char c = s[i];
+        if (c == ' ') {
+            if (prev != P_ITEM && prev != P_CLOSE)
+                return false;
+            prev = P_SPACE;
+            i++;
+            continue;
+        }
+        if (c == ')') {
+            if (prev == P_SPACE || depth == 0)
+                return false;
+            depth--;
+            i++;
+            prev = P_CLOSE;
+            if (depth == 0)
+                return i == len;
+            continue;
+        }
+        if (c == '(' ? prev == P_ITEM : prev != P_OPEN && prev != P_SPACE)
+            return false; /* items are separated by one space (lists may abut) */
+        *top_items += depth == 1;
+        if (c == '(') {
+            depth++;
+            i++;
+            prev = P_OPEN;
+            continue;
+        }
+        bool ok = c == '"'   ? check_quoted(s, len, &i)
+                  : c == '{' ? check_literal(s, len, &i)
+                             : check_atom(s, len, &i);
+        if (!ok)
+            return false;
+        prev = P_ITEM;
+    }
+    return false;
+}

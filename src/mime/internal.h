@@ -92,6 +92,22 @@ void imap_nstring_nolf(struct sm_buf *b, const char *s);
  * collapsed to one space and trimmed. */
 void imap_nstring_humans(struct sm_buf *b, const char *s);
 
+/* Whether s[0..len) is one well-formed IMAP parenthesised list: NIL,
+ * numbers, quoted strings (7-bit, no CR/LF, only \" and \\ escaped),
+ * literals {n}CRLF<n bytes without NUL>, nested lists; items separated by
+ * one space, lists may abut; nothing after the closing parenthesis.
+ * *top_items counts the items of the outer list.  For tests and fuzzing. */
+bool imap_syntax_check(const char *s, size_t len, unsigned *top_items);
+
+/* ---- charset names (charset.c) ---- */
+
+/* Whether GMime may be given the charset name[0..len): a plain name that
+ * iconv or GMime's own alias table knows (bounds GMime's global cache). */
+bool charset_ok(const char *name, size_t len);
+/* A copy of a header value in which every RFC 2047 or RFC 2231 charset name
+ * that charset_ok() refuses is replaced by "us-ascii"; never NULL. */
+char *charset_guard(const char *value);
+
 /* ---- addresses (address.c) ---- */
 
 /* One address; a group start has only mailbox (the group name), a group
@@ -140,8 +156,8 @@ struct mparam {
 struct mnode {
     struct mnode *child, *next;
     enum mkind kind;
-    bool text;        /* text/<any>: default charset, line count */
-    bool attachment;  /* Content-Disposition: attachment */
+    bool text;       /* text/<any>: default charset, line count */
+    bool attachment; /* Content-Disposition: attachment */
     char *type, *subtype;
     struct mparam *params;
     unsigned n_params;
@@ -151,8 +167,8 @@ struct mnode {
     unsigned n_disp_params;
     char **langs;
     unsigned n_langs;
-    char *charset;    /* the charset parameter, or NULL */
-    char *envelope;   /* MK_MESSAGE: ENVELOPE of the encapsulated message */
+    char *charset;  /* the charset parameter, or NULL */
+    char *envelope; /* MK_MESSAGE: ENVELOPE of the encapsulated message */
     size_t hdr_start, hdr_end, body_start, body_end;
     bool keep_nl; /* the line break before the boundary that ended this part
                    * ends a header line, the header separator or a close

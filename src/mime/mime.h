@@ -14,10 +14,11 @@
  *  - Every string is a quoted string ("..." with \" and \\ escaped) when it
  *    is 7-bit and has no CR or LF; otherwise it is a literal {n}\r\n<bytes>.
  *    Strings with more than four characters to escape are also sent as
- *    literals (shorter).  NUL never appears: a NUL in a header becomes
- *    U+FFFD.  The texts may therefore contain CRLF, but only inside
- *    literals, and may contain 8-bit bytes (raw header bytes, RFC 2231
- *    values decoded to UTF-8), again only inside literals.
+ *    literals (shorter).  NUL never appears: a NUL in a header value
+ *    becomes U+FFFD (in an address field it ends the address list).  The
+ *    texts may therefore contain CRLF, but only inside literals, and may
+ *    contain 8-bit bytes (raw header bytes, RFC 2231 values decoded to
+ *    UTF-8), again only inside literals.
  *  - ENVELOPE strings are the raw header values (RFC 2047 encoded words are
  *    not decoded; that is the client's job).  Subject and display names are
  *    "for humans": white space runs become one space, ends are trimmed.
@@ -29,12 +30,15 @@
  *  - BODYSTRUCTURE sizes are octets of the body as stored, counting every
  *    bare LF as CRLF (the IMAP form of the message: a message stored with
  *    LF line ends is served with CRLF).  The line break before a boundary
- *    belongs to the boundary.  text parts and message/rfc822 carry line counts.
- *    Parameter values are RFC 2231-decoded (continuations joined, charset
- *    converted to UTF-8), as RFC 9051 asks.  Text parts without a charset
- *    get ("charset" "us-ascii").  An invalid Content-Type counts as
- *    text/plain (RFC 2045 §5.2).  A multipart without parts is shown with
- *    one empty text/plain part, as the grammar needs at least one.
+ *    belongs to the boundary when it ends a body line (not when it ends a
+ *    header line or the header/body separator).  Text and message/rfc822
+ *    parts carry line counts.  Parameter values are RFC 2231-decoded
+ *    (continuations joined, charset converted to UTF-8), as RFC 9051 asks;
+ *    GMime also decodes RFC 2047 words that mailers put in quoted values.
+ *    Text parts without a charset get ("charset" "us-ascii").  An invalid
+ *    Content-Type counts as text/plain (RFC 2045 §5.2).  A multipart without
+ *    parts is shown with one empty text/plain part, as the grammar needs at
+ *    least one.
  *
  * Structure and limits: boundaries are matched as line prefixes, innermost
  * and longest first (RFC 2046 §5.1.1); message/rfc822 bodies are parsed
@@ -44,10 +48,15 @@
  * MIME_ADDRESSES_MAX addresses are not analysed further (truncated is set):
  * a too-deep multipart or message is shown as application/octet-stream
  * with its full size.  Everything is iterative or bounded by MIME_DEPTH_MAX,
- * so normal thread stacks suffice; memory is O(parts) plus the outputs.
+ * so normal thread stacks suffice (256 KiB is tested); memory is O(parts)
+ * plus the outputs, and nothing accumulates across calls: GMime caches every
+ * charset name it meets for good, so only names iconv or GMime already
+ * knows are passed to it (charset.c).
  *
  * Thread safety: mime_init() once in main before threads start; after
- * that mime_analyse_fd() may run in any number of threads at once. */
+ * that mime_analyse_fd() may run in any number of threads at once.  GMime
+ * reads raw 8-bit parameter values in the process locale's charset; sealmail
+ * never calls setlocale(), so they stay as they are (shown in literals). */
 #ifndef SM_MIME_H
 #define SM_MIME_H
 
@@ -55,11 +64,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MIME_DEPTH_MAX 100            /* nesting levels (Dovecot's default) */
-#define MIME_PARTS_MAX 10000          /* MIME parts per message */
-#define MIME_HEADER_MAX 65536         /* bytes of one header value used */
-#define MIME_ADDRESSES_MAX 10000      /* addresses in all envelopes together */
-#define MIME_SEARCH_HEADERS_MAX 65536 /* bytes of search_headers */
+#define MIME_DEPTH_MAX 100                 /* nesting levels (Dovecot's default) */
+#define MIME_PARTS_MAX 10000               /* MIME parts per message */
+#define MIME_HEADER_MAX 65536              /* bytes of one header value used */
+#define MIME_ADDRESSES_MAX 10000           /* addresses in all envelopes together */
+#define MIME_SEARCH_HEADERS_MAX 65536      /* bytes of search_headers */
 #define MIME_SEARCH_TEXT_MAX (1024 * 1024) /* bytes of search_text */
 
 /* Where one MIME part lies in the message file.  Offsets are in the
@@ -72,19 +81,19 @@ struct mime_part_offsets {
 };
 
 struct mime_summary {
-    char *envelope;       /* IMAP ENVELOPE: "(date subject from ... message-id)" */
-    char *bodystructure;  /* IMAP BODYSTRUCTURE, extensible form */
-    char *body;           /* IMAP BODY, non-extensible form */
-    int64_t date;         /* Date: as unix time; 0 if absent or unparseable */
-    char *subject;        /* decoded to UTF-8, one line; "" if none */
-    char *from, *to, *cc; /* first address, lowercase addr-spec; "" if none */
-    char *message_id;     /* unfolded Message-ID value; "" if none */
-    char *search_headers; /* "Name: decoded value\n" lines, UTF-8, bounded */
-    char *search_text;    /* decoded UTF-8 text of text/plain and text/html
-                           * (tags stripped) parts that are not attachments,
-                           * parts separated by "\n", bounded */
-    unsigned n_parts;     /* MIME parts (nodes of the BODYSTRUCTURE) */
-    bool truncated;       /* a structural limit (depth, parts, header, addresses) was hit */
+    char *envelope;        /* IMAP ENVELOPE: "(date subject from ... message-id)" */
+    char *bodystructure;   /* IMAP BODYSTRUCTURE, extensible form */
+    char *body;            /* IMAP BODY, non-extensible form */
+    int64_t date;          /* Date: as unix time; 0 if absent or unparseable */
+    char *subject;         /* decoded to UTF-8, one line; "" if none */
+    char *from, *to, *cc;  /* first address, lowercase addr-spec; "" if none */
+    char *message_id;      /* unfolded Message-ID value; "" if none */
+    char *search_headers;  /* "Name: decoded value\n" lines, UTF-8, bounded */
+    char *search_text;     /* decoded UTF-8 text of text/plain and text/html
+                            * (tags stripped) parts that are not attachments,
+                            * parts separated by "\n", bounded */
+    unsigned n_parts;      /* MIME parts (nodes of the BODYSTRUCTURE) */
+    bool truncated;        /* a structural limit (depth, parts, header, addresses) was hit */
     bool search_truncated; /* search_headers or search_text was cut at its bound */
     struct mime_part_offsets *parts; /* n_sections entries, document order */
     unsigned n_sections;
@@ -96,7 +105,8 @@ int mime_init(void);
 
 /* Analyse the message in fd: a seekable file (regular file or memfd),
  * read from offset 0 to its end with mmap; the file offset is not used or
- * changed and the caller keeps ownership of fd.  Fills *out (which need not
+ * changed, the caller keeps ownership of fd, and the file must not shrink
+ * during the call (that would be SIGBUS).  Fills *out (which need not
  * be initialised) and returns 0, or returns -1 with *error_r (static text)
  * when the file cannot be read; *out is then empty and safe to free.
  * Malformed messages are not errors: they are analysed leniently and the

@@ -13,6 +13,7 @@
  * undeclared charset of old mail), so the result is always valid UTF-8. */
 #include "mime/internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -58,7 +59,9 @@ char *text_decode_header(struct analysis *a, const char *raw)
         if (*c != '\r' && *c != '\n')
             *o++ = *c;
     *o = '\0';
-    char *decoded = g_mime_utils_header_decode_text(a->opts, unfolded);
+    char *guarded = charset_guard(unfolded);
+    char *decoded = g_mime_utils_header_decode_text(a->opts, guarded);
+    sm_freep(&guarded);
     char *clean = text_utf8_sanitise(decoded, strlen(decoded));
     g_free(decoded);
     sm_freep(&unfolded);
@@ -87,15 +90,15 @@ enum html_state { H_TEXT, H_TAG, H_COMMENT, H_ENTITY };
 
 struct html {
     struct sm_buf *out;
-    bool full;          /* out is full */
+    bool full; /* out is full */
     enum html_state state;
-    char name[16];      /* tag name or entity being read */
+    char name[16]; /* tag name or entity being read */
     size_t name_len;
-    bool name_done;     /* the tag name ended (a blank was seen) */
-    bool skip;          /* inside <script> or <style> */
-    char skip_end[8];   /* "script" or "style" */
-    unsigned dashes;    /* consecutive '-' in a comment */
-    bool space;         /* the last output was white space */
+    bool name_done;   /* the tag name ended (a blank was seen) */
+    bool skip;        /* inside <script> or <style> */
+    char skip_end[8]; /* "script" or "style" */
+    unsigned dashes;  /* consecutive '-' in a comment */
+    bool space;       /* the last output was white space */
 };
 
 static void html_put(struct html *h, const char *s, size_t len)
@@ -115,15 +118,15 @@ static const struct {
     const char *name;
     unsigned cp;
 } entities[] = {
-    {"amp", '&'},      {"lt", '<'},       {"gt", '>'},       {"quot", '"'},     {"apos", '\''},
-    {"nbsp", ' '},     {"copy", 0xa9},    {"reg", 0xae},     {"deg", 0xb0},     {"laquo", 0xab},
-    {"raquo", 0xbb},   {"szlig", 0xdf},   {"agrave", 0xe0},  {"aacute", 0xe1},  {"acirc", 0xe2},
-    {"auml", 0xe4},    {"aring", 0xe5},   {"ccedil", 0xe7},  {"egrave", 0xe8},  {"eacute", 0xe9},
-    {"ecirc", 0xea},   {"euml", 0xeb},    {"iacute", 0xed},  {"ntilde", 0xf1},  {"oacute", 0xf3},
-    {"ocirc", 0xf4},   {"ouml", 0xf6},    {"oslash", 0xf8},  {"uacute", 0xfa},  {"uuml", 0xfc},
-    {"Auml", 0xc4},    {"Eacute", 0xc9},  {"Ouml", 0xd6},    {"Uuml", 0xdc},    {"ndash", 0x2013},
-    {"mdash", 0x2014}, {"lsquo", 0x2018}, {"rsquo", 0x2019}, {"ldquo", 0x201c}, {"rdquo", 0x201d},
-    {"bull", 0x2022},  {"hellip", 0x2026}, {"euro", 0x20ac}, {"trade", 0x2122},
+    {"amp", '&'},      {"lt", '<'},        {"gt", '>'},       {"quot", '"'},     {"apos", '\''},
+    {"nbsp", ' '},     {"copy", 0xa9},     {"reg", 0xae},     {"deg", 0xb0},     {"laquo", 0xab},
+    {"raquo", 0xbb},   {"szlig", 0xdf},    {"agrave", 0xe0},  {"aacute", 0xe1},  {"acirc", 0xe2},
+    {"auml", 0xe4},    {"aring", 0xe5},    {"ccedil", 0xe7},  {"egrave", 0xe8},  {"eacute", 0xe9},
+    {"ecirc", 0xea},   {"euml", 0xeb},     {"iacute", 0xed},  {"ntilde", 0xf1},  {"oacute", 0xf3},
+    {"ocirc", 0xf4},   {"ouml", 0xf6},     {"oslash", 0xf8},  {"uacute", 0xfa},  {"uuml", 0xfc},
+    {"Auml", 0xc4},    {"Eacute", 0xc9},   {"Ouml", 0xd6},    {"Uuml", 0xdc},    {"ndash", 0x2013},
+    {"mdash", 0x2014}, {"lsquo", 0x2018},  {"rsquo", 0x2019}, {"ldquo", 0x201c}, {"rdquo", 0x201d},
+    {"bull", 0x2022},  {"hellip", 0x2026}, {"euro", 0x20ac},  {"trade", 0x2122},
 };
 
 static void html_codepoint(struct html *h, unsigned long cp)
@@ -153,9 +156,9 @@ static void html_entity(struct html *h)
 /* Tags that separate words; inline ones (b, i, span, a, font ...) do not. */
 static bool html_block_tag(const char *name)
 {
-    static const char *const blocks[] = {"br", "p", "div", "li", "tr", "td", "th", "table",
-                                         "h1", "h2", "h3", "h4", "h5", "h6", "hr", "blockquote",
-                                         "pre", "ul", "ol", "dd", "dt", "title", "img", "body"};
+    static const char *const blocks[] = {
+        "br", "p",  "div", "li",         "tr",  "td", "th", "table", "h1", "h2",    "h3",  "h4",
+        "h5", "h6", "hr",  "blockquote", "pre", "ul", "ol", "dd",    "dt", "title", "img", "body"};
     if (*name == '/')
         name++;
     for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++)
@@ -172,7 +175,8 @@ static void html_tag_end(struct html *h)
             h->skip = false;
     } else if (strcasecmp(h->name, "script") == 0 || strcasecmp(h->name, "style") == 0) {
         h->skip = true;
-        strcpy(h->skip_end, strcasecmp(h->name, "script") == 0 ? "script" : "style");
+        snprintf(h->skip_end, sizeof h->skip_end, "%s",
+                 strcasecmp(h->name, "script") == 0 ? "script" : "style");
     }
     if (html_block_tag(h->name))
         html_put(h, " ", 1);
@@ -259,7 +263,7 @@ static void decoder_init(struct decoder *d, const struct mnode *n, struct sm_buf
         enc == GMIME_CONTENT_ENCODING_UUENCODE)
         d->transfer = g_mime_filter_basic_new(enc, FALSE);
     if (n->charset != NULL && strcasecmp(n->charset, "utf-8") != 0 &&
-        strcasecmp(n->charset, "us-ascii") != 0)
+        strcasecmp(n->charset, "us-ascii") != 0 && charset_ok(n->charset, strlen(n->charset)))
         d->charset = g_mime_filter_charset_new(n->charset, "UTF-8");
     d->html = strcasecmp(n->subtype, "html") == 0;
 }
@@ -273,8 +277,7 @@ static void decoder_free(struct decoder *d)
 }
 
 /* Run in[0..len) through the filters (complete: flush them) into out. */
-static void decoder_run(struct decoder *d, char *in, size_t len, bool complete,
-                        struct sm_buf *out)
+static void decoder_run(struct decoder *d, char *in, size_t len, bool complete, struct sm_buf *out)
 {
     char *buf = in;
     size_t n = len, pre = 0;
@@ -299,15 +302,15 @@ static void decoder_run(struct decoder *d, char *in, size_t len, bool complete,
 }
 
 /* Decode the body of leaf n into out (bounded by out->max) using at most
- * *input bytes of input. */
-static void decode_part(struct analysis *a, const struct mnode *n, struct sm_buf *out,
+ * *input bytes of input; false if it did not all fit. */
+static bool decode_part(struct analysis *a, const struct mnode *n, struct sm_buf *out,
                         size_t *input)
 {
     struct decoder d;
     decoder_init(&d, n, out);
     char *chunk = sm_malloc(CHUNK);
     size_t pos = n->body_start;
-    while (pos < n->body_end && *input > 0 && !d.full && !d.h.full) {
+    while (pos<n->body_end && * input> 0 && !d.full && !d.h.full) {
         size_t len = n->body_end - pos;
         if (len > CHUNK)
             len = CHUNK;
@@ -319,8 +322,10 @@ static void decode_part(struct analysis *a, const struct mnode *n, struct sm_buf
         *input -= len;
     }
     decoder_run(&d, chunk, 0, true, out);
+    bool complete = pos >= n->body_end && !d.full && !d.h.full;
     sm_freep(&chunk);
     decoder_free(&d);
+    return complete;
 }
 
 static bool searchable(const struct mnode *n)
@@ -341,13 +346,13 @@ static void collect(struct analysis *a, const struct mnode *n, struct sm_buf *te
             continue;
         struct sm_buf part;
         sm_buf_init(&part, text->max - text->len + 1);
-        decode_part(a, n, &part, input);
+        bool cut = !decode_part(a, n, &part, input);
         char *clean = text_utf8_sanitise(part.data != NULL ? part.data : "", part.len);
         if (text->len > 0 && !append_bounded(text, "\n", 1))
             *full = true;
         if (!*full && !append_bounded(text, clean, strlen(clean)))
             *full = true;
-        *full |= *input == 0;
+        *full |= cut || *input == 0;
         sm_freep(&clean);
         sm_buf_free(&part);
     }

@@ -157,20 +157,24 @@ static void read_content_type(struct walk *w, struct mnode *n, const char *raw, 
         set_type(n, "text", "plain");
         return;
     }
-    GMimeContentType *ct = g_mime_content_type_parse(w->a->opts, raw);
+    char *guarded = charset_guard(raw);
+    GMimeContentType *ct = g_mime_content_type_parse(w->a->opts, guarded);
     set_type(n, g_mime_content_type_get_media_type(ct), g_mime_content_type_get_media_subtype(ct));
     copy_params(g_mime_content_type_get_parameters(ct), &n->params, &n->n_params);
     g_object_unref(ct);
+    sm_freep(&guarded);
 }
 
 static void read_disposition(struct walk *w, struct mnode *n)
 {
     char *raw = field(w, n, "Content-Disposition");
     if (raw != NULL && (n->disposition = token(raw, false)) != NULL) {
-        GMimeContentDisposition *d = g_mime_content_disposition_parse(w->a->opts, raw);
+        char *guarded = charset_guard(raw);
+        GMimeContentDisposition *d = g_mime_content_disposition_parse(w->a->opts, guarded);
         copy_params(g_mime_content_disposition_get_parameters(d), &n->disp_params,
                     &n->n_disp_params);
         g_object_unref(d);
+        sm_freep(&guarded);
         n->attachment = strcasecmp(n->disposition, "attachment") == 0;
     }
     sm_freep(&raw);
@@ -265,10 +269,10 @@ static size_t body_end(const struct msg *m, size_t term, size_t start, bool keep
 
 static bool opaque_encoding(const char *enc)
 {
-    return enc != NULL && (strcasecmp(enc, "base64") == 0 ||
-                           strcasecmp(enc, "quoted-printable") == 0 ||
-                           strcasecmp(enc, "x-uuencode") == 0 || strcasecmp(enc, "uuencode") == 0 ||
-                           strcasecmp(enc, "x-uue") == 0);
+    return enc != NULL &&
+           (strcasecmp(enc, "base64") == 0 || strcasecmp(enc, "quoted-printable") == 0 ||
+            strcasecmp(enc, "x-uuencode") == 0 || strcasecmp(enc, "uuencode") == 0 ||
+            strcasecmp(enc, "x-uue") == 0);
 }
 
 static size_t parse_entity(struct walk *w, struct mnode *n, size_t hdr_start, unsigned depth,
