@@ -23,6 +23,7 @@ static int user_usage(FILE *out, int status)
             "       sealmail [--config FILE] user passwd ADDRESS [--password-stdin]\n"
             "       sealmail [--config FILE] user recover ADDRESS [--password-stdin]\n"
             "       sealmail [--config FILE] user app-password ADDRESS LABEL [--password-stdin]\n"
+            "       sealmail [--config FILE] user app-password-remove ADDRESS LABEL\n"
             "       sealmail [--config FILE] user quota ADDRESS SIZE\n"
             "       sealmail [--config FILE] user remove ADDRESS\n"
             "       sealmail [--config FILE] user list\n"
@@ -31,7 +32,9 @@ static int user_usage(FILE *out, int status)
             "              that is printed once (keep it offline: it replaces a lost password)\n"
             "passwd        change the password (asks the old one); the store is not re-encrypted\n"
             "recover       set a new password with the recovery key; prints a new recovery key\n"
-            "app-password  create a random extra password named LABEL (asks the password)\n"
+            "app-password  create a random extra password named LABEL (asks the password;\n"
+            "              at most 8 per mailbox, the same LABEL replaces the old one)\n"
+            "app-password-remove  that password stops working at once\n"
             "quota         set the quota (e.g. 2G; 0: none); over it, senders get 452 at RCPT\n"
             "remove        destroy the mailbox's keys, then its files (cannot be undone)\n"
             "list          addresses, quota, usage (as counted at delivery)\n"
@@ -170,6 +173,18 @@ static int user_app_password(struct user_cmd *c, const char *address, const char
     return r;
 }
 
+static int user_app_password_remove(struct user_cmd *c, const char *address, const char *label)
+{
+    struct directory_user u;
+    if (directory_user_get(c->dir, address, &u) <= 0 ||
+        directory_user_remove_wrap(c->dir, u.id, DIRECTORY_WRAP_APP_PASSWORD, label) < 0) {
+        fprintf(stderr, "sealmail user: %s\n", directory_error(c->dir));
+        return -1;
+    }
+    printf("app password '%s' of %s removed\n", label, u.address);
+    return 0;
+}
+
 static int user_quota(struct user_cmd *c, const char *address, const char *text)
 {
     struct directory_user u;
@@ -221,6 +236,8 @@ static int user_run(struct user_cmd *c, int argc, char **argv)
         return user_quota(c, argv[2], argv[3]);
     if (argc == 4 && strcmp(op, "app-password") == 0)
         return user_app_password(c, argv[2], argv[3]);
+    if (argc == 4 && strcmp(op, "app-password-remove") == 0)
+        return user_app_password_remove(c, argv[2], argv[3]);
     return 2;
 }
 

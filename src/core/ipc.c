@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "core/bytes.h"
 #include "core/log.h"
 
 enum { TAG_U32 = 'I', TAG_U64 = 'L', TAG_STR = 'S' };
@@ -35,19 +36,6 @@ static const char *const type_names[IPC_TYPE_MAX] = {
     [IPC_RELOAD] = "reload", [IPC_SHUTDOWN] = "shutdown",
     [IPC_LOG] = "log",       [IPC_MAILBOX_CHANGED] = "mailbox-changed",
 };
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
 
 void ipc_init(struct ipc_msg *m, enum ipc_type type)
 {
@@ -75,7 +63,7 @@ void ipc_add_u32(struct ipc_msg *m, uint32_t v)
     if (p == NULL)
         return;
     p[0] = TAG_U32;
-    put_be32(p + 1, v);
+    sm_put_be32(p + 1, v);
 }
 
 void ipc_add_u64(struct ipc_msg *m, uint64_t v)
@@ -84,8 +72,8 @@ void ipc_add_u64(struct ipc_msg *m, uint64_t v)
     if (p == NULL)
         return;
     p[0] = TAG_U64;
-    put_be32(p + 1, (uint32_t)(v >> 32));
-    put_be32(p + 5, (uint32_t)v);
+    sm_put_be32(p + 1, (uint32_t)(v >> 32));
+    sm_put_be32(p + 5, (uint32_t)v);
 }
 
 void ipc_add_str(struct ipc_msg *m, const char *s)
@@ -101,7 +89,7 @@ void ipc_add_str(struct ipc_msg *m, const char *s)
     if (p == NULL)
         return;
     p[0] = TAG_STR;
-    put_be32(p + 1, (uint32_t)n);
+    sm_put_be32(p + 1, (uint32_t)n);
     memcpy(p + 5, s, n);
     p[5 + n] = '\0';
 }
@@ -114,7 +102,7 @@ int ipc_send(int fd, const struct ipc_msg *m)
         errno = EMSGSIZE;
         return -1;
     }
-    put_be32(hdr, m->type);
+    sm_put_be32(hdr, m->type);
     struct iovec iov[2] = {
         {.iov_base = hdr, .iov_len = sizeof hdr},
         {.iov_base = (void *)(uintptr_t)m->data, .iov_len = m->len}, /* sendmsg only reads */
@@ -153,7 +141,7 @@ int ipc_recv(int fd, struct ipc_msg *m)
         errno = EMSGSIZE;
         return -1;
     }
-    uint32_t type = (size_t)n < sizeof hdr ? 0 : get_be32(hdr);
+    uint32_t type = (size_t)n < sizeof hdr ? 0 : sm_get_be32(hdr);
     if (type == 0 || type >= IPC_TYPE_MAX) {
         errno = EBADMSG;
         return -1;
@@ -177,7 +165,7 @@ int ipc_get_u32(struct ipc_msg *m, uint32_t *v)
     const uint8_t *p = field(m, TAG_U32, 4);
     if (p == NULL)
         return -1;
-    *v = get_be32(p);
+    *v = sm_get_be32(p);
     m->pos += 1 + 4;
     return 0;
 }
@@ -187,7 +175,7 @@ int ipc_get_u64(struct ipc_msg *m, uint64_t *v)
     const uint8_t *p = field(m, TAG_U64, 8);
     if (p == NULL)
         return -1;
-    *v = (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+    *v = (uint64_t)sm_get_be32(p) << 32 | sm_get_be32(p + 4);
     m->pos += 1 + 8;
     return 0;
 }
@@ -197,7 +185,7 @@ int ipc_get_str(struct ipc_msg *m, const char **s)
     const uint8_t *p = field(m, TAG_STR, 4);
     if (p == NULL)
         return -1;
-    size_t n = get_be32(p);
+    size_t n = sm_get_be32(p);
     size_t left = m->len - m->pos - 1 - 4; /* field() checked it is >= 0 */
     if (n >= left || p[4 + n] != '\0' || memchr(p + 4, '\0', n) != NULL)
         return -1;

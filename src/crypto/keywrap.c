@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "core/bytes.h"
 #include "crypto/seal.h"
 
 #define WRAP_VERSION 1
@@ -89,19 +90,6 @@ struct wrap_hdr {
 };
 
 /* ---- small helpers -------------------------------------------------- */
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 static bool is_password_kind(enum keywrap_kind kind)
 {
@@ -169,8 +157,8 @@ static void hdr_write(uint8_t *out, enum keywrap_kind kind, const struct keywrap
 {
     out[OFF_VERSION] = WRAP_VERSION;
     out[OFF_KIND] = (uint8_t)kind;
-    put_be32(out + OFF_OPS, p == NULL ? 0 : p->ops);
-    put_be32(out + OFF_MEM, p == NULL ? 0 : p->mem_kib);
+    sm_put_be32(out + OFF_OPS, p == NULL ? 0 : p->ops);
+    sm_put_be32(out + OFF_MEM, p == NULL ? 0 : p->mem_kib);
     seal_random(out + OFF_SALT, SALT_BYTES);
     seal_random(out + OFF_NONCE, NONCE_BYTES);
 }
@@ -188,8 +176,8 @@ static int hdr_parse(const uint8_t *wrap, size_t wraplen, struct wrap_hdr *h, co
         return -1;
     }
     h->kind = (enum keywrap_kind)wrap[OFF_KIND];
-    h->params.ops = get_be32(wrap + OFF_OPS);
-    h->params.mem_kib = get_be32(wrap + OFF_MEM);
+    h->params.ops = sm_get_be32(wrap + OFF_OPS);
+    h->params.mem_kib = sm_get_be32(wrap + OFF_MEM);
     h->salt = wrap + OFF_SALT;
     bool ok = is_password_kind(h->kind) ? params_usable(&h->params)
                                         : h->params.ops == 0 && h->params.mem_kib == 0;

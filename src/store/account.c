@@ -261,13 +261,35 @@ static void random_password(char *out, size_t len)
     seal_wipe(raw, sizeof raw);
 }
 
+struct app_count {
+    const char *label;
+    unsigned others;
+};
+
+static void count_other_app(void *arg, const struct directory_wrap *w)
+{
+    struct app_count *c = arg;
+    c->others += strcmp(w->label, c->label) != 0;
+}
+
 int account_app_password_add(struct directory *dir, const struct account *acct,
                              const char *label, const struct keywrap_params *params,
                              char *password, const char **error_r)
 {
     struct directory_wrap w = {.kind = DIRECTORY_WRAP_APP_PASSWORD};
+    struct app_count count = {label, 0};
     if (!label_ok(label)) {
         *error_r = "an app password label is 1..63 printable characters without spaces";
+        return -1;
+    }
+    /* every wrap costs one Argon2id run at a login that misses: keep it bounded */
+    if (directory_user_wraps(dir, acct->user.id, DIRECTORY_WRAP_APP_PASSWORD, count_other_app,
+                             &count) < 0) {
+        *error_r = directory_error(dir);
+        return -1;
+    }
+    if (count.others >= ACCOUNT_APP_PASSWORDS_MAX) {
+        *error_r = "too many app passwords: remove one first (user app-password-remove)";
         return -1;
     }
     snprintf(w.label, sizeof w.label, "%s", label);

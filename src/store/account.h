@@ -66,9 +66,13 @@ int account_new_recovery(struct directory *dir, const struct account *acct,
                          char text[KEYWRAP_RECOVERY_TEXT_MAX], const char **error_r);
 
 #define ACCOUNT_APP_PASSWORD_LEN 24 /* characters, about 120 bits */
+/* App passwords per account: a failed login tries each (one Argon2id run
+ * apiece), so their number bounds what a wrong password costs. */
+#define ACCOUNT_APP_PASSWORDS_MAX 8
 
 /* A new random app password named label (1..63 printable characters),
- * written to password (ACCOUNT_APP_PASSWORD_LEN + 1 bytes, a secret).
+ * written to password (ACCOUNT_APP_PASSWORD_LEN + 1 bytes, a secret); one
+ * with the same label is replaced.  At most ACCOUNT_APP_PASSWORDS_MAX.
  * Returns 0 or -1. */
 int account_app_password_add(struct directory *dir, const struct account *acct,
                              const char *label, const struct keywrap_params *params,

@@ -17,6 +17,7 @@
 struct directory {
     sqlite3 *db;
     uint64_t own_changes; /* commits of this handle (data_version misses them) */
+    sqlite3_stmt *st_user, *st_alias; /* recipient lookups, prepared once (users.c) */
     char error[256];
 };
 

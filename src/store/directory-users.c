@@ -88,6 +88,25 @@ static sqlite3_stmt *prepare(struct directory *dir, const char *sql)
     return NULL;
 }
 
+/* A statement of the recipient lookup, which smtpd runs for every RCPT:
+ * prepared once per handle, kept in *slot, reset (not finalized) after
+ * use with release(). */
+static sqlite3_stmt *prepare_cached(struct directory *dir, sqlite3_stmt **slot, const char *sql)
+{
+    if (*slot == NULL && sqlite3_prepare_v3(dir->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot,
+                                            NULL) != SQLITE_OK) {
+        dir_set_db_error(dir, "directory");
+        *slot = NULL;
+    }
+    return *slot;
+}
+
+static void release(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
 /* Step a statement that returns no row, then finalize it.  Returns the
  * SQLite result code (SQLITE_DONE on success). */
 static int step_done(sqlite3_stmt *st)
@@ -95,6 +114,16 @@ static int step_done(sqlite3_stmt *st)
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     return rc;
+}
+
+/* Step and finalize a statement that changes rows.  Returns how many
+ * rows it changed, or -1 with the handle's error set. */
+static int write_done(struct directory *dir, sqlite3_stmt *st)
+{
+    if (step_done(st) == SQLITE_DONE)
+        return sqlite3_changes(dir->db);
+    dir_set_db_error(dir, "directory");
+    return -1;
 }
 
 static void copy_text(char *out, size_t outlen, sqlite3_stmt *st, int col)
@@ -130,10 +159,8 @@ static int insert_wrap(struct directory *dir, int64_t user_id, const struct dire
     sqlite3_bind_text(st, 3, w->label, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 4, w->bytes, (int)w->len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL));
-    if (step_done(st) != SQLITE_DONE) {
-        dir_set_db_error(dir, "directory");
+    if (write_done(dir, st) < 0)
         return -1;
-    }
     return 0;
 }
 
@@ -211,14 +238,15 @@ rollback:
 /* Look up by an already normalised address. */
 static int user_get_folded(struct directory *dir, const char *address, struct directory_user *u)
 {
-    sqlite3_stmt *st = prepare(dir, "SELECT " USER_COLUMNS " FROM users WHERE address = ?1");
+    sqlite3_stmt *st = prepare_cached(dir, &dir->st_user,
+                                      "SELECT " USER_COLUMNS " FROM users WHERE address = ?1");
     if (st == NULL)
         return -1;
     sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         user_from_row(st, u);
-    sqlite3_finalize(st);
+    release(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         dir_set_db_error(dir, "directory");
         return -1;
@@ -312,11 +340,10 @@ int directory_user_remove_wrap(struct directory *dir, int64_t user_id,
     sqlite3_bind_int64(st, 1, user_id);
     sqlite3_bind_int(st, 2, (int)kind);
     sqlite3_bind_text(st, 3, label, -1, SQLITE_STATIC);
-    if (step_done(st) != SQLITE_DONE) {
-        dir_set_db_error(dir, "directory");
+    int changed = write_done(dir, st);
+    if (changed < 0)
         return -1;
-    }
-    if (sqlite3_changes(dir->db) == 0) {
+    if (changed == 0) {
         dir_set_error(dir, "no such key: %s", label);
         return -1;
     }
@@ -331,10 +358,8 @@ int directory_user_set_quota(struct directory *dir, int64_t user_id, uint64_t qu
         return -1;
     sqlite3_bind_int64(st, 1, user_id);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)quota_bytes);
-    if (step_done(st) != SQLITE_DONE) {
-        dir_set_db_error(dir, "directory");
+    if (write_done(dir, st) < 0)
         return -1;
-    }
     dir->own_changes++;
     return 0;
 }
@@ -350,10 +375,8 @@ int directory_user_usage(struct directory *dir, const char *mailbox, int64_t del
         return -1;
     sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, delta);
-    if (step_done(st) != SQLITE_DONE) {
-        dir_set_db_error(dir, "directory");
+    if (write_done(dir, st) < 0)
         return -1;
-    }
     dir->own_changes++;
     return 0;
 }
@@ -364,17 +387,10 @@ static int user_delete(struct directory *dir, int64_t id)
     if (st == NULL)
         return -1;
     sqlite3_bind_int64(st, 1, id);
-    if (step_done(st) != SQLITE_DONE)
-        goto fail;
-    if ((st = prepare(dir, "DELETE FROM users WHERE id = ?1")) == NULL)
+    if (write_done(dir, st) < 0 || (st = prepare(dir, "DELETE FROM users WHERE id = ?1")) == NULL)
         return -1;
     sqlite3_bind_int64(st, 1, id);
-    if (step_done(st) != SQLITE_DONE)
-        goto fail;
-    return 0;
-fail:
-    dir_set_db_error(dir, "directory");
-    return -1;
+    return write_done(dir, st) < 0 ? -1 : 0;
 }
 
 int directory_user_remove(struct directory *dir, const char *address, struct directory_user *u)
@@ -495,11 +511,10 @@ int directory_alias_remove(struct directory *dir, const char *source, const char
         return -1;
     sqlite3_bind_text(st, 1, src, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, dst, -1, SQLITE_STATIC);
-    if (step_done(st) != SQLITE_DONE) {
-        dir_set_db_error(dir, "directory");
+    int changed = write_done(dir, st);
+    if (changed < 0)
         return -1;
-    }
-    if (sqlite3_changes(dir->db) == 0) {
+    if (changed == 0) {
         dir_set_error(dir, "no such alias: %s%s%s", src, target != NULL ? " -> " : "", dst);
         return -1;
     }
@@ -549,10 +564,11 @@ static int alias_targets(struct directory *dir, const char *source, struct targe
 {
     struct directory_user u;
     int rc;
-    sqlite3_stmt *st = prepare(dir, "SELECT u.id, u.address, u.mailbox, u.public_key,"
-                                    " u.quota_bytes, u.used_bytes, u.created"
-                                    " FROM aliases a JOIN users u ON u.address = a.target"
-                                    " WHERE a.source = ?1 ORDER BY u.address");
+    sqlite3_stmt *st = prepare_cached(dir, &dir->st_alias,
+                                      "SELECT u.id, u.address, u.mailbox, u.public_key,"
+                                      " u.quota_bytes, u.used_bytes, u.created"
+                                      " FROM aliases a JOIN users u ON u.address = a.target"
+                                      " WHERE a.source = ?1 ORDER BY u.address");
     if (st == NULL)
         return -1;
     sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
@@ -560,7 +576,7 @@ static int alias_targets(struct directory *dir, const char *source, struct targe
         user_from_row(st, &u);
         targets_add(t, &u);
     }
-    sqlite3_finalize(st);
+    release(st);
     if (rc != SQLITE_DONE) {
         dir_set_db_error(dir, "directory");
         return -1;

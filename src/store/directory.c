@@ -237,7 +237,9 @@ void directory_close(struct directory **dirp)
     struct directory *dir = *dirp;
     if (dir == NULL)
         return;
-    sqlite3_close_v2(dir->db); /* accepts NULL */
+    sqlite3_finalize(dir->st_user); /* accepts NULL */
+    sqlite3_finalize(dir->st_alias);
+    sqlite3_close_v2(dir->db);
     sm_freep(dirp);
 }
 

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/bytes.h"
 #include "core/mem.h"
 #include "store/sealfile.h"
 
@@ -97,8 +98,7 @@ int drop_sync(const char *mailbox_dir, const char **error_r)
 
 static void meta_encode(uint8_t *meta, int64_t received, const char *name, size_t *len_r)
 {
-    for (int i = 0; i < 8; i++)
-        meta[i] = (uint8_t)((uint64_t)received >> (56 - 8 * i));
+    sm_put_be64(meta, (uint64_t)received);
     size_t n = strlen(name);
     memcpy(meta + 8, name, n);
     *len_r = 8 + n;
@@ -240,11 +240,8 @@ static int meta_check(const uint8_t *meta, size_t len, const char *name, int64_t
     size_t n = strlen(name);
     if (len != 8 + n || memcmp(meta + 8, name, n) != 0)
         return -1;
-    uint64_t t = 0;
-    for (int i = 0; i < 8; i++)
-        t = t << 8 | meta[i];
     if (received_r != NULL)
-        *received_r = (int64_t)t;
+        *received_r = (int64_t)sm_get_be64(meta);
     return 0;
 }
 

@@ -357,8 +357,9 @@ fail:
     return -1;
 }
 
-/* Open, analyse and record one drop file.  0 done (or refused: logged and
- * counted), -1 a store error that aborts the import. */
+/* Open, analyse and record one drop file.  1: the store has it (now or
+ * from an earlier import); 0: refused (logged and counted); -1: a store
+ * error that aborts the import. */
 static int import_one(struct importer *im, const char *file, const char **error_r)
 {
     struct mime_summary s;
@@ -371,7 +372,7 @@ static int import_one(struct importer *im, const char *file, const char **error_
         im->stats->already += known > 0;
         if (known < 0)
             *error_r = db_error(im->mb->db, "store");
-        return known < 0 ? -1 : 0;
+        return known;
     }
     int fd = memfd_create("sealmail-import", MFD_CLOEXEC);
     if (fd < 0) {
@@ -387,31 +388,22 @@ static int import_one(struct importer *im, const char *file, const char **error_
         log_warn("mailbox import-refused file=%s error=\"%s\"", file, why);
         im->stats->refused++;
     } else {
-        ret = record(im, file, size, received, &s, error_r);
+        ret = record(im, file, size, received, &s, error_r) < 0 ? -1 : 1;
         mime_summary_free(&s);
-        im->stats->imported += ret == 0;
-        im->stats->bytes += ret == 0 ? size : 0;
+        im->stats->imported += ret > 0;
+        im->stats->bytes += ret > 0 ? size : 0;
     }
     close(fd); /* the plaintext copy lived only in this memfd */
     return ret;
 }
 
-/* After the commit: every file the store knows moves to msg/. */
+/* After the commit: the files the store now has move to msg/ (refused
+ * ones were dropped from ns and stay in drop/). */
 static int move_files(struct mailbox *mb, const struct names *ns, const char **error_r)
 {
-    for (size_t i = 0; i < ns->n; i++) {
-        if (!drop_exists(mb->dir, DROP_AREA_DROP, ns->v[i]))
-            continue;
-        sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(mb->db, "SELECT 1 FROM messages WHERE file = ?1", -1, &st,
-                               NULL) != SQLITE_OK)
-            return *error_r = db_error(mb->db, "store"), -1;
-        sqlite3_bind_text(st, 1, ns->v[i], -1, SQLITE_STATIC);
-        int known = sqlite3_step(st) == SQLITE_ROW;
-        sqlite3_finalize(st);
-        if (known && drop_move_to_msg(mb->dir, ns->v[i], error_r) < 0)
+    for (size_t i = 0; i < ns->n; i++)
+        if (ns->v[i] != NULL && drop_move_to_msg(mb->dir, ns->v[i], error_r) < 0)
             return -1;
-    }
     return drop_sync(mb->dir, error_r);
 }
 
@@ -430,8 +422,12 @@ int mailbox_import(struct mailbox *mb, struct mailbox_import_stats *stats, const
     }
     if (importer_prepare(&im, error_r) == 0 && exec(mb->db, "BEGIN IMMEDIATE", error_r) == 0) {
         ret = 0;
-        for (size_t i = 0; i < ns.n && ret == 0; i++)
-            ret = import_one(&im, ns.v[i], error_r);
+        for (size_t i = 0; i < ns.n && ret == 0; i++) {
+            int r = import_one(&im, ns.v[i], error_r);
+            if (r == 0)
+                sm_freep(&ns.v[i]); /* refused: it stays in drop/ */
+            ret = r < 0 ? -1 : 0;
+        }
         if (ret == 0)
             ret = exec(mb->db, "COMMIT", error_r);
         if (ret < 0)
@@ -640,24 +636,25 @@ int mailbox_verify(struct mailbox *mb, bool deep, struct mailbox_check *c, const
     return 0;
 }
 
+struct drop_bytes {
+    const char *dir;
+    uint64_t bytes;
+};
+
 static void add_drop_size(void *arg, const char *name)
 {
-    struct deep_check *d = arg;
+    struct drop_bytes *d = arg;
     char path[4096];
     struct stat st;
-    const char *error;
-    if (store_path(path, sizeof path, d->mb->dir, "drop", &error) == 0 &&
-        (size_t)snprintf(path + strlen(path), sizeof path - strlen(path), "/%s", name) <
-            sizeof path - strlen(path) &&
-        stat(path, &st) == 0)
-        d->c->bytes += (uint64_t)st.st_size;
+    int n = snprintf(path, sizeof path, "%s/drop/%s", d->dir, name);
+    if (n > 0 && (size_t)n < sizeof path && stat(path, &st) == 0)
+        d->bytes += (uint64_t)st.st_size;
 }
 
 int mailbox_usage(struct mailbox *mb, uint64_t *bytes_r, const char **error_r)
 {
-    struct mailbox_check c = {0};
-    struct deep_check d = {mb, &c};
-    sqlite3_stmt *st;
+    struct drop_bytes d = {mb->dir, 0};
+    sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(mb->db, "SELECT coalesce(sum(size), 0) FROM messages", -1, &st,
                            NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW) {
@@ -665,11 +662,11 @@ int mailbox_usage(struct mailbox *mb, uint64_t *bytes_r, const char **error_r)
         sqlite3_finalize(st);
         return -1;
     }
-    c.bytes = (uint64_t)sqlite3_column_int64(st, 0);
+    uint64_t stored = (uint64_t)sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     if (drop_list(mb->dir, add_drop_size, &d, error_r) < 0)
         return -1;
-    *bytes_r = c.bytes;
+    *bytes_r = stored + d.bytes;
     return 0;
 }
 

@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/bytes.h"
 #include "core/fileio.h"
 #include "core/mem.h"
 #include "crypto/seal.h"
@@ -52,28 +53,6 @@ static const char *errno_msg(const char *what)
     return errbuf;
 }
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (24 - 8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    return (uint64_t)get_u32(p) << 32 | get_u32(p + 4);
-}
-
 /* --- writing ------------------------------------------------------------------ */
 
 /* Build and write the prefix; start the stream; H into ad. */
@@ -84,7 +63,7 @@ static struct seal_stream *write_prefix(int out, const char *magic, const void *
     size_t len = FIXED_LEN + meta_len + KEYS_LEN;
     uint8_t *prefix = sm_malloc(len);
     memcpy(prefix, magic, SEALFILE_MAGIC_LEN);
-    put_u32(prefix + 16, (uint32_t)meta_len);
+    sm_put_be32(prefix + 16, (uint32_t)meta_len);
     if (meta_len > 0)
         memcpy(prefix + FIXED_LEN, meta, meta_len);
     uint8_t *keys = prefix + FIXED_LEN + meta_len;
@@ -107,7 +86,7 @@ static int write_chunk(int out, struct seal_stream *st, const uint8_t *plain, si
                        const char **error_r)
 {
     size_t clen = plen + SEAL_STREAM_ABYTES;
-    put_u32(cipher, (uint32_t)clen);
+    sm_put_be32(cipher, (uint32_t)clen);
     if (seal_stream_push(st, plain, plen, ad, final ? AD_LEN : SEAL_HASH_BYTES, final,
                          cipher + 4)
         < 0) {
@@ -147,7 +126,7 @@ static int write_chunks(int out, int in, struct seal_stream *st, uint8_t ad[AD_L
         bool final = m == 0;
         size += (uint64_t)n;
         if (final)
-            put_u64(ad + SEAL_HASH_BYTES, size);
+            sm_put_be64(ad + SEAL_HASH_BYTES, size);
         if (write_chunk(out, st, cur, (size_t)n, cipher, ad, final, error_r) < 0)
             break;
         if (final) {
@@ -188,7 +167,7 @@ int sealfile_write(int out, const char magic[SEALFILE_MAGIC_LEN], const void *me
         return -1;
     int ret = write_chunks(out, in, st, ad, size_r, error_r);
     seal_stream_free(&st);
-    put_u64(size, *size_r);
+    sm_put_be64(size, *size_r);
     if (ret == 0 && pwrite(out, size, sizeof size, start + OFF_SIZE) != (ssize_t)sizeof size) {
         *error_r = errno_msg("cannot write sealed file");
         ret = -1;
@@ -218,8 +197,8 @@ static int read_prefix(int in, const char *magic, size_t meta_max, struct prefix
         *error_r = "not a sealed file of this kind (bad magic or version)";
         return -1;
     }
-    pr->size = get_u64(fixed + OFF_SIZE);
-    pr->meta_len = n == FIXED_LEN ? get_u32(fixed + 16) : SIZE_MAX;
+    pr->size = sm_get_be64(fixed + OFF_SIZE);
+    pr->meta_len = n == FIXED_LEN ? sm_get_be32(fixed + 16) : SIZE_MAX;
     if (pr->meta_len > meta_max || pr->meta_len > SEALFILE_META_MAX) {
         *error_r = n < FIXED_LEN ? "truncated sealed file" : "sealed file metadata too large";
         return -1;
@@ -265,7 +244,7 @@ static int read_chunk_len(int in, off_t *off, uint32_t *len_r, const char **erro
         return -1;
     }
     *off += 4;
-    *len_r = get_u32(b);
+    *len_r = sm_get_be32(b);
     if (*len_r < SEAL_STREAM_ABYTES || *len_r > CHUNK_CIPHER_MAX) {
         *error_r = "damaged sealed file (bad chunk length)";
         return -1;
@@ -346,7 +325,7 @@ int sealfile_read(int in, const char magic[SEALFILE_MAGIC_LEN], size_t meta_max,
     int ret = check_length(in, &pr, error_r);
     memset(pr.data + OFF_SIZE, 0, 8); /* H is computed with the size unknown */
     seal_hash(ad, pr.data, pr.len);
-    put_u64(ad + SEAL_HASH_BYTES, pr.size);
+    sm_put_be64(ad + SEAL_HASH_BYTES, pr.size);
     const uint8_t *keys = pr.data + FIXED_LEN + pr.meta_len;
     struct seal_stream *st =
         ret < 0 ? NULL

@@ -83,6 +83,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/bytes.h"
 #include "core/mem.h"
 #include "crypto/seal.h"
 
@@ -151,11 +152,6 @@ static sqlite3_vfs *lower_vfs(void)
 
 /* --- small helpers ------------------------------------------------------ */
 
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* A page size SQLite can use: a power of two in [512, 65536]. */
 static bool is_page_size(sqlite3_int64 n)
 {
@@ -212,7 +208,7 @@ static uint32_t read_pgno(struct sv_file *f, sqlite3_int64 off)
     uint8_t b[4];
     if (off < 0 || lower_read(f, b, sizeof b, off) != SQLITE_OK)
         return 0;
-    return get_be32(b);
+    return sm_get_be32(b);
 }
 
 /* --- page sealing --------------------------------------------------------- */
@@ -408,7 +404,7 @@ static int wal_write(struct sv_file *f, const uint8_t *buf, int amt, sqlite3_int
     if (amt == WAL_HEADER && off == 0)
         return lower_write(f, buf, amt, off);
     if (amt == FRAME_HEADER && off >= WAL_HEADER) {
-        f->have_mark = true, f->mark_off = off, f->mark_pgno = get_be32(buf);
+        f->have_mark = true, f->mark_off = off, f->mark_pgno = sm_get_be32(buf);
         return lower_write(f, buf, amt, off);
     }
     if (!is_frame_page(amt, off))
@@ -433,7 +429,7 @@ static int wal_read_frame(struct sv_file *f, uint8_t *buf, int amt, sqlite3_int6
     if (rc != SQLITE_OK)
         return rc;
     uint8_t *page = buf + FRAME_HEADER;
-    if (open_page(f->db, get_be32(buf), page, (size_t)amt - FRAME_HEADER) < 0) {
+    if (open_page(f->db, sm_get_be32(buf), page, (size_t)amt - FRAME_HEADER) < 0) {
         memset(page, 0, (size_t)amt - FRAME_HEADER);
         for (int i = 16; i < 24; i++)
             buf[i] = (uint8_t)~buf[i];
@@ -468,7 +464,7 @@ static bool is_record_page(int amt, sqlite3_int64 off)
 static int journal_write(struct sv_file *f, const uint8_t *buf, int amt, sqlite3_int64 off)
 {
     if (amt == 4) { /* a record's page number or checksum, nRec */
-        f->have_mark = true, f->mark_off = off, f->mark_pgno = get_be32(buf);
+        f->have_mark = true, f->mark_off = off, f->mark_pgno = sm_get_be32(buf);
         return lower_write(f, buf, amt, off);
     }
     if (is_record_page(amt, off)) {

@@ -83,6 +83,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/bytes.h"
 #include "core/fileio.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -202,28 +203,6 @@ static const char *errno_msg(const char *what)
 
 /* --- small helpers ------------------------------------------------------- */
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 3; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    return (uint64_t)get_u32(p) << 32 | get_u32(p + 4);
-}
-
 
 /* Read up to len bytes; returns the count (short only at end of file), or -1. */
 
@@ -260,7 +239,7 @@ static int put_str(struct sm_buf *b, const char *s)
     size_t n = s ? strlen(s) : 0;
     if (n > SPOOL_STR_MAX)
         return -1;
-    put_u32(len, (uint32_t)n);
+    sm_put_be32(len, (uint32_t)n);
     if (sm_buf_append(b, len, 4) < 0)
         return -1;
     return n > 0 ? sm_buf_append(b, s, n) : 0;
@@ -280,8 +259,8 @@ static int envelope_encode(const struct spool_envelope *env, struct sm_buf *b,
         || put_str(b, env->mail_from) < 0 || put_str(b, env->body_type) < 0)
         goto too_long;
     fixed[0] = env->smtputf8 ? 1 : 0;
-    put_u64(fixed + 1, (uint64_t)env->received);
-    put_u32(fixed + 9, (uint32_t)env->n_rcpts);
+    sm_put_be64(fixed + 1, (uint64_t)env->received);
+    sm_put_be32(fixed + 9, (uint32_t)env->n_rcpts);
     if (sm_buf_append(b, fixed, sizeof fixed) < 0)
         goto too_long;
     for (size_t i = 0; i < env->n_rcpts; i++)
@@ -314,7 +293,7 @@ static int cur_str(struct cursor *c, char **s_r)
     const uint8_t *p;
     if (cur_take(c, 4, &p) < 0)
         return -1;
-    uint32_t n = get_u32(p);
+    uint32_t n = sm_get_be32(p);
     if (n > SPOOL_STR_MAX || cur_take(c, n, &p) < 0 || memchr(p, '\0', n) != NULL)
         return -1;
     *s_r = sm_strndup((const char *)p, n);
@@ -334,8 +313,8 @@ static int envelope_decode(const uint8_t *data, size_t len, struct spool_envelop
     if (p[0] > 1)
         return -1;
     env->smtputf8 = p[0] == 1;
-    env->received = (int64_t)get_u64(p + 1);
-    uint32_t n = get_u32(p + 9);
+    env->received = (int64_t)sm_get_be64(p + 1);
+    uint32_t n = sm_get_be32(p + 9);
     /* each recipient takes at least 4 bytes: bound n by what is left */
     if (n < 1 || n > SPOOL_RCPTS_MAX || n > c.left / 4)
         return -1;
@@ -405,7 +384,7 @@ static int writer_start(struct spool_writer *w, const struct spool_envelope *env
         *error_r = "envelope too large";
         goto out;
     }
-    put_u32((uint8_t *)b.data + 16, (uint32_t)(b.len - FIXED_LEN));
+    sm_put_be32((uint8_t *)b.data + 16, (uint32_t)(b.len - FIXED_LEN));
     if (sm_buf_append(&b, w->keys, TRAILER_LEN) < 0) {
         *error_r = "envelope too large";
         goto out;
@@ -518,8 +497,8 @@ static int writer_flush(struct spool_writer *w, bool final, const char **error_r
     size_t clen = w->fill + SEAL_STREAM_ABYTES;
 
     if (final)
-        put_u64(w->ad + SEAL_HASH_BYTES, w->size);
-    put_u32(out, (uint32_t)clen);
+        sm_put_be64(w->ad + SEAL_HASH_BYTES, w->size);
+    sm_put_be32(out, (uint32_t)clen);
     if (seal_stream_push(w->st, w->plain, w->fill, w->ad, final ? AD_LEN : SEAL_HASH_BYTES,
                          final, out + 4)
         < 0) {
@@ -587,7 +566,7 @@ static void writer_finish(struct spool_writer *w)
 
     if (w->failed)
         return;
-    put_u64(size, w->size);
+    sm_put_be64(size, w->size);
     if (writer_flush(w, true, &error) < 0) {
         log_warn("spool commit-failed queue=%s error=\"%s\"", w->id, error);
         w->failed = true;
@@ -1104,8 +1083,8 @@ static int read_prefix(int fd, struct prefix *pr, const char **error_r)
         *error_r = "truncated spool file";
         return -1;
     }
-    pr->size = get_u64(fixed + OFF_SIZE);
-    pr->env_len = get_u32(fixed + 16);
+    pr->size = sm_get_be64(fixed + OFF_SIZE);
+    pr->env_len = sm_get_be32(fixed + 16);
     if (pr->env_len > SPOOL_ENV_MAX) {
         *error_r = "spool file envelope too large";
         return -1;

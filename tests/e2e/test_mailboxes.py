@@ -104,6 +104,15 @@ def test_account_lifecycle_and_wrong_secrets(make_server):
                      input="third\n")
     app = re.search(r"^  (\S+)$", res.stdout, re.M).group(1)
     server.mailbox("verify", address, password=app)
+    # at most 8 (each costs an Argon2id run when a login misses); removing one works at once
+    for i in range(7):
+        server.cli("user", "app-password", address, f"dev{i}", "--password-stdin",
+                   input="third\n")
+    res = server.cli("user", "app-password", address, "one-too-many", "--password-stdin",
+                     input="third\n", ok=False)
+    assert res.returncode == 1 and "too many app passwords" in res.stderr
+    server.cli("user", "app-password-remove", address, "phone")
+    assert server.mailbox("verify", address, password=app, ok=False).returncode == 1
 
     listing = server.cli("user", "list").stdout
     assert address in listing and f"bob@{DOMAIN}" in listing
