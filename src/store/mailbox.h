@@ -14,7 +14,22 @@
  *
  * Import moves the whole drop/ into the store in one transaction, then
  * moves the files; a crash at any point neither loses nor duplicates a
- * message (see mailbox.c).  A handle belongs to one thread at a time. */
+ * message (see mailbox.c).  A handle belongs to one thread at a time.
+ *
+ * What IMAP4rev2 (UIDPLUS, MOVE, SPECIAL-USE, CONDSTORE/QRESYNC, QUOTA,
+ * STATUS=SIZE) and POP3 need is here too: folders (create with parents,
+ * delete, rename, subscribe), UIDs, flags and keywords with MODSEQs,
+ * expunge with a record of expunged UIDs (VANISHED), copy and move that
+ * share the body file, append, and a change token for IDLE.
+ *
+ * Conventions of the functions below: they return -1 (MAILBOX_ERR) with
+ * *error_r (static or thread-local text, valid until this thread's next
+ * call) on failure, or one of the other negative enum mailbox_status
+ * codes where the comment says so; *error_r is set for those too.
+ * Folder names are UTF-8 with '/' as the hierarchy separator; "INBOX"
+ * (and an "INBOX/" prefix) is matched case-insensitively, other names
+ * exactly.  A mutating call is its own transaction unless it runs
+ * between mailbox_begin() and mailbox_commit(). */
 #ifndef SM_MAILBOX_H
 #define SM_MAILBOX_H
 
@@ -25,7 +40,23 @@
 struct mailbox;
 
 #define MAILBOX_KEY_BYTES 32
-#define MAILBOX_FOLDER_MAX 255
+#define MAILBOX_FOLDER_MAX 255           /* bytes of a folder name */
+#define MAILBOX_FOLDER_LEVELS 16         /* levels of a folder name ("a/b/c" is 3) */
+#define MAILBOX_FOLDERS_MAX 1000         /* folders per store */
+#define MAILBOX_KEYWORD_MAX 128          /* bytes of one keyword */
+#define MAILBOX_KEYWORDS_TEXT_MAX 16384  /* bytes of a keywords argument */
+#define MAILBOX_MESSAGE_KEYWORDS 64      /* keywords on one message */
+#define MAILBOX_FOLDER_KEYWORDS 100      /* distinct keywords used in one folder */
+#define MAILBOX_UID_ANY 0xFFFFFFFFu      /* "*" as the top of a UID range */
+
+/* Results of the functions below besides 0 and positive counts. */
+enum mailbox_status {
+    MAILBOX_ERR = -1,          /* anything else: *error_r says what */
+    MAILBOX_EXISTS = -2,       /* the folder exists already ([ALREADYEXISTS]) */
+    MAILBOX_NONEXISTENT = -3,  /* no such folder or message ([NONEXISTENT]) */
+    MAILBOX_CANNOT = -4,       /* not allowed, e.g. deleting INBOX ([CANNOT]) */
+    MAILBOX_OVERQUOTA = -5,    /* over the quota ([OVERQUOTA]); not returned by the store itself */
+};
 
 /* IMAP system flags, stored as a bit set. */
 enum mailbox_flag {
@@ -44,8 +75,9 @@ enum mailbox_flag {
 int mailbox_create(const char *mailbox_dir, const uint8_t *mk, const char **error_r);
 
 /* Open the store of mailbox_dir with mk (NULL: plain) and the mailbox's
- * key pair (for reading message files).  A wrong mk or a damaged store
- * fails here.  Returns NULL with *error_r. */
+ * key pair (for reading message files and sealing appended ones).  A
+ * wrong mk, a damaged store or a store of another format version ("store
+ * format N not supported") fails here.  Returns NULL with *error_r. */
 struct mailbox *mailbox_open(const char *mailbox_dir, const uint8_t *mk,
                              const uint8_t pk[MAILBOX_KEY_BYTES],
                              const uint8_t sk[MAILBOX_KEY_BYTES], const char **error_r);
@@ -72,25 +104,190 @@ struct mailbox_folder {
     uint32_t uidvalidity, uidnext;
     uint64_t highestmodseq;
     uint64_t messages, unseen, bytes;
+    uint64_t deleted;      /* messages flagged \Deleted */
+    bool subscribed;
 };
 
 /* Call fn for each folder in name order (INBOX first).  Count or -1. */
 int mailbox_folders(struct mailbox *mb, void (*fn)(void *arg, const struct mailbox_folder *f),
                     void *arg, const char **error_r);
 
+/* Look up one folder (its counts are kept up to date by the store: no
+ * scan).  Returns 1 with *f filled, 0 when there is no such folder, -1. */
+int mailbox_folder_get(struct mailbox *mb, const char *name, struct mailbox_folder *f,
+                       const char **error_r);
+
+/* Create folder name, and its missing parents (RFC 9051 CREATE), with
+ * special_use NULL or one of "\\All", "\\Archive", "\\Drafts",
+ * "\\Flagged", "\\Important", "\\Junk", "\\Sent", "\\Trash" (RFC 6154,
+ * 8457), set on name only.  A valid name is non-empty, at most
+ * MAILBOX_FOLDER_MAX bytes of UTF-8 without control characters, '*' or
+ * '%', has no leading, trailing or double '/' and at most
+ * MAILBOX_FOLDER_LEVELS levels; a store holds at most MAILBOX_FOLDERS_MAX
+ * folders.  A new folder is not subscribed and gets a UIDVALIDITY greater
+ * than any this store ever used (so DELETE then CREATE changes it).
+ * Returns 0, MAILBOX_EXISTS, or -1 (invalid name, too many folders). */
+int mailbox_folder_create(struct mailbox *mb, const char *name, const char *special_use,
+                          const char **error_r);
+
+/* Delete folder name with its mail; bodies no other folder holds are
+ * deleted (their files after the commit).  Children stay (RFC 9051
+ * §6.3.4).  Returns 0, MAILBOX_NONEXISTENT, MAILBOX_CANNOT (INBOX), -1. */
+int mailbox_folder_delete(struct mailbox *mb, const char *name, const char **error_r);
+
+/* Rename folder from, and its children, to to (missing parents of to are
+ * created; UIDVALIDITY, UIDs, flags, special use and subscription stay).
+ * Renaming INBOX moves all its mail into a new folder to and leaves INBOX
+ * empty (RFC 9051 §6.3.6): the moved UIDs count as expunged from INBOX.
+ * Returns 0, MAILBOX_NONEXISTENT (from), MAILBOX_EXISTS (to, or a child's
+ * new name), MAILBOX_CANNOT (to inside from), -1 (invalid to). */
+int mailbox_folder_rename(struct mailbox *mb, const char *from, const char *to,
+                          const char **error_r);
+
+/* Set whether folder name is subscribed (LSUB, LIST (SUBSCRIBED)).
+ * Returns 0, MAILBOX_NONEXISTENT, -1. */
+int mailbox_folder_subscribe(struct mailbox *mb, const char *name, bool subscribed,
+                             const char **error_r);
+
+/* Keywords ever used in folder, in the spelling the folder first saw
+ * (for FLAGS and PERMANENTFLAGS); at most MAILBOX_FOLDER_KEYWORDS.
+ * Returns the count, MAILBOX_NONEXISTENT, -1. */
+int mailbox_folder_keywords(struct mailbox *mb, const char *folder,
+                            void (*fn)(void *arg, const char *kw), void *arg,
+                            const char **error_r);
+
 struct mailbox_message {
     uint32_t uid;
     unsigned flags;        /* enum mailbox_flag bits */
-    uint64_t size;
+    uint64_t size;         /* octets of the message as stored */
     int64_t internaldate;
     const char *subject, *from, *envelope, *bodystructure;
     const char *file;      /* name of the body file (drop.h) */
+    uint64_t modseq;       /* CONDSTORE MODSEQ of this message in this folder */
+    const char *keywords;  /* space-separated, "" when none */
+    const char *body;      /* IMAP BODY (non-extensible BODYSTRUCTURE) */
+    int64_t date;          /* Date: header as unix time, 0 if none (SORT DATE) */
+    const char *to, *cc, *message_id; /* first addresses, lowercase; Message-ID */
+    const char *parts;     /* MIME part offsets, see mailbox_parts_decode() */
 };
 
-/* Call fn for each message of folder in UID order.  Count or -1. */
+/* Call fn for each message of folder in UID order; the strings of *m are
+ * valid during the call.  Count, MAILBOX_NONEXISTENT, or -1. */
 int mailbox_messages(struct mailbox *mb, const char *folder,
                      void (*fn)(void *arg, const struct mailbox_message *m), void *arg,
                      const char **error_r);
+
+/* The same for the messages whose UID is in uid_lo..uid_hi (inclusive;
+ * MAILBOX_UID_ANY for "*"; the two are swapped when uid_lo > uid_hi).
+ * Count, MAILBOX_NONEXISTENT, or -1. */
+int mailbox_messages_range(struct mailbox *mb, const char *folder, uint32_t uid_lo,
+                           uint32_t uid_hi,
+                           void (*fn)(void *arg, const struct mailbox_message *m), void *arg,
+                           const char **error_r);
+
+/* One message.  Returns 1 with *m filled (its strings stay valid until
+ * the next call on mb), 0 when folder has no such UID,
+ * MAILBOX_NONEXISTENT (no such folder), or -1. */
+int mailbox_message_get(struct mailbox *mb, const char *folder, uint32_t uid,
+                        struct mailbox_message *m, const char **error_r);
+
+/* The UIDs of folder in ascending order, in *uids_r (malloc'd, free();
+ * not NULL even when *n_r is 0).  Returns 0, MAILBOX_NONEXISTENT, -1. */
+int mailbox_uids(struct mailbox *mb, const char *folder, uint32_t **uids_r, size_t *n_r,
+                 const char **error_r);
+
+struct mime_part_offsets;
+
+/* The MIME part offsets of a message back from m->parts (document order,
+ * as mime_analyse_fd() gave them).  Returns 0 with *parts_r (NULL when
+ * *n_r is 0), to be freed with mailbox_parts_free(), or -1 when the text
+ * is malformed. */
+int mailbox_parts_decode(const char *parts, struct mime_part_offsets **parts_r, unsigned *n_r);
+/* Free what mailbox_parts_decode() returned; accepts NULL. */
+void mailbox_parts_free(struct mime_part_offsets *parts, unsigned n);
+
+/* Group many changes into one transaction: mailbox_begin(), any mutating
+ * calls, then mailbox_commit() or mailbox_rollback().  A call that fails
+ * inside the group undoes only its own changes.  Files of bodies the group
+ * deleted are removed after the commit; files appended by a group that is
+ * rolled back are removed then.  Nested begin fails.  Without a group,
+ * every mutating call commits on its own.  0 or -1. */
+int mailbox_begin(struct mailbox *mb, const char **error_r);
+int mailbox_commit(struct mailbox *mb, const char **error_r);
+/* Undo the group; does nothing without one. */
+void mailbox_rollback(struct mailbox *mb);
+
+enum mailbox_flag_op { MAILBOX_FLAGS_SET, MAILBOX_FLAGS_ADD, MAILBOX_FLAGS_REMOVE };
+
+/* STORE: set, add or remove the system flags (enum mailbox_flag bits)
+ * and keywords (NULL or space-separated IMAP atoms, at most
+ * MAILBOX_KEYWORD_MAX bytes each, matched case-insensitively; a message
+ * holds at most MAILBOX_MESSAGE_KEYWORDS, a folder uses at most
+ * MAILBOX_FOLDER_KEYWORDS distinct ones) of message uid.  With
+ * unchangedsince > 0 (CONDSTORE) nothing changes when the message's
+ * MODSEQ is greater.  Returns 1 when changed (the message gets a new
+ * MODSEQ, the folder's HIGHESTMODSEQ), 0 when the flags were so already
+ * (MODSEQ unchanged), 2 when refused by unchangedsince ([MODIFIED]),
+ * MAILBOX_NONEXISTENT (no such folder or UID) or -1 (e.g. invalid
+ * keyword).  For 0, 1 and 2, *after (when not NULL) gets uid, flags,
+ * keywords and modseq as they now are (keywords valid until the next call
+ * on mb; other fields zero). */
+int mailbox_store_flags(struct mailbox *mb, const char *folder, uint32_t uid,
+                        enum mailbox_flag_op op, unsigned flags, const char *keywords,
+                        uint64_t unchangedsince, struct mailbox_message *after,
+                        const char **error_r);
+
+/* EXPUNGE: remove the messages of folder flagged \Deleted (only those
+ * whose UID is in uids[0..n) when uids != NULL: UID EXPUNGE).  They are
+ * recorded as expunged with a new MODSEQ (for VANISHED); bodies no folder
+ * holds any more are deleted (files after the commit; a crash in between
+ * leaves an orphan file that mailbox_verify() removes).  fn (may be NULL)
+ * gets each expunged UID in ascending order, after the commit (inside a
+ * mailbox_begin() group: at the end of this call).  Returns the count,
+ * MAILBOX_NONEXISTENT, or -1 (nothing expunged). */
+int mailbox_expunge(struct mailbox *mb, const char *folder, const uint32_t *uids, size_t n,
+                    void (*fn)(void *arg, uint32_t uid), void *arg, const char **error_r);
+
+/* COPY or MOVE (UIDPLUS): each of uids[0..n) that folder from holds gets,
+ * in that order, the next UID of folder to, with the same body (shared,
+ * no file copied), flags and keywords, and a new MODSEQ.  new_uids_r[i]
+ * (when not NULL) gets the new UID of uids[i], 0 for a UID from does not
+ * hold; *uidvalidity_r (when not NULL) gets to's UIDVALIDITY.  With move
+ * the source messages are removed and recorded as expunged, and fn (may
+ * be NULL) gets their UIDs in ascending order as with mailbox_expunge().
+ * from == to is allowed.  Quota is the caller's business.  Returns the
+ * number copied, MAILBOX_NONEXISTENT (either folder), or -1. */
+int mailbox_copy(struct mailbox *mb, const char *from, const uint32_t *uids, size_t n,
+                 const char *to, bool move, uint32_t *new_uids_r, uint32_t *uidvalidity_r,
+                 void (*fn)(void *arg, uint32_t uid), void *arg, const char **error_r);
+
+/* APPEND the message in fd (seekable plaintext, e.g. a memfd, read from
+ * offset 0 to its end) to folder with flags, keywords (as for
+ * mailbox_store_flags()) and internaldate (0: now).  The message is sealed
+ * to the mailbox's public key into msg/ under a fresh random name and
+ * made durable before its row commits; it is analysed once, as on import.
+ * Returns 0 with *uid_r and *uidvalidity_r (APPENDUID; either may be
+ * NULL), MAILBOX_NONEXISTENT, or -1. */
+int mailbox_append(struct mailbox *mb, const char *folder, int fd, unsigned flags,
+                   const char *keywords, int64_t internaldate, uint32_t *uid_r,
+                   uint32_t *uidvalidity_r, const char **error_r);
+
+/* CONDSTORE/QRESYNC: fn_changed gets each message of folder whose MODSEQ
+ * is greater than since, in UID order (only uid, flags, keywords and
+ * modseq are set, valid during the call; new messages count as changed),
+ * then fn_vanished each UID expunged after since, ascending.  Either may
+ * be NULL.  Returns the number of calls (or would-be calls),
+ * MAILBOX_NONEXISTENT, or -1. */
+int mailbox_changes(struct mailbox *mb, const char *folder, uint64_t since,
+                    void (*fn_changed)(void *arg, const struct mailbox_message *m),
+                    void (*fn_vanished)(void *arg, uint32_t uid), void *arg,
+                    const char **error_r);
+
+/* A cheap token (no scan) for IDLE and NOOP polling: it changes whenever
+ * the store changed, through this handle or another connection or
+ * process, and whenever a file arrived in (or left) drop/ (call
+ * mailbox_import() then).  Compare tokens for equality only.  0 or -1. */
+int mailbox_change_token(struct mailbox *mb, uint64_t *token_r, const char **error_r);
 
 /* Full-text search (FTS5 MATCH syntax over headers and text) in folder:
  * fn gets each matching UID in UID order.  Count or -1. */
@@ -101,6 +298,11 @@ int mailbox_search_text(struct mailbox *mb, const char *folder, const char *quer
  * mailbox_messages) to out, authenticated.  Returns 0 or -1. */
 int mailbox_read_body(struct mailbox *mb, const char *file, int out, const char **error_r);
 
+/* The body of the message stored in file (m->file), decrypted and
+ * authenticated, in a new memfd (offset 0; the caller closes it): what
+ * FETCH and RETR serve from.  Returns the descriptor, or -1. */
+int mailbox_open_body(struct mailbox *mb, const char *file, const char **error_r);
+
 struct mailbox_check {
     bool integrity_ok;
     char integrity[256];   /* "ok", or SQLite's first complaint */
@@ -108,11 +310,16 @@ struct mailbox_check {
     unsigned folders;
     unsigned bodies_checked, bodies_bad; /* with deep: every body file opened */
     unsigned pending;      /* files still in drop/ */
+    unsigned orphans;      /* files in msg/ no message refers to (a crash after an
+                            * expunge's commit, or before an append's) */
+    unsigned orphans_removed; /* those of them old enough to be surely dead: removed */
 };
 
-/* Check the store (PRAGMA integrity_check, counts) and, when deep, open
- * and authenticate every body file.  Returns 0 (the verdict is in *c), or
- * -1 with *error_r when the check itself could not run. */
+/* Check the store (PRAGMA integrity_check, counts), remove orphan files
+ * of msg/ older than a few minutes (younger ones may be an append of
+ * another process about to commit) and, when deep, open and authenticate
+ * every body file.  Returns 0 (the verdict is in *c), or -1 with *error_r
+ * when the check itself could not run. */
 int mailbox_verify(struct mailbox *mb, bool deep, struct mailbox_check *c, const char **error_r);
 
 /* Total bytes of the stored messages and of drop/ (for the quota). */
