@@ -742,12 +742,17 @@ static const struct command_def *find_command(const char *s, size_t len)
     return NULL;
 }
 
+static bool not_space(unsigned char ch)
+{
+    return ch != ' ';
+}
+
 /* tag SP ["UID" SP] command-name: fills cmd->tag, cmd->cmd, cmd->uid. */
 static const struct command_def *parse_head(struct cur *c)
 {
     const char *s;
     size_t len;
-    if (cur_span(c, imap_is_astring_char, &s, &len, "Empty command") < 0)
+    if (cur_span(c, not_space, &s, &len, "Empty command") < 0)
         return NULL;
     if (!imap_tag_valid(s, len)) {
         cur_fail(c, "Invalid tag");
