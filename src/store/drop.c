@@ -9,7 +9,21 @@
  * renameat2(RENAME_NOREPLACE) to <name>, fsync drop/.  Only then does
  * queued count the recipient as handled.  Moves to msg/ are renames in
  * one file system; the importer syncs both directories after its batch
- * and only after its database transaction committed (mailbox.c). */
+ * and only after its database transaction committed (mailbox.c).
+ *
+ * Batches (drop_batch_*) write the temporary files first, then per
+ * mailbox fdatasync and rename each and fsync drop/ ONCE for all of them.
+ *
+ * Directory syncs take turns.  On ext4 without a journal (as on these
+ * machines) an fsync of a directory returns early when a concurrent sync
+ * of the same directory has already taken its dirty block off the list
+ * but not finished writing it (see SYNC_THREADS in spool.c), and the
+ * first fdatasync of a NEW file also syncs its parent directory.  So
+ * every fsync of drop/ or msg/ here runs under an exclusive flock of that
+ * directory, and a batch holds the lock of drop/ from the first
+ * fdatasync of its new files to the fsync of drop/ that vouches for
+ * their names: no other sync of that directory (another batch, the
+ * importer's drop_sync() in imapd or the CLI) overlaps it. */
 #include "store/drop.h"
 
 #include <dirent.h>
@@ -18,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,20 +90,35 @@ bool drop_exists(const char *mailbox_dir, enum drop_area area, const char *name)
            lstat(path, &st) == 0;
 }
 
-static int sync_dir(const char *mailbox_dir, const char *sub, const char **error_r)
+static int open_dir(const char *mailbox_dir, const char *sub, const char **error_r)
 {
     char path[4096];
     if (path_of(path, sizeof path, mailbox_dir, sub, "", error_r) < 0)
         return -1;
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) < 0) {
-        *error_r = errno_msg("cannot sync mailbox directory");
-        if (fd >= 0)
-            close(fd);
+    if (fd < 0)
+        *error_r = errno_msg("cannot open mailbox directory");
+    return fd;
+}
+
+/* Syncs of one directory take turns (see the top of this file). */
+static void lock_dir(int dfd)
+{
+    while (flock(dfd, LOCK_EX) < 0 && errno == EINTR)
+        ;
+}
+
+static int sync_dir(const char *mailbox_dir, const char *sub, const char **error_r)
+{
+    int fd = open_dir(mailbox_dir, sub, error_r);
+    if (fd < 0)
         return -1;
-    }
-    close(fd);
-    return 0;
+    lock_dir(fd);
+    int ret = fsync(fd);
+    if (ret < 0)
+        *error_r = errno_msg("cannot sync mailbox directory");
+    close(fd); /* releases the lock */
+    return ret;
 }
 
 int drop_sync(const char *mailbox_dir, const char **error_r)
@@ -104,9 +134,9 @@ static void meta_encode(uint8_t *meta, int64_t received, const char *name, size_
     *len_r = 8 + n;
 }
 
-/* Seal body_fd into the open temporary file and make it durable. */
-static int write_sealed(int fd, const char *name, const uint8_t *pk, int64_t received,
-                        int body_fd, uint64_t *bytes_r, const char **error_r)
+/* Seal body_fd into the open temporary file (not synced). */
+static int seal_into(int fd, const char *name, const uint8_t *pk, int64_t received, int body_fd,
+                     uint64_t *bytes_r, const char **error_r)
 {
     uint8_t meta[META_MAX];
     size_t meta_len;
@@ -120,49 +150,263 @@ static int write_sealed(int fd, const char *name, const uint8_t *pk, int64_t rec
     }
     if (sealfile_write(fd, MAGIC, meta, meta_len, pk, body_fd, &size, error_r) < 0)
         return -1;
-    if (fdatasync(fd) < 0 || fstat(fd, &st) < 0) {
-        *error_r = errno_msg("cannot sync drop file");
+    if (fstat(fd, &st) < 0) {
+        *error_r = errno_msg("cannot stat drop file");
         return -1;
     }
     *bytes_r = (uint64_t)st.st_size;
     return 0;
 }
 
-int drop_deliver(const char *mailbox_dir, const char *name, const uint8_t pk[DROP_PK_BYTES],
-                 int64_t received, int body_fd, uint64_t *sealed_bytes_r, const char **error_r)
+/* Seal body_fd into the open temporary file and make it durable. */
+static int write_sealed(int fd, const char *name, const uint8_t *pk, int64_t received,
+                        int body_fd, uint64_t *bytes_r, const char **error_r)
 {
-    char tmp[4096], final[4096], tmpname[64];
+    if (seal_into(fd, name, pk, received, body_fd, bytes_r, error_r) < 0)
+        return -1;
+    if (fdatasync(fd) < 0) {
+        *error_r = errno_msg("cannot sync drop file");
+        return -1;
+    }
+    return 0;
+}
+
+/* --- batches ------------------------------------------------------------------------ */
+
+#define BATCH_OPEN_MAX 64 /* temporary files a batch keeps open; more are reopened */
+#define ITEM_ERROR_MAX 256
+
+enum item_state { ITEM_WRITTEN, ITEM_EXISTS };
+
+struct drop_item {
+    char *mailbox_dir;
+    char name[DROP_NAME_MAX + 1];
+    char tmpname[DROP_NAME_MAX + 32];
+    enum item_state state;
+    int fd;            /* the temporary file, or -1: reopen it by name */
+    size_t tag, seq;   /* the caller's; the order of adding */
+    uint64_t bytes;
+    int result;
+    char error[ITEM_ERROR_MAX];
+};
+
+struct drop_batch {
+    struct drop_item *v;
+    size_t n, cap, open_fds;
+};
+
+struct drop_batch *drop_batch_new(void)
+{
+    return sm_calloc(1, sizeof(struct drop_batch));
+}
+
+size_t drop_batch_size(const struct drop_batch *b)
+{
+    return b->n;
+}
+
+static bool batch_has(const struct drop_batch *b, const char *mailbox_dir, const char *name)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (strcmp(b->v[i].name, name) == 0 && strcmp(b->v[i].mailbox_dir, mailbox_dir) == 0)
+            return true;
+    return false;
+}
+
+int drop_batch_add(struct drop_batch *b, const char *mailbox_dir, const char *name,
+                   const uint8_t pk[DROP_PK_BYTES], int64_t received, int body_fd, size_t tag,
+                   const char **error_r)
+{
+    struct drop_item it = {.fd = -1, .tag = tag, .seq = b->n, .state = ITEM_EXISTS};
+    char tmp[4096];
 
     if (!drop_name_valid(name)) {
         *error_r = "invalid drop file name";
         return -1;
     }
-    if (drop_exists(mailbox_dir, DROP_AREA_DROP, name) ||
-        drop_exists(mailbox_dir, DROP_AREA_MSG, name))
-        return 0;
-    snprintf(tmpname, sizeof tmpname, TMP_PREFIX "%s-%ld", name, (long)getpid());
-    if (path_of(tmp, sizeof tmp, mailbox_dir, "drop", tmpname, error_r) < 0 ||
-        path_of(final, sizeof final, mailbox_dir, "drop", name, error_r) < 0)
-        return -1;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        *error_r = errno_msg("cannot create drop file");
+    snprintf(it.name, sizeof it.name, "%s", name);
+    if (!batch_has(b, mailbox_dir, name) && !drop_exists(mailbox_dir, DROP_AREA_DROP, name) &&
+        !drop_exists(mailbox_dir, DROP_AREA_MSG, name)) {
+        snprintf(it.tmpname, sizeof it.tmpname, TMP_PREFIX "%s-%ld", name, (long)getpid());
+        if (path_of(tmp, sizeof tmp, mailbox_dir, "drop", it.tmpname, error_r) < 0)
+            return -1;
+        it.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (it.fd < 0) {
+            *error_r = errno_msg("cannot create drop file");
+            return -1;
+        }
+        if (seal_into(it.fd, name, pk, received, body_fd, &it.bytes, error_r) < 0) {
+            close(it.fd);
+            unlink(tmp);
+            return -1;
+        }
+        if (b->open_fds >= BATCH_OPEN_MAX) {
+            close(it.fd);
+            it.fd = -1;
+        } else {
+            b->open_fds++;
+        }
+        it.state = ITEM_WRITTEN;
+    }
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 16;
+        b->v = sm_realloc(b->v, b->cap * sizeof *b->v);
+    }
+    it.mailbox_dir = sm_strdup(mailbox_dir);
+    b->v[b->n++] = it;
+    return 0;
+}
+
+static void item_fail(struct drop_item *it, const char *error)
+{
+    it->result = -1;
+    snprintf(it->error, sizeof it->error, "%s", error);
+}
+
+static void item_close(struct drop_batch *b, struct drop_item *it)
+{
+    if (it->fd >= 0) {
+        close(it->fd);
+        it->fd = -1;
+        b->open_fds--;
+    }
+}
+
+/* Under the lock of drop/ (dfd): sync and name one written item. */
+static void item_commit(struct drop_batch *b, struct drop_item *it, int dfd)
+{
+    int fd = it->fd >= 0 ? it->fd
+                         : openat(dfd, it->tmpname, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fdatasync(fd) < 0) {
+        item_fail(it, errno_msg("cannot sync drop file"));
+    } else if (renameat2(dfd, it->tmpname, dfd, it->name, RENAME_NOREPLACE) == 0) {
+        it->result = 1;
+    } else if (errno == EEXIST) {
+        it->result = 0; /* a concurrent delivery of the same message */
+    } else {
+        item_fail(it, errno_msg("cannot rename drop file"));
+    }
+    if (it->fd < 0 && fd >= 0)
+        close(fd);
+    item_close(b, it);
+    if (it->result != 1)
+        unlinkat(dfd, it->tmpname, 0);
+}
+
+/* The items of one mailbox, v[0..n): each synced and named, then drop/
+ * synced once, all under the directory's lock. */
+static void commit_group(struct drop_batch *b, struct drop_item **v, size_t n)
+{
+    const char *error = NULL;
+    int dfd = open_dir(v[0]->mailbox_dir, "drop", &error);
+    if (dfd < 0) {
+        for (size_t i = 0; i < n; i++) {
+            item_fail(v[i], error);
+            item_close(b, v[i]); /* the .tmp file is left for drop_list() to remove */
+        }
+        return;
+    }
+    lock_dir(dfd);
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i]->state == ITEM_WRITTEN)
+            item_commit(b, v[i], dfd);
+        else
+            v[i]->result = 0;
+        any |= v[i]->result >= 0;
+    }
+    if (any && fsync(dfd) < 0) {
+        error = errno_msg("cannot sync mailbox directory");
+        for (size_t i = 0; i < n; i++)
+            if (v[i]->result >= 0)
+                item_fail(v[i], error); /* the file stays: a retry finds it, syncs again */
+    }
+    close(dfd); /* releases the lock */
+}
+
+static int item_cmp(const void *a, const void *b)
+{
+    const struct drop_item *x = *(const struct drop_item *const *)a;
+    const struct drop_item *y = *(const struct drop_item *const *)b;
+    int c = strcmp(x->mailbox_dir, y->mailbox_dir);
+    return c != 0 ? c : x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+void drop_batch_commit(struct drop_batch *b, drop_batch_fn *fn, void *arg)
+{
+    struct drop_item **order = sm_calloc(b->n ? b->n : 1, sizeof *order);
+    for (size_t i = 0; i < b->n; i++)
+        order[i] = &b->v[i];
+    qsort(order, b->n, sizeof *order, item_cmp);
+    for (size_t i = 0, j; i < b->n; i = j) {
+        for (j = i + 1; j < b->n && strcmp(order[j]->mailbox_dir, order[i]->mailbox_dir) == 0;)
+            j++;
+        commit_group(b, order + i, j - i);
+        for (size_t k = i; k < j; k++)
+            fn(arg, order[k]->tag, order[k]->mailbox_dir, order[k]->result, order[k]->bytes,
+               order[k]->result < 0 ? order[k]->error : NULL);
+    }
+    free(order);
+    for (size_t i = 0; i < b->n; i++)
+        free(b->v[i].mailbox_dir);
+    b->n = 0;
+}
+
+void drop_batch_free(struct drop_batch **bp)
+{
+    struct drop_batch *b = *bp;
+    if (b == NULL)
+        return;
+    for (size_t i = 0; i < b->n; i++) {
+        char tmp[4096];
+        const char *error;
+        item_close(b, &b->v[i]);
+        if (b->v[i].state == ITEM_WRITTEN &&
+            path_of(tmp, sizeof tmp, b->v[i].mailbox_dir, "drop", b->v[i].tmpname, &error) == 0)
+            unlink(tmp);
+        free(b->v[i].mailbox_dir);
+    }
+    free(b->v);
+    sm_freep(bp);
+}
+
+struct one_result {
+    int result;
+    uint64_t bytes;
+    char error[ITEM_ERROR_MAX];
+};
+
+static void one_done(void *arg, size_t tag, const char *mailbox_dir, int result, uint64_t bytes,
+                     const char *error)
+{
+    (void)tag, (void)mailbox_dir;
+    struct one_result *r = arg;
+    r->result = result;
+    r->bytes = bytes;
+    if (error != NULL)
+        snprintf(r->error, sizeof r->error, "%s", error);
+}
+
+int drop_deliver(const char *mailbox_dir, const char *name, const uint8_t pk[DROP_PK_BYTES],
+                 int64_t received, int body_fd, uint64_t *sealed_bytes_r, const char **error_r)
+{
+    static _Thread_local char deliver_error[ITEM_ERROR_MAX];
+    struct one_result r = {.result = -1};
+    struct drop_batch *b = drop_batch_new();
+    if (drop_batch_add(b, mailbox_dir, name, pk, received, body_fd, 0, error_r) < 0) {
+        drop_batch_free(&b);
         return -1;
     }
-    int ret = write_sealed(fd, name, pk, received, body_fd, sealed_bytes_r, error_r);
-    close(fd);
-    if (ret == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) < 0) {
-        ret = errno == EEXIST ? 1 : -1; /* a concurrent delivery of the same message */
-        if (ret < 0)
-            *error_r = errno_msg("cannot rename drop file");
+    drop_batch_commit(b, one_done, &r);
+    drop_batch_free(&b);
+    if (r.result < 0) {
+        snprintf(deliver_error, sizeof deliver_error, "%s", r.error);
+        *error_r = deliver_error;
+        return -1;
     }
-    if (ret != 0)
-        unlink(tmp);
-    if (ret == 1)
-        return 0;
-    if (ret == 0 && sync_dir(mailbox_dir, "drop", error_r) < 0)
-        return -1; /* the file stays: a retry finds it and does not duplicate it */
-    return ret < 0 ? -1 : 1;
+    if (r.result > 0)
+        *sealed_bytes_r = r.bytes;
+    return r.result;
 }
 
 /* A .tmp- file nobody finished: remove it once it is old enough that no
@@ -307,4 +551,38 @@ int drop_remove(const char *mailbox_dir, enum drop_area area, const char *name,
         return -1;
     }
     return 0;
+}
+
+int drop_store(const char *mailbox_dir, enum drop_area area, const char *name,
+               const uint8_t pk[DROP_PK_BYTES], int64_t received, int body_fd,
+               uint64_t *sealed_bytes_r, const char **error_r)
+{
+    char tmp[4096], final[4096], tmpname[64];
+    const char *sub = area_dir(area);
+
+    if (!drop_name_valid(name)) {
+        *error_r = "invalid message file name";
+        return -1;
+    }
+    snprintf(tmpname, sizeof tmpname, TMP_PREFIX "%s-%ld", name, (long)getpid());
+    if (path_of(tmp, sizeof tmp, mailbox_dir, sub, tmpname, error_r) < 0 ||
+        path_of(final, sizeof final, mailbox_dir, sub, name, error_r) < 0)
+        return -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        *error_r = errno_msg("cannot create message file");
+        return -1;
+    }
+    int ret = write_sealed(fd, name, pk, received, body_fd, sealed_bytes_r, error_r);
+    close(fd);
+    if (ret == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) < 0) {
+        ret = errno == EEXIST ? 1 : -1;
+        if (ret < 0)
+            *error_r = errno_msg("cannot rename message file");
+    }
+    if (ret != 0)
+        unlink(tmp);
+    if (ret != 0)
+        return ret < 0 ? -1 : 0;
+    return sync_dir(mailbox_dir, sub, error_r) < 0 ? -1 : 1;
 }

@@ -32,13 +32,24 @@ bool drop_name_valid(const char *name);
 
 /* Seal the content of body_fd (read from offset 0 to its end) into
  * mailbox_dir/drop/name, durably: a temporary file, fdatasync, a rename
- * that never replaces, fsync of drop/.  received (unix time) becomes the
- * message's internal date.  Returns 1 when delivered (*sealed_bytes_r =
- * the file's size), 0 when a file of that name is already in drop/ or
- * msg/ (an earlier delivery of the same message: nothing written), -1
- * with *error_r. */
+ * that never replaces, fsync of drop/ (a batch of one, see below).
+ * received (unix time) becomes the message's internal date.  Returns 1
+ * when delivered (*sealed_bytes_r = the file's size), 0 when a file of
+ * that name is already in drop/ or msg/ (an earlier delivery of the same
+ * message: nothing written, drop/ synced), -1 with *error_r. */
 int drop_deliver(const char *mailbox_dir, const char *name, const uint8_t pk[DROP_PK_BYTES],
                  int64_t received, int body_fd, uint64_t *sealed_bytes_r, const char **error_r);
+
+/* Seal the content of body_fd (read from offset 0 to its end) into
+ * mailbox_dir/<area>/name, durably, like drop_deliver() (a temporary
+ * file, fdatasync, a rename that never replaces, fsync of the directory):
+ * how the owner's own messages (IMAP APPEND) go straight into msg/.
+ * Returns 1 when stored (*sealed_bytes_r = the file's size), 0 when a
+ * file of that name exists in that area (nothing written), -1 with
+ * *error_r. */
+int drop_store(const char *mailbox_dir, enum drop_area area, const char *name,
+               const uint8_t pk[DROP_PK_BYTES], int64_t received, int body_fd,
+               uint64_t *sealed_bytes_r, const char **error_r);
 
 /* Call fn for each file name in mailbox_dir/drop, in name order (arrival
  * order for queued's names); leftovers of interrupted deliveries older
@@ -66,5 +77,50 @@ int drop_remove(const char *mailbox_dir, enum drop_area area, const char *name,
 int drop_sync(const char *mailbox_dir, const char **error_r);
 /* True when file name exists in area. */
 bool drop_exists(const char *mailbox_dir, enum drop_area area, const char *name);
+
+/* --- deliveries made durable together (queued) ---------------------------
+ *
+ * A batch seals several messages into the drop/ of one or more mailboxes
+ * and makes them durable with one directory sync per mailbox instead of
+ * one per message.  drop_batch_add() seals a message into a temporary
+ * file and syncs nothing; drop_batch_commit() then, mailbox by mailbox,
+ * takes the drop directory's lock, fdatasyncs each of its files and
+ * renames it into place (never replacing), fsyncs drop/ once and only
+ * then reports the items.  drop_deliver() is a batch of one.  Nothing
+ * about an item is durable before the commit reports it. */
+struct drop_batch;
+
+struct drop_batch *drop_batch_new(void);
+
+/* Seal the content of body_fd (read from offset 0 to its end) for
+ * mailbox_dir/drop/name, to pk: written to a temporary file now, synced
+ * and named by the commit.  tag is the caller's, handed back by the
+ * commit.  A file of that name already in drop/ or msg/ (an earlier
+ * delivery), or added to this batch before, is not written again; the
+ * commit reports it as 0 after drop/ was synced, so a delivery retried
+ * after a failed directory sync also ends durable.  Returns 0, or -1 with
+ * *error_r (then the item is not in the batch). */
+int drop_batch_add(struct drop_batch *b, const char *mailbox_dir, const char *name,
+                   const uint8_t pk[DROP_PK_BYTES], int64_t received, int body_fd, size_t tag,
+                   const char **error_r);
+
+/* Items added and not committed yet. */
+size_t drop_batch_size(const struct drop_batch *b);
+
+/* What became of one item: result 1 delivered durably (sealed_bytes is
+ * the file's size), 0 there already (durably), -1 failed (error; a file
+ * that could not be synced is removed, one whose directory could not be
+ * synced stays for the retry to find). */
+typedef void drop_batch_fn(void *arg, size_t tag, const char *mailbox_dir, int result,
+                           uint64_t sealed_bytes, const char *error);
+
+/* Make every item durable as described above, then call fn once for each
+ * item (grouped by mailbox, in the order added within a mailbox).  The
+ * batch is empty afterwards and may be used again. */
+void drop_batch_commit(struct drop_batch *b, drop_batch_fn *fn, void *arg);
+
+/* Remove the temporary files of items not committed and free the batch;
+ * sets *b to NULL, accepts NULL. */
+void drop_batch_free(struct drop_batch **b);
 
 #endif

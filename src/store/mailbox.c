@@ -1,32 +1,45 @@
-/* mailbox.c — the encrypted mailbox store (see mailbox.h).
+/* mailbox.c — the encrypted mailbox store (see mailbox.h): its schema,
+ * creating and opening it, the shared machinery (prepared statements,
+ * transactions, errors) and the checks.  Folders are in mailbox-folders.c,
+ * flags, expunge and copy in mailbox-flags.c, messages coming in (import
+ * and append) in mailbox-append.c, reading in mailbox-read.c.
  *
- * SCHEMA.  folders (name, special-use role, UIDVALIDITY, UIDNEXT,
- * HIGHESTMODSEQ); messages (one row per stored body: its file name, size,
- * internal date, the IMAP ENVELOPE/BODYSTRUCTURE/BODY texts, sort fields,
- * and the text the FTS5 index is built from); mail (a message in a
- * folder: UID, flags, keywords, MODSEQ).  messages_fts is an external-
- * content FTS5 table over messages (Debian's SQLite predates contentless
- * delete), kept in step by triggers.
+ * SCHEMA (PRAGMA user_version 2).  store: one row, the last UIDVALIDITY
+ * handed out (a new folder gets a greater one, even after DELETE and
+ * CREATE of the same name).  folders: name, special-use role, UIDVALIDITY,
+ * UIDNEXT, HIGHESTMODSEQ, subscription, and counts (messages, unseen,
+ * \Deleted, bytes) kept by triggers on mail, so STATUS costs no scan.
+ * messages: one row per stored body: its file name, size, dates, the IMAP
+ * ENVELOPE/BODYSTRUCTURE/BODY texts, sort fields, the MIME part offsets
+ * (parts, for FETCH BODY[section] without a re-parse) and the text the
+ * FTS5 index is built from.  mail: a message in a folder: UID, flags,
+ * keywords, MODSEQ; several mail rows may share one body (COPY), which is
+ * deleted with the last of them.  expunged: UIDs removed from a folder and
+ * the MODSEQ of their removal (QRESYNC VANISHED).  keywords: the keywords
+ * each folder has used (FLAGS, PERMANENTFLAGS).  messages_fts is an
+ * external-content FTS5 table over messages (Debian's SQLite predates
+ * contentless delete), kept in step by triggers.
  *
- * IMPORT AND CRASHES.  One transaction records every drop file; after the
- * commit the files are renamed from drop/ to msg/ and both directories
- * are synced.  A crash before the commit leaves the files in drop/ and
- * nothing in the store: the next import does it all again.  A crash after
- * it leaves some recorded files in drop/: the next import finds their
- * names in messages.file and only moves them (and readers look in drop/
- * when msg/ lacks a file).  A file delivered twice under the same name is
- * recorded once (messages.file is UNIQUE).  So nothing is lost and
- * nothing is duplicated, whenever the process dies. */
+ * MODSEQ.  Each folder counts its own: every new message, flag change and
+ * expunge takes ++HIGHESTMODSEQ of its folder.
+ *
+ * CRASHES.  Import and append make the body file durable before the row
+ * that names it commits; a body is deleted by removing its row, and its
+ * file only after the commit.  So a crash leaves at worst a file no row
+ * names (an orphan, which mailbox_verify() removes), never a row without
+ * its file.  The import's own guarantees are described in
+ * mailbox-append.c. */
 #include "store/mailbox.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,20 +47,17 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "crypto/seal.h"
-#include "mime/mime.h"
 #include "store/drop.h"
+#include "store/mailbox-internal.h"
 #include "store/sealvfs.h"
 
-#define IMPORT_BATCH_MAX 100000 /* files one import takes; the rest wait for the next */
-
-struct mailbox {
-    char *dir;
-    sqlite3 *db;
-    uint8_t *pk; /* secret memory: the key pair, for message files */
-    uint8_t *sk;
-};
+#define ORPHAN_AGE 600 /* seconds before a file no row names is surely not an append in flight */
 
 static const char schema[] =
+    "CREATE TABLE store ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  last_uidvalidity INTEGER NOT NULL"
+    ");"
     "CREATE TABLE folders ("
     "  id INTEGER PRIMARY KEY,"
     "  name TEXT NOT NULL UNIQUE,"
@@ -55,7 +65,11 @@ static const char schema[] =
     "  uidvalidity INTEGER NOT NULL,"
     "  uidnext INTEGER NOT NULL DEFAULT 1,"
     "  highestmodseq INTEGER NOT NULL DEFAULT 1,"
-    "  subscribed INTEGER NOT NULL DEFAULT 1"
+    "  subscribed INTEGER NOT NULL DEFAULT 0,"
+    "  messages INTEGER NOT NULL DEFAULT 0,"
+    "  unseen INTEGER NOT NULL DEFAULT 0,"
+    "  deleted INTEGER NOT NULL DEFAULT 0,"
+    "  bytes INTEGER NOT NULL DEFAULT 0"
     ");"
     "CREATE TABLE messages ("
     "  id INTEGER PRIMARY KEY,"
@@ -66,6 +80,7 @@ static const char schema[] =
     "  subject TEXT NOT NULL, from_addr TEXT NOT NULL, to_addr TEXT NOT NULL,"
     "  cc_addr TEXT NOT NULL, message_id TEXT NOT NULL,"
     "  envelope TEXT NOT NULL, bodystructure TEXT NOT NULL, body TEXT NOT NULL,"
+    "  parts TEXT NOT NULL,"
     "  search_headers TEXT NOT NULL, search_text TEXT NOT NULL"
     ");"
     "CREATE TABLE mail ("
@@ -78,6 +93,49 @@ static const char schema[] =
     "  PRIMARY KEY (folder_id, uid)"
     ") WITHOUT ROWID;"
     "CREATE INDEX mail_message ON mail (message_id);"
+    "CREATE INDEX mail_modseq ON mail (folder_id, modseq);"
+    "CREATE TABLE expunged ("
+    "  folder_id INTEGER NOT NULL REFERENCES folders (id) ON DELETE CASCADE,"
+    "  uid INTEGER NOT NULL,"
+    "  modseq INTEGER NOT NULL,"
+    "  PRIMARY KEY (folder_id, uid)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX expunged_modseq ON expunged (folder_id, modseq);"
+    "CREATE TABLE keywords ("
+    "  folder_id INTEGER NOT NULL REFERENCES folders (id) ON DELETE CASCADE,"
+    "  keyword TEXT NOT NULL COLLATE NOCASE,"
+    "  PRIMARY KEY (folder_id, keyword)"
+    ") WITHOUT ROWID;"
+    /* the counts of folders follow every change of mail */
+    "CREATE TRIGGER mail_added AFTER INSERT ON mail BEGIN"
+    "  UPDATE folders SET messages = messages + 1, unseen = unseen + (new.flags & 1 = 0),"
+    "    deleted = deleted + (new.flags & 8 <> 0), bytes = bytes +"
+    "    coalesce((SELECT size FROM messages WHERE id = new.message_id), 0)"
+    "  WHERE id = new.folder_id;"
+    "END;"
+    "CREATE TRIGGER mail_removed AFTER DELETE ON mail BEGIN"
+    "  UPDATE folders SET messages = messages - 1, unseen = unseen - (old.flags & 1 = 0),"
+    "    deleted = deleted - (old.flags & 8 <> 0), bytes = bytes -"
+    "    coalesce((SELECT size FROM messages WHERE id = old.message_id), 0)"
+    "  WHERE id = old.folder_id;"
+    "END;"
+    "CREATE TRIGGER mail_flagged AFTER UPDATE OF flags ON mail"
+    "  WHEN old.folder_id = new.folder_id AND (old.flags & 9) <> (new.flags & 9) BEGIN"
+    "  UPDATE folders SET unseen = unseen - (old.flags & 1 = 0) + (new.flags & 1 = 0),"
+    "    deleted = deleted - (old.flags & 8 <> 0) + (new.flags & 8 <> 0)"
+    "  WHERE id = new.folder_id;"
+    "END;"
+    "CREATE TRIGGER mail_moved AFTER UPDATE OF folder_id ON mail"
+    "  WHEN old.folder_id <> new.folder_id BEGIN"
+    "  UPDATE folders SET messages = messages - 1, unseen = unseen - (old.flags & 1 = 0),"
+    "    deleted = deleted - (old.flags & 8 <> 0), bytes = bytes -"
+    "    coalesce((SELECT size FROM messages WHERE id = old.message_id), 0)"
+    "  WHERE id = old.folder_id;"
+    "  UPDATE folders SET messages = messages + 1, unseen = unseen + (new.flags & 1 = 0),"
+    "    deleted = deleted + (new.flags & 8 <> 0), bytes = bytes +"
+    "    coalesce((SELECT size FROM messages WHERE id = new.message_id), 0)"
+    "  WHERE id = new.folder_id;"
+    "END;"
     "CREATE VIRTUAL TABLE messages_fts USING fts5 (search_headers, search_text,"
     "  content = 'messages', content_rowid = 'id',"
     "  tokenize = 'unicode61 remove_diacritics 2');"
@@ -89,7 +147,7 @@ static const char schema[] =
     "  INSERT INTO messages_fts (messages_fts, rowid, search_headers, search_text)"
     "  VALUES ('delete', old.id, old.search_headers, old.search_text);"
     "END;"
-    "PRAGMA user_version = 1;";
+    "PRAGMA user_version = 2;";
 
 static const struct {
     const char *name, *special_use;
@@ -97,19 +155,34 @@ static const struct {
     {"INBOX", ""},         {"Drafts", "\\Drafts"}, {"Sent", "\\Sent"},
     {"Trash", "\\Trash"},  {"Junk", "\\Junk"},     {"Archive", "\\Archive"},
 };
+#define N_STANDARD (sizeof standard_folders / sizeof standard_folders[0])
+
+/* --- errors and statements ------------------------------------------------------ */
 
 static _Thread_local char errbuf[512];
 
-static const char *db_error(sqlite3 *db, const char *what)
+const char *mb_errorf(const char *fmt, ...)
 {
-    snprintf(errbuf, sizeof errbuf, "%s: %s", what, sqlite3_errmsg(db));
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    va_end(ap);
     return errbuf;
 }
 
-static const char *errno_msg(const char *what)
+static const char *db_error(sqlite3 *db, const char *what)
 {
-    snprintf(errbuf, sizeof errbuf, "%s: %s", what, strerror(errno));
-    return errbuf;
+    return mb_errorf("%s: %s", what, sqlite3_errmsg(db));
+}
+
+const char *mb_db_error(struct mailbox *mb, const char *what)
+{
+    return db_error(mb->db, what);
+}
+
+const char *mb_errno_msg(const char *what)
+{
+    return mb_errorf("%s: %s", what, strerror(errno));
 }
 
 static int exec(sqlite3 *db, const char *sql, const char **error_r)
@@ -119,6 +192,212 @@ static int exec(sqlite3 *db, const char *sql, const char **error_r)
     *error_r = db_error(db, "store");
     return -1;
 }
+
+int mb_exec(struct mailbox *mb, const char *sql, const char **error_r)
+{
+    return exec(mb->db, sql, error_r);
+}
+
+const char *mb_col_text(sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    return t != NULL ? (const char *)t : "";
+}
+
+sqlite3_stmt *mb_stmt(struct mailbox *mb, const char *sql, const char **error_r)
+{
+    size_t free_slot = MB_STMT_CACHE;
+    for (size_t i = 0; i < MB_STMT_CACHE; i++) {
+        if (mb->cache[i].sql == sql && !sqlite3_stmt_busy(mb->cache[i].st))
+            return mb->cache[i].st;
+        if (mb->cache[i].sql == NULL && free_slot == MB_STMT_CACHE)
+            free_slot = i;
+    }
+    bool cached = free_slot < MB_STMT_CACHE;
+    for (size_t i = 0; i < MB_STMT_CACHE && cached; i++)
+        cached = mb->cache[i].sql != sql; /* busy: the inner call gets its own */
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v3(mb->db, sql, -1, cached ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL) !=
+        SQLITE_OK) {
+        *error_r = db_error(mb->db, "store");
+        return NULL;
+    }
+    if (cached) {
+        mb->cache[free_slot].sql = sql;
+        mb->cache[free_slot].st = st;
+    }
+    return st;
+}
+
+void mb_done(struct mailbox *mb, sqlite3_stmt *st)
+{
+    if (st == NULL)
+        return;
+    for (size_t i = 0; i < MB_STMT_CACHE; i++)
+        if (mb->cache[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            return;
+        }
+    sqlite3_finalize(st);
+}
+
+int mb_run(struct mailbox *mb, sqlite3_stmt *st, const char **error_r)
+{
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        *error_r = db_error(mb->db, "store");
+    mb_done(mb, st);
+    return rc;
+}
+
+/* --- lists of file names -------------------------------------------------------- */
+
+void mb_names_add(struct mb_names *ns, const char *name)
+{
+    if (ns->n == ns->cap) {
+        ns->cap = ns->cap ? ns->cap * 2 : 16;
+        ns->v = sm_realloc(ns->v, ns->cap * sizeof *ns->v);
+    }
+    ns->v[ns->n++] = sm_strdup(name);
+}
+
+void mb_names_truncate(struct mb_names *ns, size_t n)
+{
+    while (ns->n > n)
+        free(ns->v[--ns->n]);
+}
+
+void mb_names_free(struct mb_names *ns)
+{
+    mb_names_truncate(ns, 0);
+    sm_freep(&ns->v);
+    ns->cap = 0;
+}
+
+/* --- transactions --------------------------------------------------------------- */
+
+void mb_remove_doomed(struct mailbox *mb)
+{
+    const char *error;
+    for (size_t i = 0; i < mb->doomed.n; i++) {
+        /* a body recorded by an import that died before moving it is still in drop/ */
+        if (drop_remove(mb->dir, DROP_AREA_MSG, mb->doomed.v[i], &error) < 0 ||
+            drop_remove(mb->dir, DROP_AREA_DROP, mb->doomed.v[i], &error) < 0)
+            log_warn("mailbox remove-failed file=%s error=\"%s\"", mb->doomed.v[i], error);
+    }
+    if (mb->doomed.n > 0 && drop_sync(mb->dir, &error) < 0)
+        log_warn("mailbox sync-failed error=\"%s\"", error);
+    mb_names_truncate(&mb->doomed, 0);
+}
+
+/* Unlink the fresh files past mark: their rows never committed. */
+static void remove_fresh(struct mailbox *mb, size_t mark)
+{
+    const char *error;
+    for (size_t i = mark; i < mb->fresh.n; i++)
+        if (drop_remove(mb->dir, DROP_AREA_MSG, mb->fresh.v[i], &error) < 0)
+            log_warn("mailbox remove-failed file=%s error=\"%s\"", mb->fresh.v[i], error);
+    mb_names_truncate(&mb->fresh, mark);
+}
+
+/* SQLite ended the group's transaction itself (an I/O error or a full
+ * disk rolls it back): nothing of it will commit. */
+static void group_gone(struct mailbox *mb)
+{
+    remove_fresh(mb, 0);
+    mb_names_truncate(&mb->doomed, 0);
+    mb->in_group = false;
+    mb->group_lost = true;
+}
+
+int mb_txn_begin(struct mailbox *mb, struct mb_txn *t, const char **error_r)
+{
+    t->doomed_mark = mb->doomed.n;
+    t->fresh_mark = mb->fresh.n;
+    t->savepoint = mb->in_group;
+    if (mb->group_lost) {
+        *error_r = "the transaction was rolled back after an error";
+        return -1;
+    }
+    return exec(mb->db, t->savepoint ? "SAVEPOINT mailbox_call" : "BEGIN IMMEDIATE", error_r);
+}
+
+void mb_txn_abort(struct mailbox *mb, struct mb_txn *t)
+{
+    if (!t->savepoint) {
+        sqlite3_exec(mb->db, "ROLLBACK", NULL, NULL, NULL);
+        remove_fresh(mb, t->fresh_mark);
+        mb_names_truncate(&mb->doomed, t->doomed_mark);
+        return;
+    }
+    if (sqlite3_get_autocommit(mb->db)) {
+        group_gone(mb);
+        return;
+    }
+    sqlite3_exec(mb->db, "ROLLBACK TO mailbox_call; RELEASE mailbox_call", NULL, NULL, NULL);
+    remove_fresh(mb, t->fresh_mark);
+    mb_names_truncate(&mb->doomed, t->doomed_mark);
+}
+
+int mb_txn_commit(struct mailbox *mb, struct mb_txn *t, const char **error_r)
+{
+    if (exec(mb->db, t->savepoint ? "RELEASE mailbox_call" : "COMMIT", error_r) < 0) {
+        mb_txn_abort(mb, t);
+        return -1;
+    }
+    if (!t->savepoint) {
+        mb_names_truncate(&mb->fresh, t->fresh_mark); /* their rows are durable now */
+        mb_remove_doomed(mb);
+    }
+    return 0;
+}
+
+int mailbox_begin(struct mailbox *mb, const char **error_r)
+{
+    if (mb->in_group) {
+        *error_r = "a transaction is open already";
+        return -1;
+    }
+    if (exec(mb->db, "BEGIN IMMEDIATE", error_r) < 0)
+        return -1;
+    mb->in_group = true;
+    mb->group_lost = false;
+    return 0;
+}
+
+int mailbox_commit(struct mailbox *mb, const char **error_r)
+{
+    if (!mb->in_group) {
+        *error_r = mb->group_lost ? "the transaction was rolled back after an error"
+                                  : "no transaction is open";
+        mb->group_lost = false;
+        return -1;
+    }
+    mb->in_group = false;
+    if (exec(mb->db, "COMMIT", error_r) < 0) {
+        sqlite3_exec(mb->db, "ROLLBACK", NULL, NULL, NULL);
+        remove_fresh(mb, 0);
+        mb_names_truncate(&mb->doomed, 0);
+        return -1;
+    }
+    mb_names_truncate(&mb->fresh, 0);
+    mb_remove_doomed(mb);
+    return 0;
+}
+
+void mailbox_rollback(struct mailbox *mb)
+{
+    mb->group_lost = false;
+    if (!mb->in_group)
+        return;
+    mb->in_group = false;
+    sqlite3_exec(mb->db, "ROLLBACK", NULL, NULL, NULL);
+    remove_fresh(mb, 0);
+    mb_names_truncate(&mb->doomed, 0);
+}
+
+/* --- creation ------------------------------------------------------------------- */
 
 static int store_path(char *out, size_t outlen, const char *mailbox_dir, const char *name,
                       const char **error_r)
@@ -131,21 +410,19 @@ static int store_path(char *out, size_t outlen, const char *mailbox_dir, const c
     return 0;
 }
 
-/* --- creation ------------------------------------------------------------------- */
-
 static int make_dirs(const char *mailbox_dir, const char **error_r)
 {
     char path[4096];
     if (mkdir(mailbox_dir, 0700) < 0) {
         *error_r = errno == EEXIST ? "mailbox directory exists already"
-                                   : errno_msg("cannot create mailbox directory");
+                                   : mb_errno_msg("cannot create mailbox directory");
         return -1;
     }
     static const char *const subs[] = {"drop", "msg"};
     for (size_t i = 0; i < 2; i++)
         if (store_path(path, sizeof path, mailbox_dir, subs[i], error_r) < 0 ||
             mkdir(path, 0700) < 0) {
-            *error_r = errno_msg("cannot create mailbox directory");
+            *error_r = mb_errno_msg("cannot create mailbox directory");
             return -1;
         }
     return 0;
@@ -154,17 +431,18 @@ static int make_dirs(const char *mailbox_dir, const char **error_r)
 static int add_folders(sqlite3 *db, const char **error_r)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "INSERT INTO folders (name, special_use, uidvalidity)"
-                               " VALUES (?1, ?2, ?3)", -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(db, "INSERT INTO folders (name, special_use, uidvalidity, subscribed)"
+                               " VALUES (?1, ?2, ?3, 1)", -1, &st, NULL) != SQLITE_OK) {
         *error_r = db_error(db, "store");
         return -1;
     }
-    /* RFC 9051 §2.3.1.1: UIDVALIDITY must grow if a folder is recreated */
+    /* RFC 9051 §2.3.1.1: UIDVALIDITY must grow if a folder is recreated;
+     * starting from the clock keeps it growing across a re-created store */
     uint32_t validity = (uint32_t)time(NULL);
-    for (size_t i = 0; i < sizeof standard_folders / sizeof standard_folders[0]; i++) {
+    for (size_t i = 0; i < N_STANDARD; i++) {
         sqlite3_bind_text(st, 1, standard_folders[i].name, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, standard_folders[i].special_use, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, validity);
+        sqlite3_bind_int64(st, 3, validity + (uint32_t)i);
         if (sqlite3_step(st) != SQLITE_DONE) {
             *error_r = db_error(db, "store");
             sqlite3_finalize(st);
@@ -173,7 +451,10 @@ static int add_folders(sqlite3 *db, const char **error_r)
         sqlite3_reset(st);
     }
     sqlite3_finalize(st);
-    return 0;
+    char sql[128];
+    snprintf(sql, sizeof sql, "INSERT INTO store (id, last_uidvalidity) VALUES (1, %u)",
+             validity + (uint32_t)N_STANDARD - 1);
+    return exec(db, sql, error_r);
 }
 
 int mailbox_create(const char *mailbox_dir, const uint8_t *mk, const char **error_r)
@@ -196,6 +477,30 @@ int mailbox_create(const char *mailbox_dir, const uint8_t *mk, const char **erro
 
 /* --- opening -------------------------------------------------------------------- */
 
+static int count_commit(void *arg)
+{
+    ((struct mailbox *)arg)->commits++;
+    return 0; /* let it commit */
+}
+
+static int check_version(sqlite3 *db, const char **error_r)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        *error_r = db_error(db, "store");
+        sqlite3_finalize(st);
+        return -1;
+    }
+    int version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (version != MB_STORE_VERSION) {
+        *error_r = mb_errorf("store format %d not supported", version);
+        return -1;
+    }
+    return 0;
+}
+
 struct mailbox *mailbox_open(const char *mailbox_dir, const uint8_t *mk,
                              const uint8_t pk[MAILBOX_KEY_BYTES],
                              const uint8_t sk[MAILBOX_KEY_BYTES], const char **error_r)
@@ -207,11 +512,15 @@ struct mailbox *mailbox_open(const char *mailbox_dir, const uint8_t *mk,
     if (store_path(path, sizeof path, mailbox_dir, "store.db", error_r) < 0)
         return NULL;
     if (stat(path, &st) < 0) {
-        *error_r = errno_msg("mailbox store");
+        *error_r = mb_errno_msg("mailbox store");
         return NULL;
     }
     if (sealvfs_open(path, mk, false, &db, error_r) < 0)
         return NULL;
+    if (check_version(db, error_r) < 0) {
+        sealvfs_close(&db);
+        return NULL;
+    }
     struct mailbox *mb = sm_malloc(sizeof *mb);
     mb->dir = sm_strdup(mailbox_dir);
     mb->db = db;
@@ -219,6 +528,7 @@ struct mailbox *mailbox_open(const char *mailbox_dir, const uint8_t *mk,
     mb->sk = seal_secret_alloc(MAILBOX_KEY_BYTES);
     memcpy(mb->pk, pk, MAILBOX_KEY_BYTES);
     memcpy(mb->sk, sk, MAILBOX_KEY_BYTES);
+    sqlite3_commit_hook(db, count_commit, mb);
     return mb;
 }
 
@@ -227,340 +537,52 @@ void mailbox_close(struct mailbox **mbp)
     struct mailbox *mb = *mbp;
     if (mb == NULL)
         return;
+    mailbox_rollback(mb);
+    for (size_t i = 0; i < MB_STMT_CACHE; i++)
+        sqlite3_finalize(mb->cache[i].st);
+    sqlite3_commit_hook(mb->db, NULL, NULL);
     sealvfs_close(&mb->db);
     seal_secret_free(&mb->pk);
     seal_secret_free(&mb->sk);
+    mb_names_free(&mb->doomed);
+    mb_names_free(&mb->fresh);
+    free(mb->kept);
+    free(mb->kept_keywords);
     free(mb->dir);
     sm_freep(mbp);
 }
 
-/* --- import --------------------------------------------------------------------- */
+/* --- change token --------------------------------------------------------------- */
 
-struct names {
-    char **v;
-    size_t n, cap;
-};
+static const char SQL_DATA_VERSION[] = "PRAGMA data_version";
 
-static void names_add(void *arg, const char *name)
+int mailbox_change_token(struct mailbox *mb, uint64_t *token_r, const char **error_r)
 {
-    struct names *ns = arg;
-    if (ns->n == IMPORT_BATCH_MAX)
-        return;
-    if (ns->n == ns->cap) {
-        ns->cap = ns->cap ? ns->cap * 2 : 64;
-        ns->v = sm_realloc(ns->v, ns->cap * sizeof *ns->v);
-    }
-    ns->v[ns->n++] = sm_strdup(name);
-}
-
-static void names_free(struct names *ns)
-{
-    for (size_t i = 0; i < ns->n; i++)
-        free(ns->v[i]);
-    free(ns->v);
-}
-
-/* Statements of one import, prepared once. */
-struct importer {
-    struct mailbox *mb;
-    sqlite3_stmt *known, *insert_message, *insert_mail, *bump;
-    int64_t inbox;
-    struct mailbox_import_stats *stats;
-};
-
-static int importer_prepare(struct importer *im, const char **error_r)
-{
-    sqlite3 *db = im->mb->db;
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT id FROM folders WHERE name = 'INBOX'", -1, &st, NULL) !=
-            SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW) {
-        *error_r = db_error(db, "store has no INBOX");
-        sqlite3_finalize(st);
+    char path[4096];
+    struct stat st;
+    sqlite3_stmt *q = mb_stmt(mb, SQL_DATA_VERSION, error_r);
+    if (q == NULL)
+        return -1;
+    if (sqlite3_step(q) != SQLITE_ROW) {
+        *error_r = mb_db_error(mb, "store");
+        mb_done(mb, q);
         return -1;
     }
-    im->inbox = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    const char *sql[] = {
-        "SELECT 1 FROM messages WHERE file = ?1",
-        "INSERT INTO messages (file, size, internaldate, date, subject, from_addr, to_addr,"
-        " cc_addr, message_id, envelope, bodystructure, body, search_headers, search_text)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        "INSERT INTO mail (folder_id, uid, message_id, modseq)"
-        " SELECT id, uidnext, ?2, highestmodseq + 1 FROM folders WHERE id = ?1",
-        "UPDATE folders SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1"
-        " WHERE id = ?1",
-    };
-    sqlite3_stmt **out[] = {&im->known, &im->insert_message, &im->insert_mail, &im->bump};
-    for (size_t i = 0; i < 4; i++)
-        if (sqlite3_prepare_v2(db, sql[i], -1, out[i], NULL) != SQLITE_OK) {
-            *error_r = db_error(db, "store");
-            return -1;
-        }
+    uint64_t now[4] = {(uint64_t)sqlite3_column_int64(q, 0), mb->commits, 0, 0};
+    mb_done(mb, q);
+    /* deliveries write drop/ without the store: its change time tells */
+    if (store_path(path, sizeof path, mb->dir, "drop", error_r) < 0)
+        return -1;
+    if (stat(path, &st) == 0) {
+        now[2] = (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
+        now[3] = (uint64_t)st.st_ctim.tv_sec * 1000000000u + (uint64_t)st.st_ctim.tv_nsec;
+    }
+    if (memcmp(now, mb->seen, sizeof now) != 0) {
+        memcpy(mb->seen, now, sizeof now);
+        mb->token++;
+    }
+    *token_r = mb->token;
     return 0;
-}
-
-static void importer_finish(struct importer *im)
-{
-    sqlite3_finalize(im->known);
-    sqlite3_finalize(im->insert_message);
-    sqlite3_finalize(im->insert_mail);
-    sqlite3_finalize(im->bump);
-}
-
-static int run(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc;
-}
-
-/* 1 when file is recorded in the store already. */
-static int is_known(struct importer *im, const char *file)
-{
-    sqlite3_bind_text(im->known, 1, file, -1, SQLITE_STATIC);
-    int rc = run(im->known);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
-}
-
-static void bind_summary(sqlite3_stmt *st, const char *file, uint64_t size, int64_t received,
-                         const struct mime_summary *s)
-{
-    sqlite3_bind_text(st, 1, file, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
-    sqlite3_bind_int64(st, 3, received);
-    sqlite3_bind_int64(st, 4, s->date);
-    const char *text[] = {s->subject, s->from, s->to, s->cc, s->message_id, s->envelope,
-                          s->bodystructure, s->body, s->search_headers, s->search_text};
-    for (int i = 0; i < 10; i++)
-        sqlite3_bind_text(st, 5 + i, text[i] != NULL ? text[i] : "", -1, SQLITE_STATIC);
-}
-
-/* Record one analysed message in INBOX. */
-static int record(struct importer *im, const char *file, uint64_t size, int64_t received,
-                  const struct mime_summary *s, const char **error_r)
-{
-    bind_summary(im->insert_message, file, size, received, s);
-    if (run(im->insert_message) != SQLITE_DONE)
-        goto fail;
-    sqlite3_bind_int64(im->insert_mail, 1, im->inbox);
-    sqlite3_bind_int64(im->insert_mail, 2, sqlite3_last_insert_rowid(im->mb->db));
-    if (run(im->insert_mail) != SQLITE_DONE)
-        goto fail;
-    sqlite3_bind_int64(im->bump, 1, im->inbox);
-    if (run(im->bump) != SQLITE_DONE)
-        goto fail;
-    return 0;
-fail:
-    *error_r = db_error(im->mb->db, "store");
-    return -1;
-}
-
-/* Open, analyse and record one drop file.  1: the store has it (now or
- * from an earlier import); 0: refused (logged and counted); -1: a store
- * error that aborts the import. */
-static int import_one(struct importer *im, const char *file, const char **error_r)
-{
-    struct mime_summary s;
-    const char *why;
-    int64_t received;
-    uint64_t size;
-
-    int known = is_known(im, file);
-    if (known != 0) {
-        im->stats->already += known > 0;
-        if (known < 0)
-            *error_r = db_error(im->mb->db, "store");
-        return known;
-    }
-    int fd = memfd_create("sealmail-import", MFD_CLOEXEC);
-    if (fd < 0) {
-        *error_r = errno_msg("memfd_create");
-        return -1;
-    }
-    int ret = 0;
-    if (drop_read(im->mb->dir, DROP_AREA_DROP, file, im->mb->pk, im->mb->sk, fd, &received,
-                  &size, &why) < 0) {
-        log_warn("mailbox import-refused file=%s error=\"%s\"", file, why);
-        im->stats->refused++;
-    } else if (mime_analyse_fd(fd, &s, &why) < 0) {
-        log_warn("mailbox import-refused file=%s error=\"%s\"", file, why);
-        im->stats->refused++;
-    } else {
-        ret = record(im, file, size, received, &s, error_r) < 0 ? -1 : 1;
-        mime_summary_free(&s);
-        im->stats->imported += ret > 0;
-        im->stats->bytes += ret > 0 ? size : 0;
-    }
-    close(fd); /* the plaintext copy lived only in this memfd */
-    return ret;
-}
-
-/* After the commit: the files the store now has move to msg/ (refused
- * ones were dropped from ns and stay in drop/). */
-static int move_files(struct mailbox *mb, const struct names *ns, const char **error_r)
-{
-    for (size_t i = 0; i < ns->n; i++)
-        if (ns->v[i] != NULL && drop_move_to_msg(mb->dir, ns->v[i], error_r) < 0)
-            return -1;
-    return drop_sync(mb->dir, error_r);
-}
-
-int mailbox_import(struct mailbox *mb, struct mailbox_import_stats *stats, const char **error_r)
-{
-    struct names ns = {0};
-    struct importer im = {.mb = mb, .stats = stats};
-
-    memset(stats, 0, sizeof *stats);
-    if (drop_list(mb->dir, names_add, &ns, error_r) < 0)
-        return -1;
-    int ret = -1;
-    if (ns.n == 0) {
-        names_free(&ns);
-        return 0;
-    }
-    if (importer_prepare(&im, error_r) == 0 && exec(mb->db, "BEGIN IMMEDIATE", error_r) == 0) {
-        ret = 0;
-        for (size_t i = 0; i < ns.n && ret == 0; i++) {
-            int r = import_one(&im, ns.v[i], error_r);
-            if (r == 0)
-                sm_freep(&ns.v[i]); /* refused: it stays in drop/ */
-            ret = r < 0 ? -1 : 0;
-        }
-        if (ret == 0)
-            ret = exec(mb->db, "COMMIT", error_r);
-        if (ret < 0)
-            sqlite3_exec(mb->db, "ROLLBACK", NULL, NULL, NULL);
-    }
-    importer_finish(&im);
-    if (ret == 0)
-        ret = move_files(mb, &ns, error_r);
-    names_free(&ns);
-    return ret;
-}
-
-/* --- reading -------------------------------------------------------------------- */
-
-int mailbox_folders(struct mailbox *mb, void (*fn)(void *arg, const struct mailbox_folder *f),
-                    void *arg, const char **error_r)
-{
-    sqlite3_stmt *st;
-    struct mailbox_folder f;
-    int rc, n = 0;
-    if (sqlite3_prepare_v2(mb->db,
-                           "SELECT f.name, f.special_use, f.uidvalidity, f.uidnext,"
-                           " f.highestmodseq, count(m.uid),"
-                           " coalesce(sum(m.flags & 1 = 0), 0), coalesce(sum(g.size), 0)"
-                           " FROM folders f LEFT JOIN mail m ON m.folder_id = f.id"
-                           " LEFT JOIN messages g ON g.id = m.message_id"
-                           " GROUP BY f.id ORDER BY f.name <> 'INBOX', f.name",
-                           -1, &st, NULL) != SQLITE_OK) {
-        *error_r = db_error(mb->db, "store");
-        return -1;
-    }
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        memset(&f, 0, sizeof f);
-        snprintf(f.name, sizeof f.name, "%s", (const char *)sqlite3_column_text(st, 0));
-        snprintf(f.special_use, sizeof f.special_use, "%s",
-                 (const char *)sqlite3_column_text(st, 1));
-        f.uidvalidity = (uint32_t)sqlite3_column_int64(st, 2);
-        f.uidnext = (uint32_t)sqlite3_column_int64(st, 3);
-        f.highestmodseq = (uint64_t)sqlite3_column_int64(st, 4);
-        f.messages = (uint64_t)sqlite3_column_int64(st, 5);
-        f.unseen = (uint64_t)sqlite3_column_int64(st, 6);
-        f.bytes = (uint64_t)sqlite3_column_int64(st, 7);
-        fn(arg, &f);
-        n++;
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        *error_r = db_error(mb->db, "store");
-        return -1;
-    }
-    return n;
-}
-
-static const char *col_text(sqlite3_stmt *st, int col)
-{
-    const unsigned char *t = sqlite3_column_text(st, col);
-    return t != NULL ? (const char *)t : "";
-}
-
-int mailbox_messages(struct mailbox *mb, const char *folder,
-                     void (*fn)(void *arg, const struct mailbox_message *m), void *arg,
-                     const char **error_r)
-{
-    sqlite3_stmt *st;
-    int rc, n = 0;
-    if (sqlite3_prepare_v2(mb->db,
-                           "SELECT m.uid, m.flags, g.size, g.internaldate, g.subject,"
-                           " g.from_addr, g.envelope, g.bodystructure, g.file"
-                           " FROM folders f JOIN mail m ON m.folder_id = f.id"
-                           " JOIN messages g ON g.id = m.message_id"
-                           " WHERE f.name = ?1 ORDER BY m.uid",
-                           -1, &st, NULL) != SQLITE_OK) {
-        *error_r = db_error(mb->db, "store");
-        return -1;
-    }
-    sqlite3_bind_text(st, 1, folder, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct mailbox_message m = {
-            .uid = (uint32_t)sqlite3_column_int64(st, 0),
-            .flags = (unsigned)sqlite3_column_int(st, 1),
-            .size = (uint64_t)sqlite3_column_int64(st, 2),
-            .internaldate = sqlite3_column_int64(st, 3),
-            .subject = col_text(st, 4),
-            .from = col_text(st, 5),
-            .envelope = col_text(st, 6),
-            .bodystructure = col_text(st, 7),
-            .file = col_text(st, 8),
-        };
-        fn(arg, &m);
-        n++;
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        *error_r = db_error(mb->db, "store");
-        return -1;
-    }
-    return n;
-}
-
-int mailbox_search_text(struct mailbox *mb, const char *folder, const char *query,
-                        void (*fn)(void *arg, uint32_t uid), void *arg, const char **error_r)
-{
-    sqlite3_stmt *st;
-    int rc, n = 0;
-    if (sqlite3_prepare_v2(mb->db,
-                           "SELECT m.uid FROM messages_fts s"
-                           " JOIN mail m ON m.message_id = s.rowid"
-                           " JOIN folders f ON f.id = m.folder_id"
-                           " WHERE messages_fts MATCH ?2 AND f.name = ?1 ORDER BY m.uid",
-                           -1, &st, NULL) != SQLITE_OK) {
-        *error_r = db_error(mb->db, "store");
-        return -1;
-    }
-    sqlite3_bind_text(st, 1, folder, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, query, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        fn(arg, (uint32_t)sqlite3_column_int64(st, 0));
-        n++;
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        *error_r = db_error(mb->db, "search");
-        return -1;
-    }
-    return n;
-}
-
-int mailbox_read_body(struct mailbox *mb, const char *file, int out, const char **error_r)
-{
-    /* a file recorded by an import that died before moving it is still in drop/ */
-    enum drop_area area =
-        drop_exists(mb->dir, DROP_AREA_MSG, file) ? DROP_AREA_MSG : DROP_AREA_DROP;
-    return drop_read(mb->dir, area, file, mb->pk, mb->sk, out, NULL, NULL, error_r);
 }
 
 /* --- checks --------------------------------------------------------------------- */
@@ -569,12 +591,12 @@ static int integrity(struct mailbox *mb, struct mailbox_check *c, const char **e
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(mb->db, "PRAGMA integrity_check(1)", -1, &st, NULL) != SQLITE_OK) {
-        *error_r = db_error(mb->db, "store");
+        *error_r = mb_db_error(mb, "store");
         return -1;
     }
     int rc = sqlite3_step(st);
     snprintf(c->integrity, sizeof c->integrity, "%s",
-             rc == SQLITE_ROW ? col_text(st, 0) : sqlite3_errmsg(mb->db));
+             rc == SQLITE_ROW ? mb_col_text(st, 0) : sqlite3_errmsg(mb->db));
     c->integrity_ok = rc == SQLITE_ROW && strcmp(c->integrity, "ok") == 0;
     sqlite3_finalize(st);
     return 0;
@@ -620,6 +642,55 @@ static void check_folder_bodies(void *arg, const struct mailbox_folder *f)
     mailbox_messages(d->mb, f->name, check_body, d, &error);
 }
 
+static const char SQL_FILE_KNOWN[] = "SELECT 1 FROM messages WHERE file = ?1";
+
+/* A file of msg/ no row names: count it, and remove it when it is old
+ * enough that no append can be about to commit it. */
+static int check_orphan(struct mailbox *mb, int dfd, const char *name, struct mailbox_check *c,
+                        const char **error_r)
+{
+    struct stat st;
+    bool tmp = strncmp(name, ".tmp-", 5) == 0;
+    if (!tmp && !drop_name_valid(name))
+        return 0;
+    if (!tmp) {
+        sqlite3_stmt *q = mb_stmt(mb, SQL_FILE_KNOWN, error_r);
+        if (q == NULL)
+            return -1;
+        sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+        int rc = mb_run(mb, q, error_r);
+        if (rc != SQLITE_DONE)
+            return rc == SQLITE_ROW ? 0 : -1;
+        c->orphans++;
+    }
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        time(NULL) - st.st_mtime > ORPHAN_AGE && unlinkat(dfd, name, 0) == 0) {
+        c->orphans_removed += !tmp;
+        log_info("mailbox orphan-removed file=%s", name);
+    }
+    return 0;
+}
+
+static int check_orphans(struct mailbox *mb, struct mailbox_check *c, const char **error_r)
+{
+    char path[4096];
+    if (store_path(path, sizeof path, mb->dir, "msg", error_r) < 0)
+        return -1;
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        *error_r = mb_errno_msg("cannot list message directory");
+        return -1;
+    }
+    struct dirent *de;
+    int ret = 0;
+    while (ret == 0 && (de = readdir(d)) != NULL)
+        ret = check_orphan(mb, dirfd(d), de->d_name, c, error_r);
+    closedir(d);
+    if (ret == 0 && c->orphans_removed > 0)
+        ret = drop_sync(mb->dir, error_r);
+    return ret;
+}
+
 int mailbox_verify(struct mailbox *mb, bool deep, struct mailbox_check *c, const char **error_r)
 {
     memset(c, 0, sizeof *c);
@@ -628,7 +699,7 @@ int mailbox_verify(struct mailbox *mb, bool deep, struct mailbox_check *c, const
     if (!c->integrity_ok)
         return 0;
     if (mailbox_folders(mb, count_folder, c, error_r) < 0 ||
-        drop_list(mb->dir, count_pending, c, error_r) < 0)
+        drop_list(mb->dir, count_pending, c, error_r) < 0 || check_orphans(mb, c, error_r) < 0)
         return -1;
     struct deep_check d = {mb, c};
     if (deep && mailbox_folders(mb, check_folder_bodies, &d, error_r) < 0)
@@ -651,19 +722,21 @@ static void add_drop_size(void *arg, const char *name)
         d->bytes += (uint64_t)st.st_size;
 }
 
+static const char SQL_USAGE[] = "SELECT coalesce(sum(size), 0) FROM messages";
+
 int mailbox_usage(struct mailbox *mb, uint64_t *bytes_r, const char **error_r)
 {
     struct drop_bytes d = {mb->dir, 0};
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(mb->db, "SELECT coalesce(sum(size), 0) FROM messages", -1, &st,
-                           NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW) {
-        *error_r = db_error(mb->db, "store");
-        sqlite3_finalize(st);
+    sqlite3_stmt *st = mb_stmt(mb, SQL_USAGE, error_r);
+    if (st == NULL)
+        return -1;
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        *error_r = mb_db_error(mb, "store");
+        mb_done(mb, st);
         return -1;
     }
     uint64_t stored = (uint64_t)sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    mb_done(mb, st);
     if (drop_list(mb->dir, add_drop_size, &d, error_r) < 0)
         return -1;
     *bytes_r = stored + d.bytes;
@@ -683,7 +756,7 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 int mailbox_destroy(const char *mailbox_dir, const char **error_r)
 {
     if (nftw(mailbox_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT) {
-        *error_r = errno_msg("cannot remove mailbox files");
+        *error_r = mb_errno_msg("cannot remove mailbox files");
         return -1;
     }
     return 0;
