@@ -29,7 +29,10 @@
  * Folder names are UTF-8 with '/' as the hierarchy separator; "INBOX"
  * (and an "INBOX/" prefix) is matched case-insensitively, other names
  * exactly.  A mutating call is its own transaction unless it runs
- * between mailbox_begin() and mailbox_commit(). */
+ * between mailbox_begin() and mailbox_commit().  A callback may call back
+ * into the store; a write from inside an iteration's callback works, but
+ * fails with a busy error if another connection (another process) wrote
+ * since the iteration began: collect first, then write. */
 #ifndef SM_MAILBOX_H
 #define SM_MAILBOX_H
 
@@ -94,8 +97,9 @@ struct mailbox_import_stats {
 /* Import every file of drop/ into INBOX: each is opened (authenticated),
  * analysed once, and recorded with a new UID in one transaction; after
  * the commit the files move to msg/.  A damaged or foreign file is left
- * in drop/ and counted as refused, never imported.  Returns 0, or -1 with
- * *error_r (then nothing of this call was committed). */
+ * in drop/ and counted as refused, never imported.  Not inside a
+ * mailbox_begin() group.  Returns 0, or -1 with *error_r (then nothing of
+ * this call was committed). */
 int mailbox_import(struct mailbox *mb, struct mailbox_import_stats *st, const char **error_r);
 
 struct mailbox_folder {

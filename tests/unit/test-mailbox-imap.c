@@ -1005,6 +1005,42 @@ static void test_transactions(void **state)
     store_close(&s);
 }
 
+/* FETCH BODY[] sets \Seen as it goes: a callback that reads and writes
+ * through the same handle while the iteration runs. */
+struct reentry {
+    struct mailbox *mb;
+    unsigned seen, got;
+};
+
+static void mark_seen(void *arg, const struct mailbox_message *m)
+{
+    struct reentry *r = arg;
+    struct mailbox_message again;
+    const char *error = NULL;
+    uint32_t uid = m->uid;
+    r->got += mailbox_message_get(r->mb, "INBOX", uid, &again, &error) == 1 && again.uid == uid;
+    if (mailbox_store_flags(r->mb, "INBOX", uid, MAILBOX_FLAGS_ADD, MAILBOX_SEEN, NULL, 0, NULL,
+                            &error) == 1)
+        r->seen++;
+    else
+        fail_msg("store in a callback: %s", error);
+}
+
+static void test_reentry(void **state)
+{
+    struct store s;
+    const char *error = NULL;
+    store_new(&s, state);
+    for (unsigned i = 0; i < 5; i++)
+        append(s.mb, "INBOX", i, 0, NULL);
+    struct reentry r = {s.mb, 0, 0};
+    assert_int_equal(mailbox_messages(s.mb, "INBOX", mark_seen, &r, &error), 5);
+    assert_int_equal(r.seen, 5);
+    assert_int_equal(r.got, 5);
+    assert_int_equal(folder(s.mb, "INBOX").unseen, 0);
+    store_close(&s);
+}
+
 /* --- orphans, the format version ------------------------------------------------ */
 
 static void test_orphans_and_version(void **state)
@@ -1149,6 +1185,7 @@ int main(void)
         BOTH(test_expunge),         BOTH(test_copy_move),     BOTH(test_append),
         cmocka_unit_test(test_parts_decode),
         BOTH(test_changes),         BOTH(test_change_token),  BOTH(test_transactions),
+        BOTH(test_reentry),
         BOTH(test_orphans_and_version), BOTH(test_large_folder),
     };
     log_init("test-mailbox-imap", false, LOG_LEVEL_ERROR);
