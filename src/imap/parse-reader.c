@@ -324,7 +324,7 @@ static int got_line(struct imap_reader *r, const char *line, size_t n)
     }
     if (memchr(line, '\0', n) != NULL) {
         bool close_conn = resync_after_line(r, line, n);
-        return fail(r, IMAP_READ_COMMAND_TOO_LONG, "BAD", "NUL byte in command", close_conn);
+        return fail(r, IMAP_READ_BAD_LINE, "BAD", "NUL byte in command", close_conn);
     }
     if (n > r->lim.max_command - r->cur->len) {
         bool close_conn = resync_after_line(r, line, n);

@@ -122,6 +122,7 @@ enum imap_read_result {
     IMAP_READ_COMMAND_TOO_LONG,
     IMAP_READ_LITERAL_TOO_BIG,
     IMAP_READ_FAILED,           /* the fd callback refused, or writing to it failed */
+    IMAP_READ_BAD_LINE,         /* a line held a NUL byte (RFC 9051 CHAR8 excludes it) */
 };
 
 /* What to answer after an error result. */
@@ -162,7 +163,10 @@ void imap_reader_free(struct imap_reader **rp);
  * "Discarding the rest of the command" means: discard up to the end of the
  * current line; if that line ends in "{N+}", discard N bytes and the next
  * line too, and so on; a line ending in "{N}" ends it (the client waits).
- * Lines may end in CRLF or a bare LF (as in Dovecot); the CR is removed. */
+ * If a discarded line announces a "{N+}" bigger than IMAP_SKIP_MAX, one
+ * more error result comes, with close set.
+ * Lines may end in CRLF or a bare LF (as in Dovecot); the CR is removed.
+ * Empty lines between commands are ignored. */
 enum imap_read_result imap_reader_read(struct imap_reader *r, struct evbuffer *in);
 
 /* The reply for the last error result.  Pointers stay valid until the next

@@ -10,10 +10,13 @@
  * on every list, well-formed sequence sets whose membership agrees with
  * their iteration, a search tree within its depth and size, and mailbox
  * names whose modified UTF-7 form, when it decodes, encodes back to
- * itself (strict decoding means one spelling per name). */
+ * itself (strict decoding means one spelling per name).  After a command
+ * ending in " IDLE" the next line is read as a bare line, as the session
+ * does for "DONE". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -44,11 +47,37 @@ struct outcome {
     int res[RESULTS_MAX];
     struct imap_raw *raw[RESULTS_MAX];
     int continues;
+    bool want_line;   /* after IDLE: the session reads a bare line ("DONE") */
+    unsigned lines;   /* bare lines read, and overlong ones (counted apart) */
+    unsigned long_lines;
 };
+
+/* Like the session after IDLE: the next line is a bare one. */
+static bool is_idle(const struct imap_raw *raw)
+{
+    return raw->len >= 5 && strncasecmp(raw->data + raw->len - 5, " IDLE", 5) == 0;
+}
+
+/* 1 when the bare line was read (or refused), 0 when more input is needed. */
+static int bare_line(struct imap_reader *r, struct evbuffer *in, struct outcome *out)
+{
+    const char *line;
+    size_t len;
+    int got = imap_reader_line(r, in, &line, &len);
+    if (got == 0)
+        return 0;
+    if (got > 0 && (strlen(line) > len || len >= IMAP_LINE_MAX_DEFAULT))
+        fail("bare line longer than said");
+    got > 0 ? out->lines++ : out->long_lines++;
+    out->want_line = false;
+    return 1;
+}
 
 static void collect(struct imap_reader *r, struct evbuffer *in, struct outcome *out)
 {
     for (;;) {
+        if (out->want_line && bare_line(r, in, out) == 0)
+            return;
         enum imap_read_result res = imap_reader_read(r, in);
         if (res == IMAP_READ_MORE || out->n == RESULTS_MAX)
             return;
@@ -62,6 +91,7 @@ static void collect(struct imap_reader *r, struct evbuffer *in, struct outcome *
                 fail("error without a reply");
         }
         out->raw[out->n] = res == IMAP_READ_COMMAND ? imap_reader_take(r) : NULL;
+        out->want_line = out->raw[out->n] != NULL && is_idle(out->raw[out->n]);
         out->res[out->n++] = res;
     }
 }
@@ -242,7 +272,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct outcome whole, split;
     run(&lim, external, data + 1, size - 1, 0, &whole);
     run(&lim, external, data + 1, size - 1, 1u + data[0] / 8u, &split);
-    if (whole.n != split.n || whole.continues != split.continues)
+    if (whole.n != split.n || whole.continues != split.continues || whole.lines != split.lines ||
+        whole.long_lines != split.long_lines)
         fail("results depend on how the input is split");
     for (size_t i = 0; i < whole.n; i++) {
         if (whole.res[i] != split.res[i])

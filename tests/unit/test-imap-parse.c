@@ -577,7 +577,7 @@ static const struct reader_case {
     size_t len;
     int continues;
     const char *results; /* one letter per result: C command, L line, T command too long,
-                          * B literal too big, F failed */
+                          * B literal too big, F failed, N NUL byte */
     const char *reply;   /* the first error's reply, if any */
     bool close;
 } reader_cases[] = {
@@ -612,8 +612,10 @@ static const struct reader_case {
      "t1 NO [TOOBIG] Message too big", 0},
     {"nonsync beyond skipping", 0, 0, W("t1 LOGIN {99999999999+}\r\n"), 0, "B", NULL, 1},
     {"number overflow", 0, 0, W("t1 LOGIN {99999999999999999999999+}\r\n"), 0, "B", NULL, 1},
-    {"nul byte", 0, 0, W("t1 NO\0OP\r\nt2 NOOP\r\n"), 0, "TC", "t1 BAD NUL byte in command", 0},
+    {"nul byte", 0, 0, W("t1 NO\0OP\r\nt2 NOOP\r\n"), 0, "NC", "t1 BAD NUL byte in command", 0},
     {"literal8", 0, 0, W("t1 APPEND x ~{3}\r\na\0b\r\n"), 1, "C", NULL, 0},
+    {"discarded line announces too much", 64, 0, W("t1 X " LONG60 " {99999999999+}\r\n"), 0,
+     "LB", "t1 BAD Line too long", 0},
     {"too many literals", 0, 0, W(""), 0, "TC", "t1 BAD Too many literals in one command", 0},
 };
 
@@ -625,6 +627,7 @@ static char result_letter(enum imap_read_result r)
     case IMAP_READ_COMMAND_TOO_LONG: return 'T';
     case IMAP_READ_LITERAL_TOO_BIG: return 'B';
     case IMAP_READ_FAILED: return 'F';
+    case IMAP_READ_BAD_LINE: return 'N';
     default: return '?';
     }
 }
