@@ -21,6 +21,7 @@
 void *arena_alloc(struct imap_arena **a, size_t n);
 /* A NUL-terminated copy of n bytes. */
 char *arena_strndup(struct imap_arena **a, const char *s, size_t n);
+/* Free the chunks, wiping what they held first. */
 void arena_free(struct imap_arena **a);
 
 /* ---- the cursor ---- */
@@ -70,8 +71,7 @@ int cur_mailbox(struct cur *c, const char **out);
 /* An atom upper-cased into the arena. */
 int cur_atom_upper(struct cur *c, const char **out);
 
-/* number (32 bits), nz-number, number64 / mod-sequence-value (63 bits). */
-int cur_number(struct cur *c, uint32_t *v);
+/* nz-number (32 bits), number64 / mod-sequence-value (63 bits). */
 int cur_nz_number(struct cur *c, uint32_t *v);
 int cur_number64(struct cur *c, uint64_t *v);
 int cur_nz_number64(struct cur *c, uint64_t *v);

@@ -89,6 +89,8 @@ void imap_raw_free(struct imap_raw **rawp)
     for (size_t i = 0; i < raw->n_literals; i++)
         if (raw->literals[i].fd >= 0)
             close(raw->literals[i].fd);
+    if (raw->data != NULL)
+        explicit_bzero(raw->data, raw->len); /* it may hold a password */
     free(raw->data);
     free(raw->literals);
     sm_freep(rawp);
@@ -132,6 +134,13 @@ bool imap_reader_busy(const struct imap_reader *r)
 }
 
 /* ---- helpers ---- */
+
+/* Wipe bytes that may have held a password.  Out of line: GCC's
+ * -Wnonnull misjudges explicit_bzero() once step_line() is inlined. */
+__attribute__((noinline)) static void wipe(void *p, size_t n)
+{
+    explicit_bzero(p, n);
+}
 
 /* Position of the first LF within the first `limit` bytes, or -1. */
 static ssize_t find_lf(struct evbuffer *in, size_t limit)
@@ -362,11 +371,14 @@ static int step_line(struct imap_reader *r, struct evbuffer *in)
         return fail(r, IMAP_READ_LINE_TOO_LONG, "BAD", "Line too long", false);
     }
     size_t n = (size_t)lf;
-    evbuffer_remove(in, r->line, n + 1);
-    if (n > 0 && r->line[n - 1] == '\r')
+    char *line = r->line;
+    evbuffer_remove(in, line, n + 1);
+    if (n > 0 && line[n - 1] == '\r')
         n--;
-    r->line[n] = '\0';
-    return got_line(r, r->line, n);
+    line[n] = '\0';
+    int res = got_line(r, line, n);
+    wipe(line, n + 1); /* copied into the command, which wipes its own */
+    return res;
 }
 
 /* ---- discarding ---- */

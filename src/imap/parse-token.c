@@ -52,6 +52,7 @@ void arena_free(struct imap_arena **a)
 {
     while (*a != NULL) {
         struct imap_arena *next = (*a)->next;
+        explicit_bzero((*a)->data, (*a)->used); /* LOGIN passwords were here */
         free(*a);
         *a = next;
     }
@@ -217,15 +218,6 @@ static int digits(struct cur *c, uint64_t max, bool nz, uint64_t *v)
     return 0;
 }
 
-int cur_number(struct cur *c, uint32_t *v)
-{
-    uint64_t n;
-    if (digits(c, UINT32_MAX, false, &n) < 0)
-        return -1;
-    *v = (uint32_t)n;
-    return 0;
-}
-
 int cur_nz_number(struct cur *c, uint32_t *v)
 {
     uint64_t n;
@@ -374,7 +366,8 @@ int cur_message_literal(struct cur *c, struct imap_literal *out)
         out->fd = lit->fd; /* the command owns it from now on */
         c->raw->literals[c->lit - 1].fd = -1;
     } else {
-        out->data = c->raw->data + lit->offset;
+        /* a copy: the command must outlive raw (parse.h) */
+        out->data = arena_strndup(&c->cmd->arena, c->raw->data + lit->offset, (size_t)lit->size);
     }
     return 0;
 }

@@ -29,7 +29,9 @@
  * (parsed) each own everything hanging off them and are freed with one
  * call.  Strings in a parsed command are NUL-terminated copies; IMAP strings
  * (quoted, literal) cannot contain NUL, so C strings lose nothing.  Only an
- * APPEND message may be binary; it is a struct imap_literal. */
+ * APPEND message may be binary; it is a struct imap_literal.  A command may
+ * carry a password (LOGIN), so the reader wipes its line buffer after each
+ * line, and imap_raw_free() and imap_command_free() wipe what they free. */
 #ifndef SM_IMAP_PARSE_H
 #define SM_IMAP_PARSE_H
 
