@@ -123,8 +123,26 @@ static struct imap_seq_range resolve_range(struct imap_seq_range r, uint32_t max
     return r;
 }
 
+/* Binary search in sorted, disjoint ranges. */
+static bool resolved_contains(const struct imap_seqset *set, uint32_t value)
+{
+    size_t lo = 0, hi = set->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (value < set->ranges[mid].lo)
+            hi = mid;
+        else if (value > set->ranges[mid].hi)
+            lo = mid + 1;
+        else
+            return true;
+    }
+    return false;
+}
+
 bool imap_seqset_contains(const struct imap_seqset *set, uint32_t value, uint32_t max)
 {
+    if (set->resolved)
+        return resolved_contains(set, value);
     for (size_t i = 0; i < set->n; i++) {
         struct imap_seq_range r = resolve_range(set->ranges[i], max);
         if (r.lo <= value && value <= r.hi && value != 0)
@@ -141,6 +159,8 @@ static int range_cmp(const void *a, const void *b)
 
 void imap_seqset_resolve(struct imap_seqset *set, uint32_t max)
 {
+    if (set->saved || set->resolved)
+        return;
     size_t n = 0;
     for (size_t i = 0; i < set->n; i++) {
         struct imap_seq_range r = resolve_range(set->ranges[i], max);
@@ -164,6 +184,7 @@ void imap_seqset_resolve(struct imap_seqset *set, uint32_t max)
         }
     }
     set->n = out;
+    set->resolved = true;
 }
 
 bool imap_seqset_next(const struct imap_seqset *set, uint64_t *cursor, uint32_t *value_r)

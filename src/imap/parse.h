@@ -254,11 +254,14 @@ struct imap_seqset {
     struct imap_seq_range *ranges; /* owned by the command */
     size_t n;                      /* 0 when saved */
     bool saved;                    /* "$": the SEARCHRES saved result */
+    bool resolved;                 /* imap_seqset_resolve() ran: sorted, no '*' */
 };
 
 /* Whether value is in set, '*' standing for max (the highest sequence
  * number or UID; 0 for an empty mailbox).  Always false for a saved set:
- * the session substitutes its saved result first. */
+ * the session substitutes its saved result first.  O(log n) on a resolved
+ * set (max is then ignored), O(n) otherwise: resolve a set once before
+ * testing many messages against it. */
 bool imap_seqset_contains(const struct imap_seqset *set, uint32_t value, uint32_t max);
 
 /* Rewrite set in place into sorted, non-overlapping, non-adjacent ranges

@@ -131,6 +131,9 @@ static void check_seqset(struct imap_seqset *set)
     for (uint32_t v = 1; v <= 40; v++)
         in_set[v] = imap_seqset_contains(set, v, 37);
     imap_seqset_resolve(set, 37);
+    for (uint32_t k = 1; k <= 40; k++)
+        if (imap_seqset_contains(set, k, 37) != in_set[k])
+            fail("membership changed by resolving");
     uint64_t cursor = 0;
     uint32_t v, last = 0;
     bool seen[41] = {false};

@@ -986,6 +986,13 @@ static void test_seqset(void **state)
     assert_true(imap_seqset_contains(&set, 5, 3)); /* 7:* with max 3 is 3:7 */
     assert_false(imap_seqset_contains(&set, 0, 10));
     imap_seqset_resolve(&set, 8);
+    assert_true(set.resolved);
+    assert_true(imap_seqset_contains(&set, 8, 0)); /* resolved: max no longer counts */
+    assert_false(imap_seqset_contains(&set, 9, 100));
+    assert_false(imap_seqset_contains(&set, 6, 100));
+    assert_true(imap_seqset_contains(&set, 1, 100));
+    imap_seqset_resolve(&set, 100); /* a second time changes nothing */
+    assert_int_equal(set.ranges[set.n - 1].hi, 8);
     uint64_t cursor = 0;
     uint32_t v;
     char got[64] = "";
