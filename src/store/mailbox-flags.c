@@ -98,6 +98,46 @@ static const char SQL_KEYWORD_FIND[] =
 static const char SQL_KEYWORD_COUNT[] = "SELECT count(*) FROM keywords WHERE folder_id = ?1";
 static const char SQL_KEYWORD_ADD[] = "INSERT INTO keywords (folder_id, keyword) VALUES (?1, ?2)";
 
+static const char SQL_KEYWORD_PRUNE[] =
+    "DELETE FROM keywords WHERE folder_id = ?1 AND NOT EXISTS (SELECT 1 FROM mail"
+    " WHERE folder_id = ?1 AND"
+    " instr(' ' || lower(mail.keywords) || ' ', ' ' || lower(keywords.keyword) || ' ') > 0)";
+
+/* The number of keywords folder knows, or -1. */
+static int64_t keyword_count(struct mailbox *mb, int64_t folder, const char **error_r)
+{
+    sqlite3_stmt *st = mb_stmt(mb, SQL_KEYWORD_COUNT, error_r);
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_int64(st, 1, folder);
+    int rc = sqlite3_step(st);
+    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    if (n < 0)
+        *error_r = mb_db_error(mb, "store");
+    mb_done(mb, st);
+    return n;
+}
+
+/* Room for one more keyword in folder?  At the limit, the keywords no
+ * message of the folder holds any more are forgotten first (a scan, but
+ * only then).  0, or -1 with *error_r. */
+static int keyword_room(struct mailbox *mb, int64_t folder, const char **error_r)
+{
+    int64_t n = keyword_count(mb, folder, error_r);
+    if (n >= MAILBOX_FOLDER_KEYWORDS) {
+        sqlite3_stmt *st = mb_stmt(mb, SQL_KEYWORD_PRUNE, error_r);
+        if (st == NULL)
+            return -1;
+        sqlite3_bind_int64(st, 1, folder);
+        if (mb_run(mb, st, error_r) != SQLITE_DONE)
+            return -1;
+        n = keyword_count(mb, folder, error_r);
+    }
+    if (n >= MAILBOX_FOLDER_KEYWORDS)
+        *error_r = "too many keywords in this folder";
+    return n >= 0 && n < MAILBOX_FOLDER_KEYWORDS ? 0 : -1;
+}
+
 /* Register w in folder: 1 when new, 0 when known (w takes the folder's
  * spelling: the same length, only the case differs), -1. */
 static int keyword_adopt(struct mailbox *mb, int64_t folder, char *w, bool enforce,
@@ -116,18 +156,8 @@ static int keyword_adopt(struct mailbox *mb, int64_t folder, char *w, bool enfor
     mb_done(mb, st);
     if (rc != SQLITE_DONE)
         return rc == SQLITE_ROW ? 0 : -1;
-    if (enforce) {
-        if ((st = mb_stmt(mb, SQL_KEYWORD_COUNT, error_r)) == NULL)
-            return -1;
-        sqlite3_bind_int64(st, 1, folder);
-        rc = sqlite3_step(st);
-        int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-        mb_done(mb, st);
-        if (n < 0 || n >= MAILBOX_FOLDER_KEYWORDS) {
-            *error_r = n < 0 ? mb_db_error(mb, "store") : "too many keywords in this folder";
-            return -1;
-        }
-    }
+    if (enforce && keyword_room(mb, folder, error_r) < 0)
+        return -1;
     if ((st = mb_stmt(mb, SQL_KEYWORD_ADD, error_r)) == NULL)
         return -1;
     sqlite3_bind_int64(st, 1, folder);
@@ -215,7 +245,11 @@ int mb_insert_mail(struct mailbox *mb, int64_t folder, int64_t message, unsigned
 }
 
 static const char SQL_REFERENCED[] = "SELECT 1 FROM mail WHERE message_id = ?1 LIMIT 1";
-static const char SQL_DELETE_MESSAGE[] = "DELETE FROM messages WHERE id = ?1 RETURNING file";
+static const char SQL_MESSAGE_FILE[] = "SELECT file FROM messages WHERE id = ?1";
+/* Not "DELETE ... RETURNING file": with the FTS5 delete trigger firing, a
+ * RETURNING statement reset after its row fails with "SQL logic error" on
+ * Debian 12's SQLite 3.40 and rolls the whole transaction back. */
+static const char SQL_DELETE_MESSAGE[] = "DELETE FROM messages WHERE id = ?1";
 
 int mb_release_message(struct mailbox *mb, int64_t message, const char **error_r)
 {
@@ -226,16 +260,19 @@ int mb_release_message(struct mailbox *mb, int64_t message, const char **error_r
     int rc = mb_run(mb, st, error_r);
     if (rc != SQLITE_DONE)
         return rc == SQLITE_ROW ? 0 : -1; /* another folder holds it */
-    if ((st = mb_stmt(mb, SQL_DELETE_MESSAGE, error_r)) == NULL)
+    if ((st = mb_stmt(mb, SQL_MESSAGE_FILE, error_r)) == NULL)
         return -1;
     sqlite3_bind_int64(st, 1, message);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         mb_names_add(&mb->doomed, mb_col_text(st, 0)); /* removed after the commit */
     else
-        *error_r = mb_db_error(mb, "store");
+        *error_r = rc == SQLITE_DONE ? "message row vanished" : mb_db_error(mb, "store");
     mb_done(mb, st);
-    return rc == SQLITE_ROW ? 0 : -1;
+    if (rc != SQLITE_ROW || (st = mb_stmt(mb, SQL_DELETE_MESSAGE, error_r)) == NULL)
+        return -1;
+    sqlite3_bind_int64(st, 1, message);
+    return mb_run(mb, st, error_r) == SQLITE_DONE ? 0 : -1;
 }
 
 static const char SQL_EXPUNGED[] =

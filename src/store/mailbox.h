@@ -153,9 +153,10 @@ int mailbox_folder_rename(struct mailbox *mb, const char *from, const char *to,
 int mailbox_folder_subscribe(struct mailbox *mb, const char *name, bool subscribed,
                              const char **error_r);
 
-/* Keywords ever used in folder, in the spelling the folder first saw
- * (for FLAGS and PERMANENTFLAGS); at most MAILBOX_FOLDER_KEYWORDS.
- * Returns the count, MAILBOX_NONEXISTENT, -1. */
+/* The keywords folder knows, in the spelling it first saw (for FLAGS and
+ * PERMANENTFLAGS): each one used in it, except that when a new one would
+ * pass MAILBOX_FOLDER_KEYWORDS, those no message holds any more are
+ * forgotten.  Returns the count, MAILBOX_NONEXISTENT, -1. */
 int mailbox_folder_keywords(struct mailbox *mb, const char *folder,
                             void (*fn)(void *arg, const char *kw), void *arg,
                             const char **error_r);

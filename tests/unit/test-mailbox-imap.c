@@ -507,18 +507,30 @@ static void test_flags(void **state)
         snprintf(many + strlen(many), sizeof many - strlen(many), "k%u ", i);
     assert_int_equal(mailbox_store_flags(mb, "INBOX", uid, MAILBOX_FLAGS_SET, 0, many, 0,
                                          &after, &error), -1);
-    uint32_t other = append(mb, "INBOX", 2, 0, NULL);
+    /* 100 distinct keywords in use in a folder at most ($Junk, Work, kkk... are known) */
+    uint32_t holders[3] = {uid, append(mb, "INBOX", 2, 0, NULL), append(mb, "INBOX", 3, 0, NULL)};
     int r = 0;
     unsigned i;
     for (i = 0; r >= 0 && i < 200; i++) {
         char kw[32];
         snprintf(kw, sizeof kw, "w%u", i);
-        r = mailbox_store_flags(mb, "INBOX", i % 2 ? uid : other, MAILBOX_FLAGS_SET, 0, kw, 0,
+        r = mailbox_store_flags(mb, "INBOX", holders[i / 50], MAILBOX_FLAGS_ADD, 0, kw, 0,
                                 &after, &error);
     }
     assert_int_equal(r, -1);
     assert_string_equal(error, "too many keywords in this folder");
-    assert_int_equal(i - 1 + 3, MAILBOX_FOLDER_KEYWORDS); /* $Junk, Work and kkk... first */
+    assert_int_equal(i - 1 + 3, MAILBOX_FOLDER_KEYWORDS);
+    /* keywords no message holds any more make room */
+    assert_int_equal(mailbox_store_flags(mb, "INBOX", holders[1], MAILBOX_FLAGS_SET, 0, NULL, 0,
+                                         &after, &error), 1);
+    assert_int_equal(mailbox_store_flags(mb, "INBOX", holders[2], MAILBOX_FLAGS_ADD, 0,
+                                         "Fresh_Word", 0, &after, &error), 1);
+    kws[0] = '\0';
+    int known = mailbox_folder_keywords(mb, "INBOX", collect_keyword, kws, &error);
+    assert_int_equal(known, 3 + 50 + 1); /* the first message's, and the new one */
+    assert_non_null(strstr(kws, "Fresh_Word "));
+    assert_null(strstr(kws, "w50 "));
+    assert_non_null(strstr(kws, "w49 "));
     store_close(&s);
 }
 
