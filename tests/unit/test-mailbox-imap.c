@@ -960,6 +960,11 @@ static void test_change_token(void **state)
     assert_int_equal(st.imported, 1);
     assert_true(token(s.mb) != t3);
     assert_int_equal(folder(s.mb, "INBOX").messages, 2);
+    /* an imported message has its part offsets too */
+    struct mailbox_message m;
+    assert_int_equal(mailbox_message_get(s.mb, "INBOX", uid + 1, &m, &error), 1);
+    assert_string_equal(m.parts, "1:0:22:26");
+    assert_int_equal(m.modseq, folder(s.mb, "INBOX").highestmodseq);
     mailbox_close(&other);
     store_close(&s);
 }
