@@ -8,9 +8,10 @@
  * struct between calls, so the session may feed the input in any pieces.
  *
  * Bounds: a line is searched for its LF only within max_line bytes, and a
- * discarded line is scanned in chunks keeping just its last 32 bytes (all
- * a literal announcement needs), so no input makes the reader buffer more
- * than max_line + max_command bytes or scan a byte twice.
+ * discarded line is scanned byte by byte for a literal announcement at its
+ * end without being kept, so no input makes the reader buffer more than
+ * max_line + max_command bytes, and whatever the length of an announced
+ * number, a discarded line and a read one agree on what it announced.
  *
  * This is the one place the IMAP parser touches libevent and a file
  * descriptor: big APPEND literals go straight from the evbuffer to the fd
@@ -34,8 +35,18 @@ enum rstate {
 };
 
 #define KEEP_GOING (-1) /* internal: the state changed, run the loop again */
-#define TAIL_MAX 32     /* bytes of a discarded line kept: "~{" 19 digits "+}" fits */
 #define SKIP_CHUNK 65536
+
+/* A literal announcement at the end of a discarded line, found byte by
+ * byte: the line itself is not kept. */
+enum scan_state { SCAN_NONE, SCAN_DIGITS, SCAN_PLUS, SCAN_SYNC, SCAN_NONSYNC };
+
+struct lit_scan {
+    enum scan_state st;
+    bool digits;   /* SCAN_DIGITS: at least one digit seen */
+    bool cr;       /* the last byte was CR (it is not part of the line if LF follows) */
+    uint64_t size; /* UINT64_MAX when it does not fit number64 */
+};
 
 struct imap_reader {
     struct imap_reader_limits lim;
@@ -49,8 +60,7 @@ struct imap_reader {
     int fd;                /* RS_LITERAL: external literal's fd (owned by cur), or -1 */
     char tag[IMAP_TAG_MAX + 1];
     struct imap_read_error err;
-    char tail[TAIL_MAX];   /* RS_SKIP_LINE: the last bytes seen of the line */
-    size_t tail_len;
+    struct lit_scan scan;  /* RS_SKIP_LINE: does the line end in "{N+}"? */
     bool bare_skip;        /* imap_reader_line(): discarding an overlong line */
     struct imap_raw *done; /* a finished command not taken yet */
     char *line;            /* max_line + 1 bytes */
@@ -367,7 +377,7 @@ static int step_line(struct imap_reader *r, struct evbuffer *in)
         }
         drop_command(r);
         r->state = RS_SKIP_LINE;
-        r->tail_len = 0;
+        r->scan = (struct lit_scan){0};
         return fail(r, IMAP_READ_LINE_TOO_LONG, "BAD", "Line too long", false);
     }
     size_t n = (size_t)lf;
@@ -383,39 +393,60 @@ static int step_line(struct imap_reader *r, struct evbuffer *in)
 
 /* ---- discarding ---- */
 
-/* Remember the first n bytes of in as the end, so far, of the discarded line. */
-static void tail_add(struct imap_reader *r, struct evbuffer *in, size_t n)
+/* Feed one byte of a discarded line to the scanner that finds out whether
+ * the line ends in a literal announcement (the same rule as
+ * imap_literal_announce(), without keeping the line). */
+static void scan_byte(struct lit_scan *sc, unsigned char ch)
 {
-    if (n >= TAIL_MAX) {
-        struct evbuffer_ptr p;
-        evbuffer_ptr_set(in, &p, n - TAIL_MAX, EVBUFFER_PTR_SET);
-        evbuffer_copyout_from(in, &p, r->tail, TAIL_MAX);
-        r->tail_len = TAIL_MAX;
-        return;
+    if (sc->cr) { /* a CR not followed by LF: whatever came before is not at the end */
+        sc->cr = false;
+        sc->st = SCAN_NONE;
     }
-    size_t keep = r->tail_len + n > TAIL_MAX ? TAIL_MAX - n : r->tail_len;
-    memmove(r->tail, r->tail + r->tail_len - keep, keep);
-    evbuffer_copyout(in, r->tail + keep, n);
-    r->tail_len = keep + n;
+    if (ch == '{') {
+        *sc = (struct lit_scan){.st = SCAN_DIGITS};
+    } else if (ch == '\r') {
+        sc->cr = true;
+    } else if (ch >= '0' && ch <= '9' && sc->st == SCAN_DIGITS) {
+        unsigned d = (unsigned)(ch - '0');
+        if (sc->size != UINT64_MAX)
+            sc->size = sc->size > ((uint64_t)INT64_MAX - d) / 10 ? UINT64_MAX : sc->size * 10 + d;
+        sc->digits = true;
+    } else if (ch == '+' && sc->st == SCAN_DIGITS && sc->digits) {
+        sc->st = SCAN_PLUS;
+    } else if (ch == '}' && sc->st == SCAN_DIGITS && sc->digits) {
+        sc->st = SCAN_SYNC;
+    } else if (ch == '}' && sc->st == SCAN_PLUS) {
+        sc->st = SCAN_NONSYNC;
+    } else {
+        sc->st = SCAN_NONE;
+    }
 }
 
 static int step_skip_line(struct imap_reader *r, struct evbuffer *in)
 {
+    char buf[512];
     for (;;) {
         size_t avail = evbuffer_get_length(in);
         if (avail == 0)
             return IMAP_READ_MORE;
         size_t chunk = avail < SKIP_CHUNK ? avail : SKIP_CHUNK;
         ssize_t lf = find_lf(in, chunk);
-        size_t n = lf >= 0 ? (size_t)lf : chunk;
-        tail_add(r, in, n);
-        evbuffer_drain(in, lf >= 0 ? n + 1 : n);
+        for (size_t n = lf >= 0 ? (size_t)lf : chunk; n > 0;) {
+            size_t k = n < sizeof buf ? n : sizeof buf;
+            evbuffer_remove(in, buf, k);
+            for (size_t i = 0; i < k; i++)
+                scan_byte(&r->scan, (unsigned char)buf[i]);
+            n -= k;
+        }
+        wipe(buf, sizeof buf);
         if (lf < 0)
             continue;
-        size_t len = r->tail_len;
-        if (len > 0 && r->tail[len - 1] == '\r')
-            len--;
-        if (resync_after_line(r, r->tail, len))
+        evbuffer_drain(in, 1); /* the LF */
+        struct lit_scan sc = r->scan;
+        bool announced = sc.st == SCAN_SYNC || sc.st == SCAN_NONSYNC;
+        bool nonsync = sc.st == SCAN_NONSYNC;
+        skip_announced(r, announced, nonsync, sc.size);
+        if (announced && nonsync && sc.size > IMAP_SKIP_MAX)
             return fail(r, IMAP_READ_LITERAL_TOO_BIG, "BAD",
                         "[TOOBIG] Literal too big to skip", true);
         return KEEP_GOING;
@@ -427,7 +458,7 @@ static int step_skip_literal(struct imap_reader *r, struct evbuffer *in)
     size_t avail = evbuffer_get_length(in);
     if (r->left == 0) {
         r->state = RS_SKIP_LINE; /* the line after the literal belongs to it */
-        r->tail_len = 0;
+        r->scan = (struct lit_scan){0};
         return KEEP_GOING;
     }
     if (avail == 0)

@@ -616,6 +616,13 @@ static const struct reader_case {
     {"literal8", 0, 0, W("t1 APPEND x ~{3}\r\na\0b\r\n"), 1, "C", NULL, 0},
     {"discarded line announces too much", 64, 0, W("t1 X " LONG60 " {99999999999+}\r\n"), 0,
      "LB", "t1 BAD Line too long", 0},
+    {"long line, zero-padded {N+}", 64, 0,
+     W("t1 X " LONG60 " {0000000000000000000000000000000000000004+}\r\nabcd\r\nt2 NOOP\r\n"), 0,
+     "LC", "t1 BAD Line too long", 0},
+    {"long line, CR before the end", 64, 0, W("t1 X " LONG60 " {4+}\r \r\nt2 NOOP\r\n"), 0,
+     "LC", "t1 BAD Line too long", 0},
+    {"zero-padded literal", 0, 0, W("t1 LOGIN {000000000000000000000000000003}\r\nabc x\r\n"), 1,
+     "C", NULL, 0},
     {"too many literals", 0, 0, W(""), 0, "TC", "t1 BAD Too many literals in one command", 0},
 };
 
