@@ -161,7 +161,8 @@ void imap_reader_free(struct imap_reader **rp);
  *     the size limit): the reply is "BAD [TOOBIG]" or "NO [TOOBIG]" and the
  *     N bytes the client sends anyway are discarded (RFC 7888 §4), then the
  *     rest of the command; if N exceeds IMAP_SKIP_MAX the error says close;
- *   - command too long: the rest of the command is discarded.
+ *   - command too long, too many literals, a NUL byte in a line: the rest
+ *     of the command is discarded.
  * "Discarding the rest of the command" means: discard up to the end of the
  * current line; if that line ends in "{N+}", discard N bytes and the next
  * line too, and so on; a line ending in "{N}" ends it (the client waits).
@@ -176,7 +177,8 @@ enum imap_read_result imap_reader_read(struct imap_reader *r, struct evbuffer *i
 const struct imap_read_error *imap_reader_error(const struct imap_reader *r);
 
 /* After IMAP_READ_COMMAND: take the assembled command (ownership passes to
- * the caller; free with imap_raw_free()).  NULL if there is none. */
+ * the caller; free with imap_raw_free()).  NULL if there is none.  A
+ * command not taken is freed by the next imap_reader_read(). */
 struct imap_raw *imap_reader_take(struct imap_reader *r);
 
 /* Read one bare line (IDLE's "DONE", an AUTHENTICATE response) of at most
