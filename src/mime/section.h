@@ -13,7 +13,9 @@
  *    the empty line that ends it; [TEXT] everything after that line;
  *    [HEADER.FIELDS (list)] / [HEADER.FIELDS.NOT (list)] the fields of that
  *    header whose names are (not) in the list, ASCII case-insensitive, in
- *    message order, each with its continuation lines, then an empty line.
+ *    message order, each with its continuation lines, then an empty line
+ *    (none when the header has none: RFC 9051 "except in the case of a
+ *    message which has no body and no blank line").
  *  - BODY[n] (n = 1.2.3 ...) the body of part n: for a message/rfc822 part
  *    the whole encapsulated message, for a multipart its preamble, parts and
  *    epilogue; BODY[1] of a message that is not multipart is its body.
@@ -21,15 +23,18 @@
  *    that a non-multipart message/rfc822 encapsulates, that is its header).
  *    [n.HEADER], [n.TEXT], [n.HEADER.FIELDS ...] are the header and text
  *    of the message that part n encapsulates; they exist only when part n
- *    is message/rfc822.
- *  - A section that does not exist (no such part, part number 0, HEADER or
- *    TEXT of a part that is not message/rfc822) is served as the empty
- *    string, as Dovecot does: RFC 9051 defines no error for it and a
- *    client asking for a part it did not see in BODYSTRUCTURE gets nothing.
- *    Only what the grammar forbids is an error (SECTION_BAD): MIME without
- *    a part number (section-text "MIME" follows a section-part only),
- *    an empty HEADER.FIELDS list (header-list = "(" 1*astring ")"), and
- *    requests over the bounds below.
+ *    is message/rfc822.  When a part's body is empty and a boundary line
+ *    follows, the line break before that line belongs to the boundary
+ *    (RFC 2046 §5.1.1) even if it ends a header: [n.MIME], or [n.HEADER] of
+ *    such an encapsulated message, is served without it (as Dovecot does).
+ *  - A section that does not exist (no such part, HEADER or TEXT of a part
+ *    that is not message/rfc822) is served as the empty string, as Dovecot
+ *    does: RFC 9051 defines no error for it and a client asking for a part
+ *    it did not see in BODYSTRUCTURE gets nothing.  Only what the grammar
+ *    forbids is an error (SECTION_BAD): MIME without a part number
+ *    (section-text "MIME" follows a section-part only), a part number 0
+ *    (nz-number), an empty HEADER.FIELDS list (header-list = "("
+ *    1*astring ")"), and requests over the bounds below.
  *  - Output is in IMAP form: every LF not preceded by CR becomes CRLF (so
  *    BODY[n] has exactly the octet count BODYSTRUCTURE gives for part n),
  *    a lone CR stays, and NUL becomes 0x80 (a literal cannot carry NUL;
@@ -39,8 +44,10 @@
  *  - BINARY[n] (RFC 3516, RFC 9051) is part n with its
  *    Content-Transfer-Encoding removed: base64 and quoted-printable are
  *    decoded (quoted-printable line breaks become CRLF, trailing blanks go),
- *    7bit, 8bit and binary are served as in BODY[] but NULs kept; a part
- *    without the field is 7bit.  For BINARY[] and for a multipart or
+ *    7bit, 8bit and binary are served as in BODY[] but NULs kept.  The
+ *    encoding is the one BODYSTRUCTURE shows: the first field, one token
+ *    (else 7bit), ignored in a top-level header without MIME-Version and
+ *    Content-Type.  For BINARY[] and for a multipart or
  *    message/rfc822 part every leaf inside is decoded this way and each
  *    decoded leaf's header says "Content-Transfer-Encoding: binary"
  *    (Dovecot's form).  Any other encoding (x-uuencode, ...) is
