@@ -7,7 +7,7 @@
 
 BUILD_PKGS = gcc meson ninja-build pkg-config libevent-dev libssl-dev libsodium-dev \
              libsqlite3-dev libinih-dev libgmime-3.0-dev openssl
-TEST_PKGS  = libcmocka-dev python3 python3-pytest swaks clang libclang-rt-14-dev
+TEST_PKGS  = libcmocka-dev python3 python3-pytest swaks clang libclang-rt-14-dev isync fetchmail
 BENCH_PKGS = postfix bc
 
 PYTHON    = /usr/bin/python3
@@ -70,9 +70,13 @@ run: build service-user
 	@echo "  SMTP        127.0.0.1:2525  (STARTTLS)"
 	@echo "  SMTPS       127.0.0.1:2465  (implicit TLS)"
 	@echo "  submission  127.0.0.1:2587  (needs AUTH: not available yet)"
+	@echo "  IMAP        127.0.0.1:2143  (STARTTLS), IMAPS 127.0.0.1:2993"
+	@echo "  POP3        127.0.0.1:2110  (STLS),     POP3S 127.0.0.1:2995"
 	@echo "Add a domain in another terminal:  $(BUILD)/sealmail domain add example.test"
+	@echo "Add a mailbox first:  $(BUILD)/sealmail user add you@example.test"
 	@echo "Send a message:  swaks --server 127.0.0.1:2525 --to you@example.test"
-	@echo "See it queued:   $(BUILD)/sealmail queue list"
+	@echo "Read it with any IMAP/POP3 client (self-signed certificate), e.g.:"
+	@echo "  curl -k \"imaps://127.0.0.1:2993/INBOX;UID=1\" -u you@example.test"
 	@echo "Stop with Ctrl-C."
 	@echo
 	$(BUILD)/sealmail serve

@@ -47,6 +47,8 @@ static int run_role(int argc, char **argv)
         status = smtpd_main(&ra);
     else if (strcmp(ra.role, "queued") == 0)
         status = queued_main(&ra);
+    else if (strcmp(ra.role, "imapd") == 0)
+        status = imapd_main(&ra);
     else
         fatalx("unknown role '%s'", ra.role);
     privsep_before_exit();

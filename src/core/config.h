@@ -50,6 +50,24 @@ struct sm_config {
     unsigned mailbox_argon2_ops;
     uint64_t mailbox_argon2_memory;  /* bytes */
     uint64_t mailbox_default_quota;  /* bytes, 0: none */
+    /* [imap] (IMAP and POP3: the imapd role) */
+    char *imap_listen;
+    char *imaps_listen;
+    char *pop3_listen;
+    char *pop3s_listen;
+    bool imap_plaintext_loopback;
+    unsigned imap_workers;
+    uint64_t imap_max_line;
+    uint64_t imap_max_command;
+    uint64_t imap_append_limit;
+    unsigned imap_max_connections;
+    unsigned imap_max_connections_per_client;
+    unsigned imap_max_sessions_per_account;
+    unsigned imap_login_timeout;
+    unsigned imap_idle_timeout;
+    unsigned pop3_timeout;
+    unsigned imap_max_errors;
+    unsigned imap_unlock_linger;
 };
 
 /* Fill cfg with the built-in defaults (the embedded configuration). */

@@ -84,6 +84,18 @@ void seal_hash(uint8_t out[SEAL_HASH_BYTES], const void *in, size_t len)
     crypto_generichash(out, SEAL_HASH_BYTES, in, len, NULL, 0);
 }
 
+void seal_keyed_hash2(uint8_t out[SEAL_HASH_BYTES], const uint8_t key[SEAL_HASH_BYTES],
+                      const void *a, size_t alen, const void *b, size_t blen)
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, key, SEAL_HASH_BYTES, SEAL_HASH_BYTES);
+    crypto_generichash_update(&st, a, alen);
+    crypto_generichash_update(&st, (const unsigned char *)"", 1);
+    crypto_generichash_update(&st, b, blen);
+    crypto_generichash_final(&st, out, SEAL_HASH_BYTES);
+    sodium_memzero(&st, sizeof st);
+}
+
 bool seal_equal(const void *a, const void *b, size_t n)
 {
     return sodium_memcmp(a, b, n) == 0;

@@ -43,6 +43,11 @@ int seal_public_from_secret(uint8_t pk[SEAL_PK_BYTES], const uint8_t sk[SEAL_SK_
 /* BLAKE2b-256 of len bytes at in. */
 void seal_hash(uint8_t out[SEAL_HASH_BYTES], const void *in, size_t len);
 
+/* Keyed BLAKE2b-256 (a MAC) of the two parts a and b joined with a NUL
+ * byte between them, so ("ab", "c") and ("a", "bc") differ. */
+void seal_keyed_hash2(uint8_t out[SEAL_HASH_BYTES], const uint8_t key[SEAL_HASH_BYTES],
+                      const void *a, size_t alen, const void *b, size_t blen);
+
 /* Constant-time comparison of two n-byte secrets; true when equal. */
 bool seal_equal(const void *a, const void *b, size_t n);
 

@@ -83,12 +83,12 @@ static struct child *child_by_role(struct master *m, const char *role)
     return NULL;
 }
 
-/* New mail for a mailbox: every role that serves mailboxes (imapd,
- * pop3d, httpd; none runs yet) hears of it and imports it for open
+/* New mail for a mailbox: every role that serves mailboxes (imapd for
+ * IMAP and POP3; httpd later) hears of it and imports it for open
  * sessions.  Roles not interested are not bothered. */
 static void master_mailbox_changed(struct master *m, const char *mailbox)
 {
-    static const char *const readers[] = {"imapd", "pop3d", "httpd"};
+    static const char *const readers[] = {"imapd", "httpd"};
     struct ipc_msg fwd;
     ipc_init(&fwd, IPC_MAILBOX_CHANGED);
     ipc_add_str(&fwd, mailbox);
@@ -163,6 +163,11 @@ static void child_send(struct child *c, enum ipc_type type, uint32_t value)
 
 /* ---- starting children ------------------------------------------------ */
 
+static bool serves(const char *role, int kind)
+{
+    return strcmp(role, listen_kind_role((enum listen_kind)kind)) == 0;
+}
+
 /* In the child after fork: move the control channel and the listeners to
  * 3, 4, ... and exec "sealmail _role ROLE CONFIG FDSPEC". */
 static _Noreturn void child_exec(struct master *m, const char *role, int ctl)
@@ -170,9 +175,8 @@ static _Noreturn void child_exec(struct master *m, const char *role, int ctl)
     struct role_args ra = {.role = role};
     int high[1 + LISTEN_KINDS * LISTEN_MAX], n = 0;
     high[n++] = fcntl(ctl, F_DUPFD_CLOEXEC, 100);
-    bool smtpd = strcmp(role, "smtpd") == 0;
-    for (int k = 0; smtpd && k < LISTEN_KINDS; k++)
-        for (size_t i = 0; i < m->fds.n_fds[k]; i++)
+    for (int k = 0; k < LISTEN_KINDS; k++)
+        for (size_t i = 0; serves(role, k) && i < m->fds.n_fds[k]; i++)
             high[n++] = fcntl(m->fds.fds[k][i], F_DUPFD_CLOEXEC, 100);
     int next = 3;
     ra.ctl_fd = next;
@@ -180,8 +184,8 @@ static _Noreturn void child_exec(struct master *m, const char *role, int ctl)
         if (high[i] < 0 || dup2(high[i], next++) < 0)
             _exit(127);
     next = 4;
-    for (int k = 0; smtpd && k < LISTEN_KINDS; k++)
-        for (size_t i = 0; i < m->fds.n_fds[k]; i++)
+    for (int k = 0; k < LISTEN_KINDS; k++)
+        for (size_t i = 0; serves(role, k) && i < m->fds.n_fds[k]; i++)
             ra.fds[k][ra.n_fds[k]++] = next++;
     char spec[512];
     privsep_format_fds(&ra, spec, sizeof spec);
@@ -231,6 +235,7 @@ static void master_spawn_all(struct master *m)
     for (unsigned i = 0; i < m->cfg.smtpd_workers; i++)
         master_spawn(m, "smtpd", i, 0);
     master_spawn(m, "queued", 0, 0);
+    master_spawn(m, "imapd", 0, 0);
 }
 
 /* ---- supervision ------------------------------------------------------ */
@@ -394,20 +399,24 @@ static void master_signal(evutil_socket_t sig, short what, void *arg)
 
 static int master_open_listeners(struct master *m, char *err, size_t errlen)
 {
-    const char *specs[LISTEN_KINDS] = {m->cfg.smtp_listen, m->cfg.smtps_listen,
-                                       m->cfg.submission_listen};
-    static const char *const names[LISTEN_KINDS] = {"smtp", "smtps", "submission"};
+    const struct sm_config *c = &m->cfg;
+    const char *specs[LISTEN_KINDS] = {c->smtp_listen,   c->smtps_listen, c->submission_listen,
+                                       c->imap_listen,   c->imaps_listen, c->pop3_listen,
+                                       c->pop3s_listen};
+    static const char *const keys[LISTEN_KINDS] = {
+        "[smtp] listen", "[smtp] smtps_listen", "[smtp] submission_listen", "[imap] listen",
+        "[imap] imaps_listen", "[imap] pop3_listen", "[imap] pop3s_listen"};
     for (int k = 0; k < LISTEN_KINDS; k++) {
         char why[256];
         if (listener_open_all(specs[k], m->fds.fds[k], LISTEN_MAX, &m->fds.n_fds[k], why,
                               sizeof why) < 0) {
-            snprintf(err, errlen, "[smtp] %s: %s", names[k], why);
+            snprintf(err, errlen, "%s: %s", keys[k], why);
             return -1;
         }
         for (size_t i = 0; i < m->fds.n_fds[k]; i++) {
             char where[128];
             listener_describe(m->fds.fds[k][i], where, sizeof where);
-            log_info("master listening service=%s address=%s", names[k], where);
+            log_info("master listening service=%s address=%s", listen_kind_name(k), where);
         }
     }
     return 0;
@@ -424,7 +433,7 @@ static void master_raise_fd_limit(const struct master *m)
     rl.rlim_cur = rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
         log_warn("master setrlimit-nofile-failed");
-    rlim_t need = (rlim_t)m->cfg.smtp_max_connections + FD_RESERVE;
+    rlim_t need = (rlim_t)m->cfg.smtp_max_connections + m->cfg.imap_max_connections + FD_RESERVE;
     if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
         log_warn("master fd-limit=%llu below max_connections+%d=%llu: raise LimitNOFILE",
                  (unsigned long long)rl.rlim_cur, FD_RESERVE, (unsigned long long)need);

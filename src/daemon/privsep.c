@@ -71,6 +71,25 @@ void privsep_before_exit(void)
 #endif
 }
 
+static const struct {
+    const char *role, *name;
+} listen_kinds[LISTEN_KINDS] = {
+    [LISTEN_SMTP] = {"smtpd", "smtp"},       [LISTEN_SMTPS] = {"smtpd", "smtps"},
+    [LISTEN_SUBMISSION] = {"smtpd", "submission"},
+    [LISTEN_IMAP] = {"imapd", "imap"},       [LISTEN_IMAPS] = {"imapd", "imaps"},
+    [LISTEN_POP3] = {"imapd", "pop3"},       [LISTEN_POP3S] = {"imapd", "pop3s"},
+};
+
+const char *listen_kind_role(enum listen_kind k)
+{
+    return listen_kinds[k].role;
+}
+
+const char *listen_kind_name(enum listen_kind k)
+{
+    return listen_kinds[k].name;
+}
+
 void privsep_format_fds(const struct role_args *ra, char *out, size_t outlen)
 {
     size_t n = (size_t)snprintf(out, outlen, "%d", ra->ctl_fd);

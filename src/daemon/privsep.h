@@ -12,12 +12,21 @@
 
 #include "net/listener.h"
 
-enum listen_kind { LISTEN_SMTP, LISTEN_SMTPS, LISTEN_SUBMISSION, LISTEN_KINDS };
+enum listen_kind {
+    LISTEN_SMTP, LISTEN_SMTPS, LISTEN_SUBMISSION, /* smtpd */
+    LISTEN_IMAP, LISTEN_IMAPS, LISTEN_POP3, LISTEN_POP3S, /* imapd */
+    LISTEN_KINDS
+};
+
+/* The role that serves a kind of listener ("smtpd" or "imapd"). */
+const char *listen_kind_role(enum listen_kind k);
+/* The service name of a kind for logs ("smtp", "imaps", ...). */
+const char *listen_kind_name(enum listen_kind k);
 
 /* Where a role finds its inputs: filled by the master before exec and by
  * privsep_parse_role_args() in the child. */
 struct role_args {
-    const char *role;           /* "smtpd", "queued" */
+    const char *role;           /* "smtpd", "queued", "imapd" */
     const char *config_path;    /* NULL: embedded default */
     int ctl_fd;                 /* control channel to the master */
     int fds[LISTEN_KINDS][LISTEN_MAX];
@@ -27,7 +36,8 @@ struct role_args {
 /* Parse "_role NAME CONFIG FDSPEC" (argv after the program name) into ra.
  * CONFIG is "-" for the embedded default.  Returns 0 or -1 on junk. */
 int privsep_parse_role_args(int argc, char **argv, struct role_args *ra);
-/* Build the FDSPEC text for ra ("3;4,5;6;7": control; smtp; smtps; submission). */
+/* Build the FDSPEC text for ra ("3;4,5;6;7;;;;": control, then one list
+ * per listen_kind in enum order, empty for kinds the role does not serve). */
 void privsep_format_fds(const struct role_args *ra, char *out, size_t outlen);
 /* Make the process non-dumpable and core-less; then, when running as
  * root, switch to `user` (its group, no supplementary groups) for good.
@@ -40,9 +50,11 @@ void privsep_before_exit(void);
 /* The uid/gid `user` maps to; -1 if unknown. */
 int privsep_lookup_user(const char *user, unsigned *uid_r, unsigned *gid_r);
 
-/* Role entry points (daemon/smtpd.c, daemon/queued.c). Return the exit status. */
+/* Role entry points (daemon/smtpd.c, daemon/queued.c, daemon/imapd.c).
+ * Return the exit status. */
 int smtpd_main(const struct role_args *ra);
 int queued_main(const struct role_args *ra);
+int imapd_main(const struct role_args *ra);
 
 #include "core/config.h"
 /* Load the role's configuration (file or embedded default) and start

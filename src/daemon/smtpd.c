@@ -38,7 +38,7 @@ struct smtpd {
     struct inbound_env env;
     struct directory *dir;
     int64_t dir_version;
-    struct smtpd_listener listeners[LISTEN_KINDS * LISTEN_MAX];
+    struct smtpd_listener listeners[(LISTEN_SUBMISSION + 1) * LISTEN_MAX];
     size_t n_listeners;
     uint8_t spool_pk[SPOOL_PK_BYTES];
     struct event *ctl_ev, *refresh_ev, *grace_ev, *drain_ev;
@@ -198,9 +198,8 @@ static void smtpd_open_spool(struct smtpd *d)
 
 static void smtpd_listen(struct smtpd *d, const struct role_args *ra)
 {
-    static const enum inbound_kind kinds[LISTEN_KINDS] = {INBOUND_SMTP, INBOUND_SMTPS,
-                                                          INBOUND_SUBMISSION};
-    for (int k = 0; k < LISTEN_KINDS; k++) {
+    static const enum inbound_kind kinds[] = {INBOUND_SMTP, INBOUND_SMTPS, INBOUND_SUBMISSION};
+    for (int k = LISTEN_SMTP; k <= LISTEN_SUBMISSION; k++) {
         for (size_t i = 0; i < ra->n_fds[k]; i++) {
             struct smtpd_listener *sl = &d->listeners[d->n_listeners++];
             sl->d = d;

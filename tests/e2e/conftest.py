@@ -347,7 +347,8 @@ class Server:
         self.data = self.dir / "data"
         self.config = self.dir / "sealmail.ini"
         self.log_path = self.dir / "serve.log"
-        self.smtp_port, self.smtps_port, self.submission_port = free_ports(3)
+        (self.smtp_port, self.smtps_port, self.submission_port, self.imap_port,
+         self.imaps_port, self.pop3_port, self.pop3s_port) = free_ports(7)
         self.proc = None
         self.pgid = None
         self.finished = False
@@ -367,6 +368,10 @@ class Server:
                      "smtps_listen": f"127.0.0.1:{self.smtps_port}",
                      "submission_listen": f"127.0.0.1:{self.submission_port}",
                      "max_connections_per_client": "200"},
+            "imap": {"listen": f"127.0.0.1:{self.imap_port}",
+                     "imaps_listen": f"127.0.0.1:{self.imaps_port}",
+                     "pop3_listen": f"127.0.0.1:{self.pop3_port}",
+                     "pop3s_listen": f"127.0.0.1:{self.pop3s_port}"},
         }
         for section, values in overrides.items():
             cfg.setdefault(section, {}).update(values)

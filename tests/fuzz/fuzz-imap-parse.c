@@ -2,8 +2,8 @@
  * client input.
  *
  * The first byte picks the limits (default or tiny, LITERAL+ or LITERAL-,
- * big APPEND literals in memory or to a memfd); the rest is what a client
- * sends.  It goes through the reader twice, whole and in uneven pieces,
+ * big APPEND literals in memory, to a memfd, or refused by the session);
+ * the rest is what a client sends.  It goes through the reader twice, whole and in uneven pieces,
  * and both runs must give the same results and the same commands: the
  * reader must not depend on how TCP splits the input.  Every command is
  * then parsed and the result checked against parse.h's contract: bounds
@@ -37,8 +37,9 @@ static void fail(const char *what)
 
 static int make_memfd(void *ctx, uint64_t size)
 {
-    (void)ctx;
     (void)size;
+    if (ctx != NULL)
+        return -1; /* the session refuses: the reader must discard the literal */
     return memfd_create("fuzz-literal", MFD_CLOEXEC);
 }
 
@@ -97,10 +98,11 @@ static void collect(struct imap_reader *r, struct evbuffer *in, struct outcome *
 }
 
 /* Feed data whole (split == 0) or in pieces whose sizes come from split. */
-static void run(const struct imap_reader_limits *lim, bool external, const uint8_t *data,
+static void run(const struct imap_reader_limits *lim, uint8_t mode, const uint8_t *data,
                 size_t size, unsigned split, struct outcome *out)
 {
-    struct imap_reader *r = imap_reader_new(lim, external ? make_memfd : NULL, NULL);
+    void *refuse = (mode & 8) ? (void *)1 : NULL;
+    struct imap_reader *r = imap_reader_new(lim, (mode & 4) ? make_memfd : NULL, refuse);
     struct evbuffer *in = evbuffer_new();
     memset(out, 0, sizeof *out);
     for (size_t pos = 0; pos < size;) {
@@ -251,6 +253,26 @@ static void check_command(struct imap_command *cmd)
     }
 }
 
+/* The helpers the session calls on its own, on the start of the input. */
+static void check_helpers(const char *text, size_t len)
+{
+    struct imap_seqset set;
+    const char *err;
+    time_t t;
+    size_t n = len < 64 ? len : 64;
+    if (imap_seqset_parse(text, n, true, &set, &err) == 0) {
+        if (set.n == 0 && !set.saved)
+            fail("empty sequence set accepted");
+        check_seqset(&set);
+        free(set.ranges);
+    } else if (set.ranges != NULL || err == NULL) {
+        fail("sequence set error without a reason");
+    }
+    if (imap_parse_date(text, len < 11 ? len : 11, &t) == 0 && t % 86400 != 0)
+        fail("a date that is not midnight");
+    imap_parse_datetime(text, len < 26 ? len : 26, &t);
+}
+
 static void limits_for(uint8_t mode, struct imap_reader_limits *lim)
 {
     imap_reader_limits_default(lim);
@@ -271,10 +293,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     struct imap_reader_limits lim;
     limits_for(data[0], &lim);
-    bool external = (data[0] & 4) != 0;
     struct outcome whole, split;
-    run(&lim, external, data + 1, size - 1, 0, &whole);
-    run(&lim, external, data + 1, size - 1, 1u + data[0] / 8u, &split);
+    run(&lim, data[0], data + 1, size - 1, 0, &whole);
+    run(&lim, data[0], data + 1, size - 1, 1u + data[0] / 16u, &split);
+    check_helpers((const char *)data + 1, size - 1);
     if (whole.n != split.n || whole.continues != split.continues || whole.lines != split.lines ||
         whole.long_lines != split.long_lines)
         fail("results depend on how the input is split");

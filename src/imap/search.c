@@ -1,0 +1,424 @@
+/* search.c — SEARCH (with ESEARCH, SEARCHRES, CONDSTORE's MODSEQ) and SORT
+ * over the selected folder.
+ *
+ * The search program (parse.h) is evaluated message by message on the
+ * fields the store keeps (flags, sizes, dates, first addresses, subject);
+ * BODY and TEXT use the store's full-text index, and the header keys
+ * (FROM, TO, CC, BCC, SUBJECT, HEADER) match the stored field by substring
+ * or the indexed header text by phrase.  The index matches words, not
+ * arbitrary substrings: "BODY ell" does not find "hello" (Dovecot with a
+ * full-text plugin behaves alike; docs/imap.md says so). */
+#include <ctype.h>
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/buf.h"
+#include "core/mem.h"
+#include "imap/session.h"
+
+#define FTS_QUERY_MAX 2048
+
+struct msg {
+    uint32_t uid, seq;
+    unsigned flags;
+    uint64_t size, modseq;
+    int64_t internaldate, date;
+    char *keywords, *subject, *from, *to, *cc;
+};
+
+/* A full-text result for one node of the program. */
+struct fts_set {
+    const struct imap_search_node *node;
+    uint32_t *uids; /* ascending */
+    size_t n, cap;
+    bool failed;    /* the text has nothing to index: substring match only */
+};
+
+struct search_ctx {
+    struct imap *s;
+    struct mailbox *mb;
+    struct msg *msgs;
+    size_t n, cap;
+    struct fts_set *fts;
+    size_t n_fts;
+    uint32_t max_uid;
+};
+
+static void collect(void *arg, const struct mailbox_message *m)
+{
+    struct search_ctx *x = arg;
+    uint32_t seq = view_seq(&x->s->view, m->uid);
+    if (seq == 0)
+        return; /* arrived after the view: not visible to the client yet */
+    if (x->n == x->cap) {
+        x->cap = x->cap ? 2 * x->cap : 64;
+        x->msgs = sm_realloc(x->msgs, x->cap * sizeof *x->msgs);
+    }
+    x->msgs[x->n++] = (struct msg){
+        .uid = m->uid, .seq = seq, .flags = m->flags, .size = m->size, .modseq = m->modseq,
+        .internaldate = m->internaldate, .date = m->date, .keywords = sm_strdup(m->keywords),
+        .subject = sm_strdup(m->subject), .from = sm_strdup(m->from), .to = sm_strdup(m->to),
+        .cc = sm_strdup(m->cc)};
+}
+
+/* ---- full-text sets --------------------------------------------------------------- */
+
+static void fts_add(void *arg, uint32_t uid)
+{
+    struct fts_set *f = arg;
+    if (f->n == f->cap) {
+        f->cap = f->cap ? 2 * f->cap : 64;
+        f->uids = sm_realloc(f->uids, f->cap * sizeof *f->uids);
+    }
+    f->uids[f->n++] = uid;
+}
+
+/* A phrase query on column (or on the whole index when NULL). */
+static int fts_query(char *q, const char *column, const char *text)
+{
+    size_t n = 0;
+    if (column != NULL)
+        n += (size_t)snprintf(q, FTS_QUERY_MAX, "%s : ", column);
+    q[n++] = '"';
+    for (; *text != '\0' && n < FTS_QUERY_MAX - 4; text++) {
+        if (*text == '"')
+            q[n++] = '"';
+        q[n++] = *text;
+    }
+    q[n++] = '"';
+    q[n] = '\0';
+    return *text == '\0' ? 0 : -1;
+}
+
+static bool fts_key(enum imap_search_key k)
+{
+    switch (k) {
+    case IMAP_SK_BODY: case IMAP_SK_TEXT: case IMAP_SK_FROM: case IMAP_SK_TO: case IMAP_SK_CC:
+    case IMAP_SK_BCC: case IMAP_SK_SUBJECT: case IMAP_SK_HEADER:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void fts_prepare(struct search_ctx *x, const struct imap_search_node *node)
+{
+    for (; node != NULL; node = node->next) {
+        fts_prepare(x, node->child);
+        if (!fts_key(node->key))
+            continue;
+        x->fts = sm_realloc(x->fts, (x->n_fts + 1) * sizeof *x->fts);
+        struct fts_set *f = &x->fts[x->n_fts++];
+        *f = (struct fts_set){.node = node};
+        char q[FTS_QUERY_MAX];
+        const char *column = node->key == IMAP_SK_BODY   ? "search_text"
+                             : node->key == IMAP_SK_TEXT ? NULL
+                                                         : "search_headers";
+        const char *error;
+        f->failed = node->str[0] == '\0' || fts_query(q, column, node->str) < 0 ||
+                    mailbox_search_text(x->mb, x->s->view.folder, q, fts_add, f, &error) < 0;
+    }
+}
+
+static bool fts_has(const struct search_ctx *x, const struct imap_search_node *node, uint32_t uid)
+{
+    for (size_t i = 0; i < x->n_fts; i++) {
+        const struct fts_set *f = &x->fts[i];
+        if (f->node == node)
+            return uid_find(f->uids, f->n, uid) < f->n;
+    }
+    return false;
+}
+
+/* ---- evaluation ------------------------------------------------------------------- */
+
+static bool contains_ci(const char *hay, const char *needle)
+{
+    return needle[0] == '\0' || strcasestr(hay, needle) != NULL;
+}
+
+static bool has_keyword(const char *keywords, const char *kw)
+{
+    size_t len = strlen(kw);
+    for (const char *p = keywords; *p != '\0';) {
+        const char *end = strchr(p, ' ');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n == len && strncasecmp(p, kw, len) == 0)
+            return true;
+        p += n + (end != NULL);
+    }
+    return false;
+}
+
+static int64_t day_of(int64_t t)
+{
+    return t >= 0 ? t / 86400 : (t - 86399) / 86400;
+}
+
+static bool matches(const struct search_ctx *x, const struct imap_search_node *n,
+                    const struct msg *m);
+
+static bool all_match(const struct search_ctx *x, const struct imap_search_node *n,
+                      const struct msg *m)
+{
+    for (; n != NULL; n = n->next)
+        if (!matches(x, n, m))
+            return false;
+    return true;
+}
+
+static bool text_match(const struct search_ctx *x, const struct imap_search_node *n,
+                       const struct msg *m)
+{
+    const char *field = n->key == IMAP_SK_FROM      ? m->from
+                        : n->key == IMAP_SK_TO      ? m->to
+                        : n->key == IMAP_SK_CC      ? m->cc
+                        : n->key == IMAP_SK_SUBJECT ? m->subject
+                                                    : NULL;
+    if (field != NULL && contains_ci(field, n->str))
+        return true;
+    if (n->str[0] == '\0' && (n->key == IMAP_SK_BODY || n->key == IMAP_SK_TEXT))
+        return true;
+    return fts_has(x, n, m->uid);
+}
+
+static bool matches(const struct search_ctx *x, const struct imap_search_node *n,
+                    const struct msg *m)
+{
+    switch (n->key) {
+    case IMAP_SK_AND: return all_match(x, n->child, m);
+    case IMAP_SK_OR: return matches(x, n->child, m) || matches(x, n->child->next, m);
+    case IMAP_SK_NOT: return !matches(x, n->child, m);
+    case IMAP_SK_SEQSET:
+    case IMAP_SK_UID:
+        if (n->set.saved) { /* "$" stands for the saved UIDs either way (RFC 5182) */
+            for (size_t i = 0; x->s->saved_valid && i < x->s->n_saved; i++)
+                if (x->s->saved[i] == m->uid)
+                    return true;
+            return false;
+        }
+        if (n->key == IMAP_SK_SEQSET)
+            return imap_seqset_contains(&n->set, m->seq, (uint32_t)x->s->view.n);
+        return imap_seqset_contains(&n->set, m->uid, x->max_uid);
+    case IMAP_SK_ALL: case IMAP_SK_OLD: return true;
+    case IMAP_SK_NEW: case IMAP_SK_RECENT: return false; /* no \Recent (RFC 9051 drops it) */
+    case IMAP_SK_ANSWERED: return m->flags & MAILBOX_ANSWERED;
+    case IMAP_SK_DELETED: return m->flags & MAILBOX_DELETED;
+    case IMAP_SK_DRAFT: return m->flags & MAILBOX_DRAFT;
+    case IMAP_SK_FLAGGED: return m->flags & MAILBOX_FLAGGED;
+    case IMAP_SK_SEEN: return m->flags & MAILBOX_SEEN;
+    case IMAP_SK_UNANSWERED: return !(m->flags & MAILBOX_ANSWERED);
+    case IMAP_SK_UNDELETED: return !(m->flags & MAILBOX_DELETED);
+    case IMAP_SK_UNDRAFT: return !(m->flags & MAILBOX_DRAFT);
+    case IMAP_SK_UNFLAGGED: return !(m->flags & MAILBOX_FLAGGED);
+    case IMAP_SK_UNSEEN: return !(m->flags & MAILBOX_SEEN);
+    case IMAP_SK_KEYWORD: return has_keyword(m->keywords, n->str);
+    case IMAP_SK_UNKEYWORD: return !has_keyword(m->keywords, n->str);
+    case IMAP_SK_BCC: case IMAP_SK_BODY: case IMAP_SK_CC: case IMAP_SK_FROM:
+    case IMAP_SK_SUBJECT: case IMAP_SK_TEXT: case IMAP_SK_TO: case IMAP_SK_HEADER:
+        return text_match(x, n, m);
+    case IMAP_SK_BEFORE: return day_of(m->internaldate) < day_of(n->date);
+    case IMAP_SK_ON: return day_of(m->internaldate) == day_of(n->date);
+    case IMAP_SK_SINCE: return day_of(m->internaldate) >= day_of(n->date);
+    case IMAP_SK_SENTBEFORE: return m->date != 0 && day_of(m->date) < day_of(n->date);
+    case IMAP_SK_SENTON: return m->date != 0 && day_of(m->date) == day_of(n->date);
+    case IMAP_SK_SENTSINCE: return m->date != 0 && day_of(m->date) >= day_of(n->date);
+    case IMAP_SK_LARGER: return m->size > n->number;
+    case IMAP_SK_SMALLER: return m->size < n->number;
+    case IMAP_SK_MODSEQ: return m->modseq >= n->number;
+    }
+    return false;
+}
+
+static bool uses_modseq(const struct imap_search_node *n)
+{
+    for (; n != NULL; n = n->next)
+        if (n->key == IMAP_SK_MODSEQ || uses_modseq(n->child))
+            return true;
+    return false;
+}
+
+/* ---- SORT (RFC 5256) ----------------------------------------------------------------- */
+
+/* The base subject, roughly as RFC 5256 §2.1 defines it: leading "Re:",
+ * "Fw:", "Fwd:" and "[...]" blobs and trailing "(fwd)" removed, case folded
+ * by the comparison. */
+static const char *base_subject(const char *s)
+{
+    for (;;) {
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (strncasecmp(s, "re:", 3) == 0)
+            s += 3;
+        else if (strncasecmp(s, "fw:", 3) == 0)
+            s += 3;
+        else if (strncasecmp(s, "fwd:", 4) == 0)
+            s += 4;
+        else if (*s == '[' && strchr(s, ']') != NULL && strchr(s, ']')[1] != '\0')
+            s = strchr(s, ']') + 1;
+        else
+            return s;
+    }
+}
+
+static _Thread_local const struct imap_args_search *sort_args;
+
+static int cmp_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? -1 : a > b;
+}
+
+static int sort_cmp(const void *pa, const void *pb)
+{
+    const struct msg *a = *(const struct msg *const *)pa, *b = *(const struct msg *const *)pb;
+    for (size_t i = 0; i < sort_args->n_sort; i++) {
+        int c = 0;
+        switch (sort_args->sort[i].criterion) {
+        case IMAP_SORT_ARRIVAL: c = cmp_u64((uint64_t)a->internaldate, (uint64_t)b->internaldate);
+            break;
+        case IMAP_SORT_DATE:
+            c = cmp_u64((uint64_t)(a->date ? a->date : a->internaldate),
+                        (uint64_t)(b->date ? b->date : b->internaldate));
+            break;
+        case IMAP_SORT_SIZE: c = cmp_u64(a->size, b->size); break;
+        case IMAP_SORT_CC: c = strcasecmp(a->cc, b->cc); break;
+        case IMAP_SORT_FROM: case IMAP_SORT_DISPLAYFROM: c = strcasecmp(a->from, b->from); break;
+        case IMAP_SORT_TO: case IMAP_SORT_DISPLAYTO: c = strcasecmp(a->to, b->to); break;
+        case IMAP_SORT_SUBJECT:
+            c = strcasecmp(base_subject(a->subject), base_subject(b->subject));
+            break;
+        }
+        if (c != 0)
+            return sort_args->sort[i].reverse ? -c : c;
+    }
+    return cmp_u64(a->seq, b->seq); /* RFC 5256: ties in sequence order */
+}
+
+/* ---- replies ------------------------------------------------------------------------ */
+
+static void put_set(struct imap *s, const uint32_t *v, size_t n)
+{
+    /* ranges for ESEARCH ALL: "1:3,7" */
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j + 1 < n && v[j + 1] == v[j] + 1)
+            j++;
+        imap_printf(s, "%s%u", i ? "," : "", v[i]);
+        if (j > i)
+            imap_printf(s, ":%u", v[j]);
+        i = j + 1;
+    }
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void reply_results(struct imap *s, const struct imap_args_search *a, struct msg **hits,
+                          size_t n, bool sort)
+{
+    bool uid = s->cmd->uid;
+    uint64_t top_modseq = 0;
+    uint32_t *v = sm_calloc(n + 1, sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        v[i] = uid ? hits[i]->uid : hits[i]->seq;
+        if (hits[i]->modseq > top_modseq)
+            top_modseq = hits[i]->modseq;
+    }
+    bool modseq = uses_modseq(a->keys);
+    if ((a->ret & IMAP_SEARCH_RET_SAVE) != 0) {
+        free(s->saved);
+        s->saved = sm_calloc(n + 1, sizeof *s->saved);
+        for (size_t i = 0; i < n; i++)
+            s->saved[i] = hits[i]->uid;
+        qsort(s->saved, n, sizeof *s->saved, cmp_u32);
+        s->n_saved = n;
+        s->saved_valid = true;
+    }
+    bool esearch = a->esearch || (s->rev2 && !sort);
+    unsigned ret = a->ret & ~(unsigned)IMAP_SEARCH_RET_SAVE;
+    if (esearch && a->esearch && ret == 0 && (a->ret & IMAP_SEARCH_RET_SAVE))
+        goto done; /* RETURN (SAVE) alone: no ESEARCH response (RFC 5182 §2.4) */
+    if (!esearch) {
+        imap_printf(s, "* %s", sort ? "SORT" : "SEARCH");
+        for (size_t i = 0; i < n; i++)
+            imap_printf(s, " %u", v[i]);
+        if (modseq && n > 0)
+            imap_printf(s, " (MODSEQ %llu)", (unsigned long long)top_modseq);
+        imap_printf(s, "\r\n");
+        goto done;
+    }
+    if (ret == 0)
+        ret = IMAP_SEARCH_RET_ALL;
+    imap_printf(s, "* ESEARCH (TAG \"%s\")%s", s->cmd->tag, uid ? " UID" : "");
+    uint32_t *sorted = sm_calloc(n + 1, sizeof *sorted);
+    memcpy(sorted, v, n * sizeof *v);
+    if (!sort)
+        qsort(sorted, n, sizeof *sorted, cmp_u32);
+    if ((ret & IMAP_SEARCH_RET_MIN) && n > 0)
+        imap_printf(s, " MIN %u", sorted[0] < sorted[n - 1] ? sorted[0] : sorted[n - 1]);
+    if ((ret & IMAP_SEARCH_RET_MAX) && n > 0)
+        imap_printf(s, " MAX %u", sorted[0] > sorted[n - 1] ? sorted[0] : sorted[n - 1]);
+    if (ret & IMAP_SEARCH_RET_COUNT)
+        imap_printf(s, " COUNT %zu", n);
+    if ((ret & IMAP_SEARCH_RET_ALL) && n > 0) {
+        imap_printf(s, " ALL ");
+        put_set(s, sorted, n);
+    }
+    if (modseq && n > 0)
+        imap_printf(s, " MODSEQ %llu", (unsigned long long)top_modseq);
+    imap_printf(s, "\r\n");
+    free(sorted);
+done:
+    free(v);
+}
+
+void cmd_search(struct imap *s, struct mailbox *mb)
+{
+    const struct imap_args_search *a = &s->cmd->args.search;
+    bool sort = s->cmd->cmd == IMAP_CMD_SORT;
+    const char *error;
+    if (a->charset != NULL && strcmp(a->charset, "UTF-8") != 0 &&
+        strcmp(a->charset, "US-ASCII") != 0) {
+        imap_tagged(s, "NO", "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
+        return;
+    }
+    struct search_ctx x = {.s = s, .mb = mb};
+    x.max_uid = s->view.n > 0 ? s->view.uids[s->view.n - 1] : 0;
+    if (uses_modseq(a->keys))
+        s->condstore = true;
+    if (mailbox_messages(mb, s->view.folder, collect, &x, &error) < 0) {
+        imap_store_failed(s, MAILBOX_ERR, error);
+        goto out;
+    }
+    fts_prepare(&x, a->keys);
+    struct msg **hits = sm_calloc(x.n + 1, sizeof *hits);
+    size_t n = 0;
+    for (size_t i = 0; i < x.n; i++)
+        if (matches(&x, a->keys, &x.msgs[i]))
+            hits[n++] = &x.msgs[i];
+    if (sort) {
+        sort_args = a;
+        qsort(hits, n, sizeof *hits, sort_cmp);
+    }
+    reply_results(s, a, hits, n, sort);
+    imap_tagged(s, "OK", "%s completed", sort ? "SORT" : "SEARCH");
+    free(hits);
+out:
+    for (size_t i = 0; i < x.n; i++) {
+        free(x.msgs[i].keywords);
+        free(x.msgs[i].subject);
+        free(x.msgs[i].from);
+        free(x.msgs[i].to);
+        free(x.msgs[i].cc);
+    }
+    free(x.msgs);
+    for (size_t i = 0; i < x.n_fts; i++)
+        free(x.fts[i].uids);
+    free(x.fts);
+}

@@ -1,0 +1,232 @@
+/* view.c — the selected folder as the client sees it (see session.h).
+ *
+ * The view is the UID list the client's sequence numbers index.  It moves
+ * only when the session reports a change: new messages are appended with
+ * EXISTS; messages gone from the store are removed with EXPUNGE (or
+ * VANISHED under QRESYNC) only when RFC 9051 §7.5.1 allows it (not during
+ * FETCH, STORE or SEARCH); until then they keep their sequence numbers.
+ * Flag changes by others are reported as FETCH (FLAGS ...) by MODSEQ.
+ * mailbox_change_token() makes a sync with nothing new cost one query. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/mem.h"
+#include "imap/session.h"
+
+static void view_add(struct imap_view *v, uint32_t uid)
+{
+    if (v->n == v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 64;
+        v->uids = sm_realloc(v->uids, v->cap * sizeof *v->uids);
+    }
+    v->uids[v->n++] = uid;
+}
+
+static void view_reset(struct imap_view *v)
+{
+    free(v->uids);
+    memset(v, 0, sizeof *v);
+}
+
+size_t uid_find(const uint32_t *uids, size_t n, uint32_t uid)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (uids[mid] < uid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && uids[lo] == uid ? lo : n;
+}
+
+uint32_t view_seq(const struct imap_view *v, uint32_t uid)
+{
+    size_t i = uid_find(v->uids, v->n, uid);
+    return i < v->n ? (uint32_t)(i + 1) : 0;
+}
+
+int view_select(struct imap *s, struct mailbox *mb, const char *folder, bool readonly)
+{
+    struct imap_view *v = &s->view;
+    struct mailbox_folder f;
+    const char *error;
+    view_reset(v);
+    s->saved_valid = false;
+    int r = mailbox_folder_get(mb, folder, &f, &error);
+    if (r <= 0)
+        return r == 0 ? MAILBOX_NONEXISTENT : r;
+    if (mailbox_change_token(mb, &v->token, &error) < 0 ||
+        (r = mailbox_uids(mb, folder, &v->uids, &v->n, &error)) < 0)
+        return r;
+    v->cap = v->n;
+    v->selected = true;
+    v->readonly = readonly;
+    v->uidvalidity = f.uidvalidity;
+    v->modseq = f.highestmodseq;
+    snprintf(v->folder, sizeof v->folder, "%s", folder);
+    return 0;
+}
+
+void view_close(struct imap *s)
+{
+    view_reset(&s->view);
+    s->saved_valid = false;
+}
+
+void view_own_change(struct imap *s, uint64_t modseq)
+{
+    if (modseq == s->view.modseq + 1)
+        s->view.modseq = modseq;
+}
+
+void view_expunged(struct imap *s, uint32_t uid)
+{
+    struct imap_view *v = &s->view;
+    uint32_t seq = view_seq(v, uid);
+    if (seq == 0)
+        return;
+    memmove(&v->uids[seq - 1], &v->uids[seq], (v->n - seq) * sizeof *v->uids);
+    v->n--;
+    if (s->qresync)
+        imap_printf(s, "* VANISHED %u\r\n", uid);
+    else
+        imap_printf(s, "* %u EXPUNGE\r\n", seq);
+}
+
+/* ---- sync ---------------------------------------------------------------- */
+
+struct sync_ctx {
+    struct imap *s;
+    uint32_t last_known; /* the highest UID the client knew before this sync */
+};
+
+static void report_flags(void *arg, const struct mailbox_message *m)
+{
+    struct sync_ctx *x = arg;
+    struct imap *s = x->s;
+    uint32_t seq = m->uid <= x->last_known ? view_seq(&s->view, m->uid) : 0;
+    if (seq == 0)
+        return; /* a new message: EXISTS covers it */
+    imap_printf(s, "* %u FETCH (", seq);
+    if (s->qresync)
+        imap_printf(s, "UID %u ", m->uid);
+    imap_printf(s, "FLAGS ");
+    imap_put_flags(s, m->flags, m->keywords);
+    if (s->condstore)
+        imap_printf(s, " MODSEQ (%llu)", (unsigned long long)m->modseq);
+    imap_printf(s, ")\r\n");
+}
+
+/* Messages of the view the store no longer holds, reported and removed. */
+static void sync_expunges(struct imap *s, const uint32_t *now, size_t n_now)
+{
+    struct imap_view *v = &s->view;
+    size_t j = 0, keep = 0;
+    uint32_t first_gone = 0, last_gone = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        uint32_t uid = v->uids[i];
+        while (j < n_now && now[j] < uid)
+            j++;
+        if (j < n_now && now[j] == uid) {
+            v->uids[keep++] = uid;
+            continue;
+        }
+        if (!s->qresync) {
+            /* each EXPUNGE renumbers what follows: the next gone one has
+             * the sequence number of the first kept after it, so far */
+            imap_printf(s, "* %zu EXPUNGE\r\n", keep + 1);
+            continue;
+        }
+        if (first_gone != 0 && uid != last_gone + 1) {
+            imap_printf(s, "* VANISHED %u:%u\r\n", first_gone, last_gone);
+            first_gone = 0;
+        }
+        if (first_gone == 0)
+            first_gone = uid;
+        last_gone = uid;
+    }
+    if (first_gone != 0)
+        imap_printf(s, "* VANISHED %u:%u\r\n", first_gone, last_gone);
+    v->n = keep;
+}
+
+void view_sync(struct imap *s, struct mailbox *mb, bool may_expunge)
+{
+    struct imap_view *v = &s->view;
+    const char *error;
+    uint64_t token;
+    if (!v->selected || mailbox_change_token(mb, &token, &error) < 0 || token == v->token)
+        return;
+    uint32_t *now;
+    size_t n_now;
+    struct mailbox_folder f;
+    if (mailbox_folder_get(mb, v->folder, &f, &error) != 1 ||
+        mailbox_uids(mb, v->folder, &now, &n_now, &error) < 0)
+        return; /* the folder was deleted under us: the next command says so */
+    struct sync_ctx x = {s, v->n > 0 ? v->uids[v->n - 1] : 0};
+    bool added = false;
+    if (may_expunge)
+        sync_expunges(s, now, n_now);
+    for (size_t i = 0; i < n_now; i++)
+        if (now[i] > x.last_known) {
+            view_add(v, now[i]);
+            added = true;
+        }
+    if (added)
+        imap_printf(s, "* %zu EXISTS\r\n", v->n);
+    if (f.highestmodseq > v->modseq)
+        mailbox_changes(mb, v->folder, v->modseq, report_flags, NULL, &x, &error);
+    v->modseq = f.highestmodseq;
+    free(now);
+    /* the token is only consumed when expunges could be reported too, so
+     * that pending ones are found by the next sync that may send them */
+    if (may_expunge)
+        v->token = token;
+}
+
+/* ---- sets --------------------------------------------------------------- */
+
+static size_t resolve_saved(struct imap *s, uint32_t **uids_r)
+{
+    uint32_t *out = sm_calloc(s->n_saved + 1, sizeof *out);
+    size_t n = 0;
+    for (size_t i = 0; s->saved_valid && i < s->n_saved; i++)
+        if (view_seq(&s->view, s->saved[i]) != 0)
+            out[n++] = s->saved[i];
+    *uids_r = out;
+    return n;
+}
+
+size_t view_resolve(struct imap *s, const struct imap_seqset *set, bool uid, uint32_t **uids_r)
+{
+    struct imap_view *v = &s->view;
+    if (set->saved)
+        return resolve_saved(s, uids_r);
+    struct imap_seqset copy = *set;
+    copy.ranges = sm_calloc(set->n + 1, sizeof *copy.ranges);
+    memcpy(copy.ranges, set->ranges, set->n * sizeof *copy.ranges);
+    uint32_t max = uid ? (v->n > 0 ? v->uids[v->n - 1] : 0) : (uint32_t)v->n;
+    imap_seqset_resolve(&copy, max);
+    uint32_t *out = sm_calloc(v->n + 1, sizeof *out);
+    size_t n = 0;
+    if (uid) {
+        /* walk the view once, testing membership range by range */
+        size_t r = 0;
+        for (size_t i = 0; i < v->n && r < copy.n; i++) {
+            while (r < copy.n && copy.ranges[r].hi < v->uids[i])
+                r++;
+            if (r < copy.n && copy.ranges[r].lo <= v->uids[i])
+                out[n++] = v->uids[i];
+        }
+    } else {
+        for (size_t r = 0; r < copy.n; r++)
+            for (uint64_t q = copy.ranges[r].lo; q <= copy.ranges[r].hi && q <= v->n; q++)
+                out[n++] = v->uids[q - 1];
+    }
+    free(copy.ranges);
+    *uids_r = out;
+    return n;
+}

@@ -1,0 +1,399 @@
+"""IMAP and POP3 end to end, with Python's imaplib and poplib as the clients.
+
+Mail goes in through SMTP, queued seals it into the mailbox's drop/, and
+the owner's login (IMAP or POP3) unlocks the store, imports the drop and
+serves it.  TLS is real (STARTTLS, implicit TLS on 993/995-style ports);
+passwords in clear are refused unless a test's server allows loopback."""
+import imaplib
+import poplib
+import re
+import socket
+import ssl
+import time
+
+import pytest
+
+from conftest import DOMAIN, SMTPConn, make_message, no_verify_context, wait_until
+
+PASSWORD = "correct horse battery staple"
+ALICE = f"alice@{DOMAIN}"
+
+
+@pytest.fixture
+def live(make_server):
+    """A delivering server that accepts passwords in clear from loopback."""
+    return make_server({"spool": {"hold": "no"}, "imap": {"plaintext_loopback": "yes"}})
+
+
+def deliver(server, address, markers, extra=b""):
+    """Send one message per marker to address and wait until queued has
+    sealed them all into the mailbox's drop/ (or a session imported them)."""
+    for marker in markers:
+        with SMTPConn(server.smtp_port) as c:
+            c.ehlo()
+            c.send_message(make_message(marker, subject=marker, extra=extra), rcpts=(address,))
+            c.quit()
+
+    def delivered():
+        return not server.queue_list()
+    wait_until(delivered, 30, 0.1, "queued to deliver everything")
+
+
+def imap(server, tls=True):
+    if tls:
+        return imaplib.IMAP4_SSL("127.0.0.1", server.imaps_port, ssl_context=no_verify_context())
+    return imaplib.IMAP4("127.0.0.1", server.imap_port)
+
+
+class RawIMAP:
+    """A bare IMAP client for what imaplib will not send (IDLE, ENABLE
+    while selected, pipelining, broken input)."""
+
+    def __init__(self, port, tls_context=None):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+        self.sock = tls_context.wrap_socket(sock) if tls_context else sock
+        self.buf = b""
+        self.n = 0
+        self.greeting = self.line()
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError(f"connection closed; pending {self.buf!r}")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        m = re.search(rb"\{(\d+)\}$", line)
+        if m:  # a literal: its bytes, then the rest of the line
+            size = int(m.group(1))
+            while len(self.buf) < size:
+                self.buf += self.sock.recv(65536)
+            line += b"\r\n" + self.buf[:size]
+            self.buf = self.buf[size:]
+            line += self.line()
+        return line
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def cmd(self, text):
+        """Send a command, return (untagged lines, tagged line)."""
+        self.n += 1
+        tag = f"r{self.n}"
+        self.send(f"{tag} {text}\r\n".encode())
+        return self.until(tag)
+
+    def until(self, tag):
+        untagged = []
+        while True:
+            line = self.line()
+            if line.startswith(tag.encode() + b" "):
+                return untagged, line
+            untagged.append(line)
+
+    def close(self):
+        self.sock.close()
+
+
+# ---- POP3 ---------------------------------------------------------------------------
+
+
+def test_pop3_maildrop_retr_dele_and_uidl(live):
+    live.add_user(ALICE, PASSWORD)
+    deliver(live, ALICE, ["pop-one", "pop-two", "pop-three"],
+            extra=b".a line that starts with a dot\r\n")
+
+    p = poplib.POP3_SSL("127.0.0.1", live.pop3s_port, context=no_verify_context())
+    assert p.user(ALICE).startswith(b"+OK")
+    assert p.pass_(PASSWORD).startswith(b"+OK Logged in, 3 messages")
+    count, size = p.stat()
+    assert count == 3 and size > 0
+    sizes = [int(x.split()[1]) for x in p.list()[1]]
+    assert sum(sizes) == size
+    uidls = [x.split()[1] for x in p.uidl()[1]]
+    assert len(set(uidls)) == 3 and all(re.fullmatch(rb"[0-9a-f]{16}", u) for u in uidls)
+    resp, lines, octets = p.retr(2)
+    text = b"\r\n".join(lines)
+    assert b"pop-two" in text
+    assert b"\r\n.a line that starts with a dot" in text  # dot-stuffing undone by poplib
+    assert octets >= sizes[1]
+    top = p.top(1, 0)[1]
+    assert b"Subject: pop-one" in top and b"pop-one marker" not in b"\n".join(top[-1:])
+    p.dele(1)
+    with pytest.raises(poplib.error_proto, match="No such message"):
+        p.retr(1)
+    p.rset()
+    p.retr(1)
+    p.dele(1)
+    assert p.quit().startswith(b"+OK")
+
+    p = poplib.POP3_SSL("127.0.0.1", live.pop3s_port, context=no_verify_context())
+    p.user(ALICE)
+    p.pass_(PASSWORD)
+    assert p.stat()[0] == 2
+    assert [x.split()[1] for x in p.uidl()[1]] == uidls[1:]  # stable across sessions
+    p.quit()
+
+
+def test_pop3_refuses_passwords_in_clear_and_wrong_ones(make_server):
+    server = make_server({"spool": {"hold": "no"}})
+    server.add_user(ALICE, PASSWORD)
+    p = poplib.POP3("127.0.0.1", server.pop3_port)
+    caps = p.capa()
+    assert "STLS" in caps and "USER" not in caps and "SASL" not in caps
+    with pytest.raises(poplib.error_proto, match=r"\[AUTH\] Plaintext"):
+        p.user(ALICE)
+    p.stls(context=no_verify_context())
+    assert "USER" in p.capa()
+    p.user(ALICE)
+    with pytest.raises(poplib.error_proto, match=r"\[AUTH\] Authentication failed"):
+        p.pass_("wrong")
+    p.user(ALICE)
+    assert p.pass_(PASSWORD).startswith(b"+OK")
+    p.quit()
+
+
+# ---- IMAP: login -------------------------------------------------------------------
+
+
+def test_imap_login_needs_tls_and_the_right_password(make_server):
+    server = make_server()
+    server.add_user(ALICE, PASSWORD)
+    m = imap(server, tls=False)
+    assert "LOGINDISABLED" in m.capabilities and "STARTTLS" in m.capabilities
+    with pytest.raises(imaplib.IMAP4.error, match="PRIVACYREQUIRED"):
+        m.login(ALICE, PASSWORD)
+    m.starttls(no_verify_context())
+    assert "AUTH=PLAIN" in m.capabilities
+    with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+        m.login(ALICE, "not the password")
+    with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+        m.login(f"nobody@{DOMAIN}", PASSWORD)
+    typ, data = m.login(ALICE, PASSWORD)
+    assert typ == "OK" and b"CAPABILITY" in data[0] and b"UIDPLUS" in data[0]
+    m.logout()
+
+    # implicit TLS and AUTHENTICATE PLAIN with an initial response (SASL-IR)
+    raw = RawIMAP(server.imaps_port, no_verify_context())
+    import base64
+    ir = base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode()).decode()
+    _, tagged = raw.cmd(f"AUTHENTICATE PLAIN {ir}")
+    assert b"OK" in tagged, tagged
+    raw.close()
+
+
+def test_starttls_discards_pipelined_commands(make_server):
+    server = make_server()
+    raw = RawIMAP(server.imap_port)
+    raw.send(b"a STARTTLS\r\nb LOGIN injected command\r\n")
+    _, tagged = raw.until("a")
+    assert tagged.startswith(b"a OK")
+    tls = no_verify_context().wrap_socket(raw.sock)
+    raw.sock, raw.buf = tls, b""
+    _, tagged = raw.cmd("NOOP")
+    assert tagged.startswith(b"r1 OK")  # "b LOGIN" was never answered
+    raw.close()
+
+
+# ---- IMAP: messages ----------------------------------------------------------------
+
+
+def test_imap_fetch_search_store_expunge(live):
+    live.add_user(ALICE, PASSWORD)
+    deliver(live, ALICE, ["imap-alpha", "imap-bravo", "imap-charlie"])
+    m = imap(live)
+    m.login(ALICE, PASSWORD)
+    typ, data = m.select("INBOX")
+    assert typ == "OK" and data == [b"3"]
+
+    typ, data = m.fetch("1:*", "(UID FLAGS RFC822.SIZE ENVELOPE)")
+    assert len(data) == 3 and b"imap-alpha" in data[0] and b"FLAGS ()" in data[0]
+    typ, data = m.fetch("2", "(BODY.PEEK[])")
+    body = data[0][1]
+    assert b"imap-bravo" in body and body.startswith(b"Received: ")
+    size = int(re.search(rb"RFC822.SIZE (\d+)", m.fetch("2", "(RFC822.SIZE)")[1][0]).group(1))
+    assert size == len(body)
+    assert m.fetch("2", "(FLAGS)")[1] == [b"2 (FLAGS ())"]  # PEEK left \Seen alone
+    m.fetch("2", "(BODY[TEXT])")
+    assert b"\\Seen" in m.fetch("2", "(FLAGS)")[1][0]
+    partial = m.fetch("2", "(BODY.PEEK[]<0.10>)")[1][0]
+    assert partial[1] == body[:10]
+
+    assert m.search(None, "TEXT", "imap-charlie") == ("OK", [b"3"])
+    assert m.search(None, "SUBJECT", "imap-alpha") == ("OK", [b"1"])
+    assert m.search(None, "SEEN") == ("OK", [b"2"])
+    assert m.uid("SEARCH", "ALL")[1][0].split() != []
+
+    typ, data = m.store("1", "+FLAGS", r"(\Flagged $Important)")
+    assert typ == "OK" and b"$Important" in data[0]
+    assert m.search(None, "KEYWORD", "$Important") == ("OK", [b"1"])
+    m.store("1:2", "+FLAGS", r"\Deleted")
+    typ, data = m.expunge()
+    assert data == [b"1", b"1"]  # two EXPUNGE responses, renumbered
+    typ, data = m.fetch("1", "(ENVELOPE)")
+    assert b"imap-charlie" in data[0]
+    m.logout()
+
+
+def test_imap_folders_copy_move_append(live):
+    live.add_user(ALICE, PASSWORD)
+    deliver(live, ALICE, ["fold-one", "fold-two"])
+    m = imap(live)
+    m.login(ALICE, PASSWORD)
+    names = [l for l in m.list()[1]]
+    assert any(b"\\Sent" in l and b'"Sent"' in l for l in names)
+    assert m.create("Projects/2026")[0] == "OK"
+    assert m.create("Projects/2026")[0] == "NO"
+    assert b"HasChildren" in m.list('""', "Projects")[1][0]
+    assert m.create("Entw&APw-rfe")[0] == "OK"  # modified UTF-7 for "Entwürfe"
+    assert any(b"Entw&APw-rfe" in l for l in m.list()[1])
+
+    m.select("INBOX")
+    typ, data = m.copy("1", "Projects/2026")
+    assert typ == "OK" and b"COPYUID" in data[0]
+    typ, data = m._simple_command("MOVE", "2", "Projects/2026")
+    assert typ == "OK"
+    assert m.select("INBOX")[1] == [b"1"]
+    status = m.status("Projects/2026", "(MESSAGES UIDNEXT UIDVALIDITY SIZE)")[1][0]
+    assert b"MESSAGES 2" in status and b"UIDNEXT 3" in status
+
+    msg = b"From: me@example.org\r\nSubject: appended here\r\n\r\nappended body\r\n"
+    typ, data = m.append("Drafts", r"(\Draft)", None, msg)
+    assert typ == "OK" and b"APPENDUID" in data[0]
+    m.select("Drafts")
+    assert m.fetch("1", "(FLAGS BODY[])")[1][0][1] == msg
+
+    assert m.rename("Projects", "Archive2")[0] == "OK"
+    assert m.select("Archive2/2026")[1] == [b"2"]
+    assert m.delete("INBOX")[0] == "NO"
+    m.select("INBOX")
+    assert m.delete("Archive2/2026")[0] == "OK"
+    assert m.select("Archive2/2026")[0] == "NO"
+    m.logout()
+
+
+def test_imap_idle_sees_new_mail_and_other_sessions(live):
+    live.add_user(ALICE, PASSWORD)
+    deliver(live, ALICE, ["idle-zero"])
+    a = RawIMAP(live.imap_port)
+    a.cmd(f'LOGIN {ALICE} "{PASSWORD}"')
+    untagged, tagged = a.cmd("SELECT INBOX")
+    assert b"* 1 EXISTS" in untagged
+    a.n += 1
+    a.send(f"r{a.n} IDLE\r\n".encode())
+    assert a.line().startswith(b"+ ")
+
+    deliver(live, ALICE, ["idle-one"])
+    assert a.line() == b"* 2 EXISTS"
+
+    b = imap(live, tls=False)
+    b.login(ALICE, PASSWORD)
+    b.select("INBOX")
+    b.store("1", "+FLAGS", r"\Flagged")
+    assert a.line() == b"* 1 FETCH (FLAGS (\\Flagged))"
+    b.logout()
+
+    a.send(b"DONE\r\n")
+    assert a.line() == f"r{a.n} OK IDLE terminated".encode()
+    a.close()
+
+
+def test_imap_condstore_qresync(live):
+    live.add_user(ALICE, PASSWORD)
+    deliver(live, ALICE, ["qr-one", "qr-two", "qr-three"])
+    a = RawIMAP(live.imap_port)
+    a.cmd(f'LOGIN {ALICE} "{PASSWORD}"')
+    untagged, _ = a.cmd("ENABLE QRESYNC")
+    assert b"* ENABLED QRESYNC" in untagged
+    untagged, _ = a.cmd("SELECT INBOX")
+    validity = int(re.search(rb"UIDVALIDITY (\d+)", b"\n".join(untagged)).group(1))
+    modseq = int(re.search(rb"HIGHESTMODSEQ (\d+)", b"\n".join(untagged)).group(1))
+    a.cmd("UID STORE 1 +FLAGS (\\Seen)")
+    a.cmd("UID STORE 2 +FLAGS (\\Deleted)")
+    untagged, _ = a.cmd("EXPUNGE")
+    assert untagged == [b"* VANISHED 2"]
+    a.cmd("LOGOUT")
+    a.close()
+
+    b = RawIMAP(live.imap_port)
+    b.cmd(f'LOGIN {ALICE} "{PASSWORD}"')
+    b.cmd("ENABLE QRESYNC")
+    untagged, tagged = b.cmd(f"SELECT INBOX (QRESYNC ({validity} {modseq} 1:3))")
+    assert tagged.startswith(b"r3 OK")
+    assert b"* VANISHED (EARLIER) 2" in untagged
+    assert any(l.startswith(b"* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ") for l in untagged)
+    untagged, tagged = b.cmd(f"UID STORE 3 (UNCHANGEDSINCE {modseq - 1}) +FLAGS (\\Flagged)")
+    assert b"[MODIFIED 3]" in tagged
+    b.close()
+
+
+def test_imap_and_pop3_agree_on_uids(live):
+    live.add_user(ALICE, PASSWORD)
+    deliver(live, ALICE, ["same-one", "same-two"])
+    m = imap(live)
+    m.login(ALICE, PASSWORD)
+    m.select("INBOX")
+    validity = int(m.response("UIDVALIDITY")[1][0])
+    uids = [int(x) for x in m.uid("SEARCH", "ALL")[1][0].split()]
+    p = poplib.POP3("127.0.0.1", live.pop3_port)
+    p.user(ALICE)
+    p.pass_(PASSWORD)
+    assert [x.split()[1].decode() for x in p.uidl()[1]] == \
+        [f"{u:08x}{validity:08x}" for u in uids]
+    p.quit()
+    m.logout()
+
+
+def test_imap_bad_input_gets_bad_not_a_crash(live):
+    raw = RawIMAP(live.imap_port)
+    _, tagged = raw.cmd("FROBNICATE")
+    assert b"BAD" in tagged
+    _, tagged = raw.cmd("SELECT INBOX")
+    assert b"BAD" in tagged  # not logged in
+    raw.send(b"x LOGIN {99999999}\r\n")  # more than max_command: refused, no "+"
+    line = raw.line()
+    assert line.startswith(b"x ") and (b"BAD" in line or b"TOOBIG" in line), line
+    raw.close()
+
+    raw = RawIMAP(live.imap_port)
+    raw.send(b"y NOOP " + b"A" * 100000 + b"\r\n")
+    line = raw.line()
+    assert b"BAD" in line
+    _, tagged = raw.cmd("NOOP")
+    assert tagged.startswith(b"r1 OK")
+    for _ in range(30):
+        try:
+            raw.send(b"z BOGUS\r\n")
+        except OSError:
+            break
+    lines = []
+    try:
+        while True:
+            lines.append(raw.line())
+    except (EOFError, OSError):
+        pass
+    assert any(l.startswith(b"* BYE") for l in lines)
+    raw.close()
+
+
+def test_reconnects_share_the_open_store_until_the_password_changes(live):
+    """A second login with the same password attaches to the open store
+    without Argon2id; a password change voids that at once."""
+    live.add_user(ALICE, PASSWORD)
+    holder = imap(live)
+    holder.login(ALICE, PASSWORD)
+    for _ in range(3):
+        m = imap(live)
+        m.login(ALICE, PASSWORD)
+        m.logout()
+    log = live.log_text()
+    assert log.count("unlock=argon2id") == 1 and log.count("unlock=shared") == 3, log[-3000:]
+
+    live.cli("user", "passwd", ALICE, "--password-stdin", input=f"{PASSWORD}\nnew secret\n")
+    m = imap(live)
+    with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+        m.login(ALICE, PASSWORD)
+    m = imap(live)
+    m.login(ALICE, "new secret")
+    m.logout()
+    holder.logout()
