@@ -1,13 +1,16 @@
 """Mail clients people use, against sealmail: isync (mbsync) over IMAPS and
 fetchmail over POP3S.  They run with configurations of their own, trust
 the server's self-signed certificate explicitly, and talk to loopback only."""
+import imaplib
 import os
+import re
 import shutil
 import subprocess
 
 import pytest
 
-from conftest import DOMAIN, HOSTNAME, SMTPConn, make_message, wait_until
+from conftest import (DOMAIN, HOSTNAME, SMTPConn, make_message, no_verify_context,
+                      wait_until)
 
 PASSWORD = "correct horse battery staple"
 ALICE = f"alice@{DOMAIN}"
@@ -36,10 +39,21 @@ def maildir_messages(path):
     return out
 
 
+MBSYNC_MESSAGES = 1000
+
+
 @pytest.mark.skipif(shutil.which("mbsync") is None, reason="isync is not installed")
-def test_mbsync_mirrors_the_mailbox_both_ways(live, tmp_path):
+def test_mbsync_mirrors_a_mailbox_of_1000_both_ways(live, tmp_path):
     live.add_user(ALICE, PASSWORD)
-    deliver(live, ["mbsync-one", "mbsync-two", "mbsync-three"])
+    # 1,000 messages, 100 per SMTP session
+    for first in range(0, MBSYNC_MESSAGES, 100):
+        with SMTPConn(live.smtp_port) as c:
+            c.ehlo()
+            for i in range(first, first + 100):
+                c.send_message(make_message(f"mbsync-{i:04d}", subject=f"mbsync {i:04d}"),
+                               rcpts=(ALICE,))
+            c.quit()
+    wait_until(lambda: not live.queue_list(), 120, 0.2, "queued to deliver everything")
     local = tmp_path / "Mail"
     local.mkdir()
     rc = tmp_path / "mbsyncrc"
@@ -71,39 +85,41 @@ SyncState *
 
     def mbsync():
         res = subprocess.run(["mbsync", "-c", str(rc), "-a"], capture_output=True, text=True,
-                             timeout=120)
+                             timeout=300)
         assert res.returncode == 0, f"mbsync failed:\n{res.stdout}\n{res.stderr}"
 
     mbsync()
     inbox = maildir_messages(local / "INBOX")
-    assert len(inbox) == 3
-    assert sorted(b"mbsync-one" in m or b"mbsync-two" in m or b"mbsync-three" in m
-                  for m in inbox.values()) == [True] * 3
+    assert len(inbox) == MBSYNC_MESSAGES
+    markers = {re.search(rb"mbsync-(\d{4})", m).group(1) for m in inbox.values()}
+    assert len(markers) == MBSYNC_MESSAGES
     for folder in ("Sent", "Drafts", "Trash", "Junk", "Archive"):
         assert (local / folder).is_dir(), f"{folder} was not mirrored"
 
-    # locally: flag one message, delete another, file a new one into a new folder
-    names = sorted((local / "INBOX" / "cur").iterdir()) + sorted((local / "INBOX" / "new").iterdir())
-    flagged, deleted = names[0], names[1]
-    base = flagged.name.split(":2,")[0]
-    flagged.rename(local / "INBOX" / "cur" / f"{base}:2,FS")
-    deleted.unlink()
-    (local / "Notes" / "cur").mkdir(parents=True)
-    (local / "Notes" / "new").mkdir()
-    (local / "Notes" / "tmp").mkdir()
-    (local / "Notes" / "new" / "1.local").write_bytes(
-        b"From: alice@example.test\r\nSubject: a local note\r\n\r\nwritten offline\r\n")
+    # offline: flag 100 messages, delete 50, write 20 notes into a new folder
+    files = sorted(p for sub in ("cur", "new") for p in (local / "INBOX" / sub).iterdir())
+    for p in files[:100]:
+        base = p.name.split(":2,")[0]
+        flags = p.name.split(":2,")[1] if ":2," in p.name else ""
+        p.rename(local / "INBOX" / "cur" / f"{base}:2,{''.join(sorted(set(flags + 'F')))}")
+    for p in files[100:150]:
+        p.unlink()
+    for sub in ("cur", "new", "tmp"):
+        (local / "Notes" / sub).mkdir(parents=True)
+    for i in range(20):
+        (local / "Notes" / "new" / f"{i}.local").write_bytes(
+            b"From: alice@example.test\r\nSubject: note %d\r\n\r\nwritten offline\r\n" % i)
     mbsync()
 
-    import imaplib
-    from conftest import no_verify_context
     m = imaplib.IMAP4_SSL("127.0.0.1", live.imaps_port, ssl_context=no_verify_context())
     m.login(ALICE, PASSWORD)
-    assert m.select("INBOX")[1] == [b"2"]
-    assert m.search(None, "FLAGGED")[1][0].split() != []
-    assert m.select("Notes")[1] == [b"1"]
+    assert m.select("INBOX")[1] == [str(MBSYNC_MESSAGES - 50).encode()]
+    assert len(m.search(None, "FLAGGED")[1][0].split()) == 100
+    assert m.select("Notes")[1] == [b"20"]
     assert b"written offline" in m.fetch("1", "(BODY[])")[1][0][1]
     m.logout()
+    mbsync()  # a third run finds nothing to do and changes nothing
+    assert len(maildir_messages(local / "INBOX")) == MBSYNC_MESSAGES - 50
 
 
 @pytest.mark.skipif(shutil.which("fetchmail") is None, reason="fetchmail is not installed")
