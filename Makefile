@@ -6,7 +6,7 @@
 # is used when available otherwise).  Nothing else is downloaded.
 
 BUILD_PKGS = gcc meson ninja-build pkg-config libevent-dev libssl-dev libsodium-dev \
-             libsqlite3-dev libinih-dev libgmime-3.0-dev openssl
+             libsqlite3-dev libinih-dev libgmime-3.0-dev zlib1g-dev openssl
 TEST_PKGS  = libcmocka-dev python3 python3-pytest swaks clang libclang-rt-14-dev isync fetchmail
 BENCH_PKGS = postfix bc
 

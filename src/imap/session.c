@@ -21,8 +21,10 @@
 #include "core/config.h"
 #include "core/mem.h"
 #include "imap/session.h"
+#include "net/deflate.h"
 
 #define IMAP_CAPS_COMMON "IMAP4rev1 IMAP4rev2 LITERAL- SASL-IR ID ENABLE IDLE"
+#define ZIN_MAX (256 * 1024) /* inflated input held at once (a bomb waits, it does not grow) */
 
 static struct evbuffer *tagged_out(struct imap *s);
 
@@ -195,7 +197,23 @@ static struct evbuffer *tagged_out(struct imap *s)
 
 static void flush(struct imap *s)
 {
-    evbuffer_add_buffer(client_output(s->c), s->out);
+    if (s->zip == NULL) {
+        evbuffer_add_buffer(client_output(s->c), s->out);
+        return;
+    }
+    if (evbuffer_get_length(s->out) > 0 &&
+        deflate_pair_deflate(s->zip, s->out, client_output(s->c)) < 0) {
+        log_warn("%016" PRIx64 " imap deflate-failed", client_id(s->c));
+        evbuffer_drain(s->out, evbuffer_get_length(s->out));
+        s->state = IMAP_LOGOUT;
+        client_close(s->c);
+    }
+}
+
+/* What the reader reads: the connection's input, or its inflated form. */
+static struct evbuffer *input(struct imap *s)
+{
+    return s->zip != NULL ? s->zin : client_input(s->c);
 }
 
 /* ---- capabilities --------------------------------------------------------------- */
@@ -211,7 +229,8 @@ static void put_capabilities(struct imap *s)
     }
     imap_printf(s, " UIDPLUS MOVE SPECIAL-USE NAMESPACE UNSELECT ESEARCH SEARCHRES CONDSTORE"
                    " QRESYNC QUOTA QUOTA=RES-STORAGE STATUS=SIZE UTF8=ACCEPT SORT"
-                   " LIST-EXTENDED LIST-STATUS CHILDREN BINARY APPENDLIMIT=%" PRIu64,
+                   " LIST-EXTENDED LIST-STATUS CHILDREN BINARY COMPRESS=DEFLATE"
+                   " APPENDLIMIT=%" PRIu64,
                 client_cfg(s->c)->imap_append_limit);
 }
 
@@ -448,6 +467,29 @@ static void cmd_logout(struct imap *s, struct imap_command *cmd)
     client_close(s->c);
 }
 
+/* RFC 4978: the tagged OK is the last thing sent uncompressed; whatever
+ * the client sends after the command is compressed already. */
+static void cmd_compress(struct imap *s, struct imap_command *cmd)
+{
+    if (s->zip != NULL) {
+        imap_printf(s, "%s NO [COMPRESSIONACTIVE] DEFLATE is active already\r\n", cmd->tag);
+        return;
+    }
+    if (strcmp(cmd->args.compress.mechanism, "DEFLATE") != 0) {
+        imap_printf(s, "%s BAD Unknown compression mechanism\r\n", cmd->tag);
+        return;
+    }
+    struct deflate_pair *zip = deflate_pair_new();
+    if (zip == NULL) {
+        imap_printf(s, "%s NO [SERVERBUG] Cannot start compression\r\n", cmd->tag);
+        return;
+    }
+    imap_printf(s, "%s OK DEFLATE active\r\n", cmd->tag);
+    flush(s);
+    s->zip = zip;
+    s->zin = evbuffer_new();
+}
+
 static void cmd_unselect(struct imap *s, struct imap_command *cmd)
 {
     view_close(s);
@@ -517,7 +559,7 @@ static void run_authenticated(struct imap *s, struct imap_command *cmd)
         imap_printf(s, "%s NO [NOPERM] Quotas are set by the operator\r\n", cmd->tag);
         goto done;
     case IMAP_CMD_COMPRESS:
-        bad(s, cmd->tag, "BAD", "COMPRESS is not offered");
+        cmd_compress(s, cmd);
         goto done;
     default:
         break;
@@ -570,7 +612,7 @@ static bool idle_input(struct imap *s)
 {
     const char *line;
     size_t len;
-    int r = imap_reader_line(s->reader, client_input(s->c), &line, &len);
+    int r = imap_reader_line(s->reader, input(s), &line, &len);
     if (r == 0)
         return false;
     s->idling = false;
@@ -585,7 +627,7 @@ static bool auth_input(struct imap *s)
 {
     const char *line;
     size_t len;
-    int r = imap_reader_line(s->reader, client_input(s->c), &line, &len);
+    int r = imap_reader_line(s->reader, input(s), &line, &len);
     if (r == 0)
         return false;
     s->auth_wait = false;
@@ -600,7 +642,7 @@ static bool auth_input(struct imap *s)
 
 static bool reader_step(struct imap *s)
 {
-    switch (imap_reader_read(s->reader, client_input(s->c))) {
+    switch (imap_reader_read(s->reader, input(s))) {
     case IMAP_READ_MORE:
         return false;
     case IMAP_READ_CONTINUE:
@@ -623,6 +665,22 @@ static bool reader_step(struct imap *s)
     }
 }
 
+/* Inflate what fits; returns the plain bytes added, or -1 after closing
+ * on invalid data. */
+static long inflate_input(struct imap *s)
+{
+    size_t before = evbuffer_get_length(s->zin);
+    if (deflate_pair_inflate(s->zip, client_input(s->c), s->zin, ZIN_MAX) == 0)
+        return (long)(evbuffer_get_length(s->zin) - before);
+    log_info("%016" PRIx64 " imap inflate-failed client=%s", client_id(s->c),
+             client_log_addr(s->c));
+    imap_printf(s, "* BYE Invalid compressed data\r\n");
+    flush(s);
+    s->state = IMAP_LOGOUT;
+    client_close(s->c);
+    return -1;
+}
+
 static void imap_input(void *arg)
 {
     struct imap *s = arg;
@@ -634,12 +692,19 @@ static void imap_input(void *arg)
     }
     bool progress = true;
     while (progress && s->state != IMAP_LOGOUT && !client_busy(s->c)) {
+        long inflated = 0;
+        if (s->zip != NULL && (inflated = inflate_input(s)) < 0)
+            return;
+        size_t before = evbuffer_get_length(input(s));
         if (s->idling)
             progress = idle_input(s);
         else if (s->auth_wait)
             progress = auth_input(s);
         else
             progress = reader_step(s);
+        /* a reader discarding a long line says "more" yet took input: go on
+         * while input is consumed or the compressed input yields more */
+        progress = progress || inflated > 0 || evbuffer_get_length(input(s)) < before;
         flush(s);
     }
 }
@@ -703,6 +768,9 @@ static void imap_free(void *arg)
     imap_reader_free(&s->reader);
     view_close(s);
     free(s->saved);
+    deflate_pair_free(&s->zip);
+    if (s->zin != NULL)
+        evbuffer_free(s->zin);
     evbuffer_free(s->out);
     evbuffer_free(s->tagged);
     free(s);

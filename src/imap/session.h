@@ -48,6 +48,8 @@ struct imap {
     uint32_t *job_uids;      /* the UIDs a sliced FETCH works through */
     size_t job_n;
     bool notify_others;      /* the job changed the mailbox: tell the other sessions */
+    struct deflate_pair *zip;/* COMPRESS=DEFLATE is active */
+    struct evbuffer *zin;    /* with zip: the inflated input */
     uint32_t *saved;         /* SEARCHRES ("$"): UIDs, ascending */
     size_t n_saved;
     bool saved_valid;

@@ -397,3 +397,55 @@ def test_reconnects_share_the_open_store_until_the_password_changes(live):
     m.login(ALICE, "new secret")
     m.logout()
     holder.logout()
+
+
+def test_imap_compress_deflate(live):
+    """COMPRESS=DEFLATE (RFC 4978): after the tagged OK both directions are
+    raw deflate; a command and a big FETCH work through it."""
+    import zlib
+    live.add_user(ALICE, PASSWORD)
+    deliver(live, ALICE, ["zip-one"], extra=(b"x" * 998 + b"\r\n") * 200)
+    raw = RawIMAP(live.imap_port)
+    raw.cmd(f'LOGIN {ALICE} "{PASSWORD}"')
+    untagged, _ = raw.cmd("CAPABILITY")
+    assert b"COMPRESS=DEFLATE" in untagged[0]
+    _, tagged = raw.cmd("COMPRESS DEFLATE")
+    assert tagged == b"r3 OK DEFLATE active"
+    comp, decomp = zlib.compressobj(wbits=-15), zlib.decompressobj(wbits=-15)
+    plain = b""
+
+    def send(text):
+        raw.sock.sendall(comp.compress(text) + comp.flush(zlib.Z_SYNC_FLUSH))
+
+    def until(tag):
+        nonlocal plain
+        while not re.search(rb"(^|\r\n)" + tag + rb" ", plain):
+            chunk = raw.sock.recv(65536)
+            assert chunk, "connection closed"
+            plain += decomp.decompress(chunk)
+        out, plain = plain, b""
+        return out
+
+    send(b"z1 SELECT INBOX\r\n")
+    assert b"* 1 EXISTS" in until(b"z1")
+    send(b"z2 FETCH 1 (BODY.PEEK[])\r\n")
+    reply = until(b"z2")
+    assert b"zip-one" in reply and reply.count(b"x") >= 998 * 200 and b"z2 OK" in reply
+    send(b"z3 COMPRESS DEFLATE\r\n")
+    assert b"z3 NO [COMPRESSIONACTIVE]" in until(b"z3")
+    # a 20 MB line in about 20 KB: refused as too long, memory stays bounded
+    send(b"z4 NOOP " + b"A" * 20_000_000 + b"\r\nz5 NOOP\r\n")
+    reply = until(b"z5")
+    assert b"BAD" in reply and b"z5 OK" in reply
+    raw.sock.sendall(b"this is not deflate data \xff\xff\xff\xff")
+    tail = b""
+    try:
+        while True:
+            chunk = raw.sock.recv(65536)
+            if not chunk:
+                break
+            tail += decomp.decompress(chunk)
+    except OSError:
+        pass
+    assert b"* BYE" in tail
+    raw.close()
