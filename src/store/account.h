@@ -41,9 +41,11 @@ int account_create(struct directory *dir, const char *data_dir, const char *addr
                    uint64_t quota, char recovery_text[KEYWRAP_RECOVERY_TEXT_MAX],
                    const char **error_r);
 
-/* Unlock with a password: the account's password wrap is tried, then its
- * app-password wraps.  An unknown address spends the time of one attempt
- * (keywrap_dummy_work with params) and answers like a wrong password.
+/* Unlock with a password.  Exactly one Argon2id run, whatever the
+ * account holds: the app-password wrap whose selector matches the
+ * password (a fast keyed hash, see account.c), else the password wrap.
+ * An unknown address spends the same time (keywrap_dummy_work with
+ * params) and answers like a wrong password.
  * Returns KEYWRAP_OK with *acct filled (free with account_free), or a
  * negative enum keywrap_result with *error_r. */
 int account_unlock(struct directory *dir, const char *address, const char *password,
@@ -66,8 +68,7 @@ int account_new_recovery(struct directory *dir, const struct account *acct,
                          char text[KEYWRAP_RECOVERY_TEXT_MAX], const char **error_r);
 
 #define ACCOUNT_APP_PASSWORD_LEN 24 /* characters, about 120 bits */
-/* App passwords per account: a failed login tries each (one Argon2id run
- * apiece), so their number bounds what a wrong password costs. */
+/* App passwords per account. */
 #define ACCOUNT_APP_PASSWORDS_MAX 8
 
 /* A new random app password named label (1..63 printable characters),
@@ -83,6 +84,9 @@ int account_app_password_add(struct directory *dir, const struct account *acct,
  * failed, the keys are gone already and the error says so). */
 int account_remove(struct directory *dir, const char *data_dir, const char *address,
                    const char **error_r);
+
+/* Argon2id runs account_unlock() made on this thread so far (tests). */
+unsigned account_password_checks(void);
 
 /* Wipe and free the secrets of acct (accepts a zeroed struct). */
 void account_free(struct account *acct);

@@ -150,8 +150,8 @@ static void user_from_row(sqlite3_stmt *st, struct directory_user *u)
 static int insert_wrap(struct directory *dir, int64_t user_id, const struct directory_wrap *w)
 {
     sqlite3_stmt *st = prepare(dir, "INSERT OR REPLACE INTO key_wraps"
-                                    " (user_id, kind, label, wrap, created)"
-                                    " VALUES (?1, ?2, ?3, ?4, ?5)");
+                                    " (user_id, kind, label, wrap, created, selector)"
+                                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
     if (st == NULL)
         return -1;
     sqlite3_bind_int64(st, 1, user_id);
@@ -159,6 +159,10 @@ static int insert_wrap(struct directory *dir, int64_t user_id, const struct dire
     sqlite3_bind_text(st, 3, w->label, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 4, w->bytes, (int)w->len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL));
+    if (w->has_selector)
+        sqlite3_bind_blob(st, 6, w->selector, sizeof w->selector, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 6);
     if (write_done(dir, st) < 0)
         return -1;
     return 0;
@@ -295,7 +299,7 @@ int directory_user_wraps(struct directory *dir, int64_t user_id, enum directory_
 {
     struct directory_wrap w;
     int rc, n = 0;
-    sqlite3_stmt *st = prepare(dir, "SELECT kind, label, wrap FROM key_wraps"
+    sqlite3_stmt *st = prepare(dir, "SELECT kind, label, wrap, selector FROM key_wraps"
                                     " WHERE user_id = ?1 AND (?2 = 0 OR kind = ?2)"
                                     " ORDER BY kind, label");
     if (st == NULL)
@@ -310,6 +314,9 @@ int directory_user_wraps(struct directory *dir, int64_t user_id, enum directory_
         copy_text(w.label, sizeof w.label, st, 1);
         memcpy(w.bytes, sqlite3_column_blob(st, 2), (size_t)len);
         w.len = (size_t)len;
+        w.has_selector = sqlite3_column_bytes(st, 3) == DIRECTORY_SELECTOR_BYTES;
+        if (w.has_selector)
+            memcpy(w.selector, sqlite3_column_blob(st, 3), DIRECTORY_SELECTOR_BYTES);
         fn(arg, &w);
         n++;
     }

@@ -72,6 +72,8 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (source, target)"
     ") WITHOUT ROWID;"
     "CREATE INDEX aliases_target ON aliases (target);",
+    /* 3: app passwords carry a selector (see account.c), so a login tries one wrap */
+    "ALTER TABLE key_wraps ADD COLUMN selector BLOB;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))

@@ -78,12 +78,18 @@ struct directory_user {
     int64_t created;
 };
 
-/* A stored wrap: kind, label (app passwords are named), bytes. */
+#define DIRECTORY_SELECTOR_BYTES 32
+
+/* A stored wrap: kind, label (app passwords are named), bytes, and for
+ * app passwords a selector (a hash telling which wrap a password is for,
+ * so that a login runs Argon2id once; see account.c). */
 struct directory_wrap {
     enum directory_wrap_kind kind;
     char label[64];
     uint8_t bytes[DIRECTORY_WRAP_MAX];
     size_t len;
+    bool has_selector;
+    uint8_t selector[DIRECTORY_SELECTOR_BYTES];
 };
 
 /* Add a mailbox with its secret-key wrap and its first wraps of the
