@@ -14,7 +14,7 @@
  * Every output goes through one sink that converts to IMAP form on the
  * fly: it counts octets of the whole section, keeps only those inside the
  * partial window, replaces NUL by 0x80 for BODY and stops early once the
- * window is full.  The sizes are the same counts without a window, so
+ * window is full (BODY only: BINARY decodes to the end to see errors).  The sizes are the same counts without a window, so
  * BINARY.SIZE never stores anything.
  *
  * BINARY of a container copies the bytes between its leaves as they are
@@ -44,6 +44,8 @@ struct sink {
     uint64_t pos;       /* octets of the whole section so far */
     uint64_t from, to;  /* the partial window [from, to) */
     bool body;          /* BODY: NUL goes out as 0x80 */
+    bool to_end;        /* produce to the end even past the window (BINARY:
+                         * data that does not decode fails the partial too) */
     bool has_nul;       /* a NUL went out (BINARY) */
     bool full;          /* out->max was reached */
     bool done;          /* the window is complete: stop producing */
@@ -101,7 +103,7 @@ static void emit(struct sink *s, const void *data, size_t n)
 /* Whether the producer may stop: the window is complete or failed. */
 static bool sink_stop(const struct sink *s)
 {
-    return s->done || s->full;
+    return (s->done && !s->to_end) || s->full;
 }
 
 /* Emit m[start, end) with every LF that is not preceded by CR (in the
@@ -139,7 +141,8 @@ static size_t final_break(const struct msg *m, size_t start, size_t end)
 }
 
 /* Part i's span.  A part whose body is empty and ends where a boundary
- * line starts gives the line break before that line to the boundary
+ * line starts (not at the line break before it: then the body was one
+ * empty line) gives the line break before that line to the boundary
  * (RFC 2046 §5.1.1), also when it ends the header or its empty line:
  * the header then ends one line break earlier, as Dovecot serves it. */
 static struct span part_span(const struct section_msg *sm, const struct msg *m, unsigned i)
@@ -149,7 +152,7 @@ static struct span part_span(const struct section_msg *sm, const struct msg *m, 
     r.be = p->body_end < m->len ? (size_t)p->body_end : m->len;
     r.bs = p->body_start < r.be ? (size_t)p->body_start : r.be;
     r.hs = p->header_start < r.bs ? (size_t)p->header_start : r.bs;
-    if (r.bs == r.be && r.be < m->len)
+    if (r.bs == r.be && r.be < m->len && m->p[r.be] == '-')
         r.bs = r.be = r.bs - final_break(m, r.hs, r.bs);
     return r;
 }
@@ -224,15 +227,15 @@ static bool token_char(unsigned char c)
 }
 
 /* The first token of the first field called name in [hs, he): sets
- * *tok and *len (0 when the field is absent or starts with no token);
- * *alone tells whether only CFWS follows the token.  Returns whether the
- * field exists. */
+ * *tok and *len (0 when the field is absent or starts with no token) and
+ * *follow to what comes after it and CFWS ('\0' at the end of the value).
+ * Returns whether the field exists. */
 static bool field_token(const struct msg *m, size_t hs, size_t he, const char *name,
-                        const unsigned char **tok, size_t *len, bool *alone)
+                        const unsigned char **tok, size_t *len, int *follow)
 {
     struct hfield f;
     *len = 0;
-    *alone = false;
+    *follow = '\0';
     if (!hdr_find(m, hs, he, name, false, &f))
         return false;
     const unsigned char *e = m->p + f.value_end;
@@ -241,7 +244,8 @@ static bool field_token(const struct msg *m, size_t hs, size_t he, const char *n
         t++;
     *tok = s;
     *len = (size_t)(t - s);
-    *alone = skip_cfws(t, e) == e;
+    t = skip_cfws(t, e);
+    *follow = t < e ? *t : '\0';
     return true;
 }
 
@@ -250,8 +254,8 @@ static bool is_multipart(const struct msg *m, struct span sp)
 {
     const unsigned char *tok;
     size_t len;
-    bool alone;
-    field_token(m, sp.hs, sp.bs, "Content-Type", &tok, &len, &alone);
+    int follow;
+    field_token(m, sp.hs, sp.bs, "Content-Type", &tok, &len, &follow);
     return len == 9 && strncasecmp((const char *)tok, "multipart", 9) == 0;
 }
 
@@ -387,8 +391,8 @@ struct target {
 };
 
 /* The HEADER/TEXT/FIELDS kinds of the message in [start, end).  When
- * its text is empty and a boundary line follows (end < m->len), the last
- * line break of the header belongs to that boundary (see part_span()). */
+ * its text is empty and a boundary line starts at end, the last line
+ * break of the header belongs to that boundary (see part_span()). */
 static void message_target(const struct msg *m, const struct section_spec *spec, size_t start,
                            size_t end, struct target *t)
 {
@@ -396,7 +400,7 @@ static void message_target(const struct msg *m, const struct section_spec *spec,
     header_block(m, start, end, &hdr_end, &text);
     t->eoh = text > hdr_end;
     body = text;
-    if (body == end && end < m->len) {
+    if (body == end && end < m->len && m->p[end] == '-') {
         body -= final_break(m, start, body);
         hdr_end = hdr_end < body ? hdr_end : body;
     }
@@ -695,21 +699,24 @@ static bool message_level(const struct section_msg *sm, unsigned j)
            sm->parts[j - 1].body_start == sm->parts[j].header_start;
 }
 
-/* The Content-Transfer-Encoding of leaf j as its BODYSTRUCTURE shows it
- * (tree.c): the first field, one token alone or it counts as absent;
- * ignored at message level without MIME-Version and Content-Type. */
-static enum cte leaf_cte(const struct section_msg *sm, const struct msg *m, unsigned j,
-                         struct span sp)
+/* The Content-Transfer-Encoding of the header [hs, he): the first field,
+ * as for BODYSTRUCTURE (tree.c), ignored in the top-level header of a
+ * message (msg_level) without MIME-Version and Content-Type (RFC 2045
+ * §4).  Its value must be one token, which ";" and anything may follow; a
+ * value that is not is an unknown encoding, like a token not known
+ * (Dovecot's rule: nothing is served as decoded that may not be). */
+static enum cte header_cte(const struct msg *m, size_t hs, size_t he, bool msg_level)
 {
     const unsigned char *tok;
     size_t len;
-    bool alone;
-    if (message_level(sm, j) && !field_token(m, sp.hs, sp.bs, "Content-Type", &tok, &len, &alone) &&
-        !field_token(m, sp.hs, sp.bs, "MIME-Version", &tok, &len, &alone))
+    int follow;
+    if (msg_level && !field_token(m, hs, he, "Content-Type", &tok, &len, &follow) &&
+        !field_token(m, hs, he, "MIME-Version", &tok, &len, &follow))
         return CTE_IDENTITY;
-    if (!field_token(m, sp.hs, sp.bs, "Content-Transfer-Encoding", &tok, &len, &alone) ||
-        len == 0 || !alone)
+    if (!field_token(m, hs, he, "Content-Transfer-Encoding", &tok, &len, &follow))
         return CTE_IDENTITY;
+    if (len == 0 || (follow != '\0' && follow != ';'))
+        return CTE_UNKNOWN;
     static const struct {
         const char *name;
         enum cte cte;
@@ -719,6 +726,12 @@ static enum cte leaf_cte(const struct section_msg *sm, const struct msg *m, unsi
         if (strlen(known[k].name) == len && strncasecmp(known[k].name, (const char *)tok, len) == 0)
             return known[k].cte;
     return CTE_UNKNOWN;
+}
+
+static enum cte leaf_cte(const struct section_msg *sm, const struct msg *m, unsigned j,
+                         struct span sp)
+{
+    return header_cte(m, sp.hs, sp.bs, message_level(sm, j));
 }
 
 static enum section_status decode_body(struct sink *s, const struct msg *m, enum cte cte,
@@ -759,12 +772,34 @@ static enum section_status unknown_cte(const char **error_r)
     return SECTION_UNKNOWN_CTE;
 }
 
+/* Whether the encodings of part j and, for a message/rfc822 holding a
+ * multipart, of that multipart's header (not in the list) are known.  A
+ * container's encoding is not removed (RFC 2045 §6.4 allows only the
+ * identities), but an unknown one fails BINARY as in Dovecot. */
+static bool cte_known(const struct section_msg *sm, const struct msg *m, unsigned j)
+{
+    struct span sp = part_span(sm, m, j);
+    if (header_cte(m, sp.hs, sp.bs, message_level(sm, j)) == CTE_UNKNOWN)
+        return false;
+    if (!is_container(sm, j) || sm->parts[j + 1].header_start == sm->parts[j].body_start ||
+        is_multipart(m, sp))
+        return true;
+    size_t hdr_end, body;
+    header_block(m, sp.bs, sp.be, &hdr_end, &body);
+    return header_cte(m, sp.bs, hdr_end, true) != CTE_UNKNOWN;
+}
+
 /* BINARY of the bytes [start, end) holding the parts [first, last) of the
- * list: raw between leaves, each leaf with its header and decoded body. */
+ * list: raw between leaves, each leaf with its header and decoded body.
+ * Every encoding is checked first, so an unknown one anywhere is
+ * reported before data that does not decode (Dovecot's order). */
 static enum section_status binary_run(const struct section_msg *sm, const struct msg *m,
                                       size_t start, size_t end, unsigned first, unsigned last,
                                       struct sink *s, const char **error_r)
 {
+    for (unsigned j = first; j < last; j++)
+        if (!cte_known(sm, m, j))
+            return unknown_cte(error_r);
     size_t cur = start;
     for (unsigned j = first; j < last && !sink_stop(s); j++) {
         if (is_container(sm, j))
@@ -773,8 +808,6 @@ static enum section_status binary_run(const struct section_msg *sm, const struct
         if (sp.hs < cur || sp.be > end)
             continue; /* inconsistent offsets: keep the bytes as they are */
         enum cte cte = leaf_cte(sm, m, j, sp);
-        if (cte == CTE_UNKNOWN)
-            return unknown_cte(error_r);
         emit_crlf(s, m, cur, sp.hs);
         if (cte == CTE_IDENTITY)
             emit_crlf(s, m, sp.hs, sp.bs);
@@ -798,17 +831,23 @@ static enum section_status binary_produce(const struct section_msg *sm,
         return st;
     struct msg m;
     msg_of(sm, &m);
-    if (spec->n_part == 0)
+    if (spec->n_part == 0) {
+        size_t hdr_end, body; /* the top multipart's header is not in the list */
+        header_block(&m, 0, m.len, &hdr_end, &body);
+        if ((sm->n_parts == 0 || sm->parts[0].header_start != 0) &&
+            header_cte(&m, 0, hdr_end, true) == CTE_UNKNOWN)
+            return unknown_cte(error_r);
         return binary_run(sm, &m, 0, m.len, 0, sm->n_parts, s, error_r);
+    }
     int i = find_part(sm, spec->part, spec->n_part);
     if (i < 0)
         return SECTION_OK;
     unsigned last = subtree_end(sm, (unsigned)i);
     struct span sp = part_span(sm, &m, (unsigned)i);
-    if (last == (unsigned)i + 1) { /* a leaf: its body alone */
-        enum cte cte = leaf_cte(sm, &m, (unsigned)i, sp);
-        return cte == CTE_UNKNOWN ? unknown_cte(error_r) : decode_body(s, &m, cte, sp, error_r);
-    }
+    if (!cte_known(sm, &m, (unsigned)i))
+        return unknown_cte(error_r);
+    if (last == (unsigned)i + 1) /* a leaf: its body alone */
+        return decode_body(s, &m, leaf_cte(sm, &m, (unsigned)i, sp), sp, error_r);
     return binary_run(sm, &m, sp.bs, sp.be, (unsigned)i + 1, last, s, error_r);
 }
 
@@ -819,6 +858,7 @@ enum section_status section_binary(const struct section_msg *m, const struct sec
     struct sink s;
     size_t before = out->len;
     sink_init(&s, out, partial, false);
+    s.to_end = true;
     return finish(binary_produce(m, spec, &s, error_r), &s, before, res, error_r);
 }
 

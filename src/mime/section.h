@@ -45,9 +45,10 @@
  *    Content-Transfer-Encoding removed: base64 and quoted-printable are
  *    decoded (quoted-printable line breaks become CRLF, trailing blanks go),
  *    7bit, 8bit and binary are served as in BODY[] but NULs kept.  The
- *    encoding is the one BODYSTRUCTURE shows: the first field, one token
- *    (else 7bit), ignored in a top-level header without MIME-Version and
- *    Content-Type.  For BINARY[] and for a multipart or
+ *    encoding is the first Content-Transfer-Encoding field, as for
+ *    BODYSTRUCTURE, ignored in a top-level header without MIME-Version and
+ *    Content-Type; its value must be one token (";" and anything may
+ *    follow), else it is unknown (Dovecot's rule).  For BINARY[] and for a multipart or
  *    message/rfc822 part every leaf inside is decoded this way and each
  *    decoded leaf's header says "Content-Transfer-Encoding: binary"
  *    (Dovecot's form).  Any other encoding (x-uuencode, ...) is
@@ -134,8 +135,9 @@ enum section_status section_body(const struct section_msg *m, const struct secti
 
 /* BINARY[spec]<partial>: as section_body() but decoded (see above); spec
  * must have kind SECTION_NONE (section-binary is only a section-part), else
- * SECTION_BAD.  With a partial, data past the requested octets is not
- * decoded, so an error there is not seen. */
+ * SECTION_BAD.  With a partial the whole section is still decoded (only
+ * the window is stored), so data that does not decode fails every
+ * partial of it, as in Dovecot. */
 enum section_status section_binary(const struct section_msg *m, const struct section_spec *spec,
                                    const struct section_partial *partial, struct sm_buf *out,
                                    struct section_result *res, const char **error_r);

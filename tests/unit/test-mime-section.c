@@ -567,12 +567,14 @@ static void test_file_errors(void **state)
 
 /* ---- the decoders ---- */
 
+#define UNKNOWN 1 /* want_len of an error row: SECTION_UNKNOWN_CTE */
+
 static void test_decoders(void **state)
 {
     (void)state;
     static const struct {
         const char *label, *cte, *body; /* body as stored, CRLF */
-        const char *want;               /* NULL: SECTION_CORRUPT */
+        const char *want; /* NULL: an error, want_len SECTION_CORRUPT or UNKNOWN */
         size_t want_len;
     } cases[] = {
         {"base64", "base64", "aGVsbG8=", "hello", 5},
@@ -608,8 +610,13 @@ static void test_decoders(void **state)
         {"qp = at end", "quoted-printable", "a=", NULL, 0},
         {"7bit", "7bit", "a\nb", "a\r\nb", 4},
         {"binary NUL", "binary", "a\0b", "a\0b", 3},
-        {"no token", "(comment only)", "a\nb", "a\r\nb", 4},
-        {"token and junk", "base64 junk", "aGk=", "aGk=", 4},
+        {"no token", "(comment only)", "a\nb", NULL, UNKNOWN},
+        {"empty value", "", "a\nb", NULL, UNKNOWN},
+        {"token and junk", "base64 junk", "aGk=", NULL, UNKNOWN},
+        {"x-uuencode", "x-uuencode", "begin 644 f", NULL, UNKNOWN},
+        {"token and parameters", "base64; x=y", "aGk=", "hi", 2},
+        {"token and ;", "7bit;", "a\nb", "a\r\nb", 4},
+        {"comments", "(c) BASE64 (d)", "aGk=", "hi", 2},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct sm_buf msg, out;
@@ -629,7 +636,7 @@ static void test_decoders(void **state)
         const char *error;
         enum section_status st = section_binary(&l.f.msg, &spec, NULL, &out, &res, &error);
         if (cases[i].want == NULL) {
-            if (st != SECTION_CORRUPT)
+            if (st != (cases[i].want_len == UNKNOWN ? SECTION_UNKNOWN_CTE : SECTION_CORRUPT))
                 fail_msg("%s: %s", cases[i].label, section_status_name(st));
         } else {
             if (st != SECTION_OK || out.len != cases[i].want_len ||
