@@ -539,15 +539,14 @@ static void dec_flush(struct dec_out *d)
     d->n = 0;
 }
 
-static int b64_value(unsigned char c)
+/* The base64 alphabet as a table: value + 1, 0 for other bytes. */
+static void b64_table(unsigned char map[256])
 {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '+' ? 62 : c == '/' ? 63 : -1;
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    memset(map, 0, 256);
+    for (unsigned i = 0; i < 64; i++)
+        map[(unsigned char)alphabet[i]] = (unsigned char)(i + 1);
 }
 
 static bool b64_space(unsigned char c)
@@ -560,20 +559,27 @@ static bool b64_space(unsigned char c)
 static bool decode_base64(struct sink *s, const unsigned char *p, size_t n)
 {
     struct dec_out d = {.s = s, .n = 0};
+    unsigned char map[256];
     unsigned q = 0, acc = 0; /* characters in the quantum, their bits */
     size_t i = 0;
-    for (; i < n && !sink_stop(s); i++) {
-        int v = b64_value(p[i]);
-        if (v < 0 && b64_space(p[i]))
+    b64_table(map);
+    for (; i < n; i++) {
+        unsigned v = map[p[i]];
+        if (v == 0 && b64_space(p[i]))
             continue;
-        if (v < 0)
+        if (v == 0)
             break;
-        acc = (acc << 6) | (unsigned)v;
-        if (++q == 4) {
-            dec_put(&d, (unsigned char)(acc >> 16));
-            dec_put(&d, (unsigned char)(acc >> 8));
-            dec_put(&d, (unsigned char)acc);
-            q = acc = 0;
+        acc = (acc << 6) | (v - 1);
+        if (++q < 4)
+            continue;
+        d.b[d.n++] = (unsigned char)(acc >> 16);
+        d.b[d.n++] = (unsigned char)(acc >> 8);
+        d.b[d.n++] = (unsigned char)acc;
+        q = acc = 0;
+        if (d.n + 3 > sizeof d.b) { /* @UNSAFE: room for one more quantum */
+            dec_flush(&d);
+            if (sink_stop(s))
+                return true;
         }
     }
     dec_flush(&d);

@@ -48,13 +48,13 @@
  *    encoding is the first Content-Transfer-Encoding field, as for
  *    BODYSTRUCTURE, ignored in a top-level header without MIME-Version and
  *    Content-Type; its value must be one token (";" and anything may
- *    follow), else it is unknown (Dovecot's rule).  For BINARY[] and for a multipart or
- *    message/rfc822 part every leaf inside is decoded this way and each
- *    decoded leaf's header says "Content-Transfer-Encoding: binary"
- *    (Dovecot's form).  Any other encoding (x-uuencode, ...) is
- *    SECTION_UNKNOWN_CTE; encoded data that does not decode is
- *    SECTION_CORRUPT.  The output may contain NUL: res->has_nul then asks
- *    for a literal8 (~{n}).
+ *    follow), else it is unknown (Dovecot's rule).  For BINARY[] and for a
+ *    multipart or message/rfc822 part every leaf inside is decoded this
+ *    way and each decoded leaf's header says "Content-Transfer-Encoding:
+ *    binary" (Dovecot's form).  Any other encoding (x-uuencode, ...), on a
+ *    leaf or a container inside the section, is SECTION_UNKNOWN_CTE;
+ *    encoded data that does not decode is SECTION_CORRUPT.  The output may
+ *    contain NUL: res->has_nul then asks for a literal8 (~{n}).
  *
  * Thread safety: none needed; no global state.  The message bytes and the
  * offsets are only read and must not change during a call. */

@@ -43,6 +43,7 @@
 
 static char *read_path(const char *path, size_t *len_r)
 {
+    *len_r = 0;
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return NULL;
@@ -246,7 +247,7 @@ static char *message_path(const char *name, char *path, size_t size)
 static unsigned golden_one(const char *name)
 {
     char path[1024], item[512];
-    size_t glen, mlen, pos = 0, rec_len;
+    size_t glen = 0, mlen = 0, pos = 0, rec_len;
     const char *rec;
     unsigned n = 0;
     snprintf(path, sizeof path, "%s/%s.fetch", SECTION_TEST_DATA, name);
@@ -367,7 +368,7 @@ static void check_part(const struct section_msg *m, const unsigned *num, unsigne
 
 static void check_message(const char *path)
 {
-    size_t len;
+    size_t len = 0;
     char *msg = read_path(path, &len);
     assert_non_null(msg);
     struct loaded l;
@@ -654,7 +655,7 @@ int main(int argc, char **argv)
 {
     mime_init();
     if (argc >= 3 && strcmp(argv[1], "--dump") == 0) {
-        size_t len;
+        size_t len = 0;
         char *msg = read_path(argv[2], &len);
         if (msg == NULL)
             return 1;
