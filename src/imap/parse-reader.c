@@ -63,8 +63,35 @@ struct imap_reader {
     struct lit_scan scan;  /* RS_SKIP_LINE: does the line end in "{N+}"? */
     bool bare_skip;        /* imap_reader_line(): discarding an overlong line */
     struct imap_raw *done; /* a finished command not taken yet */
-    char *line;            /* max_line + 1 bytes */
+    char *line;            /* the line being read: line_cap bytes, grown on demand */
+    size_t line_cap;
 };
+
+/* Lines are copied out of the input into r->line, sized for the line at
+ * hand: an idle connection keeps no max_line buffer (1,000 idle IMAP
+ * connections must cost little), and a big one is released after use. */
+#define LINE_KEEP 1024
+
+static char *line_buf(struct imap_reader *r, size_t need)
+{
+    if (need > r->line_cap) {
+        size_t cap = need < 256 ? 256 : need;
+        free(r->line);
+        r->line = sm_malloc(cap);
+        r->line_cap = cap;
+    }
+    return r->line;
+}
+
+/* Give back a big line buffer once its contents are no longer needed. */
+static void line_release(struct imap_reader *r)
+{
+    if (r->line_cap > LINE_KEEP) {
+        free(r->line);
+        r->line = NULL;
+        r->line_cap = 0;
+    }
+}
 
 void imap_reader_limits_default(struct imap_reader_limits *l)
 {
@@ -87,7 +114,6 @@ struct imap_reader *imap_reader_new(const struct imap_reader_limits *limits,
     r->fd_fn = fd_fn;
     r->fd_ctx = fd_ctx;
     r->fd = -1;
-    r->line = sm_malloc(r->lim.max_line + 1);
     return r;
 }
 
@@ -372,7 +398,7 @@ static int step_line(struct imap_reader *r, struct evbuffer *in)
             return IMAP_READ_MORE;
         if (r->cur == NULL) {
             size_t n = avail < IMAP_TAG_MAX + 1 ? avail : IMAP_TAG_MAX + 1;
-            evbuffer_copyout(in, r->line, n);
+            evbuffer_copyout(in, line_buf(r, n), n);
             set_tag(r, r->line, n);
         }
         drop_command(r);
@@ -381,13 +407,14 @@ static int step_line(struct imap_reader *r, struct evbuffer *in)
         return fail(r, IMAP_READ_LINE_TOO_LONG, "BAD", "Line too long", false);
     }
     size_t n = (size_t)lf;
-    char *line = r->line;
+    char *line = line_buf(r, n + 1);
     evbuffer_remove(in, line, n + 1);
     if (n > 0 && line[n - 1] == '\r')
         n--;
     line[n] = '\0';
     int res = got_line(r, line, n);
     wipe(line, n + 1); /* copied into the command, which wipes its own */
+    line_release(r);
     return res;
 }
 
@@ -516,7 +543,7 @@ int imap_reader_line(struct imap_reader *r, struct evbuffer *in, const char **li
         return -1;
     }
     size_t n = (size_t)lf;
-    evbuffer_remove(in, r->line, n + 1);
+    evbuffer_remove(in, line_buf(r, n + 1), n + 1);
     if (n > 0 && r->line[n - 1] == '\r')
         n--;
     r->line[n] = '\0';

@@ -24,6 +24,10 @@
 #include "store/mailbox.h"
 
 #define POP3_USER_MAX 255
+/* RFC 2449 §4: commands are at most 255 octets; AUTH PLAIN responses are
+ * longer (SASL_PLAIN_MAX decoded, base64 a third more) but far from the
+ * IMAP line limit, so POP3 keeps a small buffer per connection. */
+#define POP3_LINE_MAX 4096
 #define POP3_MAILDROP_MAX 100000 /* messages one session lists; the rest wait */
 
 struct pop3_msg {
@@ -559,6 +563,8 @@ static void *pop3_start(struct client *c)
     struct pop3 *p = sm_calloc(1, sizeof *p);
     p->c = c;
     size_t max = client_cfg(c)->imap_max_line;
+    if (max > POP3_LINE_MAX)
+        max = POP3_LINE_MAX;
     linereader_init(&p->lr, max);
     p->line = sm_malloc(max);
     p->job_out = evbuffer_new();
