@@ -2,9 +2,18 @@
  *
  * IMAP and POP3 sessions of the same owner in one imapd process share a
  * single open store (DESIGN.md §4): the first login opens it with the
- * keys the password unwraps and imports the drop; later logins still pay
- * the full password check, then attach to it; the keys are wiped when the
- * last session lets go.
+ * keys the password unwraps and imports the drop; later logins attach to
+ * it; the keys are wiped when the last session has let go and `linger`
+ * seconds have passed without a new one.
+ *
+ * Reconnecting clients (Thunderbird opens several connections and
+ * reconnects often) must not pay a full Argon2id run each time, so an open
+ * store remembers a keyed hash of the password that opened it (the key is
+ * random per process, in secret memory) and a digest of the account's
+ * wraps: a login whose hash matches, while the store is open and the
+ * wraps unchanged, attaches at once.  Any other password takes the full
+ * path, so a wrong one costs the same as ever and the timing tells a
+ * guesser nothing; a password change voids the remembered hash.
  *
  * Threads: unlock_login() and everything that touches the store run on
  * worker threads; the store handle is used by one thread at a time

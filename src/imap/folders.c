@@ -24,14 +24,29 @@ static void put_keyword(void *arg, const char *kw)
     imap_printf(s, " %s", kw);
 }
 
-static void put_flag_lists(struct imap *s, struct mailbox *mb, const char *folder)
+static void put_flag_lists(struct imap *s, struct mailbox *mb, const char *folder, bool readonly)
 {
     const char *error;
     imap_printf(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
     mailbox_folder_keywords(mb, folder, put_keyword, s, &error);
+    if (readonly) { /* RFC 9051 §7.1: nothing can be changed in EXAMINE */
+        imap_printf(s, ")\r\n* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+        return;
+    }
     imap_printf(s, ")\r\n* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
     mailbox_folder_keywords(mb, folder, put_keyword, s, &error);
     imap_printf(s, " \\*)] Flags permitted\r\n");
+}
+
+struct first_unseen {
+    uint32_t uid;
+};
+
+static void find_unseen(void *arg, const struct mailbox_message *m)
+{
+    struct first_unseen *u = arg;
+    if (u->uid == 0 && !(m->flags & MAILBOX_SEEN))
+        u->uid = m->uid;
 }
 
 struct qresync_ctx {
@@ -104,10 +119,14 @@ void cmd_select(struct imap *s, struct mailbox *mb)
         imap_store_failed(s, MAILBOX_ERR, error);
         return;
     }
-    put_flag_lists(s, mb, folder);
+    put_flag_lists(s, mb, folder, examine);
     imap_printf(s, "* %zu EXISTS\r\n", s->view.n);
     if (!s->rev2)
         imap_printf(s, "* 0 RECENT\r\n");
+    struct first_unseen unseen = {0};
+    if (!s->rev2 && f.unseen > 0 && /* RFC 3501 §6.3.1: REQUIRED for IMAP4rev1 */
+        mailbox_messages(mb, folder, find_unseen, &unseen, &error) >= 0 && unseen.uid != 0)
+        imap_printf(s, "* OK [UNSEEN %u] First unseen\r\n", view_seq(&s->view, unseen.uid));
     imap_printf(s, "* OK [UIDVALIDITY %u] UIDs valid\r\n* OK [UIDNEXT %u] Predicted next UID\r\n",
                 f.uidvalidity, f.uidnext);
     if (s->condstore)

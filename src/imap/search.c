@@ -2,22 +2,31 @@
  * over the selected folder.
  *
  * The search program (parse.h) is evaluated message by message on the
- * fields the store keeps (flags, sizes, dates, first addresses, subject);
- * BODY and TEXT use the store's full-text index, and the header keys
- * (FROM, TO, CC, BCC, SUBJECT, HEADER) match the stored field by substring
- * or the indexed header text by phrase.  The index matches words, not
- * arbitrary substrings: "BODY ell" does not find "hello" (Dovecot with a
- * full-text plugin behaves alike; docs/imap.md says so). */
+ * fields the store keeps (flags, sizes, dates, first addresses, subject).
+ * Keys on one header field (FROM, TO, CC, BCC, SUBJECT, HEADER) are
+ * case-insensitive substring matches on that field's decoded values,
+ * which the store keeps for the address fields and Subject; HEADER on any
+ * other field reads the message's own header (header_field_raw: it
+ * decrypts the body file, and evaluation stops at the first key of an AND
+ * that fails, so cheaper keys written first spare it).  BODY and TEXT use
+ * the store's full-text index,
+ * which matches words, not arbitrary substrings: "BODY ell" does not find
+ * "hello" (Dovecot with a full-text plugin behaves alike; docs/imap.md
+ * says so). */
 #include <ctype.h>
 #include <event2/buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/mem.h"
 #include "imap/session.h"
+#include "mime/section.h"
 
 #define FTS_QUERY_MAX 2048
 
@@ -26,7 +35,8 @@ struct msg {
     unsigned flags;
     uint64_t size, modseq;
     int64_t internaldate, date;
-    char *keywords, *subject, *from, *to, *cc;
+    char *keywords, *subject, *from, *to, *cc, *file, *parts;
+    bool hit;
 };
 
 /* A full-text result for one node of the program. */
@@ -45,6 +55,7 @@ struct search_ctx {
     struct fts_set *fts;
     size_t n_fts;
     uint32_t max_uid;
+    const char *headers;     /* search_headers of the message being evaluated */
 };
 
 static void collect(void *arg, const struct mailbox_message *m)
@@ -61,7 +72,7 @@ static void collect(void *arg, const struct mailbox_message *m)
         .uid = m->uid, .seq = seq, .flags = m->flags, .size = m->size, .modseq = m->modseq,
         .internaldate = m->internaldate, .date = m->date, .keywords = sm_strdup(m->keywords),
         .subject = sm_strdup(m->subject), .from = sm_strdup(m->from), .to = sm_strdup(m->to),
-        .cc = sm_strdup(m->cc)};
+        .cc = sm_strdup(m->cc), .file = sm_strdup(m->file), .parts = sm_strdup(m->parts)};
 }
 
 /* ---- full-text sets --------------------------------------------------------------- */
@@ -95,13 +106,29 @@ static int fts_query(char *q, const char *column, const char *text)
 
 static bool fts_key(enum imap_search_key k)
 {
-    switch (k) {
-    case IMAP_SK_BODY: case IMAP_SK_TEXT: case IMAP_SK_FROM: case IMAP_SK_TO: case IMAP_SK_CC:
-    case IMAP_SK_BCC: case IMAP_SK_SUBJECT: case IMAP_SK_HEADER:
-        return true;
-    default:
-        return false;
+    return k == IMAP_SK_BODY || k == IMAP_SK_TEXT;
+}
+
+/* The header field a key tests, NULL for keys that test none. */
+static const char *key_field(const struct imap_search_node *n)
+{
+    switch (n->key) {
+    case IMAP_SK_FROM: return "From";
+    case IMAP_SK_TO: return "To";
+    case IMAP_SK_CC: return "Cc";
+    case IMAP_SK_BCC: return "Bcc";
+    case IMAP_SK_SUBJECT: return "Subject";
+    case IMAP_SK_HEADER: return n->field;
+    default: return NULL;
     }
+}
+
+static bool uses_headers(const struct imap_search_node *n)
+{
+    for (; n != NULL; n = n->next)
+        if (key_field(n) != NULL || uses_headers(n->child))
+            return true;
+    return false;
 }
 
 static void fts_prepare(struct search_ctx *x, const struct imap_search_node *node)
@@ -114,9 +141,7 @@ static void fts_prepare(struct search_ctx *x, const struct imap_search_node *nod
         struct fts_set *f = &x->fts[x->n_fts++];
         *f = (struct fts_set){.node = node};
         char q[FTS_QUERY_MAX];
-        const char *column = node->key == IMAP_SK_BODY   ? "search_text"
-                             : node->key == IMAP_SK_TEXT ? NULL
-                                                         : "search_headers";
+        const char *column = node->key == IMAP_SK_BODY ? "search_text" : NULL;
         const char *error;
         f->failed = node->str[0] == '\0' || fts_query(q, column, node->str) < 0 ||
                     mailbox_search_text(x->mb, x->s->view.folder, q, fts_add, f, &error) < 0;
@@ -134,11 +159,6 @@ static bool fts_has(const struct search_ctx *x, const struct imap_search_node *n
 }
 
 /* ---- evaluation ------------------------------------------------------------------- */
-
-static bool contains_ci(const char *hay, const char *needle)
-{
-    return needle[0] == '\0' || strcasestr(hay, needle) != NULL;
-}
 
 static bool has_keyword(const char *keywords, const char *kw)
 {
@@ -170,19 +190,97 @@ static bool all_match(const struct search_ctx *x, const struct imap_search_node 
     return true;
 }
 
+/* The fields the store keeps decoded ("Name: value" lines of mime.h). */
+static bool stored_field(const char *name)
+{
+    static const char *const names[] = {"From", "Sender", "Reply-To", "To", "Cc", "Bcc",
+                                        "Subject"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcasecmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Does a "Name: value" line of lines have name and contain str?  (An empty
+ * str asks whether the field is there at all, RFC 9051 §6.4.4.) */
+static bool lines_match(const char *lines, size_t len, const char *name, const char *str)
+{
+    size_t nlen = strlen(name);
+    const char *p = lines, *end = lines + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl != NULL ? nl : end;
+        if ((size_t)(eol - p) > nlen && strncasecmp(p, name, nlen) == 0 && p[nlen] == ':') {
+            if (str[0] == '\0')
+                return true;
+            size_t vlen = (size_t)(eol - p) - nlen - 1;
+            char *value = sm_malloc(vlen + 1);
+            memcpy(value, p + nlen + 1, vlen);
+            value[vlen] = '\0';
+            bool found = strcasestr(value, str) != NULL;
+            free(value);
+            if (found)
+                return true;
+        }
+        p = eol + 1;
+    }
+    return false;
+}
+
+/* HEADER on a field the store does not keep: the raw field from the
+ * message itself (its header block through section.h). */
+static bool header_field_raw(const struct search_ctx *x, const struct msg *m, const char *name,
+                             const char *str)
+{
+    const char *error;
+    struct mime_part_offsets *parts = NULL;
+    unsigned n_parts = 0;
+    bool found = false;
+    int fd = mailbox_open_body(x->mb, m->file, &error);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || mailbox_parts_decode(m->parts, &parts, &n_parts) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    size_t len = (size_t)st.st_size;
+    void *map = len > 0 ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+    close(fd);
+    if (map != MAP_FAILED) {
+        const char *fields[] = {name};
+        struct section_spec spec = {NULL, 0, SECTION_HEADER_FIELDS, fields, 1};
+        struct section_msg msg = {map, len, parts, n_parts};
+        struct sm_buf out;
+        sm_buf_init(&out, MIME_SEARCH_HEADERS_MAX);
+        if (section_body(&msg, &spec, NULL, &out, NULL, &error) == SECTION_OK) {
+            /* unfold: continuation lines join their field */
+            for (size_t i = 0; i + 2 < out.len; i++)
+                if (out.data[i] == '\r' && out.data[i + 1] == '\n' &&
+                    (out.data[i + 2] == ' ' || out.data[i + 2] == '\t'))
+                    out.data[i] = out.data[i + 1] = ' ';
+            found = lines_match(sm_buf_str(&out), out.len, name, str);
+        }
+        sm_buf_free(&out);
+        if (len > 0)
+            munmap(map, len);
+    }
+    mailbox_parts_free(parts, n_parts);
+    return found;
+}
+
 static bool text_match(const struct search_ctx *x, const struct imap_search_node *n,
                        const struct msg *m)
 {
-    const char *field = n->key == IMAP_SK_FROM      ? m->from
-                        : n->key == IMAP_SK_TO      ? m->to
-                        : n->key == IMAP_SK_CC      ? m->cc
-                        : n->key == IMAP_SK_SUBJECT ? m->subject
-                                                    : NULL;
-    if (field != NULL && contains_ci(field, n->str))
-        return true;
-    if (n->str[0] == '\0' && (n->key == IMAP_SK_BODY || n->key == IMAP_SK_TEXT))
-        return true;
-    return fts_has(x, n, m->uid);
+    const char *field = key_field(n);
+    if (field == NULL) { /* BODY, TEXT: the full-text index */
+        if (n->str[0] == '\0')
+            return true;
+        return fts_has(x, n, m->uid);
+    }
+    if (!stored_field(field))
+        return header_field_raw(x, m, field, n->str);
+    const char *h = x->headers != NULL ? x->headers : "";
+    return lines_match(h, strlen(h), field, n->str);
 }
 
 static bool matches(const struct search_ctx *x, const struct imap_search_node *n,
@@ -231,6 +329,26 @@ static bool matches(const struct search_ctx *x, const struct imap_search_node *n
     case IMAP_SK_MODSEQ: return m->modseq >= n->number;
     }
     return false;
+}
+
+/* mailbox_search_headers() visits every message in UID order, as x->msgs
+ * is sorted: evaluate each with its header lines at hand. */
+static void eval_with_headers(void *arg, uint32_t uid, const char *headers)
+{
+    struct search_ctx *x = arg;
+    size_t lo = 0, hi = x->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (x->msgs[mid].uid < uid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == x->n || x->msgs[lo].uid != uid)
+        return; /* not in the client's view */
+    x->headers = headers;
+    x->msgs[lo].hit = matches(x, x->s->cmd->args.search.keys, &x->msgs[lo]);
+    x->headers = NULL;
 }
 
 static bool uses_modseq(const struct imap_search_node *n)
@@ -339,6 +457,16 @@ static void reply_results(struct imap *s, const struct imap_args_search *a, stru
         qsort(s->saved, n, sizeof *s->saved, cmp_u32);
         s->n_saved = n;
         s->saved_valid = true;
+        /* RFC 5182 §2.4: SAVE with MIN and/or MAX alone saves just those */
+        unsigned mm = a->ret & (IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX);
+        if (mm != 0 && !(a->ret & (IMAP_SEARCH_RET_ALL | IMAP_SEARCH_RET_COUNT)) && n > 0) {
+            uint32_t lo = s->saved[0], hi = s->saved[n - 1];
+            s->n_saved = 0;
+            if (mm & IMAP_SEARCH_RET_MIN)
+                s->saved[s->n_saved++] = lo;
+            if ((mm & IMAP_SEARCH_RET_MAX) && (s->n_saved == 0 || hi != lo))
+                s->saved[s->n_saved++] = hi;
+        }
     }
     bool esearch = a->esearch || (s->rev2 && !sort);
     unsigned ret = a->ret & ~(unsigned)IMAP_SEARCH_RET_SAVE;
@@ -397,10 +525,19 @@ void cmd_search(struct imap *s, struct mailbox *mb)
         goto out;
     }
     fts_prepare(&x, a->keys);
+    if (uses_headers(a->keys)) {
+        if (mailbox_search_headers(mb, s->view.folder, eval_with_headers, &x, &error) < 0) {
+            imap_store_failed(s, MAILBOX_ERR, error);
+            goto out;
+        }
+    } else {
+        for (size_t i = 0; i < x.n; i++)
+            x.msgs[i].hit = matches(&x, a->keys, &x.msgs[i]);
+    }
     struct msg **hits = sm_calloc(x.n + 1, sizeof *hits);
     size_t n = 0;
     for (size_t i = 0; i < x.n; i++)
-        if (matches(&x, a->keys, &x.msgs[i]))
+        if (x.msgs[i].hit)
             hits[n++] = &x.msgs[i];
     if (sort) {
         sort_args = a;
@@ -416,6 +553,8 @@ out:
         free(x.msgs[i].from);
         free(x.msgs[i].to);
         free(x.msgs[i].cc);
+        free(x.msgs[i].file);
+        free(x.msgs[i].parts);
     }
     free(x.msgs);
     for (size_t i = 0; i < x.n_fts; i++)

@@ -371,7 +371,10 @@ static void auth_plain(struct imap *s, const char *response)
         return;
     }
     if (sasl_plain_decode(response, &sp, &error) < 0) {
-        imap_printf(s, "%s NO [AUTHENTICATIONFAILED] %s\r\n", s->pending_tag, error);
+        /* RFC 9051 §6.2.2: a response that does not decode is BAD */
+        bool undecodable = strstr(error, "base64") != NULL;
+        imap_printf(s, "%s %s %s\r\n", s->pending_tag,
+                    undecodable ? "BAD" : "NO [AUTHENTICATIONFAILED]", error);
         return;
     }
     client_login(s->c, sp.authcid, sp.passwd, sp.passwd_len, login_done);

@@ -95,6 +95,9 @@ size_t view_resolve(struct imap *s, const struct imap_seqset *set, bool uid, uin
 /* A change this session made and reported itself got MODSEQ modseq: if
  * it is the next one, the sync need not report it again. */
 void view_own_change(struct imap *s, uint64_t modseq);
+/* For a set of sequence numbers (not UIDs): are all of them at most the
+ * number of messages?  RFC 9051 §9 makes a larger one invalid (BAD). */
+bool view_seqs_valid(const struct imap *s, const struct imap_seqset *set, bool uid);
 /* Remove uid from the view (our own EXPUNGE/MOVE), replying EXPUNGE or
  * VANISHED. */
 void view_expunged(struct imap *s, uint32_t uid);

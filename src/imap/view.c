@@ -76,6 +76,18 @@ void view_close(struct imap *s)
     s->saved_valid = false;
 }
 
+bool view_seqs_valid(const struct imap *s, const struct imap_seqset *set, bool uid)
+{
+    if (uid || set->saved)
+        return true;
+    for (size_t i = 0; i < set->n; i++) {
+        uint32_t lo = set->ranges[i].lo, hi = set->ranges[i].hi;
+        if ((lo != IMAP_SEQ_STAR && lo > s->view.n) || (hi != IMAP_SEQ_STAR && hi > s->view.n))
+            return false;
+    }
+    return true;
+}
+
 void view_own_change(struct imap *s, uint64_t modseq)
 {
     if (modseq == s->view.modseq + 1)

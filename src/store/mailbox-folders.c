@@ -183,7 +183,7 @@ int mailbox_folder_create(struct mailbox *mb, const char *name, const char *spec
     char canon[MAILBOX_FOLDER_MAX + 1];
     struct mb_txn t;
     if (name_check(name, canon, error_r) < 0)
-        return -1;
+        return MAILBOX_CANNOT;
     const char *use = special_use != NULL ? special_use_name(special_use) : "";
     if (use == NULL) {
         *error_r = "unknown special-use attribute";
@@ -447,7 +447,7 @@ int mailbox_folder_rename(struct mailbox *mb, const char *from, const char *to,
         return MAILBOX_NONEXISTENT;
     }
     if (name_check(to, cto, error_r) < 0)
-        return -1;
+        return MAILBOX_CANNOT;
     size_t lf = strlen(cfrom);
     if (strcmp(cfrom, "INBOX") != 0 && strncmp(cto, cfrom, lf) == 0 && cto[lf] == '/') {
         *error_r = "a folder cannot move inside itself";

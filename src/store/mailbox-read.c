@@ -352,8 +352,11 @@ int mailbox_changes(struct mailbox *mb, const char *folder, uint64_t since,
 
 /* --- search and bodies ---------------------------------------------------------- */
 
+/* CROSS JOIN makes the full-text index drive the join: SQLite's own plan
+ * walked every mail row of the folder and probed the index for each
+ * (123 ms against 0.1 ms for a rare word in 10,000 messages). */
 static const char SQL_SEARCH[] = "SELECT m.uid FROM messages_fts s"
-                                 " JOIN mail m ON m.message_id = s.rowid"
+                                 " CROSS JOIN mail m ON m.message_id = s.rowid"
                                  " WHERE messages_fts MATCH ?2 AND m.folder_id = ?1"
                                  " ORDER BY m.uid";
 
@@ -382,6 +385,37 @@ int mailbox_search_text(struct mailbox *mb, const char *folder, const char *quer
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_text(st, 2, query, -1, SQLITE_STATIC);
     return each_row(mb, st, uid_row, &w, error_r);
+}
+
+static const char SQL_HEADERS[] = "SELECT m.uid, s.search_headers FROM mail m"
+                                  " JOIN messages s ON s.id = m.message_id"
+                                  " WHERE m.folder_id = ?1 ORDER BY m.uid";
+
+struct header_walk {
+    void (*fn)(void *arg, uint32_t uid, const char *headers);
+    void *arg;
+};
+
+static void header_row(void *ctx, sqlite3_stmt *st)
+{
+    struct header_walk *w = ctx;
+    w->fn(w->arg, (uint32_t)sqlite3_column_int64(st, 0), mb_col_text(st, 1));
+}
+
+int mailbox_search_headers(struct mailbox *mb, const char *folder,
+                           void (*fn)(void *arg, uint32_t uid, const char *headers), void *arg,
+                           const char **error_r)
+{
+    struct header_walk w = {fn, arg};
+    int64_t id;
+    int r = mb_folder_id(mb, folder, &id, NULL, error_r);
+    if (r < 0)
+        return r;
+    sqlite3_stmt *st = mb_stmt(mb, SQL_HEADERS, error_r);
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    return each_row(mb, st, header_row, &w, error_r);
 }
 
 int mailbox_read_body(struct mailbox *mb, const char *file, int out, const char **error_r)

@@ -130,7 +130,8 @@ int mailbox_folder_get(struct mailbox *mb, const char *name, struct mailbox_fold
  * MAILBOX_FOLDER_LEVELS levels; a store holds at most MAILBOX_FOLDERS_MAX
  * folders.  A new folder is not subscribed and gets a UIDVALIDITY greater
  * than any this store ever used (so DELETE then CREATE changes it).
- * Returns 0, MAILBOX_EXISTS, or -1 (invalid name, too many folders). */
+ * Returns 0, MAILBOX_EXISTS, MAILBOX_CANNOT (an invalid name), or -1
+ * (too many folders, errors). */
 int mailbox_folder_create(struct mailbox *mb, const char *name, const char *special_use,
                           const char **error_r);
 
@@ -144,7 +145,7 @@ int mailbox_folder_delete(struct mailbox *mb, const char *name, const char **err
  * Renaming INBOX moves all its mail into a new folder to and leaves INBOX
  * empty (RFC 9051 §6.3.6): the moved UIDs count as expunged from INBOX.
  * Returns 0, MAILBOX_NONEXISTENT (from), MAILBOX_EXISTS (to, or a child's
- * new name), MAILBOX_CANNOT (to inside from), -1 (invalid to). */
+ * new name), MAILBOX_CANNOT (to inside from, or an invalid to), -1. */
 int mailbox_folder_rename(struct mailbox *mb, const char *from, const char *to,
                           const char **error_r);
 
@@ -298,6 +299,14 @@ int mailbox_change_token(struct mailbox *mb, uint64_t *token_r, const char **err
  * fn gets each matching UID in UID order.  Count or -1. */
 int mailbox_search_text(struct mailbox *mb, const char *folder, const char *query,
                         void (*fn)(void *arg, uint32_t uid), void *arg, const char **error_r);
+
+/* The decoded header fields of each message of folder, in UID order, as
+ * "Name: value" lines (mime.h search_headers: UTF-8, bounded), for SEARCH
+ * keys on one field (FROM, SUBJECT, HEADER ...).  The text is valid during
+ * the call.  Count, MAILBOX_NONEXISTENT, or -1. */
+int mailbox_search_headers(struct mailbox *mb, const char *folder,
+                           void (*fn)(void *arg, uint32_t uid, const char *headers), void *arg,
+                           const char **error_r);
 
 /* Write the body of the message stored in file (a name from
  * mailbox_messages) to out, authenticated.  Returns 0 or -1. */

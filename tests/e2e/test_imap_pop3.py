@@ -449,3 +449,41 @@ def test_imap_compress_deflate(live):
         pass
     assert b"* BYE" in tail
     raw.close()
+
+
+def test_imap_answers_as_the_rfcs_say(live):
+    """Differences docs/imap-dovecot.md found where sealmail was wrong."""
+    live.add_user(ALICE, PASSWORD)
+    with SMTPConn(live.smtp_port) as c:
+        c.ehlo()
+        c.send_message(b"From: Alice Example <a@example.org>\r\nTo: bob@example.org\r\n"
+                       b"Subject: one\r\nX-Priority: 1\r\nMessage-ID: <abc@host>\r\n\r\nbody\r\n",
+                       rcpts=(ALICE,))
+        c.send_message(b"From: bob@example.org\r\nTo: Alice Example <a@example.org>\r\n"
+                       b"Subject: two\r\nMessage-ID: <def@host>\r\n\r\nbody\r\n", rcpts=(ALICE,))
+        c.quit()
+    wait_until(lambda: not live.queue_list(), 30, 0.1, "delivery")
+    raw = RawIMAP(live.imap_port)
+    import base64
+    _, tagged = raw.cmd("AUTHENTICATE PLAIN " + "!!!not base64")
+    assert b" BAD " in tagged  # RFC 9051 §6.2.2
+    raw.cmd(f'LOGIN {ALICE} "{PASSWORD}"')
+    untagged, _ = raw.cmd("EXAMINE INBOX")
+    assert b"* OK [PERMANENTFLAGS ()] Read-only mailbox" in untagged
+    untagged, _ = raw.cmd("SELECT INBOX")
+    assert b"* OK [UNSEEN 1] First unseen" in untagged  # RFC 3501 §6.3.1
+    assert raw.cmd("SEARCH FROM alice")[0] == [b"* SEARCH 1"]     # the From field only
+    assert raw.cmd("SEARCH TO alice")[0] == [b"* SEARCH 2"]
+    assert raw.cmd('SEARCH HEADER X-Priority ""')[0] == [b"* SEARCH 1"]   # presence
+    assert raw.cmd('SEARCH HEADER Message-ID "def@"')[0] == [b"* SEARCH 2"]  # substring
+    _, tagged = raw.cmd("FETCH 3 (FLAGS)")
+    assert b" BAD " in tagged  # RFC 9051 §9: above EXISTS
+    raw.cmd("SEARCH RETURN (SAVE MIN) ALL")
+    assert raw.cmd("SEARCH $")[0] == [b"* SEARCH 1"]  # RFC 5182 §2.4
+    _, tagged = raw.cmd('CREATE "a//b"')
+    assert b"NO [CANNOT]" in tagged
+    raw.cmd("ENABLE QRESYNC")
+    raw.cmd("STORE 1 +FLAGS (\\Deleted)")
+    untagged, tagged = raw.cmd("EXPUNGE")
+    assert untagged == [b"* VANISHED 1"] and b"OK [HIGHESTMODSEQ " in tagged  # RFC 7162 §3.2.7
+    raw.close()
