@@ -419,6 +419,10 @@ void cmd_store(struct imap *s, struct mailbox *mb)
         imap_printf(s, "* %u FETCH (", view_seq(&s->view, uids[i]));
         if (s->cmd->uid)
             imap_printf(s, "UID %u ", uids[i]);
+        if (a->silent) { /* RFC 7162 §3.1.3: a silent conditional STORE tells the MODSEQ only */
+            imap_printf(s, "MODSEQ (%llu))\r\n", (unsigned long long)after.modseq);
+            continue;
+        }
         imap_printf(s, "FLAGS ");
         imap_put_flags(s, after.flags, after.keywords);
         if (s->condstore)

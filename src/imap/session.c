@@ -230,6 +230,7 @@ static void put_capabilities(struct imap *s)
     imap_printf(s, " UIDPLUS MOVE SPECIAL-USE NAMESPACE UNSELECT ESEARCH SEARCHRES CONDSTORE"
                    " QRESYNC QUOTA QUOTA=RES-STORAGE STATUS=SIZE UTF8=ACCEPT SORT"
                    " LIST-EXTENDED LIST-STATUS CHILDREN BINARY COMPRESS=DEFLATE"
+                   " MULTIAPPEND CREATE-SPECIAL-USE"
                    " APPENDLIMIT=%" PRIu64,
                 client_cfg(s->c)->imap_append_limit);
 }
