@@ -224,14 +224,14 @@ static void test_folder_create(void **state)
 
     for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
         error = NULL;
-        if (mailbox_folder_create(mb, bad_names[i].name, NULL, &error) != -1)
+        if (mailbox_folder_create(mb, bad_names[i].name, NULL, &error) != MAILBOX_CANNOT)
             fail_msg("name accepted: %s", bad_names[i].label);
         assert_non_null(error);
     }
     char longname[MAILBOX_FOLDER_MAX + 2];
     memset(longname, 'x', sizeof longname - 1);
     longname[sizeof longname - 1] = '\0';
-    assert_int_equal(mailbox_folder_create(mb, longname, NULL, &error), -1);
+    assert_int_equal(mailbox_folder_create(mb, longname, NULL, &error), MAILBOX_CANNOT);
     longname[MAILBOX_FOLDER_MAX] = '\0';
     assert_int_equal(mailbox_folder_create(mb, longname, NULL, &error), 0);
     assert_int_equal(mailbox_folder_create(mb, "1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16", NULL,
@@ -347,7 +347,7 @@ static void test_folder_rename(void **state)
     assert_int_equal(mailbox_folder_rename(mb, "Nope", "X", &error), MAILBOX_NONEXISTENT);
     assert_int_equal(mailbox_folder_rename(mb, "Z/Y", "A", &error), MAILBOX_EXISTS);
     assert_int_equal(mailbox_folder_rename(mb, "Z", "Z/Y/C/D", &error), MAILBOX_CANNOT);
-    assert_int_equal(mailbox_folder_rename(mb, "Z", "bad//name", &error), -1);
+    assert_int_equal(mailbox_folder_rename(mb, "Z", "bad//name", &error), MAILBOX_CANNOT);
     assert_int_equal(mailbox_folder_create(mb, "Q/Y/C", NULL, &error), 0);
     assert_int_equal(mailbox_folder_delete(mb, "Q/Y", &error), 0);
     /* a child's new name is taken: nothing moves */
