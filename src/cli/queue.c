@@ -101,6 +101,10 @@ static void list_one(void *arg, const char *id)
     char when[32];
 
     if (spool_read_envelope(lc->dir, id, &env, &error) < 0) {
+        /* delivered (and removed) between the directory listing and now:
+         * a running server does that all the time; it is not an error */
+        if (strcmp(error, "no such message in the spool") == 0)
+            return;
         fprintf(stderr, "sealmail queue: %s: %s\n", id, error);
         lc->failures++;
         return;
