@@ -311,8 +311,11 @@ void cmd_fetch(struct imap *s, struct mailbox *mb)
             imap_tagged(s, "BAD", "Invalid message sequence number");
             return;
         }
-        if (a->has_changedsince)
-            s->condstore = true;
+        bool asks_modseq = a->has_changedsince;
+        for (size_t i = 0; i < a->n_items; i++)
+            asks_modseq |= a->items[i].att == IMAP_FETCH_MODSEQ;
+        if (asks_modseq)
+            imap_condstore_on(s, mb);
         s->job_n = view_resolve(s, &a->set, s->cmd->uid, &s->job_uids);
         s->job_cursor = 0;
         if (a->vanished)
@@ -387,7 +390,7 @@ void cmd_store(struct imap *s, struct mailbox *mb)
         return;
     }
     if (a->has_unchangedsince)
-        s->condstore = true;
+        imap_condstore_on(s, mb);
     uint32_t *uids;
     size_t n = view_resolve(s, &a->set, s->cmd->uid, &uids);
     struct sm_buf modified;

@@ -519,7 +519,7 @@ void cmd_search(struct imap *s, struct mailbox *mb)
     struct search_ctx x = {.s = s, .mb = mb};
     x.max_uid = s->view.n > 0 ? s->view.uids[s->view.n - 1] : 0;
     if (uses_modseq(a->keys))
-        s->condstore = true;
+        imap_condstore_on(s, mb);
     if (mailbox_messages(mb, s->view.folder, collect, &x, &error) < 0) {
         imap_store_failed(s, MAILBOX_ERR, error);
         goto out;

@@ -77,6 +77,10 @@ int imap_mailbox_arg(struct imap *s, const char *name, char *out);
  * Returns 0, or -1 after a BAD reply. */
 int imap_flags_arg(struct imap *s, const char **flags, size_t n, unsigned *bits, char *kw);
 
+/* A command enabled CONDSTORE (RFC 7162 §3.1): with a folder selected,
+ * the first time, tell the client its HIGHESTMODSEQ. */
+void imap_condstore_on(struct imap *s, struct mailbox *mb);
+
 /* ---- the view (view.c); all on a worker with the store locked ---- */
 int view_select(struct imap *s, struct mailbox *mb, const char *folder, bool readonly);
 void view_close(struct imap *s);

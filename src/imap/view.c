@@ -76,6 +76,18 @@ void view_close(struct imap *s)
     s->saved_valid = false;
 }
 
+void imap_condstore_on(struct imap *s, struct mailbox *mb)
+{
+    struct mailbox_folder f;
+    const char *error;
+    if (s->condstore)
+        return;
+    s->condstore = true;
+    if (s->view.selected && mailbox_folder_get(mb, s->view.folder, &f, &error) == 1)
+        imap_printf(s, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+                    (unsigned long long)f.highestmodseq);
+}
+
 bool view_seqs_valid(const struct imap *s, const struct imap_seqset *set, bool uid)
 {
     if (uid || set->saved)

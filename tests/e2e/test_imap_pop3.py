@@ -478,6 +478,8 @@ def test_imap_answers_as_the_rfcs_say(live):
     assert raw.cmd('SEARCH HEADER Message-ID "def@"')[0] == [b"* SEARCH 2"]  # substring
     _, tagged = raw.cmd("FETCH 3 (FLAGS)")
     assert b" BAD " in tagged  # RFC 9051 §9: above EXISTS
+    untagged, _ = raw.cmd("FETCH 1 (MODSEQ)")  # enables CONDSTORE: RFC 7162 §3.1
+    assert untagged[0].startswith(b"* OK [HIGHESTMODSEQ ") and b"MODSEQ (" in untagged[1]
     raw.cmd("SEARCH RETURN (SAVE MIN) ALL")
     assert raw.cmd("SEARCH $")[0] == [b"* SEARCH 1"]  # RFC 5182 §2.4
     _, tagged = raw.cmd('CREATE "a//b"')
