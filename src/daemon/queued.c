@@ -4,10 +4,21 @@
  * smtpd reports over IPC, and every entry found at start or by the
  * periodic rescan, is delivered by store/deliver on a worker thread (it
  * decrypts, seals into mailbox drops and fsyncs: nothing of that may run
- * on the loop).  Entries go one at a time, each at most once in flight.
+ * on the loop), each entry at most once in flight.
+ *
+ * Batches: entries wait in a FIFO; a worker takes up to BATCH_MAX of them
+ * at once (deliver_spool_batch), so under load one sync of each drop
+ * directory, one usage update per mailbox and one sync of the spool
+ * directory serve a whole batch, while a single message still goes out at
+ * once.  DELIVER_THREADS batches run at a time, each on its own directory
+ * handle: one seals (CPU) while another waits for the disk.  Syncs of one
+ * drop directory take turns (drop.c), so batches never weaken each
+ * other's durability.
+ *
  * A failed delivery stays in the spool and the rescan retries it, so
  * nothing accepted is dropped; mailboxes that received mail are announced
- * to the master (IPC_MAILBOX_CHANGED) for the roles that serve them.
+ * to the master (IPC_MAILBOX_CHANGED) for the roles that serve them, once
+ * per batch.
  * With [spool] hold = yes nothing is delivered: entries wait in the spool
  * until the setting is turned off again (SIGHUP restarts queued). */
 #include <errno.h>
@@ -28,28 +39,50 @@
 
 #define RESCAN_SECONDS 30
 #define CHANGED_MAX 64 /* mailboxes one job reports; more are rare and harmless to miss */
+#ifndef DELIVER_THREADS    /* -D for measurements */
+#define DELIVER_THREADS 2  /* batches in flight */
+#endif
+#ifndef BATCH_MAX
+#define BATCH_MAX 32       /* entries per batch (<= DELIVER_BATCH_MAX) */
+#endif
+/* Entries queued or in flight; past this, new ones wait in the spool for
+ * a rescan (which lists them in id order, oldest first). */
+#define IN_FLIGHT_MAX 10000
+
+_Static_assert(BATCH_MAX <= DELIVER_BATCH_MAX, "a batch fits deliver_spool_batch()");
+
+typedef char queue_id[SPOOL_ID_LEN + 1];
+
+/* A worker's directory handle (SQLite connections are not shared). */
+struct slot {
+    struct directory *dir;
+    bool busy;
+};
 
 struct queued {
     struct sm_config cfg;
     struct event_base *base;
     struct event *ctl_ev, *rescan_ev;
     struct workpool *pool;
-    struct directory *dir; /* used by the worker thread only */
+    struct slot slots[DELIVER_THREADS];
+    bool stopping;
     int ctl_fd;
     uint8_t *sk;
     uint8_t pk[SPOOL_PK_BYTES];
     char spool_dir[4096];
-    char **in_flight;      /* queue ids submitted and not yet done */
+    char **in_flight;      /* queue ids waiting or being delivered */
     size_t n_in_flight, cap_in_flight;
+    queue_id *waiting;     /* FIFO of ids not yet in a batch */
+    size_t n_waiting, cap_waiting;
     unsigned long delivered, failed;
 };
 
 struct job {
     struct queued *q;
-    char id[SPOOL_ID_LEN + 1];
-    int result;
-    const char *error;
-    struct deliver_stats stats;
+    struct slot *slot;
+    size_t n;
+    queue_id ids[BATCH_MAX];
+    struct deliver_result res[BATCH_MAX];
     char changed[CHANGED_MAX][DIRECTORY_MAILBOX_ID_LEN + 1];
     size_t n_changed;
 };
@@ -88,6 +121,9 @@ static void in_flight_remove(struct queued *q, const char *id)
 static void job_changed(void *arg, const char *mailbox)
 {
     struct job *j = arg;
+    for (size_t i = 0; i < j->n_changed; i++)
+        if (strcmp(j->changed[i], mailbox) == 0)
+            return;
     if (j->n_changed < CHANGED_MAX)
         snprintf(j->changed[j->n_changed++], sizeof j->changed[0], "%s", mailbox);
 }
@@ -97,10 +133,15 @@ static void job_work(void *arg)
 {
     struct job *j = arg;
     struct queued *q = j->q;
-    struct deliver_ctx c = {q->cfg.data_dir, q->spool_dir, q->dir, q->pk, q->sk,
+    struct deliver_ctx c = {q->cfg.data_dir, q->spool_dir, j->slot->dir, q->pk, q->sk,
                             job_changed, j};
-    j->result = deliver_spool_entry(&c, j->id, &j->stats, &j->error);
+    const char *ids[BATCH_MAX];
+    for (size_t i = 0; i < j->n; i++)
+        ids[i] = j->ids[i];
+    deliver_spool_batch(&c, ids, j->n, j->res);
 }
+
+static void queued_kick(struct queued *q);
 
 /* Loop thread. */
 static void job_done(void *arg)
@@ -109,15 +150,18 @@ static void job_done(void *arg)
     struct queued *q = j->q;
     struct ipc_msg m;
 
-    in_flight_remove(q, j->id);
-    if (j->result < 0) {
-        q->failed++;
-        log_warn("queued deliver-deferred queue=%s error=\"%s\" retry=%ds", j->id, j->error,
-                 RESCAN_SECONDS);
-    } else {
-        q->delivered++;
-        log_info("queued done queue=%s delivered=%u duplicates=%u gone=%u", j->id,
-                 j->stats.delivered, j->stats.duplicates, j->stats.gone);
+    for (size_t i = 0; i < j->n; i++) {
+        const struct deliver_result *r = &j->res[i];
+        in_flight_remove(q, j->ids[i]);
+        if (r->result < 0) {
+            q->failed++;
+            log_warn("queued deliver-deferred queue=%s error=\"%s\" retry=%ds", j->ids[i],
+                     r->error, RESCAN_SECONDS);
+        } else {
+            q->delivered++;
+            log_info("queued done queue=%s delivered=%u duplicates=%u gone=%u batch=%zu",
+                     j->ids[i], r->stats.delivered, r->stats.duplicates, r->stats.gone, j->n);
+        }
     }
     for (size_t i = 0; i < j->n_changed; i++) {
         ipc_init(&m, IPC_MAILBOX_CHANGED);
@@ -125,18 +169,41 @@ static void job_done(void *arg)
         if (ipc_send(q->ctl_fd, &m) < 0)
             log_warn("queued notify-failed mailbox=%s", j->changed[i]);
     }
+    j->slot->busy = false;
     free(j);
+    queued_kick(q);
+}
+
+/* Start batches while a worker is free and entries wait (oldest first). */
+static void queued_kick(struct queued *q)
+{
+    for (size_t s = 0; s < DELIVER_THREADS && q->n_waiting > 0 && !q->stopping; s++) {
+        if (q->slots[s].busy)
+            continue;
+        struct job *j = sm_calloc(1, sizeof *j);
+        j->q = q;
+        j->slot = &q->slots[s];
+        j->n = q->n_waiting < BATCH_MAX ? q->n_waiting : BATCH_MAX;
+        memcpy(j->ids, q->waiting, j->n * sizeof *j->ids);
+        q->n_waiting -= j->n;
+        memmove(q->waiting, q->waiting + j->n, q->n_waiting * sizeof *q->waiting);
+        q->slots[s].busy = true;
+        workpool_submit(q->pool, job_work, job_done, j);
+    }
 }
 
 static void queued_submit(struct queued *q, const char *id)
 {
-    if (q->cfg.spool_hold || !spool_id_valid(id) || in_flight(q, id))
+    if (q->cfg.spool_hold || !spool_id_valid(id) || q->n_in_flight >= IN_FLIGHT_MAX ||
+        in_flight(q, id))
         return;
-    struct job *j = sm_malloc(sizeof *j);
-    j->q = q;
-    snprintf(j->id, sizeof j->id, "%s", id);
     in_flight_add(q, id);
-    workpool_submit(q->pool, job_work, job_done, j);
+    if (q->n_waiting == q->cap_waiting) {
+        q->cap_waiting = q->cap_waiting ? q->cap_waiting * 2 : 64;
+        q->waiting = sm_realloc(q->waiting, q->cap_waiting * sizeof *q->waiting);
+    }
+    snprintf(q->waiting[q->n_waiting++], sizeof(queue_id), "%s", id);
+    queued_kick(q);
 }
 
 static void submit_listed(void *arg, const char *id)
@@ -193,7 +260,7 @@ static void queued_start_loop(struct queued *q)
 {
     struct timeval every = {RESCAN_SECONDS, 0};
     q->base = event_base_new();
-    q->pool = workpool_new(q->base, 1);
+    q->pool = workpool_new(q->base, DELIVER_THREADS);
     q->ctl_ev = event_new(q->base, q->ctl_fd, EV_READ | EV_PERSIST, queued_control, q);
     q->rescan_ev = event_new(q->base, -1, EV_PERSIST, queued_rescan, q);
     event_add(q->ctl_ev, NULL);
@@ -209,8 +276,9 @@ int queued_main(const struct role_args *ra)
     queued_load_key(&q);
     privsep_drop(q.cfg.user);
     snprintf(q.spool_dir, sizeof q.spool_dir, "%s/spool", q.cfg.data_dir);
-    if ((q.dir = directory_open(q.cfg.data_dir, false, &error)) == NULL)
-        fatalx("%s", error);
+    for (size_t i = 0; i < DELIVER_THREADS; i++)
+        if ((q.slots[i].dir = directory_open(q.cfg.data_dir, false, &error)) == NULL)
+            fatalx("%s", error);
 
     if (ipc_send_hello(ra->ctl_fd, "queued") < 0)
         fatal("ipc hello");
@@ -218,14 +286,17 @@ int queued_main(const struct role_args *ra)
     log_info("queued ready%s", q.cfg.spool_hold ? " hold=yes (delivery paused)" : "");
     event_base_dispatch(q.base);
 
-    workpool_free(&q.pool); /* finishes the job in progress */
+    q.stopping = true;      /* waiting entries stay in the spool for the next start */
+    workpool_free(&q.pool); /* finishes the batches in progress */
     event_free(q.ctl_ev);
     event_free(q.rescan_ev);
     event_base_free(q.base);
     for (size_t i = 0; i < q.n_in_flight; i++)
         free(q.in_flight[i]);
     free(q.in_flight);
-    directory_close(&q.dir);
+    free(q.waiting);
+    for (size_t i = 0; i < DELIVER_THREADS; i++)
+        directory_close(&q.slots[i].dir);
     keys_secret_free(&q.sk);
     config_free(&q.cfg);
     log_info("queued stopped delivered=%lu deferred=%lu", q.delivered, q.failed);

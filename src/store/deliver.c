@@ -3,7 +3,15 @@
  * The plaintext exists only in a memfd of this process while the copies
  * are sealed; it is never written to disk in clear.  Recipients that no
  * longer resolve (the mailbox was removed after the message was
- * accepted) are logged and skipped: bounces arrive with outbound mail. */
+ * accepted) are logged and skipped: bounces arrive with outbound mail.
+ *
+ * A batch reads its entries one after another (each body lives in its
+ * memfd only while its copies are sealed into temporary drop files), then
+ * commits all copies (drop.h: per mailbox, fdatasync and rename each, one
+ * fsync of drop/), then counts usage once per mailbox, and only then
+ * removes the entries whose every copy is durable, with one sync of the
+ * spool directory.  The tag of each copy indexes b->refs, which says
+ * which entry and mailbox it belongs to. */
 #include "store/deliver.h"
 
 #include <stdio.h>
@@ -61,56 +69,165 @@ static int resolve_all(const struct deliver_ctx *c, const char *id,
     return 0;
 }
 
-/* Seal the message into one mailbox's drop/. */
-static int deliver_one(const struct deliver_ctx *c, const char *id,
-                       const struct directory_user *u, int64_t received, int body,
-                       struct deliver_stats *st, const char **error_r)
+/* One (entry, mailbox) pair of a batch: the tag of its drop item. */
+struct ref {
+    size_t entry;
+    char mailbox[DIRECTORY_MAILBOX_ID_LEN + 1];
+};
+
+/* A mailbox that received new files in this batch. */
+struct touched {
+    char mailbox[DIRECTORY_MAILBOX_ID_LEN + 1];
+    int64_t bytes;
+};
+
+struct batch {
+    const struct deliver_ctx *c;
+    const char *const *ids;
+    struct deliver_result *res;
+    struct ref *refs;
+    size_t n_refs, cap_refs;
+    struct touched *touched;
+    size_t n_touched, cap_touched;
+};
+
+static void fail(struct deliver_result *r, const char *error)
 {
+    if (r->result == 0)
+        snprintf(r->error, sizeof r->error, "%s", error);
+    r->result = -1;
+}
+
+static size_t ref_add(struct batch *b, size_t entry, const char *mailbox)
+{
+    if (b->n_refs == b->cap_refs) {
+        b->cap_refs = b->cap_refs ? b->cap_refs * 2 : 64;
+        b->refs = sm_realloc(b->refs, b->cap_refs * sizeof *b->refs);
+    }
+    b->refs[b->n_refs].entry = entry;
+    snprintf(b->refs[b->n_refs].mailbox, sizeof b->refs[0].mailbox, "%s", mailbox);
+    return b->n_refs++;
+}
+
+static void touched_add(struct batch *b, const char *mailbox, uint64_t bytes)
+{
+    size_t i = 0;
+    while (i < b->n_touched && strcmp(b->touched[i].mailbox, mailbox) != 0)
+        i++;
+    if (i == b->n_touched) {
+        if (b->n_touched == b->cap_touched) {
+            b->cap_touched = b->cap_touched ? b->cap_touched * 2 : 8;
+            b->touched = sm_realloc(b->touched, b->cap_touched * sizeof *b->touched);
+        }
+        snprintf(b->touched[i].mailbox, sizeof b->touched[i].mailbox, "%s", mailbox);
+        b->touched[i].bytes = 0;
+        b->n_touched++;
+    }
+    b->touched[i].bytes += (int64_t)bytes;
+}
+
+/* Read entry i and add a sealed copy for each of its mailboxes to db. */
+static void add_entry(struct batch *b, struct drop_batch *db, size_t i)
+{
+    const struct deliver_ctx *c = b->c;
+    struct deliver_result *r = &b->res[i];
+    struct spool_envelope env;
+    struct targets t = {0};
+    const char *error = NULL;
     char mdir[4096];
-    uint64_t bytes = 0;
-    if (account_mailbox_dir(mdir, sizeof mdir, c->data_dir, u->mailbox) < 0) {
-        *error_r = "mailbox path too long";
-        return -1;
+
+    int body = memfd_create("sealmail-deliver", MFD_CLOEXEC);
+    if (body < 0) {
+        fail(r, "memfd_create failed");
+        return;
     }
-    int r = drop_deliver(mdir, id, u->public_key, received, body, &bytes, error_r);
-    if (r < 0)
-        return -1;
-    if (r == 0) {
-        st->duplicates++;
-        return 0;
+    if (spool_read_message(c->spool_dir, b->ids[i], c->spool_pk, c->spool_sk, body, &env,
+                           &error) < 0) {
+        fail(r, error);
+        close(body);
+        return;
     }
-    st->delivered++;
-    if (directory_user_usage(c->dir, u->mailbox, (int64_t)bytes, false) < 0)
-        log_warn("deliver usage-not-counted mailbox=%s error=\"%s\"", u->mailbox,
-                 directory_error(c->dir));
-    log_info("deliver delivered queue=%s mailbox=%s", id, u->mailbox);
-    if (c->changed != NULL)
-        c->changed(c->arg, u->mailbox);
-    return 0;
+    if (resolve_all(c, b->ids[i], &env, &t, &r->stats, &error) < 0)
+        fail(r, error);
+    for (size_t j = 0; j < t.n && r->result == 0; j++) {
+        if (account_mailbox_dir(mdir, sizeof mdir, c->data_dir, t.v[j].mailbox) < 0)
+            fail(r, "mailbox path too long");
+        else if (drop_batch_add(db, mdir, b->ids[i], t.v[j].public_key, env.received, body,
+                                ref_add(b, i, t.v[j].mailbox), &error) < 0)
+            fail(r, error);
+    }
+    spool_envelope_free(&env);
+    close(body); /* the plaintext lived only in this memfd */
+    free(t.v);
+}
+
+/* drop_batch_commit() reports one copy. */
+static void copy_done(void *arg, size_t tag, const char *mailbox_dir, int result,
+                      uint64_t bytes, const char *error)
+{
+    (void)mailbox_dir;
+    struct batch *b = arg;
+    const struct ref *ref = &b->refs[tag];
+    struct deliver_result *r = &b->res[ref->entry];
+    if (result < 0) {
+        fail(r, error);
+    } else if (result == 0) {
+        r->stats.duplicates++;
+    } else {
+        r->stats.delivered++;
+        touched_add(b, ref->mailbox, bytes);
+        log_info("deliver delivered queue=%s mailbox=%s", b->ids[ref->entry], ref->mailbox);
+    }
+}
+
+void deliver_spool_batch(const struct deliver_ctx *c, const char *const ids[], size_t n,
+                         struct deliver_result res[])
+{
+    struct batch b = {.c = c, .ids = ids, .res = res};
+    struct drop_batch *db = drop_batch_new();
+    const char *done[DELIVER_BATCH_MAX];
+    const char *error = NULL;
+    size_t n_done = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        memset(&res[i], 0, sizeof res[i]);
+        if (i < DELIVER_BATCH_MAX)
+            add_entry(&b, db, i);
+        else
+            fail(&res[i], "too many entries in one batch");
+    }
+    /* every copy durable, drop/ synced once per mailbox */
+    drop_batch_commit(db, copy_done, &b);
+    drop_batch_free(&db);
+    for (size_t i = 0; i < b.n_touched; i++) {
+        if (directory_user_usage(c->dir, b.touched[i].mailbox, b.touched[i].bytes, false) < 0)
+            log_warn("deliver usage-not-counted mailbox=%s error=\"%s\"", b.touched[i].mailbox,
+                     directory_error(c->dir));
+        if (c->changed != NULL)
+            c->changed(c->arg, b.touched[i].mailbox);
+    }
+    /* only now may the entries whose every copy is durable leave the spool */
+    for (size_t i = 0; i < n && i < DELIVER_BATCH_MAX; i++)
+        if (res[i].result == 0)
+            done[n_done++] = ids[i];
+    if (n_done > 0 && spool_remove_many(c->spool_dir, done, n_done, &error) < 0)
+        for (size_t i = 0; i < n && i < DELIVER_BATCH_MAX; i++)
+            if (res[i].result == 0)
+                fail(&res[i], error);
+    free(b.refs);
+    free(b.touched);
 }
 
 int deliver_spool_entry(const struct deliver_ctx *c, const char *id, struct deliver_stats *st,
                         const char **error_r)
 {
-    struct spool_envelope env;
-    struct targets t = {0};
-
-    memset(st, 0, sizeof *st);
-    int body = memfd_create("sealmail-deliver", MFD_CLOEXEC);
-    if (body < 0) {
-        *error_r = "memfd_create failed";
-        return -1;
+    static _Thread_local char error[DELIVER_ERROR_MAX];
+    struct deliver_result r;
+    deliver_spool_batch(c, &id, 1, &r);
+    *st = r.stats;
+    if (r.result < 0) {
+        snprintf(error, sizeof error, "%s", r.error);
+        *error_r = error;
     }
-    int ret = spool_read_message(c->spool_dir, id, c->spool_pk, c->spool_sk, body, &env, error_r);
-    if (ret == 0) {
-        ret = resolve_all(c, id, &env, &t, st, error_r);
-        for (size_t i = 0; i < t.n && ret == 0; i++)
-            ret = deliver_one(c, id, &t.v[i], env.received, body, st, error_r);
-        spool_envelope_free(&env);
-    }
-    close(body);
-    free(t.v);
-    if (ret == 0)
-        ret = spool_remove(c->spool_dir, id, error_r);
-    return ret;
+    return r.result;
 }

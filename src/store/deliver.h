@@ -1,19 +1,23 @@
 /* deliver.h — local delivery of spooled messages into mailbox drops.
  *
- * queued calls deliver_spool_entry() for each spool entry: the message is
+ * queued calls deliver_spool_batch() for its spool entries: each message is
  * opened with the spool secret key (authenticated, envelope included),
  * each recipient is resolved through the directory (mailbox, alias,
  * +tag, catch-all, postmaster), and the message is sealed once into each
  * distinct target mailbox's drop/ under the queue id.  The spool entry is
  * removed only when every target has its durable drop file; a failure
  * leaves it for a retry, and the retry cannot duplicate a copy already
- * made (drop.h: the name is the queue id).
+ * made (drop.h: the name is the queue id).  Under load queued hands
+ * several entries to one call, so that one sync of each drop/ directory,
+ * one usage update per mailbox and one sync of the spool directory serve
+ * all of them.
  *
  * Blocking (decryption, fsync, SQLite): run it on a worker thread with a
  * directory handle of its own. */
 #ifndef SM_DELIVER_H
 #define SM_DELIVER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct directory;
@@ -35,9 +39,32 @@ struct deliver_stats {
     unsigned gone;       /* recipients that no longer resolve (logged) */
 };
 
-/* Deliver spool entry id.  Returns 0 when it is fully handled and removed
- * from the spool, -1 with *error_r when it must be retried later. */
+/* Deliver spool entry id (a batch of one).  Returns 0 when it is fully
+ * handled and removed from the spool, -1 with *error_r when it must be
+ * retried later. */
 int deliver_spool_entry(const struct deliver_ctx *c, const char *id, struct deliver_stats *st,
                         const char **error_r);
+
+#define DELIVER_BATCH_MAX 64  /* spool entries one deliver_spool_batch() takes */
+#define DELIVER_ERROR_MAX 256
+
+/* What became of one entry of a batch. */
+struct deliver_result {
+    int result;                     /* 0: handled and removed; -1: retry later */
+    char error[DELIVER_ERROR_MAX];  /* with -1 */
+    struct deliver_stats stats;
+};
+
+/* Deliver the n (1..DELIVER_BATCH_MAX) spool entries ids together: every
+ * message is sealed into the drop/ of each of its mailboxes (drop.h,
+ * drop_batch_*), each drop/ is synced ONCE for all of them, each mailbox's
+ * usage is counted once, c->changed is called once per mailbox that got
+ * new files, and the entries whose every target is durable are removed
+ * from the spool with one directory sync.  An entry is removed only after
+ * its drop files and their directories are durable; one that failed stays
+ * for a retry (which finds the copies already made and makes no second
+ * one).  res[i] tells what became of ids[i]. */
+void deliver_spool_batch(const struct deliver_ctx *c, const char *const ids[], size_t n,
+                         struct deliver_result res[]);
 
 #endif

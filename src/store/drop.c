@@ -20,15 +20,18 @@
  * but not finished writing it (see SYNC_THREADS in spool.c), and the
  * first fdatasync of a NEW file also syncs its parent directory.  So
  * every fsync of drop/ or msg/ here runs under an exclusive flock of that
- * directory, and a batch holds the lock of drop/ from the first
- * fdatasync of its new files to the fsync of drop/ that vouches for
- * their names: no other sync of that directory (another batch, the
- * importer's drop_sync() in imapd or the CLI) overlaps it. */
+ * directory, and a batch (like drop_store()) holds the lock from the
+ * first fdatasync of its new files to the fsync of the directory that
+ * vouches for their names: no other sync of that directory (another
+ * batch, the importer's drop_sync() in imapd or the CLI, an APPEND)
+ * overlaps it.  Sealing, the CPU-heavy part, happens before the lock. */
 #include "store/drop.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,22 +161,12 @@ static int seal_into(int fd, const char *name, const uint8_t *pk, int64_t receiv
     return 0;
 }
 
-/* Seal body_fd into the open temporary file and make it durable. */
-static int write_sealed(int fd, const char *name, const uint8_t *pk, int64_t received,
-                        int body_fd, uint64_t *bytes_r, const char **error_r)
-{
-    if (seal_into(fd, name, pk, received, body_fd, bytes_r, error_r) < 0)
-        return -1;
-    if (fdatasync(fd) < 0) {
-        *error_r = errno_msg("cannot sync drop file");
-        return -1;
-    }
-    return 0;
-}
-
 /* --- batches ------------------------------------------------------------------------ */
 
 #define BATCH_OPEN_MAX 64 /* temporary files a batch keeps open; more are reopened */
+#ifndef DROP_SYNC_THREADS   /* -D for measurements */
+#define DROP_SYNC_THREADS 4 /* file syncs at once per mailbox, the committing thread included */
+#endif
 #define ITEM_ERROR_MAX 256
 
 enum item_state { ITEM_WRITTEN, ITEM_EXISTS };
@@ -272,29 +265,74 @@ static void item_close(struct drop_batch *b, struct drop_item *it)
     }
 }
 
-/* Under the lock of drop/ (dfd): sync and name one written item. */
-static void item_commit(struct drop_batch *b, struct drop_item *it, int dfd)
+/* Under the lock of drop/ (dfd): make one written item's data durable.
+ * Runs on several threads at once (only touches *it). */
+static void item_sync(struct drop_item *it, int dfd)
 {
     int fd = it->fd >= 0 ? it->fd
                          : openat(dfd, it->tmpname, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 || fdatasync(fd) < 0) {
+    if (fd < 0 || fdatasync(fd) < 0)
         item_fail(it, errno_msg("cannot sync drop file"));
-    } else if (renameat2(dfd, it->tmpname, dfd, it->name, RENAME_NOREPLACE) == 0) {
-        it->result = 1;
-    } else if (errno == EEXIST) {
-        it->result = 0; /* a concurrent delivery of the same message */
-    } else {
-        item_fail(it, errno_msg("cannot rename drop file"));
-    }
     if (it->fd < 0 && fd >= 0)
         close(fd);
+}
+
+/* Then, on the committing thread: name it (never replacing). */
+static void item_name(struct drop_batch *b, struct drop_item *it, int dfd)
+{
+    if (it->result == 0) {
+        if (renameat2(dfd, it->tmpname, dfd, it->name, RENAME_NOREPLACE) == 0)
+            it->result = 1;
+        else if (errno != EEXIST) /* EEXIST: a concurrent delivery of the same message */
+            item_fail(it, errno_msg("cannot rename drop file"));
+    }
     item_close(b, it);
     if (it->result != 1)
         unlinkat(dfd, it->tmpname, 0);
 }
 
-/* The items of one mailbox, v[0..n): each synced and named, then drop/
- * synced once, all under the directory's lock. */
+/* The file syncs of a group, DROP_SYNC_THREADS at a time: the device merges
+ * the cache flushes of concurrent syncs, serial ones each pay their own. */
+struct fanout {
+    struct drop_item **v;
+    size_t n;
+    int dfd;
+    atomic_size_t next;
+};
+
+static void *fanout_sync(void *arg)
+{
+    struct fanout *f = arg;
+    for (size_t i; (i = atomic_fetch_add(&f->next, 1)) < f->n;)
+        if (f->v[i]->state == ITEM_WRITTEN)
+            item_sync(f->v[i], f->dfd);
+    return NULL;
+}
+
+static void sync_items(struct drop_item **v, size_t n, int dfd)
+{
+    struct fanout f = {.v = v, .n = n, .dfd = dfd};
+    pthread_t helpers[DROP_SYNC_THREADS > 1 ? DROP_SYNC_THREADS - 1 : 1];
+    size_t started = 0, written = 0;
+    pthread_attr_t attr;
+
+    atomic_init(&f.next, 0);
+    for (size_t i = 0; i < n; i++)
+        written += v[i]->state == ITEM_WRITTEN;
+    if (written > 1 && pthread_attr_init(&attr) == 0) {
+        pthread_attr_setstacksize(&attr, 64 * 1024);
+        while (started + 1 < DROP_SYNC_THREADS && started + 1 < written &&
+               pthread_create(&helpers[started], &attr, fanout_sync, &f) == 0)
+            started++; /* if a thread cannot start, fewer do the work */
+        pthread_attr_destroy(&attr);
+    }
+    fanout_sync(&f);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(helpers[i], NULL);
+}
+
+/* The items of one mailbox, v[0..n): each synced (several at once) and
+ * named, then drop/ synced once, all under the directory's lock. */
 static void commit_group(struct drop_batch *b, struct drop_item **v, size_t n)
 {
     const char *error = NULL;
@@ -307,12 +345,11 @@ static void commit_group(struct drop_batch *b, struct drop_item **v, size_t n)
         return;
     }
     lock_dir(dfd);
+    sync_items(v, n, dfd);
     bool any = false;
     for (size_t i = 0; i < n; i++) {
         if (v[i]->state == ITEM_WRITTEN)
-            item_commit(b, v[i], dfd);
-        else
-            v[i]->result = 0;
+            item_name(b, v[i], dfd);
         any |= v[i]->result >= 0;
     }
     if (any && fsync(dfd) < 0) {
@@ -557,7 +594,7 @@ int drop_store(const char *mailbox_dir, enum drop_area area, const char *name,
                const uint8_t pk[DROP_PK_BYTES], int64_t received, int body_fd,
                uint64_t *sealed_bytes_r, const char **error_r)
 {
-    char tmp[4096], final[4096], tmpname[64];
+    char tmpname[64];
     const char *sub = area_dir(area);
 
     if (!drop_name_valid(name)) {
@@ -565,24 +602,35 @@ int drop_store(const char *mailbox_dir, enum drop_area area, const char *name,
         return -1;
     }
     snprintf(tmpname, sizeof tmpname, TMP_PREFIX "%s-%ld", name, (long)getpid());
-    if (path_of(tmp, sizeof tmp, mailbox_dir, sub, tmpname, error_r) < 0 ||
-        path_of(final, sizeof final, mailbox_dir, sub, name, error_r) < 0)
+    int dfd = open_dir(mailbox_dir, sub, error_r);
+    if (dfd < 0)
         return -1;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = openat(dfd, tmpname, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         *error_r = errno_msg("cannot create message file");
+        close(dfd);
         return -1;
     }
-    int ret = write_sealed(fd, name, pk, received, body_fd, sealed_bytes_r, error_r);
+    int ret = seal_into(fd, name, pk, received, body_fd, sealed_bytes_r, error_r);
+    if (ret == 0) {
+        lock_dir(dfd); /* this first sync of a new file syncs the directory too */
+        if (fdatasync(fd) < 0) {
+            *error_r = errno_msg("cannot sync message file");
+            ret = -1;
+        }
+    }
     close(fd);
-    if (ret == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) < 0) {
+    if (ret == 0 && renameat2(dfd, tmpname, dfd, name, RENAME_NOREPLACE) < 0) {
         ret = errno == EEXIST ? 1 : -1;
         if (ret < 0)
             *error_r = errno_msg("cannot rename message file");
     }
     if (ret != 0)
-        unlink(tmp);
-    if (ret != 0)
-        return ret < 0 ? -1 : 0;
-    return sync_dir(mailbox_dir, sub, error_r) < 0 ? -1 : 1;
+        unlinkat(dfd, tmpname, 0);
+    if (ret == 0 && fsync(dfd) < 0) {
+        *error_r = errno_msg("cannot sync mailbox directory");
+        ret = -1;
+    }
+    close(dfd); /* releases the lock */
+    return ret < 0 ? -1 : ret == 0 ? 1 : 0;
 }

@@ -1164,27 +1164,52 @@ int spool_read_body(const char *dir, const char *id, const uint8_t pk[SPOOL_PK_B
     return spool_read_message(dir, id, pk, sk, fd, NULL, error_r);
 }
 
-int spool_remove(const char *dir, const char *id, const char **error_r)
+/* Unlink ids, then ONE fsync of the directory under its flock (syncs of
+ * the spool directory take turns, see SYNC_THREADS; the unlinks are plain
+ * changes and need not wait for the lock).  A missing id is an error
+ * unless missing_ok. */
+static int remove_ids(const char *dir, const char *const ids[], size_t n, bool missing_ok,
+                      const char **error_r)
 {
-    if (!spool_id_valid(id)) {
-        *error_r = "invalid queue id (expected 16 lowercase hex digits)";
-        return -1;
-    }
+    for (size_t i = 0; i < n; i++)
+        if (!spool_id_valid(ids[i])) {
+            *error_r = "invalid queue id (expected 16 lowercase hex digits)";
+            return -1;
+        }
     int dfd = open_incoming(dir, false, error_r);
     if (dfd < 0)
         return -1;
     int ret = 0;
-    while (flock(dfd, LOCK_EX) < 0 && errno == EINTR) /* syncs take turns */
-        ;
-    if (unlinkat(dfd, id, 0) < 0) {
-        *error_r = errno == ENOENT ? "no such message in the spool" : errno_msg("cannot remove message");
-        ret = -1;
-    } else if (fsync(dfd) < 0) {
-        *error_r = errno_msg("cannot sync spool directory");
-        ret = -1;
+    size_t removed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (unlinkat(dfd, ids[i], 0) == 0)
+            removed++;
+        else if (errno != ENOENT || !missing_ok) {
+            *error_r = errno == ENOENT ? "no such message in the spool"
+                                       : errno_msg("cannot remove message");
+            ret = -1;
+        }
+    }
+    if (removed > 0) {
+        while (flock(dfd, LOCK_EX) < 0 && errno == EINTR)
+            ;
+        if (fsync(dfd) < 0) {
+            *error_r = errno_msg("cannot sync spool directory");
+            ret = -1;
+        }
     }
     close(dfd); /* releases the lock */
     return ret;
+}
+
+int spool_remove(const char *dir, const char *id, const char **error_r)
+{
+    return remove_ids(dir, &id, 1, false, error_r);
+}
+
+int spool_remove_many(const char *dir, const char *const ids[], size_t n, const char **error_r)
+{
+    return remove_ids(dir, ids, n, true, error_r);
 }
 
 static int id_cmp(const void *a, const void *b)

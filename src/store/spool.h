@@ -113,6 +113,12 @@ int spool_read_message(const char *dir, const char *id, const uint8_t pk[SPOOL_P
                        const char **error_r);
 /* Remove message id from the spool durably. */
 int spool_remove(const char *dir, const char *id, const char **error_r);
+/* Remove the n messages ids from the spool durably with one directory
+ * sync for all (queued's batches); an id no longer there counts as
+ * removed.  Returns 0, or -1 with *error_r: an invalid id (nothing
+ * removed), or a failed unlink or sync (then some may be removed, and not
+ * durably). */
+int spool_remove_many(const char *dir, const char *const ids[], size_t n, const char **error_r);
 /* Free the strings of an envelope read or built by the caller. */
 void spool_envelope_free(struct spool_envelope *env);
 

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <glob.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -217,12 +218,110 @@ static void test_list(void **state)
     assert_null(strstr(names, "tmp"));
 }
 
+struct batch_seen {
+    int result[16];
+    uint64_t bytes[16];
+    unsigned calls;
+    char dirs[16][64];
+};
+
+static void batch_fn(void *arg, size_t tag, const char *mailbox_dir, int result,
+                     uint64_t sealed_bytes, const char *error)
+{
+    struct batch_seen *s = arg;
+    assert_true(tag < 16);
+    assert_true(result >= 0 || error != NULL);
+    s->result[tag] = result;
+    s->bytes[tag] = sealed_bytes;
+    snprintf(s->dirs[tag], sizeof s->dirs[0], "%s", mailbox_dir);
+    s->calls++;
+}
+
+/* Temporary files in dir/drop (written, not named yet). */
+static unsigned count_tmp(const char *dir)
+{
+    char pattern[256];
+    glob_t g;
+    snprintf(pattern, sizeof pattern, "%s/drop/.tmp-*", dir);
+    unsigned n = glob(pattern, 0, NULL, &g) == 0 ? (unsigned)g.gl_pathc : 0;
+    globfree(&g);
+    return n;
+}
+
+/* A batch over two mailboxes: new files (more than the threads that sync
+ * them), one delivered before, one added twice; each is reported once,
+ * after its directory's sync, and every new file reads back. */
+static void test_batch(void **state)
+{
+    char other[128], path[256];
+    const char *error = NULL;
+    static const char text[] = "Subject: batch\r\n\r\nbody\r\n";
+    struct batch_seen seen = {0};
+    (void)state;
+    snprintf(other, sizeof other, "%s/other", root);
+    mkdir(other, 0700);
+    snprintf(path, sizeof path, "%s/drop", other);
+    mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/msg", other);
+    mkdir(path, 0700);
+    deliver_text("b000000000000000", text);
+    unsigned junk = count_tmp(root); /* test_list's */
+
+    struct drop_batch *b = drop_batch_new();
+    int body = memfd_with(text, strlen(text));
+    char name[17];
+    for (size_t i = 0; i < 10; i++) {
+        snprintf(name, sizeof name, "b00000000000000%zx", i);
+        assert_int_equal(drop_batch_add(b, i % 2 ? other : root, name, i % 2 ? pk2 : pk,
+                                        1700000000, body, i, &error), 0);
+    }
+    assert_int_equal(drop_batch_add(b, root, "b000000000000002", pk, 1, body, 10, &error), 0);
+    assert_int_equal(drop_batch_add(b, root, "../escape0000000", pk, 1, body, 11, &error), -1);
+    assert_int_equal(drop_batch_size(b), 11);
+    assert_int_equal(count_tmp(root), junk + 4); /* written, not named (b0..0 existed) */
+    assert_false(drop_exists(root, DROP_AREA_DROP, "b000000000000002"));
+    drop_batch_commit(b, batch_fn, &seen);
+    assert_int_equal(seen.calls, 11);
+    assert_int_equal(drop_batch_size(b), 0);
+    for (size_t i = 0; i < 10; i++) {
+        snprintf(name, sizeof name, "b00000000000000%zx", i);
+        assert_int_equal(seen.result[i], i == 0 ? 0 : 1);
+        assert_string_equal(seen.dirs[i], i % 2 ? other : root);
+        assert_true(drop_exists(i % 2 ? other : root, DROP_AREA_DROP, name));
+        if (i > 0)
+            assert_true(seen.bytes[i] > strlen(text));
+    }
+    assert_int_equal(seen.result[10], 0); /* added twice: one copy */
+    assert_int_equal(count_tmp(root) + count_tmp(other), junk);
+    close(body);
+
+    size_t len;
+    int64_t received;
+    char *back = read_back(DROP_AREA_DROP, "b000000000000004", pk, sk, &len, &received, &error);
+    assert_non_null(back);
+    assert_int_equal(len, strlen(text));
+    assert_int_equal(received, 1700000000);
+    free(back);
+
+    /* freed before its commit: the temporary files go, nothing is named */
+    body = memfd_with(text, strlen(text));
+    assert_int_equal(drop_batch_add(b, root, "c000000000000000", pk, 1, body, 0, &error), 0);
+    assert_int_equal(count_tmp(root), junk + 1);
+    drop_batch_free(&b);
+    assert_null(b);
+    close(body);
+    assert_int_equal(count_tmp(root), junk);
+    assert_false(drop_exists(root, DROP_AREA_DROP, "c000000000000000"));
+    drop_batch_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trips),
         cmocka_unit_test(test_damage_is_refused),
         cmocka_unit_test(test_list),
+        cmocka_unit_test(test_batch),
     };
     log_init("test-drop", false, LOG_LEVEL_ERROR);
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

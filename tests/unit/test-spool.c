@@ -1072,6 +1072,29 @@ static void test_bad_ids_and_remove(void **state)
     free(msg);
 }
 
+/* Several entries leave with one directory sync; a missing one is not an
+ * error, an invalid one refuses the whole call. */
+static void test_remove_many(void **state)
+{
+    char dir[128], ids[3][SPOOL_ID_LEN + 1];
+    const char *error = NULL;
+    uint8_t *msg = make_message(100);
+    (void)state;
+    new_dir(dir, sizeof dir, "many");
+    for (size_t i = 0; i < 3; i++)
+        commit_message(dir, msg, 100, 100, ids[i]);
+    const char *const bad[] = {ids[2], "../incoming/xyz"};
+    assert_int_equal(spool_remove_many(dir, bad, 2, &error), -1);
+    const char *const some[] = {ids[0], "ffffffffffffffff", ids[1]};
+    assert_int_equal(spool_remove_many(dir, some, 3, &error), 0);
+    struct list_acc acc = {0};
+    assert_int_equal(spool_list(dir, list_fn, &acc, &error), 1);
+    assert_string_equal(acc.ids[0], ids[2]); /* untouched by the refused call */
+    assert_int_equal(spool_remove_many(dir, some, 3, &error), 0); /* gone already: fine */
+    assert_int_equal(spool_remove_many(dir, NULL, 0, &error), 0);
+    free(msg);
+}
+
 static void test_offline(void **state)
 {
     char dir[128], id[SPOOL_ID_LEN + 1];
@@ -1117,6 +1140,7 @@ int main(void)
         cmocka_unit_test(test_forged_layouts),
         cmocka_unit_test(test_writer_bounds),
         cmocka_unit_test(test_bad_ids_and_remove),
+        cmocka_unit_test(test_remove_many),
         cmocka_unit_test(test_offline),
     };
     log_init("test-spool", false, LOG_LEVEL_ERROR);
