@@ -19,9 +19,9 @@
 #include "net/conn.h"
 #include "net/peerlimit.h"
 #include "net/tls.h"
+#include "store/directory.h"
 
 #define CLIENT_IN_MAX (256 * 1024)
-#define LOGIN_PASSWORD_MAX 1024
 
 struct client {
     struct client *prev, *next;
@@ -223,8 +223,6 @@ struct unlocked *client_mailbox(struct client *c) { return c->u; }
 bool client_busy(const struct client *c) { return c->busy; }
 size_t client_output_pending(struct client *c) { return conn_output_pending(c->conn); }
 void client_set_timeout(struct client *c, unsigned seconds) { conn_set_timeout(c->conn, seconds); }
-void client_pause_input(struct client *c) { conn_pause(c->conn); }
-void client_resume_input(struct client *c) { conn_resume(c->conn); }
 
 bool client_plaintext_ok(const struct client *c)
 {
@@ -361,9 +359,11 @@ void client_login(struct client *c, const char *address, const char *password, s
                   void (*done)(void *state, enum client_login_result r))
 {
     c->login_done = done;
-    c->address = sm_strdup(address);
-    if (pwlen > LOGIN_PASSWORD_MAX)
-        pwlen = LOGIN_PASSWORD_MAX; /* a longer one is wrong anyway: same cost as any */
+    /* an account name longer than any address cannot exist: keep one byte
+     * more than the longest (so it still does not) and pay the usual cost */
+    c->address = sm_strndup(address, DIRECTORY_ADDRESS_MAX + 1);
+    if (pwlen > KEYWRAP_PASSWORD_MAX)
+        pwlen = KEYWRAP_PASSWORD_MAX + 1; /* longer than any password: wrong, same cost */
     c->password = seal_secret_alloc(pwlen + 1);
     memcpy(c->password, password, pwlen);
     c->password[pwlen] = '\0';

@@ -76,9 +76,6 @@ void client_set_timeout(struct client *c, unsigned seconds);
 void client_close(struct client *c);
 /* Output waiting to be sent (to stop producing when the peer is slow). */
 size_t client_output_pending(struct client *c);
-/* Stop reading input until client_resume_input(); proto->input follows it. */
-void client_pause_input(struct client *c);
-void client_resume_input(struct client *c);
 
 /* The logged-in mailbox, or NULL. */
 struct unlocked *client_mailbox(struct client *c);

@@ -83,6 +83,7 @@ void unlock_registry_free(struct unlock_registry **rp)
     if (r == NULL)
         return;
     r->linger = 0;
+    r->wp = NULL; /* freed before the registry: close what lingers here and now */
     unlock_registry_sweep(r);
     if (r->all != NULL)
         log_warn("imapd unlock-registry-busy");
@@ -328,12 +329,24 @@ enum unlock_result unlock_login(struct unlock_registry *r, const char *address,
     return res;
 }
 
-static void entry_free(struct unlocked *u)
+static void entry_free(void *arg)
 {
+    struct unlocked *u = arg;
     mailbox_close(&u->mb); /* wipes the keys */
     seal_secret_free(&u->verifier);
     pthread_mutex_destroy(&u->store_mu);
     free(u);
+}
+
+/* Closing a store checkpoints its WAL (disk work): on the worker pool,
+ * not on the loop that calls this; synchronously once the pool is gone
+ * (shutdown) or when nothing was opened. */
+static void entry_close(struct unlock_registry *r, struct unlocked *u)
+{
+    if (r->wp != NULL && u->mb != NULL)
+        workpool_submit(r->wp, entry_free, NULL, u);
+    else
+        entry_free(u);
 }
 
 /* r->mu held: take u out of the list. */
@@ -361,7 +374,7 @@ void unlock_release(struct unlocked **up)
         u->idle_since = time(NULL);
     pthread_mutex_unlock(&r->mu);
     if (close_now)
-        entry_free(u);
+        entry_close(r, u);
 }
 
 void unlock_registry_sweep(struct unlock_registry *r)
@@ -379,7 +392,7 @@ void unlock_registry_sweep(struct unlock_registry *r)
         if (expired == NULL)
             return;
         log_debug("imapd store-closed mailbox=%s", expired->mailbox_id);
-        entry_free(expired);
+        entry_close(r, expired);
     }
 }
 

@@ -53,7 +53,8 @@ struct unlock_registry *unlock_registry_new(const char *data_dir,
                                             const struct keywrap_params *params,
                                             unsigned max_sessions, unsigned linger,
                                             struct workpool *wp);
-/* Every unlocked mailbox must have been released. */
+/* Every unlocked mailbox must have been released, and the worker pool
+ * given to unlock_registry_new() freed already (closing ran there). */
 void unlock_registry_free(struct unlock_registry **r);
 
 /* Worker thread: check the password and attach to the owner's store.
@@ -64,8 +65,9 @@ enum unlock_result unlock_login(struct unlock_registry *r, const char *address,
                                 bool *fast_r);
 /* Loop thread, every few seconds: close the stores unused for `linger`. */
 void unlock_registry_sweep(struct unlock_registry *r);
-/* Any thread: drop a reference (the last one closes the store and wipes
- * the keys).  Sets *u to NULL; accepts NULL. */
+/* Loop thread (or a worker, for a store that failed to open): drop a
+ * reference; the last one, after the linger, closes the store and wipes
+ * the keys on the worker pool.  Sets *u to NULL; accepts NULL. */
 void unlock_release(struct unlocked **u);
 
 /* Worker thread: the store, locked for the caller until unlocked_store_done(). */

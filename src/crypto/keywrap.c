@@ -48,7 +48,7 @@
 #define HDR_BYTES (OFF_NONCE + NONCE_BYTES)
 #define AD_MAX (HDR_BYTES + KEYWRAP_CONTEXT_MAX)
 
-#define PASSWORD_MAX 4096
+#define PASSWORD_MAX KEYWRAP_PASSWORD_MAX
 
 /* BLAKE2b personalisations: exactly 16 bytes, one per use. */
 #define PERSONAL_RECOVERY "sealmail:recover"

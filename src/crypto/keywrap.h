@@ -142,7 +142,9 @@ int keywrap_params_check(const struct keywrap_params *p, const char **error_r);
  * fails (aborts on OOM).  Free with seal_secret_free(). */
 uint8_t *keywrap_mk_new(void);
 
-/* Wrap mk under password (pwlen bytes, 1..4096, any bytes; no copy is
+#define KEYWRAP_PASSWORD_MAX 4096 /* bytes of a password or app password */
+
+/* Wrap mk under password (pwlen bytes, 1..KEYWRAP_PASSWORD_MAX, any bytes; no copy is
  * made, so the caller's buffer should be seal_secret_alloc() memory) with
  * Argon2id cost p and a fresh random salt.  kind is KEYWRAP_PASSWORD or
  * KEYWRAP_APP_PASSWORD.  context (1..KEYWRAP_CONTEXT_MAX bytes, NUL-

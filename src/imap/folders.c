@@ -51,27 +51,19 @@ static void find_unseen(void *arg, const struct mailbox_message *m)
 
 struct qresync_ctx {
     struct imap *s;
-    const struct imap_seqset *known;
-    struct sm_buf vanished;
+    const struct imap_seqset *known; /* n == 0: the client named none */
 };
 
 static void qresync_changed(void *arg, const struct mailbox_message *m)
 {
     struct qresync_ctx *q = arg;
     uint32_t seq = view_seq(&q->s->view, m->uid);
-    if (seq == 0)
+    /* RFC 7162 §3.2.5.1: only the messages the client said it knows */
+    if (seq == 0 || (q->known->n > 0 && !imap_seqset_contains(q->known, m->uid, UINT32_MAX)))
         return;
     imap_printf(q->s, "* %u FETCH (UID %u FLAGS ", seq, m->uid);
     imap_put_flags(q->s, m->flags, m->keywords);
     imap_printf(q->s, " MODSEQ (%llu))\r\n", (unsigned long long)m->modseq);
-}
-
-static void qresync_vanished(void *arg, uint32_t uid)
-{
-    struct qresync_ctx *q = arg;
-    if (q->known->n > 0 && !imap_seqset_contains(q->known, uid, UINT32_MAX))
-        return;
-    sm_buf_printf(&q->vanished, "%s%u", q->vanished.len ? "," : "", uid);
 }
 
 /* RFC 7162 §3.2.5: what changed since the client's last session. */
@@ -79,13 +71,9 @@ static void select_qresync(struct imap *s, struct mailbox *mb, const struct imap
 {
     if (a->uidvalidity != s->view.uidvalidity)
         return; /* everything is new to the client: nothing to resynchronise */
-    struct qresync_ctx q = {s, &a->known_uids, {0}};
+    struct qresync_ctx q = {s, &a->known_uids};
     const char *error;
-    sm_buf_init(&q.vanished, 1024 * 1024);
-    mailbox_changes(mb, s->view.folder, a->modseq, NULL, qresync_vanished, &q, &error);
-    if (q.vanished.len > 0)
-        imap_printf(s, "* VANISHED (EARLIER) %s\r\n", sm_buf_str(&q.vanished));
-    sm_buf_free(&q.vanished);
+    view_vanished_earlier(s, mb, a->modseq, &a->known_uids);
     mailbox_changes(mb, s->view.folder, a->modseq, qresync_changed, NULL, &q, &error);
 }
 

@@ -296,8 +296,6 @@ static void fetch_one(struct fetch_ctx *x, uint32_t uid)
     body_close(&b);
 }
 
-static void vanished_earlier(struct imap *s, struct mailbox *mb, const struct imap_args_fetch *a);
-
 void cmd_fetch(struct imap *s, struct mailbox *mb)
 {
     const struct imap_args_fetch *a = &s->cmd->args.fetch;
@@ -318,8 +316,8 @@ void cmd_fetch(struct imap *s, struct mailbox *mb)
             imap_condstore_on(s, mb);
         s->job_n = view_resolve(s, &a->set, s->cmd->uid, &s->job_uids);
         s->job_cursor = 0;
-        if (a->vanished)
-            vanished_earlier(s, mb, a);
+        if (a->vanished) /* UID FETCH ... (CHANGEDSINCE n VANISHED): RFC 7162 §3.2.6 */
+            view_vanished_earlier(s, mb, a->changedsince, &a->set);
     }
     s->job_more = false;
     while (s->job_cursor < s->job_n) {
@@ -339,31 +337,6 @@ void cmd_fetch(struct imap *s, struct mailbox *mb)
     case SECTION_CORRUPT: imap_tagged(s, "NO", "[PARSE] Some message data could not be read");
         break;
     }
-}
-
-struct vanished_ctx {
-    struct imap *s;
-    const struct imap_seqset *set;
-    struct sm_buf out;
-};
-
-static void add_vanished(void *arg, uint32_t uid)
-{
-    struct vanished_ctx *v = arg;
-    if (imap_seqset_contains(v->set, uid, UINT32_MAX))
-        sm_buf_printf(&v->out, "%s%u", v->out.len ? "," : "", uid);
-}
-
-/* UID FETCH ... (CHANGEDSINCE n VANISHED): RFC 7162 §3.2.6. */
-static void vanished_earlier(struct imap *s, struct mailbox *mb, const struct imap_args_fetch *a)
-{
-    struct vanished_ctx v = {s, &a->set, {0}};
-    const char *error;
-    sm_buf_init(&v.out, 1024 * 1024);
-    mailbox_changes(mb, s->view.folder, a->changedsince, NULL, add_vanished, &v, &error);
-    if (v.out.len > 0)
-        imap_printf(s, "* VANISHED (EARLIER) %s\r\n", sm_buf_str(&v.out));
-    sm_buf_free(&v.out);
 }
 
 /* ---- STORE ---------------------------------------------------------------------------- */
@@ -451,14 +424,9 @@ void cmd_store(struct imap *s, struct mailbox *mb)
 
 /* ---- COPY, MOVE ----------------------------------------------------------------------- */
 
-struct move_ctx {
-    struct imap *s;
-};
-
 static void moved_away(void *arg, uint32_t uid)
 {
-    struct move_ctx *x = arg;
-    view_expunged(x->s, uid);
+    view_expunged(arg, uid);
 }
 
 static void put_uid_list(struct sm_buf *b, const uint32_t *uids, size_t n)
@@ -487,10 +455,9 @@ void cmd_copy(struct imap *s, struct mailbox *mb)
     uint32_t *uids, validity = 0;
     size_t n = view_resolve(s, &a->set, s->cmd->uid, &uids);
     uint32_t *new_uids = sm_calloc(n + 1, sizeof *new_uids);
-    struct move_ctx x = {s};
     int r = n == 0 ? 0
                    : mailbox_copy(mb, s->view.folder, uids, n, to, move, new_uids, &validity,
-                                  move ? moved_away : NULL, &x, &error);
+                                  move ? moved_away : NULL, s, &error);
     if (r == MAILBOX_NONEXISTENT) {
         imap_tagged(s, "NO", "[TRYCREATE] No such mailbox");
     } else if (r < 0) {
@@ -527,10 +494,9 @@ static int expunge(struct imap *s, struct mailbox *mb, bool report, const char *
     size_t n = 0;
     if (s->cmd->cmd == IMAP_CMD_EXPUNGE && s->cmd->uid)
         n = view_resolve(s, &a->set, true, &uids);
-    struct move_ctx x = {s};
     int r = s->cmd->uid && n == 0
                 ? 0
-                : mailbox_expunge(mb, s->view.folder, uids, n, report ? moved_away : NULL, &x,
+                : mailbox_expunge(mb, s->view.folder, uids, n, report ? moved_away : NULL, s,
                                   error_r);
     free(uids);
     if (r > 0)

@@ -102,6 +102,11 @@ void view_own_change(struct imap *s, uint64_t modseq);
 /* For a set of sequence numbers (not UIDs): are all of them at most the
  * number of messages?  RFC 9051 §9 makes a larger one invalid (BAD). */
 bool view_seqs_valid(const struct imap *s, const struct imap_seqset *set, bool uid);
+/* "* VANISHED (EARLIER) ..." for the UIDs expunged after since (only
+ * those in filter, when filter is not NULL and not empty), as ranges, in
+ * as many lines as it takes (RFC 7162 §3.2.5, §3.2.6). */
+void view_vanished_earlier(struct imap *s, struct mailbox *mb, uint64_t since,
+                           const struct imap_seqset *filter);
 /* Remove uid from the view (our own EXPUNGE/MOVE), replying EXPUNGE or
  * VANISHED. */
 void view_expunged(struct imap *s, uint32_t uid);

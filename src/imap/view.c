@@ -211,6 +211,55 @@ void view_sync(struct imap *s, struct mailbox *mb, bool may_expunge)
         v->token = token;
 }
 
+/* ---- VANISHED (EARLIER) ------------------------------------------------- */
+
+#define VANISHED_PER_LINE 500 /* ranges in one response line; more lines follow */
+
+struct vanished_out {
+    struct imap *s;
+    const struct imap_seqset *filter; /* NULL: every UID */
+    uint32_t lo, hi;                  /* the range being built; lo 0: none */
+    unsigned in_line;
+};
+
+static void vanished_flush(struct vanished_out *v)
+{
+    if (v->lo == 0)
+        return;
+    imap_printf(v->s, "%s%u", v->in_line == 0 ? "* VANISHED (EARLIER) " : ",", v->lo);
+    if (v->hi != v->lo)
+        imap_printf(v->s, ":%u", v->hi);
+    v->lo = 0;
+    if (++v->in_line == VANISHED_PER_LINE) {
+        imap_printf(v->s, "\r\n");
+        v->in_line = 0;
+    }
+}
+
+static void vanished_add(void *arg, uint32_t uid)
+{
+    struct vanished_out *v = arg;
+    if (v->filter != NULL && !imap_seqset_contains(v->filter, uid, UINT32_MAX))
+        return;
+    if (v->lo != 0 && uid == v->hi + 1) {
+        v->hi = uid;
+        return;
+    }
+    vanished_flush(v);
+    v->lo = v->hi = uid;
+}
+
+void view_vanished_earlier(struct imap *s, struct mailbox *mb, uint64_t since,
+                           const struct imap_seqset *filter)
+{
+    struct vanished_out v = {s, filter != NULL && filter->n > 0 ? filter : NULL, 0, 0, 0};
+    const char *error;
+    mailbox_changes(mb, s->view.folder, since, NULL, vanished_add, &v, &error);
+    vanished_flush(&v);
+    if (v.in_line > 0)
+        imap_printf(s, "\r\n");
+}
+
 /* ---- sets --------------------------------------------------------------- */
 
 static size_t resolve_saved(struct imap *s, uint32_t **uids_r)

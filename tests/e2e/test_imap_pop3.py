@@ -4,6 +4,7 @@ Mail goes in through SMTP, queued seals it into the mailbox's drop/, and
 the owner's login (IMAP or POP3) unlocks the store, imports the drop and
 serves it.  TLS is real (STARTTLS, implicit TLS on 993/995-style ports);
 passwords in clear are refused unless a test's server allows loopback."""
+import base64
 import imaplib
 import poplib
 import re
@@ -322,6 +323,11 @@ def test_imap_condstore_qresync(live):
     assert tagged.startswith(b"r3 OK")
     assert b"* VANISHED (EARLIER) 2" in untagged
     assert any(l.startswith(b"* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ") for l in untagged)
+    # known UIDs 2:3: UID 1's flag change is not reported (RFC 7162 §3.2.5.1)
+    untagged, _ = b.cmd(f"EXAMINE INBOX (QRESYNC ({validity} {modseq} 2:3))")
+    assert b"* VANISHED (EARLIER) 2" in untagged
+    assert not any(b"FETCH (UID 1 " in l for l in untagged), untagged
+    b.cmd("SELECT INBOX")
     untagged, tagged = b.cmd(f"UID STORE 3 (UNCHANGEDSINCE {modseq - 1}) +FLAGS (\\Flagged)")
     assert b"[MODIFIED 3]" in tagged
     b.close()
@@ -489,3 +495,48 @@ def test_imap_answers_as_the_rfcs_say(live):
     untagged, tagged = raw.cmd("EXPUNGE")
     assert untagged == [b"* VANISHED 1"] and b"OK [HIGHESTMODSEQ " in tagged  # RFC 7162 §3.2.7
     raw.close()
+
+
+def test_pop3_bad_input_gets_err_not_a_crash(live):
+    """Unknown commands, commands in the wrong state, bad message numbers,
+    an overlong line, a NUL and bad SASL data get -ERR; too many errors
+    end the session; the server stays up for the next client."""
+    live.add_user(ALICE, PASSWORD)
+    deliver(live, ALICE, ["pop-bad"])
+    sock = socket.create_connection(("127.0.0.1", live.pop3_port), timeout=20)
+    f = sock.makefile("rb")
+    assert f.readline().startswith(b"+OK")
+
+    def cmd(line):
+        sock.sendall(line + b"\r\n")
+        return f.readline()
+
+    assert cmd(b"STAT").startswith(b"-ERR")            # not before login
+    assert cmd(b"FROBNICATE").startswith(b"-ERR")
+    assert cmd(b"PASS nothing-first").startswith(b"-ERR USER first")
+    assert cmd(b"AUTH PLAIN !!!notbase64").startswith(b"-ERR")
+    assert cmd(b"AUTH PLAIN " + base64.b64encode(b"bob\0" + ALICE.encode() + b"\0x")) \
+        .startswith(b"-ERR")                           # acting for someone else
+    assert cmd(b"USER " + b"a" * 300).startswith(b"-ERR")
+    assert cmd(b"NOOP " + b"x" * 10000).startswith(b"-ERR Line too long")
+    assert cmd(b"US\0ER x").startswith(b"-ERR")
+    assert cmd(b"USER " + ALICE.encode()).startswith(b"+OK")
+    assert cmd(b"PASS " + PASSWORD.encode()).startswith(b"+OK Logged in, 1 message")
+    for bad in (b"RETR 0", b"RETR 2", b"RETR x", b"RETR -1", b"TOP 1", b"DELE 99",
+                b"LIST 18446744073709551617"):
+        assert cmd(bad).startswith(b"-ERR"), bad
+    assert cmd(b"RETR 1").startswith(b"+OK")
+    while f.readline() != b".\r\n":
+        pass
+    # [imap] max_errors is 20 and 4 were spent above (STAT, FROBNICATE, the long
+    # line, the NUL): the 16th unknown command is the last one answered
+    for i in range(16):
+        assert cmd(b"BOGUS") == b"-ERR Unknown command\r\n", i
+    assert f.readline() == b"-ERR Too many errors, closing\r\n"
+    assert f.readline() == b""  # and closed
+    sock.close()
+
+    p = poplib.POP3("127.0.0.1", live.pop3_port)  # the server is fine
+    p.user(ALICE)
+    assert p.pass_(PASSWORD).startswith(b"+OK")
+    p.quit()
