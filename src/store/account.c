@@ -158,7 +158,9 @@ static void try_wrap(void *arg, const struct directory_wrap *w)
 }
 
 /* The app-password wraps: the one whose selector matches, and those made
- * before selectors existed (tried as before). */
+ * before selectors existed (tried after the password wrap, then given a
+ * selector when one opens: only accounts from before directory schema 3
+ * have any, and each costs one more run only until its first use). */
 struct app_wraps {
     uint8_t selector[DIRECTORY_SELECTOR_BYTES];
     bool matched;
@@ -194,8 +196,17 @@ static int find_mk(struct directory *dir, const struct account *acct, struct try
         r = directory_user_wraps(dir, acct->user.id, DIRECTORY_WRAP_PASSWORD, try_wrap, t) < 0
                 ? -1
                 : 0;
-    for (size_t i = 0; r == 0 && i < a->n_legacy; i++)
+    for (size_t i = 0; r == 0 && t->mk == NULL && i < a->n_legacy; i++) {
         try_wrap(t, &a->legacy[i]);
+        if (t->mk != NULL) {
+            /* a wrap made before selectors: give it one now, so that the
+             * next logins cost one run again (the password is at hand) */
+            a->legacy[i].has_selector = true;
+            memcpy(a->legacy[i].selector, a->selector, sizeof a->selector);
+            if (directory_user_set_wrap(dir, acct->user.id, &a->legacy[i]) < 0)
+                log_warn("account selector-upgrade-failed mailbox=%s", acct->user.mailbox);
+        }
+    }
     seal_secret_free(&a);
     return r;
 }

@@ -44,6 +44,8 @@ int account_create(struct directory *dir, const char *data_dir, const char *addr
 /* Unlock with a password.  Exactly one Argon2id run, whatever the
  * account holds: the app-password wrap whose selector matches the
  * password (a fast keyed hash, see account.c), else the password wrap.
+ * (App passwords made before selectors existed add a run each until
+ * their first successful use gives them one.)
  * An unknown address spends the same time (keywrap_dummy_work with
  * params) and answers like a wrong password.
  * Returns KEYWRAP_OK with *acct filled (free with account_free), or a

@@ -626,6 +626,11 @@ static int resolve_postmaster(struct directory *dir, struct directory_user *targ
         snprintf(address, sizeof address, "postmaster@%s", (const char *)sqlite3_column_text(st, 0));
         n = directory_resolve(dir, address, targets, max);
     }
+    /* a failed step is not "nobody": queued would drop the message */
+    if (n == 0 && rc != SQLITE_DONE) {
+        dir_set_db_error(dir, "directory");
+        n = -1;
+    }
     sqlite3_finalize(st);
     return n;
 }

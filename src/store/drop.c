@@ -47,7 +47,9 @@
 #define MAGIC "SEALDR\0\1"
 #define META_MAX (8 + DROP_NAME_MAX)
 #define TMP_PREFIX ".tmp-"
-#define LEFTOVER_AGE 60 /* seconds before an unfinished .tmp file is garbage */
+/* seconds before an unfinished .tmp file is garbage: far longer than a
+ * delivery batch can take between sealing a file and renaming it */
+#define LEFTOVER_AGE 3600
 
 static _Thread_local char errbuf[256];
 
@@ -124,9 +126,13 @@ static int sync_dir(const char *mailbox_dir, const char *sub, const char **error
     return ret;
 }
 
+/* msg/ first: a move from drop/ to msg/ must be durable where it arrives
+ * before its departure is (without a journal, ext4 could otherwise keep
+ * the removal and lose the new entry); a crash between the two leaves
+ * the file in both, and readers look in msg/ first. */
 int drop_sync(const char *mailbox_dir, const char **error_r)
 {
-    return sync_dir(mailbox_dir, "drop", error_r) < 0 ? -1 : sync_dir(mailbox_dir, "msg", error_r);
+    return sync_dir(mailbox_dir, "msg", error_r) < 0 ? -1 : sync_dir(mailbox_dir, "drop", error_r);
 }
 
 static void meta_encode(uint8_t *meta, int64_t received, const char *name, size_t *len_r)

@@ -192,8 +192,12 @@ int mailbox_import(struct mailbox *mb, struct mailbox_import_stats *stats, const
     if (drop_list(mb->dir, names_add, &ns, error_r) < 0)
         return -1;
     int ret = 0;
-    if (ns.n > 0 && (ret = import_all(mb, &ns, stats, error_r)) == 0)
-        ret = move_files(mb, &ns, error_r);
+    const char *move_error;
+    if (ns.n > 0 && (ret = import_all(mb, &ns, stats, error_r)) == 0 &&
+        move_files(mb, &ns, &move_error) < 0)
+        /* committed: the next import finishes the move, readers look in
+         * drop/ meanwhile; -1 would claim nothing was committed */
+        log_warn("mailbox import-move-failed error=\"%s\"", move_error);
     mb_names_free(&ns);
     return ret;
 }

@@ -339,7 +339,7 @@ static int subtree_move(struct mailbox *mb, const struct subtree *t, const char 
         int n = snprintf(name, sizeof name, "%s%s", to, t->suffixes[i]);
         if (n < 0 || (size_t)n > MAILBOX_FOLDER_MAX || name_check(name, canon, error_r) < 0) {
             *error_r = "a folder's new name would be too long or too deep";
-            return -1;
+            return MAILBOX_CANNOT;
         }
         int r = mb_folder_id(mb, canon, &other, NULL, error_r);
         if (r == 0) {

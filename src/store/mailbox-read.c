@@ -6,6 +6,7 @@
  * UIDs of a folder in its primary key order, changes through the
  * (folder, MODSEQ) indexes of mail and expunged.  Message rows are read
  * with their large columns (search text) untouched. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -418,12 +419,32 @@ int mailbox_search_headers(struct mailbox *mb, const char *folder,
     return each_row(mb, st, header_row, &w, error_r);
 }
 
+/* Read file of area into out; a retry first empties out (a regular file
+ * or memfd; a sink such as /dev/null needs nothing). */
+static int read_area(struct mailbox *mb, enum drop_area area, const char *file, int out,
+                     bool retry, const char **error_r)
+{
+    if (retry && ((ftruncate(out, 0) < 0 && errno != EINVAL) ||
+                  (lseek(out, 0, SEEK_SET) < 0 && errno != ESPIPE))) {
+        *error_r = mb_errno_msg("cannot reset the body file");
+        return -1;
+    }
+    return drop_read(mb->dir, area, file, mb->pk, mb->sk, out, NULL, NULL, error_r);
+}
+
+/* msg/, else drop/ (a file recorded by an import that died before moving
+ * it), else msg/ again (another process's import moved it meanwhile). */
 int mailbox_read_body(struct mailbox *mb, const char *file, int out, const char **error_r)
 {
-    /* a file recorded by an import that died before moving it is still in drop/ */
-    enum drop_area area =
-        drop_exists(mb->dir, DROP_AREA_MSG, file) ? DROP_AREA_MSG : DROP_AREA_DROP;
-    return drop_read(mb->dir, area, file, mb->pk, mb->sk, out, NULL, NULL, error_r);
+    if (read_area(mb, DROP_AREA_MSG, file, out, false, error_r) == 0)
+        return 0;
+    if (drop_exists(mb->dir, DROP_AREA_MSG, file))
+        return -1; /* there, but damaged */
+    if (read_area(mb, DROP_AREA_DROP, file, out, true, error_r) == 0)
+        return 0;
+    if (!drop_exists(mb->dir, DROP_AREA_MSG, file))
+        return -1;
+    return read_area(mb, DROP_AREA_MSG, file, out, true, error_r);
 }
 
 int mailbox_open_body(struct mailbox *mb, const char *file, const char **error_r)

@@ -138,6 +138,34 @@ static void test_app_password_replaced_by_label(void **state)
     assert_int_equal(unlock(f, ADDRESS, second, &runs), KEYWRAP_OK);
 }
 
+/* An app password stored before selectors existed (directory schema 2)
+ * costs a run more until its first use gives it a selector. */
+static void test_legacy_app_password_upgraded(void **state)
+{
+    struct fixture *f = *state;
+    struct account acct;
+    const char *error;
+    unsigned runs;
+    struct directory_wrap w = {.kind = DIRECTORY_WRAP_APP_PASSWORD};
+    assert_int_equal(account_unlock(f->d, ADDRESS, PASSWORD, strlen(PASSWORD), &f->params,
+                                    &acct, &error), KEYWRAP_OK);
+    snprintf(w.label, sizeof w.label, "old-phone");
+    assert_int_equal(keywrap_wrap_password(acct.mk, "an old app password", 19,
+                                           KEYWRAP_APP_PASSWORD, &f->params, acct.user.mailbox,
+                                           w.bytes, &w.len, &error), 0);
+    assert_int_equal(directory_user_set_wrap(f->d, acct.user.id, &w), 0); /* no selector */
+    account_free(&acct);
+
+    assert_int_equal(unlock(f, ADDRESS, "wrong", &runs), KEYWRAP_WRONG);
+    assert_int_equal(runs, 2); /* the password wrap, then the legacy one */
+    assert_int_equal(unlock(f, ADDRESS, "an old app password", &runs), KEYWRAP_OK);
+    assert_int_equal(runs, 2);
+    assert_int_equal(unlock(f, ADDRESS, "an old app password", &runs), KEYWRAP_OK);
+    assert_int_equal(runs, 1); /* it has a selector now */
+    assert_int_equal(unlock(f, ADDRESS, "wrong", &runs), KEYWRAP_WRONG);
+    assert_int_equal(runs, 1);
+}
+
 int main(void)
 {
     seal_init();
@@ -145,6 +173,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_one_run_per_login, setup, teardown),
         cmocka_unit_test_setup_teardown(test_app_password_replaced_by_label, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_legacy_app_password_upgraded, setup, teardown),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     mime_shutdown();
