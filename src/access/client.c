@@ -17,6 +17,7 @@
 #include "core/workpool.h"
 #include "crypto/seal.h"
 #include "net/conn.h"
+#include "net/listener.h"
 #include "net/peerlimit.h"
 #include "net/tls.h"
 #include "store/directory.h"
@@ -162,6 +163,7 @@ void client_accept(struct client_env *env, const struct client_proto *proto, boo
 {
     struct sockaddr_storage peer = {0};
     memcpy(&peer, sa, salen < sizeof peer ? salen : sizeof peer);
+    listener_unmap_v4(&peer);
     char who[LOG_ADDR_LEN];
     log_addr((struct sockaddr *)&peer, who);
     if (env->stopping || (implicit_tls && env->tls == NULL) ||

@@ -71,10 +71,12 @@ static void select_qresync(struct imap *s, struct mailbox *mb, const struct imap
 {
     if (a->uidvalidity != s->view.uidvalidity)
         return; /* everything is new to the client: nothing to resynchronise */
-    struct qresync_ctx q = {s, &a->known_uids};
+    struct imap_seqset known = view_set_resolved(&a->known_uids, UINT32_MAX);
+    struct qresync_ctx q = {s, &known};
     const char *error;
     view_vanished_earlier(s, mb, a->modseq, &a->known_uids);
     mailbox_changes(mb, s->view.folder, a->modseq, qresync_changed, NULL, &q, &error);
+    free(known.ranges);
 }
 
 void cmd_select(struct imap *s, struct mailbox *mb)

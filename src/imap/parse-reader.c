@@ -56,6 +56,7 @@ struct imap_reader {
     struct imap_raw *cur;  /* the command being assembled; NULL between commands */
     size_t cap, lit_cap;   /* allocated bytes of cur->data and cur->literals */
     bool append;           /* cur is an APPEND: its literals may be big */
+    bool trusted;          /* after login: max_command, and APPEND files (see parse.h) */
     uint64_t left;         /* RS_LITERAL, RS_SKIP_LITERAL: bytes still to come */
     int fd;                /* RS_LITERAL: external literal's fd (owned by cur), or -1 */
     char tag[IMAP_TAG_MAX + 1];
@@ -93,6 +94,14 @@ static void line_release(struct imap_reader *r)
     }
 }
 
+/* The most bytes one command may keep in memory: before login, no more
+ * than a line (a LOGIN needs no more), so strangers cannot make every
+ * connection hold max_command. */
+static size_t command_max(const struct imap_reader *r)
+{
+    return r->trusted ? r->lim.max_command : r->lim.max_line;
+}
+
 void imap_reader_limits_default(struct imap_reader_limits *l)
 {
     l->max_line = IMAP_LINE_MAX_DEFAULT;
@@ -114,6 +123,7 @@ struct imap_reader *imap_reader_new(const struct imap_reader_limits *limits,
     r->fd_fn = fd_fn;
     r->fd_ctx = fd_ctx;
     r->fd = -1;
+    r->trusted = true;
     return r;
 }
 
@@ -290,7 +300,12 @@ static int start_literal(struct imap_reader *r, uint64_t size, bool nonsync, boo
     if (nonsync && size > l->nonsync_max)
         return reject_literal(r, nonsync, size, IMAP_READ_LITERAL_TOO_BIG, "BAD",
                               "[TOOBIG] Non-synchronizing literal too big, use {N}");
-    bool in_memory = size <= l->max_command - r->cur->len &&
+    /* an APPEND has a mailbox name and one literal per message: beyond
+     * that, no file descriptor or "+" for it */
+    if (r->append && r->cur->n_literals >= IMAP_APPEND_MAX + 1)
+        return reject_literal(r, nonsync, size, IMAP_READ_COMMAND_TOO_LONG, "BAD",
+                              "Too many messages in one APPEND");
+    bool in_memory = size <= command_max(r) - r->cur->len &&
                      (!r->append || size <= l->mem_literal_max);
     if (!in_memory && (!r->append || size > l->max_literal || r->fd_fn == NULL))
         return reject_literal(r, nonsync, size, IMAP_READ_LITERAL_TOO_BIG,
@@ -352,7 +367,8 @@ static void start_command(struct imap_reader *r, const char *line, size_t n)
     const char *sp = memchr(line, ' ', n);
     const char *name = sp != NULL ? sp + 1 : line + n;
     size_t rest = (size_t)(line + n - name);
-    r->append = rest >= 6 && strncasecmp(name, "APPEND", 6) == 0 && (rest == 6 || name[6] == ' ');
+    r->append = r->trusted && rest >= 6 && strncasecmp(name, "APPEND", 6) == 0 &&
+                (rest == 6 || name[6] == ' ');
     r->cur = sm_calloc(1, sizeof *r->cur);
     r->cap = r->lit_cap = 0;
     r->fd = -1;
@@ -371,7 +387,7 @@ static int got_line(struct imap_reader *r, const char *line, size_t n)
         bool close_conn = resync_after_line(r, line, n);
         return fail(r, IMAP_READ_BAD_LINE, "BAD", "NUL byte in command", close_conn);
     }
-    if (n > r->lim.max_command - r->cur->len) {
+    if (n > command_max(r) - r->cur->len) {
         bool close_conn = resync_after_line(r, line, n);
         return fail(r, IMAP_READ_COMMAND_TOO_LONG, "BAD", "Command too long", close_conn);
     }
@@ -496,9 +512,28 @@ static int step_skip_literal(struct imap_reader *r, struct evbuffer *in)
     return KEEP_GOING;
 }
 
+/* Discard the rest of an overlong bare line; false while more is needed. */
+static bool bare_skip_done(struct imap_reader *r, struct evbuffer *in)
+{
+    while (r->bare_skip) {
+        size_t avail = evbuffer_get_length(in);
+        size_t chunk = avail < SKIP_CHUNK ? avail : SKIP_CHUNK;
+        ssize_t lf = find_lf(in, chunk);
+        evbuffer_drain(in, lf >= 0 ? (size_t)lf + 1 : chunk);
+        if (lf >= 0)
+            r->bare_skip = false;
+        else if (evbuffer_get_length(in) == 0)
+            return false;
+    }
+    return true;
+}
+
 enum imap_read_result imap_reader_read(struct imap_reader *r, struct evbuffer *in)
 {
     imap_raw_free(&r->done); /* a command the session did not take */
+    /* an overlong IDLE or AUTHENTICATE line is discarded whoever reads next */
+    if (!bare_skip_done(r, in))
+        return IMAP_READ_MORE;
     for (;;) {
         int res;
         switch (r->state) {
@@ -522,19 +557,17 @@ enum imap_read_result imap_reader_read(struct imap_reader *r, struct evbuffer *i
 
 /* ---- bare lines ---- */
 
+void imap_reader_set_trusted(struct imap_reader *r, bool trusted)
+{
+    r->trusted = trusted;
+}
+
+
 int imap_reader_line(struct imap_reader *r, struct evbuffer *in, const char **line_r,
                      size_t *len_r)
 {
-    while (r->bare_skip) {
-        size_t avail = evbuffer_get_length(in);
-        size_t chunk = avail < SKIP_CHUNK ? avail : SKIP_CHUNK;
-        ssize_t lf = find_lf(in, chunk);
-        evbuffer_drain(in, lf >= 0 ? (size_t)lf + 1 : chunk);
-        if (lf >= 0)
-            r->bare_skip = false;
-        else if (evbuffer_get_length(in) == 0)
-            return 0;
-    }
+    if (!bare_skip_done(r, in))
+        return 0;
     ssize_t lf = find_lf(in, r->lim.max_line);
     if (lf < 0) {
         if (evbuffer_get_length(in) < r->lim.max_line)

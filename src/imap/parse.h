@@ -141,6 +141,13 @@ struct imap_reader; /* opaque */
  * mem_literal_max are refused (LITERAL_TOO_BIG).  Never returns NULL. */
 struct imap_reader *imap_reader_new(const struct imap_reader_limits *limits,
                                     imap_literal_fd_fn *fd_fn, void *fd_ctx);
+/* Whether the peer has logged in.  Untrusted, a command keeps at most
+ * max_line bytes in memory (literals included) and APPEND gets no
+ * external files: nobody can make the server hold files or max_command
+ * bytes per connection without a password.  Trusted when the reader is
+ * made; the session distrusts it until login. */
+void imap_reader_set_trusted(struct imap_reader *r, bool trusted);
+
 /* Free the reader and any command it is assembling; accepts NULL. */
 void imap_reader_free(struct imap_reader **rp);
 

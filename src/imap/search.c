@@ -292,12 +292,8 @@ static bool matches(const struct search_ctx *x, const struct imap_search_node *n
     case IMAP_SK_NOT: return !matches(x, n->child, m);
     case IMAP_SK_SEQSET:
     case IMAP_SK_UID:
-        if (n->set.saved) { /* "$" stands for the saved UIDs either way (RFC 5182) */
-            for (size_t i = 0; x->s->saved_valid && i < x->s->n_saved; i++)
-                if (x->s->saved[i] == m->uid)
-                    return true;
-            return false;
-        }
+        if (n->set.saved) /* "$" stands for the saved UIDs either way (RFC 5182) */
+            return x->s->saved_valid && uid_find(x->s->saved, x->s->n_saved, m->uid) < x->s->n_saved;
         if (n->key == IMAP_SK_SEQSET)
             return imap_seqset_contains(&n->set, m->seq, (uint32_t)x->s->view.n);
         return imap_seqset_contains(&n->set, m->uid, x->max_uid);
@@ -349,6 +345,20 @@ static void eval_with_headers(void *arg, uint32_t uid, const char *headers)
     x->headers = headers;
     x->msgs[lo].hit = matches(x, x->s->cmd->args.search.keys, &x->msgs[lo]);
     x->headers = NULL;
+}
+
+/* Resolve every set of the program once ('*' made concrete, ranges
+ * sorted and merged), so that testing a message is a binary search, not
+ * a walk over up to IMAP_SEQ_RANGES_MAX ranges per message and key. */
+static void resolve_sets(struct imap_search_node *n, uint32_t max_seq, uint32_t max_uid)
+{
+    for (; n != NULL; n = n->next) {
+        if (n->key == IMAP_SK_SEQSET)
+            imap_seqset_resolve(&n->set, max_seq);
+        else if (n->key == IMAP_SK_UID)
+            imap_seqset_resolve(&n->set, max_uid);
+        resolve_sets(n->child, max_seq, max_uid);
+    }
 }
 
 static bool uses_modseq(const struct imap_search_node *n)
@@ -518,6 +528,7 @@ void cmd_search(struct imap *s, struct mailbox *mb)
     }
     struct search_ctx x = {.s = s, .mb = mb};
     x.max_uid = s->view.n > 0 ? s->view.uids[s->view.n - 1] : 0;
+    resolve_sets(a->keys, (uint32_t)s->view.n, x.max_uid);
     if (uses_modseq(a->keys))
         imap_condstore_on(s, mb);
     if (mailbox_messages(mb, s->view.folder, collect, &x, &error) < 0) {

@@ -331,6 +331,7 @@ static void login_done(void *arg, enum client_login_result r)
     switch (r) {
     case CLIENT_LOGIN_OK:
         s->state = IMAP_AUTH;
+        imap_reader_set_trusted(s->reader, true);
         imap_printf(s, "%s OK [CAPABILITY ", s->pending_tag);
         put_capabilities(s);
         imap_printf(s, "] Logged in\r\n");
@@ -735,6 +736,7 @@ static void *imap_start(struct client *c)
     l.max_command = cfg->imap_max_command;
     l.max_literal = cfg->imap_append_limit;
     s->reader = imap_reader_new(&l, literal_fd, s);
+    imap_reader_set_trusted(s->reader, false); /* until login (parse.h) */
     imap_printf(s, "* OK [CAPABILITY ");
     put_capabilities(s);
     imap_printf(s, "] sealmail IMAP ready\r\n");

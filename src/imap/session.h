@@ -107,6 +107,9 @@ bool view_seqs_valid(const struct imap *s, const struct imap_seqset *set, bool u
  * as many lines as it takes (RFC 7162 §3.2.5, §3.2.6). */
 void view_vanished_earlier(struct imap *s, struct mailbox *mb, uint64_t since,
                            const struct imap_seqset *filter);
+/* A copy of set with its ranges resolved against max (free(copy.ranges)):
+ * membership is then a binary search. */
+struct imap_seqset view_set_resolved(const struct imap_seqset *set, uint32_t max);
 /* Remove uid from the view (our own EXPUNGE/MOVE), replying EXPUNGE or
  * VANISHED. */
 void view_expunged(struct imap *s, uint32_t uid);

@@ -211,6 +211,16 @@ void view_sync(struct imap *s, struct mailbox *mb, bool may_expunge)
         v->token = token;
 }
 
+/* A resolved copy of set (free its ranges): membership by binary search. */
+struct imap_seqset view_set_resolved(const struct imap_seqset *set, uint32_t max)
+{
+    struct imap_seqset copy = *set;
+    copy.ranges = sm_calloc(set->n + 1, sizeof *copy.ranges);
+    memcpy(copy.ranges, set->ranges, set->n * sizeof *copy.ranges);
+    imap_seqset_resolve(&copy, max);
+    return copy;
+}
+
 /* ---- VANISHED (EARLIER) ------------------------------------------------- */
 
 #define VANISHED_PER_LINE 500 /* ranges in one response line; more lines follow */
@@ -252,12 +262,16 @@ static void vanished_add(void *arg, uint32_t uid)
 void view_vanished_earlier(struct imap *s, struct mailbox *mb, uint64_t since,
                            const struct imap_seqset *filter)
 {
-    struct vanished_out v = {s, filter != NULL && filter->n > 0 ? filter : NULL, 0, 0, 0};
+    struct imap_seqset resolved = {0};
+    if (filter != NULL && filter->n > 0)
+        resolved = view_set_resolved(filter, UINT32_MAX);
+    struct vanished_out v = {s, resolved.ranges != NULL ? &resolved : NULL, 0, 0, 0};
     const char *error;
     mailbox_changes(mb, s->view.folder, since, NULL, vanished_add, &v, &error);
     vanished_flush(&v);
     if (v.in_line > 0)
         imap_printf(s, "\r\n");
+    free(resolved.ranges);
 }
 
 /* ---- sets --------------------------------------------------------------- */
@@ -278,11 +292,8 @@ size_t view_resolve(struct imap *s, const struct imap_seqset *set, bool uid, uin
     struct imap_view *v = &s->view;
     if (set->saved)
         return resolve_saved(s, uids_r);
-    struct imap_seqset copy = *set;
-    copy.ranges = sm_calloc(set->n + 1, sizeof *copy.ranges);
-    memcpy(copy.ranges, set->ranges, set->n * sizeof *copy.ranges);
     uint32_t max = uid ? (v->n > 0 ? v->uids[v->n - 1] : 0) : (uint32_t)v->n;
-    imap_seqset_resolve(&copy, max);
+    struct imap_seqset copy = view_set_resolved(set, max);
     uint32_t *out = sm_calloc(v->n + 1, sizeof *out);
     size_t n = 0;
     if (uid) {

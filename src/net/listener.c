@@ -270,3 +270,14 @@ void listener_describe(int fd, char *out, size_t outlen)
     }
     describe_addr(&ss, out, outlen);
 }
+
+void listener_unmap_v4(struct sockaddr_storage *ss)
+{
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+    if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+        return;
+    struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_port = s6->sin6_port};
+    memcpy(&s4.sin_addr, s6->sin6_addr.s6_addr + 12, 4);
+    memset(ss, 0, sizeof *ss);
+    memcpy(ss, &s4, sizeof s4);
+}

@@ -14,6 +14,14 @@
  * message in err (bad syntax, bind failure) after closing what it opened. */
 int listener_open_all(const char *spec, int *fds, size_t max, size_t *n, char *err,
                       size_t errlen);
+struct sockaddr_storage;
+/* An accepted peer as the rest of the program should see it: an IPv4
+ * client of a dual-stack (":port") listener arrives as ::ffff:a.b.c.d and
+ * becomes plain AF_INET, so that per-network limits, the failed-login
+ * guard and anonymised logs treat it as the IPv4 address it is (all
+ * mapped addresses share their first 80 bits). */
+void listener_unmap_v4(struct sockaddr_storage *ss);
+
 /* Describe the local address of fd ("127.0.0.1:2525") into out. */
 void listener_describe(int fd, char *out, size_t outlen);
 

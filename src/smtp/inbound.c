@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "net/conn.h"
+#include "net/listener.h"
 #include "net/peerlimit.h"
 #include "net/tls.h"
 #include "smtp/server.h"
@@ -331,6 +332,7 @@ void inbound_accept(struct inbound_env *env, int fd, enum inbound_kind kind,
     static const char *const kinds[] = {"smtp", "smtps", "submission"};
     struct sockaddr_storage peer = {0};
     memcpy(&peer, sa, salen < sizeof peer ? salen : sizeof peer);
+    listener_unmap_v4(&peer); /* an IPv4 client is an IPv4 client, listener aside */
     if ((kind == INBOUND_SMTPS && env->tls == NULL) ||
         env->n_sessions >= env->cfg->smtp_max_connections) {
         inbound_refuse(fd, env, "too many connections");

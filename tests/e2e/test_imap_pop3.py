@@ -540,3 +540,29 @@ def test_pop3_bad_input_gets_err_not_a_crash(live):
     p.user(ALICE)
     assert p.pass_(PASSWORD).startswith(b"+OK")
     p.quit()
+
+
+def test_imap_hostile_input_costs_little(live):
+    """Review findings: no APPEND file before login, no half-done FETCH on a
+    bad section, an overlong IDLE line does not eat the next command."""
+    live.add_user(ALICE, PASSWORD)
+    deliver(live, ALICE, ["hostile-one"])
+    raw = RawIMAP(live.imap_port)
+    raw.send(b"a APPEND INBOX {100000}\r\n")  # before login: no "+", no file
+    line = raw.line()
+    assert line.startswith(b"a ") and b"TOOBIG" in line, line
+    raw.cmd(f'LOGIN {ALICE} "{PASSWORD}"')
+    raw.cmd("SELECT INBOX")
+    names = " ".join(f"X-F{i}" for i in range(120))  # more than section.c serves
+    _, tagged = raw.cmd(f"FETCH 1 (BODY[HEADER.FIELDS ({names})])")
+    assert b" BAD " in tagged
+    untagged, _ = raw.cmd("FETCH 1 (FLAGS)")
+    assert untagged == [b"* 1 FETCH (FLAGS ())"]  # \Seen was not set
+    raw.n += 1
+    raw.send(f"r{raw.n} IDLE\r\n".encode())
+    assert raw.line().startswith(b"+ ")
+    raw.send(b"x" * 100000 + b"\r\n")
+    assert b"BAD" in raw.line()
+    _, tagged = raw.cmd("NOOP")
+    assert b"OK" in tagged
+    raw.close()

@@ -216,12 +216,36 @@ static void test_describe_edge_cases(void **state)
     close(fds[0]);
 }
 
+/* A dual-stack listener's IPv4 peer becomes AF_INET; real IPv6 and IPv4
+ * addresses stay as they are. */
+static void test_unmap_v4(void **state)
+{
+    (void)state;
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = htons(4321);
+    assert_int_equal(inet_pton(AF_INET6, "::ffff:198.51.100.7", &s6->sin6_addr), 1);
+    listener_unmap_v4(&ss);
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+    assert_int_equal(s4->sin_family, AF_INET);
+    assert_int_equal(ntohs(s4->sin_port), 4321);
+    assert_int_equal(ntohl(s4->sin_addr.s_addr), 0xc6336407u);
+
+    memset(&ss, 0, sizeof ss);
+    s6->sin6_family = AF_INET6;
+    assert_int_equal(inet_pton(AF_INET6, "2001:db8::7", &s6->sin6_addr), 1);
+    listener_unmap_v4(&ss);
+    assert_int_equal(ss.ss_family, AF_INET6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_specs),
         cmocka_unit_test(test_port_in_use),
         cmocka_unit_test(test_describe_edge_cases),
+        cmocka_unit_test(test_unmap_v4),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
