@@ -187,8 +187,12 @@ static int show_authenticated(const char *dir, const char *id, const uint8_t *sk
         return 1;
     }
     print_envelope(id, &env);
-    spool_envelope_free(&env);
+    if (env.flags & SPOOL_F_JUNK)
+        printf("Deliver-To-Folder: Junk\n");
     printf("\n");
+    if (env.prefix_len > 0)
+        fwrite(env.prefix, 1, env.prefix_len, stdout); /* added on delivery */
+    spool_envelope_free(&env);
     int r = fflush(stdout) == 0 ? copy_out(mfd) : -1;
     close(mfd);
     if (r < 0)

@@ -139,6 +139,36 @@ static const struct option_def options[] = {
     {"imap", "unlock_linger", OPT_SECONDS, 0, 3600, "120", F(imap_unlock_linger),
      "How long a mailbox stays unlocked after its owner's last session ends, so that a "
      "reconnecting client with the same password skips Argon2id; 0: lock at once."},
+
+    {"dns", "forwarders", OPT_STR, 0, 1024, "", F(dns_forwarders),
+     "Resolvers to forward queries to (\"addr[@port]\", separated by spaces); empty: full "
+     "recursion from the root.  A forwarder must pass DNSSEC records through."},
+    {"dns", "zone_file", OPT_STR, 0, PATH_MAX, "", F(dns_zone_file),
+     "Answer every query from this file of resource records and send nothing to the network "
+     "(tests, air-gapped setups); empty: use the network."},
+    {"dns", "trust_anchor", OPT_STR, 0, PATH_MAX, "/usr/share/dns/root.key", F(dns_trust_anchor),
+     "DNSSEC root trust anchor (Debian's dns-root-data); empty: no validation."},
+    {"dns", "timeout", OPT_SECONDS, 1, 120, "5", F(dns_timeout),
+     "How long one DNS query may take before it counts as a temporary failure."},
+
+    {"auth", "enabled", OPT_BOOL, 0, 1, "yes", F(auth_enabled),
+     "Check SPF, DKIM, DMARC and ARC on incoming mail and add Authentication-Results."},
+    {"auth", "authserv_id", OPT_STR, 0, 253, "", F(auth_serv_id),
+     "Name in our Authentication-Results headers (incoming ones with it are removed); "
+     "empty: the host name."},
+    {"auth", "dmarc_reject", OPT_BOOL, 0, 1, "yes", F(auth_dmarc_reject),
+     "Refuse (550 5.7.1) mail that fails DMARC when the sender's policy is p=reject."},
+    {"auth", "dmarc_quarantine", OPT_BOOL, 0, 1, "yes", F(auth_dmarc_quarantine),
+     "File mail that fails DMARC under p=quarantine in the recipient's Junk folder."},
+    {"auth", "trusted_arc_sealers", OPT_STR, 0, 4096, "", F(auth_trusted_arc_sealers),
+     "Domains (separated by spaces) whose ARC seals we trust: a forwarded message that "
+     "passes ARC sealed by one of them keeps the authentication results it had there."},
+    {"auth", "public_suffix_list", OPT_STR, 1, PATH_MAX,
+     "/usr/share/publicsuffix/public_suffix_list.dat", F(auth_public_suffix_list),
+     "Public Suffix List used to find organisational domains (DMARC)."},
+    {"auth", "timeout", OPT_SECONDS, 1, 600, "30", F(auth_timeout),
+     "Longest the checks of one message may wait for DNS before the missing answers count "
+     "as temporary errors."},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])
@@ -353,6 +383,18 @@ int config_finish(struct sm_config *cfg, char *err, size_t errlen)
     path_under_data_dir(cfg, &cfg->tls_cert);
     path_under_data_dir(cfg, &cfg->tls_key);
     path_under_data_dir(cfg, &cfg->tls_sni_dir);
+    path_under_data_dir(cfg, &cfg->dns_zone_file);
+    if (cfg->auth_serv_id[0] == '\0') {
+        free(cfg->auth_serv_id);
+        cfg->auth_serv_id = sm_strdup(cfg->hostname);
+    }
+    for (const char *p = cfg->auth_serv_id; *p; p++) {
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.') {
+            snprintf(err, errlen, "[auth] authserv_id: '%s' is not a domain name",
+                     cfg->auth_serv_id);
+            return -1;
+        }
+    }
     return 0;
 }
 

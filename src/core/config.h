@@ -68,6 +68,19 @@ struct sm_config {
     unsigned pop3_timeout;
     unsigned imap_max_errors;
     unsigned imap_unlock_linger;
+    /* [dns] */
+    char *dns_forwarders;    /* "" : full recursion from the root */
+    char *dns_zone_file;     /* "" : none; tests: every answer from this file */
+    char *dns_trust_anchor;
+    unsigned dns_timeout;    /* seconds per query */
+    /* [auth] (SPF, DKIM, DMARC, ARC on incoming mail) */
+    bool auth_enabled;
+    char *auth_serv_id;      /* "" : the host name */
+    bool auth_dmarc_reject;
+    bool auth_dmarc_quarantine;
+    char *auth_trusted_arc_sealers;
+    char *auth_public_suffix_list;
+    unsigned auth_timeout;   /* seconds for all checks of one message */
 };
 
 /* Fill cfg with the built-in defaults (the embedded configuration). */

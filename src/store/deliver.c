@@ -149,11 +149,14 @@ static void add_entry(struct batch *b, struct drop_batch *db, size_t i)
     }
     if (resolve_all(c, b->ids[i], &env, &t, &r->stats, &error) < 0)
         fail(r, error);
+    /* what smtpd's checks decided: Authentication-Results, Junk */
+    struct drop_note note = {env.prefix, env.prefix_len,
+                             (env.flags & SPOOL_F_JUNK) ? DROP_F_JUNK : 0};
     for (size_t j = 0; j < t.n && r->result == 0; j++) {
         if (account_mailbox_dir(mdir, sizeof mdir, c->data_dir, t.v[j].mailbox) < 0)
             fail(r, "mailbox path too long");
-        else if (drop_batch_add(db, mdir, b->ids[i], t.v[j].public_key, env.received, body,
-                                ref_add(b, i, t.v[j].mailbox), &error) < 0)
+        else if (drop_batch_add_noted(db, mdir, b->ids[i], t.v[j].public_key, env.received,
+                                      body, &note, ref_add(b, i, t.v[j].mailbox), &error) < 0)
             fail(r, error);
     }
     spool_envelope_free(&env);

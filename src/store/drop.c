@@ -45,7 +45,7 @@
 #include "store/sealfile.h"
 
 #define MAGIC "SEALDR\0\1"
-#define META_MAX (8 + DROP_NAME_MAX)
+#define META_MAX (8 + DROP_NAME_MAX + 2)
 #define TMP_PREFIX ".tmp-"
 /* seconds before an unfinished .tmp file is garbage: far longer than a
  * delivery batch can take between sealing a file and renaming it */
@@ -135,29 +135,38 @@ int drop_sync(const char *mailbox_dir, const char **error_r)
     return sync_dir(mailbox_dir, "msg", error_r) < 0 ? -1 : sync_dir(mailbox_dir, "drop", error_r);
 }
 
-static void meta_encode(uint8_t *meta, int64_t received, const char *name, size_t *len_r)
+/* 8 bytes of time, the name, and when there are flags a NUL and a flag
+ * byte (names are hex digits, so the NUL cannot be part of one). */
+static void meta_encode(uint8_t *meta, int64_t received, const char *name, unsigned flags,
+                        size_t *len_r)
 {
     sm_put_be64(meta, (uint64_t)received);
     size_t n = strlen(name);
     memcpy(meta + 8, name, n);
     *len_r = 8 + n;
+    if (flags != 0) {
+        meta[8 + n] = 0;
+        meta[9 + n] = (uint8_t)flags;
+        *len_r += 2;
+    }
 }
 
 /* Seal body_fd into the open temporary file (not synced). */
 static int seal_into(int fd, const char *name, const uint8_t *pk, int64_t received, int body_fd,
-                     uint64_t *bytes_r, const char **error_r)
+                     const struct drop_note *note, uint64_t *bytes_r, const char **error_r)
 {
     uint8_t meta[META_MAX];
     size_t meta_len;
     uint64_t size;
     struct stat st;
 
-    meta_encode(meta, received, name, &meta_len);
+    meta_encode(meta, received, name, note != NULL ? note->flags : 0, &meta_len);
     if (lseek(body_fd, 0, SEEK_SET) < 0) {
         *error_r = errno_msg("cannot rewind message");
         return -1;
     }
-    if (sealfile_write(fd, MAGIC, meta, meta_len, pk, body_fd, &size, error_r) < 0)
+    if (sealfile_write(fd, MAGIC, meta, meta_len, pk, note != NULL ? note->prefix : NULL,
+                       note != NULL ? note->prefix_len : 0, body_fd, &size, error_r) < 0)
         return -1;
     if (fstat(fd, &st) < 0) {
         *error_r = errno_msg("cannot stat drop file");
@@ -216,6 +225,13 @@ int drop_batch_add(struct drop_batch *b, const char *mailbox_dir, const char *na
                    const uint8_t pk[DROP_PK_BYTES], int64_t received, int body_fd, size_t tag,
                    const char **error_r)
 {
+    return drop_batch_add_noted(b, mailbox_dir, name, pk, received, body_fd, NULL, tag, error_r);
+}
+
+int drop_batch_add_noted(struct drop_batch *b, const char *mailbox_dir, const char *name,
+                         const uint8_t pk[DROP_PK_BYTES], int64_t received, int body_fd,
+                         const struct drop_note *note, size_t tag, const char **error_r)
+{
     struct drop_item it = {.fd = -1, .tag = tag, .seq = b->n, .state = ITEM_EXISTS};
     char tmp[4096];
 
@@ -234,7 +250,7 @@ int drop_batch_add(struct drop_batch *b, const char *mailbox_dir, const char *na
             *error_r = errno_msg("cannot create drop file");
             return -1;
         }
-        if (seal_into(it.fd, name, pk, received, body_fd, &it.bytes, error_r) < 0) {
+        if (seal_into(it.fd, name, pk, received, body_fd, note, &it.bytes, error_r) < 0) {
             close(it.fd);
             unlink(tmp);
             return -1;
@@ -521,20 +537,35 @@ static int open_file(const char *path, const char **error_r)
     return fd;
 }
 
-/* The metadata must be 8 bytes of time and exactly this file's name. */
-static int meta_check(const uint8_t *meta, size_t len, const char *name, int64_t *received_r)
+/* The metadata must be 8 bytes of time and exactly this file's name,
+ * then optionally a NUL and a byte of known flags. */
+static int meta_check(const uint8_t *meta, size_t len, const char *name, int64_t *received_r,
+                      unsigned *flags_r)
 {
     size_t n = strlen(name);
-    if (len != 8 + n || memcmp(meta + 8, name, n) != 0)
+    bool flagged = len == 10 + n && meta[8 + n] == 0 && (meta[9 + n] & ~DROP_F_JUNK) == 0 &&
+                   meta[9 + n] != 0;
+    if ((len != 8 + n && !flagged) || memcmp(meta + 8, name, n) != 0)
         return -1;
     if (received_r != NULL)
         *received_r = (int64_t)sm_get_be64(meta);
+    if (flags_r != NULL)
+        *flags_r = flagged ? meta[9 + n] : 0;
     return 0;
 }
 
 int drop_read(const char *mailbox_dir, enum drop_area area, const char *name,
               const uint8_t pk[DROP_PK_BYTES], const uint8_t sk[DROP_SK_BYTES], int out,
               int64_t *received_r, uint64_t *size_r, const char **error_r)
+{
+    return drop_read_flags(mailbox_dir, area, name, pk, sk, out, received_r, size_r, NULL,
+                           error_r);
+}
+
+int drop_read_flags(const char *mailbox_dir, enum drop_area area, const char *name,
+                    const uint8_t pk[DROP_PK_BYTES], const uint8_t sk[DROP_SK_BYTES], int out,
+                    int64_t *received_r, uint64_t *size_r, unsigned *flags_r,
+                    const char **error_r)
 {
     char path[4096];
     uint8_t *meta = NULL;
@@ -551,7 +582,7 @@ int drop_read(const char *mailbox_dir, enum drop_area area, const char *name,
         return -1;
     int ret = sealfile_read(fd, MAGIC, META_MAX, pk, sk, out, &meta, &meta_len, size_r, error_r);
     close(fd);
-    if (ret == 0 && meta_check(meta, meta_len, name, received_r) < 0) {
+    if (ret == 0 && meta_check(meta, meta_len, name, received_r, flags_r) < 0) {
         *error_r = "message file does not belong under this name (swapped or renamed)";
         ret = -1;
     }
@@ -617,7 +648,7 @@ int drop_store(const char *mailbox_dir, enum drop_area area, const char *name,
         close(dfd);
         return -1;
     }
-    int ret = seal_into(fd, name, pk, received, body_fd, sealed_bytes_r, error_r);
+    int ret = seal_into(fd, name, pk, received, body_fd, NULL, sealed_bytes_r, error_r);
     if (ret == 0) {
         lock_dir(dfd); /* this first sync of a new file syncs the directory too */
         if (fdatasync(fd) < 0) {

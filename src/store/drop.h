@@ -26,6 +26,17 @@
 
 enum drop_area { DROP_AREA_DROP, DROP_AREA_MSG };
 
+/* What a delivery adds to a message: header fields sealed before it (our
+ * Authentication-Results), and where the owner's store should file it.
+ * The flag lives in the file's authenticated clear metadata, read at
+ * import; the prefix is part of the sealed content. */
+#define DROP_F_JUNK 1u
+struct drop_note {
+    const char *prefix;
+    size_t prefix_len;
+    unsigned flags;      /* DROP_F_* */
+};
+
 /* True when name is 16..32 lowercase hex digits (the only names accepted,
  * so no path can be smuggled in). */
 bool drop_name_valid(const char *name);
@@ -65,6 +76,11 @@ int drop_list(const char *mailbox_dir, void (*fn)(void *arg, const char *name), 
 int drop_read(const char *mailbox_dir, enum drop_area area, const char *name,
               const uint8_t pk[DROP_PK_BYTES], const uint8_t sk[DROP_SK_BYTES], int out,
               int64_t *received_r, uint64_t *size_r, const char **error_r);
+/* drop_read(), also giving the DROP_F_* flags the delivery set. */
+int drop_read_flags(const char *mailbox_dir, enum drop_area area, const char *name,
+                    const uint8_t pk[DROP_PK_BYTES], const uint8_t sk[DROP_SK_BYTES], int out,
+                    int64_t *received_r, uint64_t *size_r, unsigned *flags_r,
+                    const char **error_r);
 
 /* Move drop/name to msg/name.  If msg/name exists already (a repeated
  * import), drop/name is removed instead.  Not synced: call drop_sync()
@@ -103,6 +119,10 @@ struct drop_batch *drop_batch_new(void);
 int drop_batch_add(struct drop_batch *b, const char *mailbox_dir, const char *name,
                    const uint8_t pk[DROP_PK_BYTES], int64_t received, int body_fd, size_t tag,
                    const char **error_r);
+/* drop_batch_add() with a delivery note (NULL: none). */
+int drop_batch_add_noted(struct drop_batch *b, const char *mailbox_dir, const char *name,
+                         const uint8_t pk[DROP_PK_BYTES], int64_t received, int body_fd,
+                         const struct drop_note *note, size_t tag, const char **error_r);
 
 /* Items added and not committed yet. */
 size_t drop_batch_size(const struct drop_batch *b);

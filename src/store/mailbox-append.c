@@ -106,12 +106,14 @@ static int is_known(struct mailbox *mb, const char *file, const char **error_r)
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* Open, analyse and record one drop file in INBOX.  1: the store has it
- * (now or from an earlier import); 0: refused (logged and counted); -1: a
- * store error that aborts the import. */
-static int import_one(struct mailbox *mb, int64_t inbox, const char *file,
+/* Open, analyse and record one drop file in INBOX, or in Junk when the
+ * delivery said so (DMARC quarantine) and the store has a Junk folder.
+ * 1: the store has it (now or from an earlier import); 0: refused (logged
+ * and counted); -1: a store error that aborts the import. */
+static int import_one(struct mailbox *mb, int64_t inbox, int64_t junk, const char *file,
                       struct mailbox_import_stats *stats, const char **error_r)
 {
+    unsigned flags = 0;
     struct mime_summary s;
     const char *why;
     int64_t received, id;
@@ -129,8 +131,8 @@ static int import_one(struct mailbox *mb, int64_t inbox, const char *file,
         return -1;
     }
     int ret = 0;
-    if (drop_read(mb->dir, DROP_AREA_DROP, file, mb->pk, mb->sk, fd, &received, &size, &why) <
-        0) {
+    if (drop_read_flags(mb->dir, DROP_AREA_DROP, file, mb->pk, mb->sk, fd, &received, &size,
+                        &flags, &why) < 0) {
         log_warn("mailbox import-refused file=%s error=\"%s\"", file, why);
         stats->refused++;
     } else if (mime_analyse_fd(fd, &s, &why) < 0) {
@@ -138,7 +140,8 @@ static int import_one(struct mailbox *mb, int64_t inbox, const char *file,
         stats->refused++;
     } else {
         ret = mb_insert_message(mb, file, size, received, &s, &id, error_r) < 0 ||
-                      mb_insert_mail(mb, inbox, id, 0, "", &uid, error_r) < 0
+                      mb_insert_mail(mb, (flags & DROP_F_JUNK) && junk > 0 ? junk : inbox, id,
+                                     0, "", &uid, error_r) < 0
                   ? -1
                   : 1;
         mime_summary_free(&s);
@@ -164,12 +167,12 @@ static int import_all(struct mailbox *mb, struct mb_names *ns,
                       struct mailbox_import_stats *stats, const char **error_r)
 {
     struct mb_txn t;
-    int64_t inbox;
+    int64_t inbox, junk = 0;
     if (mb_folder_id(mb, "INBOX", &inbox, NULL, error_r) < 0 ||
-        mb_txn_begin(mb, &t, error_r) < 0)
+        mb_junk_folder(mb, &junk, error_r) < 0 || mb_txn_begin(mb, &t, error_r) < 0)
         return -1;
     for (size_t i = 0; i < ns->n; i++) {
-        int r = import_one(mb, inbox, ns->v[i], stats, error_r);
+        int r = import_one(mb, inbox, junk, ns->v[i], stats, error_r);
         if (r < 0) {
             mb_txn_abort(mb, &t);
             return -1;

@@ -160,6 +160,22 @@ static int folder_insert(struct mailbox *mb, const char *canon, const char *spec
     return 0;
 }
 
+static const char SQL_JUNK[] =
+    "SELECT id FROM folders WHERE special_use = '\\Junk' ORDER BY id LIMIT 1";
+
+int mb_junk_folder(struct mailbox *mb, int64_t *id_r, const char **error_r)
+{
+    sqlite3_stmt *st = mb_stmt(mb, SQL_JUNK, error_r);
+    if (st == NULL)
+        return -1;
+    int rc = sqlite3_step(st);
+    *id_r = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        *error_r = mb_db_error(mb, "store");
+    mb_done(mb, st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
 int mb_folder_create_path(struct mailbox *mb, const char *canon, const char *special_use,
                           int64_t *id_r, const char **error_r)
 {

@@ -95,6 +95,8 @@ bool mb_folder_canon(const char *name, char out[MAILBOX_FOLDER_MAX + 1]);
  * *uidvalidity_r when not NULL), MAILBOX_NONEXISTENT, or -1. */
 int mb_folder_id(struct mailbox *mb, const char *name, int64_t *id_r, uint32_t *uidvalidity_r,
                  const char **error_r);
+/* The folder marked \\Junk (RFC 6154) in *id_r, or 0 when none is; 0 or -1. */
+int mb_junk_folder(struct mailbox *mb, int64_t *id_r, const char **error_r);
 
 /* The next UID of folder and a new MODSEQ for it (UIDNEXT and
  * HIGHESTMODSEQ move on).  0 or -1. */

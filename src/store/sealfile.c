@@ -100,17 +100,30 @@ static int write_chunk(int out, struct seal_stream *st, const uint8_t *plain, si
     return 0;
 }
 
+/* The content to seal: a prefix in memory, then a file. */
+struct source {
+    const uint8_t *prefix;
+    size_t prefix_len;
+    int fd;
+};
+
 /* Read one chunk's worth of plaintext; the count, or -1. */
-static ssize_t read_plain(int in, uint8_t *buf, const char **error_r)
+static ssize_t read_plain(struct source *in, uint8_t *buf, const char **error_r)
 {
-    ssize_t n = sm_read_full(in, buf, CHUNK_PLAIN);
+    size_t pre = in->prefix_len < CHUNK_PLAIN ? in->prefix_len : CHUNK_PLAIN;
+    if (pre > 0) {
+        memcpy(buf, in->prefix, pre);
+        in->prefix += pre;
+        in->prefix_len -= pre;
+    }
+    ssize_t n = pre < CHUNK_PLAIN ? sm_read_full(in->fd, buf + pre, CHUNK_PLAIN - pre) : 0;
     if (n < 0)
         *error_r = errno_msg("cannot read content");
-    return n;
+    return n < 0 ? -1 : (ssize_t)pre + n;
 }
 
 /* Stream in to out; one chunk is read ahead so the last one is known. */
-static int write_chunks(int out, int in, struct seal_stream *st, uint8_t ad[AD_LEN],
+static int write_chunks(int out, struct source *in, struct seal_stream *st, uint8_t ad[AD_LEN],
                         uint64_t *size_r, const char **error_r)
 {
     uint8_t *cur = sm_malloc(CHUNK_PLAIN), *next = sm_malloc(CHUNK_PLAIN);
@@ -148,9 +161,10 @@ static int write_chunks(int out, int in, struct seal_stream *st, uint8_t ad[AD_L
 }
 
 int sealfile_write(int out, const char magic[SEALFILE_MAGIC_LEN], const void *meta,
-                   size_t meta_len, const uint8_t pk[SEALFILE_PK_BYTES], int in,
-                   uint64_t *size_r, const char **error_r)
+                   size_t meta_len, const uint8_t pk[SEALFILE_PK_BYTES], const void *prefix,
+                   size_t prefix_len, int in, uint64_t *size_r, const char **error_r)
 {
+    struct source src = {prefix, prefix_len, in};
     uint8_t ad[AD_LEN], size[8];
     off_t start = lseek(out, 0, SEEK_CUR);
 
@@ -165,7 +179,7 @@ int sealfile_write(int out, const char magic[SEALFILE_MAGIC_LEN], const void *me
     struct seal_stream *st = write_prefix(out, magic, meta, meta_len, pk, ad, error_r);
     if (st == NULL)
         return -1;
-    int ret = write_chunks(out, in, st, ad, size_r, error_r);
+    int ret = write_chunks(out, &src, st, ad, size_r, error_r);
     seal_stream_free(&st);
     sm_put_be64(size, *size_r);
     if (ret == 0 && pwrite(out, size, sizeof size, start + OFF_SIZE) != (ssize_t)sizeof size) {

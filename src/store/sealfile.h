@@ -22,14 +22,15 @@
 #define SEALFILE_PK_BYTES 32
 #define SEALFILE_SK_BYTES 32
 
-/* Seal everything readable from in (from its current offset to end of
- * file) into out (at its current offset, normally an empty file), with
+/* Seal prefix (prefix_len bytes, may be 0), then everything readable from
+ * in (from its current offset to end of file), into out (at its current
+ * offset, normally an empty file), with
  * meta (meta_len <= SEALFILE_META_MAX bytes) in clear but authenticated.
  * Sets *size_r to the plaintext size.  No fsync.  Returns 0, or -1 with
  * *error_r (static or thread-local text). */
 int sealfile_write(int out, const char magic[SEALFILE_MAGIC_LEN], const void *meta,
-                   size_t meta_len, const uint8_t pk[SEALFILE_PK_BYTES], int in,
-                   uint64_t *size_r, const char **error_r);
+                   size_t meta_len, const uint8_t pk[SEALFILE_PK_BYTES], const void *prefix,
+                   size_t prefix_len, int in, uint64_t *size_r, const char **error_r);
 
 /* Open the sealed file in (read from offset 0; a regular file), check its
  * magic, length and every chunk, and write the plaintext to out (a chunk

@@ -1,11 +1,11 @@
 /* spool.c — the encrypted, durable spool of accepted messages (see spool.h).
  *
- * FILE FORMAT (version 1): the sealed-file format of sealfile.h with the
+ * FILE FORMAT (version 2): the sealed-file format of sealfile.h with the
  * envelope as its clear metadata; reading goes through sealfile_read().
  * All integers are big-endian.
  *
  *   offset  bytes  field
- *   0       8      magic "SEALSP\0\1" (the last byte is the format version)
+ *   0       8      magic "SEALSP\0\2" (the last byte is the format version)
  *   8       8      u64 size: plaintext bytes of the message; written at commit
  *   16      4      u32 E: length of the envelope, at most SPOOL_ENV_MAX
  *   20      E      envelope, in clear (so `queue list` needs no key):
@@ -23,6 +23,12 @@
  *                  is tagged FINAL, holds 1..64 KiB (0 only for an empty
  *                  message) and ends the file.  So the file length follows
  *                  from the size, and readers check it before decrypting.
+ *
+ * The plaintext of a version 2 file is the message, then the delivery
+ * note: P bytes of header fields to prepend, u32 flags, u32 P.  The note
+ * is known only at end of data (the results of SPF, DKIM, DMARC), so it
+ * ends the stream; readers strip it from the content they hand out.
+ * Version 1 files (no note) are still read.
  *
  * Binding: let H = BLAKE2b-256 of bytes 0..124+E with the size field read
  * as zeros.  Every chunk carries H as associated data, the FINAL chunk
@@ -93,8 +99,10 @@
 _Static_assert(SPOOL_PK_BYTES == SEAL_PK_BYTES, "spool public key is an X25519 key");
 _Static_assert(SPOOL_SK_BYTES == SEAL_SK_BYTES, "spool secret key is an X25519 key");
 
-#define MAGIC "SEALSP\0\1"
+#define MAGIC "SEALSP\0\2"
+#define MAGIC_V1 "SEALSP\0\1" /* before delivery notes: still read */
 #define MAGIC_LEN 8
+#define NOTE_TAIL 8 /* u32 flags, u32 prefix length */
 #define OFF_SIZE 8
 #define FIXED_LEN 20 /* magic, size, envelope length */
 #define TRAILER_LEN (SEAL_SEALED_KEY_BYTES + SEAL_STREAM_HEADER_BYTES)
@@ -186,6 +194,8 @@ struct spool_writer {
     uint8_t *plain;            /* pending plaintext, grows up to CHUNK_PLAIN */
     size_t fill, cap;
     uint64_t size;
+    uint8_t *note;             /* the delivery note, sealed at commit */
+    size_t note_len;
     bool failed;               /* an I/O error: the commit will fail */
     bool ok;                   /* commit result */
     spool_commit_cb *cb;
@@ -337,6 +347,8 @@ void spool_envelope_free(struct spool_envelope *env)
         sm_freep(&env->rcpts[i]);
     sm_freep(&env->rcpts);
     env->n_rcpts = 0;
+    sm_freep(&env->prefix);
+    env->prefix_len = 0;
 }
 
 /* --- writing (loop thread) --------------------------------------------------- */
@@ -412,6 +424,9 @@ static void writer_free(struct spool_writer **wp)
     if (w->plain != NULL)
         seal_wipe(w->plain, w->cap);
     sm_freep(&w->plain);
+    if (w->note != NULL)
+        seal_wipe(w->note, w->note_len);
+    sm_freep(&w->note);
     sm_freep(wp);
 }
 
@@ -558,14 +573,38 @@ int spool_writer_write(struct spool_writer *w, const void *data, size_t len, con
     return 0;
 }
 
-/* Seal the FINAL chunk and record the size; on error the commit fails. */
+int spool_writer_set_note(struct spool_writer *w, uint32_t flags, const char *prefix, size_t len,
+                          const char **error_r)
+{
+    if (len > SPOOL_NOTE_MAX || w->note != NULL) {
+        *error_r = len > SPOOL_NOTE_MAX ? "delivery note too long" : "delivery note set twice";
+        return -1;
+    }
+    w->note_len = len + NOTE_TAIL;
+    w->note = sm_malloc(w->note_len);
+    if (len > 0)
+        memcpy(w->note, prefix, len);
+    sm_put_be32(w->note + len, flags);
+    sm_put_be32(w->note + len + 4, (uint32_t)len);
+    return 0;
+}
+
+/* Append the delivery note (an empty one if none was set), seal the FINAL
+ * chunk and record the size; on error the commit fails. */
 static void writer_finish(struct spool_writer *w)
 {
     const char *error;
     uint8_t size[8];
+    static const uint8_t empty_note[NOTE_TAIL];
 
     if (w->failed)
         return;
+    if (spool_writer_write(w, w->note != NULL ? w->note : empty_note,
+                           w->note != NULL ? w->note_len : NOTE_TAIL, &error) < 0) {
+        log_warn("spool commit-failed queue=%s error=\"%s\"", w->id, error);
+        w->failed = true;
+        return;
+    }
     sm_put_be64(size, w->size);
     if (writer_flush(w, true, &error) < 0) {
         log_warn("spool commit-failed queue=%s error=\"%s\"", w->id, error);
@@ -1075,7 +1114,8 @@ static int read_prefix(int fd, struct prefix *pr, const char **error_r)
         *error_r = errno_msg("cannot read message");
         return -1;
     }
-    if ((size_t)n < MAGIC_LEN || memcmp(fixed, MAGIC, MAGIC_LEN) != 0) {
+    if ((size_t)n < MAGIC_LEN ||
+        (memcmp(fixed, MAGIC, MAGIC_LEN) != 0 && memcmp(fixed, MAGIC_V1, MAGIC_LEN) != 0)) {
         *error_r = "not a spool file (bad magic or version)";
         return -1;
     }
@@ -1125,6 +1165,46 @@ int spool_read_envelope(const char *dir, const char *id, struct spool_envelope *
     return ret;
 }
 
+/* True when the file open at in is of version 1 (no delivery note). */
+static bool file_is_v1(int in)
+{
+    char m[MAGIC_LEN];
+    return pread(in, m, MAGIC_LEN, 0) == MAGIC_LEN && memcmp(m, MAGIC_V1, MAGIC_LEN) == 0;
+}
+
+/* The content written to out from offset start is message || note: move
+ * the note into env and cut it off out.  *size is the content size and
+ * becomes the message size. */
+static int take_note(int out, off_t start, uint64_t *size, struct spool_envelope *env,
+                     const char **error_r)
+{
+    uint8_t tail[NOTE_TAIL];
+    if (*size < NOTE_TAIL ||
+        pread(out, tail, NOTE_TAIL, start + (off_t)(*size - NOTE_TAIL)) != NOTE_TAIL) {
+        *error_r = "spool file lacks its delivery note";
+        return -1;
+    }
+    uint32_t flags = sm_get_be32(tail), len = sm_get_be32(tail + 4);
+    if (len > SPOOL_NOTE_MAX || len > *size - NOTE_TAIL) {
+        *error_r = "malformed delivery note in spool file";
+        return -1;
+    }
+    uint64_t body = *size - NOTE_TAIL - len;
+    env->flags = flags;
+    env->prefix_len = len;
+    env->prefix = sm_malloc(len + 1);
+    if (len > 0 && pread(out, env->prefix, len, start + (off_t)body) != (ssize_t)len) {
+        *error_r = errno_msg("cannot read delivery note");
+        return -1;
+    }
+    if (ftruncate(out, start + (off_t)body) < 0 || lseek(out, 0, SEEK_END) < 0) {
+        *error_r = errno_msg("cannot cut delivery note");
+        return -1;
+    }
+    *size = body;
+    return 0;
+}
+
 int spool_read_message(const char *dir, const char *id, const uint8_t pk[SPOOL_PK_BYTES],
                        const uint8_t sk[SPOOL_SK_BYTES], int fd, struct spool_envelope *env,
                        const char **error_r)
@@ -1141,13 +1221,20 @@ int spool_read_message(const char *dir, const char *id, const uint8_t pk[SPOOL_P
     if (in < 0)
         return -1;
     /* the envelope comes from the same bytes the hash H binds to the body */
-    int ret = sealfile_read(in, MAGIC, SPOOL_ENV_MAX, pk, sk, fd, &meta, &meta_len, &size,
-                            error_r);
+    bool v1 = file_is_v1(in);
+    off_t start = lseek(fd, 0, SEEK_CUR);
+    int ret = start < 0 ? -1
+                        : sealfile_read(in, v1 ? MAGIC_V1 : MAGIC, SPOOL_ENV_MAX, pk, sk, fd, &meta, &meta_len,
+                                        &size, error_r);
+    if (start < 0)
+        *error_r = "the output of spool_read_message() must be seekable";
     close(in);
     if (ret == 0 && envelope_decode(meta, meta_len, env) < 0) {
         *error_r = "malformed envelope in spool file";
         ret = -1;
     }
+    if (ret == 0 && !v1 && take_note(fd, start, &size, env, error_r) < 0)
+        ret = -1;
     free(meta);
     if (ret < 0 || env == &local) {
         spool_envelope_free(env); /* nothing unauthenticated leaves */

@@ -45,7 +45,15 @@ struct spool_envelope {
     size_t n_rcpts;
     int64_t received;   /* unix time the transaction started */
     uint64_t size;      /* bytes of the message as stored (Received header included); filled by the spool */
+    /* The delivery note smtpd adds at end of data (spool_writer_set_note);
+     * filled only by spool_read_message(), which authenticates it. */
+    uint32_t flags;     /* SPOOL_F_* */
+    char *prefix;       /* header fields to prepend on delivery (Authentication-Results), or NULL */
+    size_t prefix_len;
 };
+
+#define SPOOL_F_JUNK 1u        /* deliver into the recipient's Junk folder (DMARC quarantine) */
+#define SPOOL_NOTE_MAX 65536   /* bytes of prefix in a delivery note */
 
 /* Open (creating if needed) the spool under dir: dir/incoming holds
  * committed messages; leftover temporary files from a crash are removed.
@@ -72,6 +80,15 @@ const char *spool_writer_id(const struct spool_writer *w);
 int spool_writer_write(struct spool_writer *w, const void *data, size_t len, const char **error_r);
 /* Bytes written so far. */
 uint64_t spool_writer_size(const struct spool_writer *w);
+/* The delivery note: what the checks at end of data decided, known only
+ * after the whole message was written.  prefix (len <= SPOOL_NOTE_MAX
+ * bytes, complete CRLF-terminated header fields) is put before the message
+ * on delivery; flags are SPOOL_F_*.  The note is sealed with the message
+ * (it is the end of the encrypted stream), so it is as private and as
+ * tamper-proof as the message.  Call at most once, before the commit.
+ * Returns 0, or -1 with *error_r (too long). */
+int spool_writer_set_note(struct spool_writer *w, uint32_t flags, const char *prefix, size_t len,
+                          const char **error_r);
 
 /* Called on the loop thread once the message is durable (ok true) or
  * could not be made durable (ok false, the file is gone).  The writer is

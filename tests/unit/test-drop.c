@@ -237,6 +237,49 @@ static void batch_fn(void *arg, size_t tag, const char *mailbox_dir, int result,
     s->calls++;
 }
 
+/* A delivery note puts header fields before the message (even across a
+ * chunk boundary) and a Junk flag into the authenticated metadata. */
+static void test_delivery_note(void **state)
+{
+    static const size_t prefix_sizes[] = {0, 40, 65536 - 3, 70000};
+    const char *error = NULL;
+    (void)state;
+    for (size_t i = 0; i < sizeof prefix_sizes / sizeof prefix_sizes[0]; i++) {
+        char name[33];
+        snprintf(name, sizeof name, "00000000000001%02zx", i);
+        size_t plen = prefix_sizes[i], blen = 70000;
+        char *prefix = malloc(plen + 1), *data = malloc(blen);
+        memset(prefix, 'P', plen);
+        memset(data, 'b', blen);
+        int body = memfd_with(data, blen);
+        struct drop_batch *b = drop_batch_new();
+        struct drop_note note = {prefix, plen, i % 2 ? DROP_F_JUNK : 0};
+        assert_int_equal(drop_batch_add_noted(b, root, name, pk, 1700000000, body, &note, 0,
+                                              &error), 0);
+        struct batch_seen seen = {0};
+        drop_batch_commit(b, batch_fn, &seen);
+        assert_int_equal(seen.calls, 1);
+        assert_int_equal(seen.result[0], 1);
+        drop_batch_free(&b);
+        close(body);
+        int out = memfd_create("out", 0);
+        unsigned flags = 99;
+        uint64_t size = 0;
+        assert_int_equal(drop_read_flags(root, DROP_AREA_DROP, name, pk, sk, out, NULL, &size,
+                                         &flags, &error), 0);
+        assert_int_equal(flags, note.flags);
+        assert_int_equal(size, plen + blen);
+        char *back = malloc(plen + blen);
+        assert_int_equal(pread(out, back, plen + blen, 0), (ssize_t)(plen + blen));
+        assert_memory_equal(back, prefix, plen);
+        assert_memory_equal(back + plen, data, blen);
+        close(out);
+        free(back);
+        free(prefix);
+        free(data);
+    }
+}
+
 /* Temporary files in dir/drop (written, not named yet). */
 static unsigned count_tmp(const char *dir)
 {
@@ -319,6 +362,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trips),
+        cmocka_unit_test(test_delivery_note),
         cmocka_unit_test(test_damage_is_refused),
         cmocka_unit_test(test_list),
         cmocka_unit_test(test_batch),

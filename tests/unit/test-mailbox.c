@@ -170,6 +170,46 @@ static void test_create_import_read(void **state)
     }
 }
 
+static void batch_ok(void *arg, size_t tag, const char *mailbox_dir, int result, uint64_t bytes,
+                     const char *error)
+{
+    (void)arg, (void)tag, (void)mailbox_dir, (void)bytes, (void)error;
+    assert_int_equal(result, 1);
+}
+
+/* A delivery flagged Junk (DMARC quarantine) lands in the \\Junk folder
+ * with its Authentication-Results prefix; the others in INBOX. */
+static void test_import_to_junk(void **state)
+{
+    char dir[128];
+    const char *error = NULL;
+    struct mailbox_import_stats st;
+    (void)state;
+    new_mailbox(dir, sizeof dir, "junk", mk);
+    deliver(dir, 0);
+    static const char msg[] = "From: <a@example.org>\r\nSubject: quarantined\r\n\r\nbody\r\n";
+    static const char ar[] = "Authentication-Results: mx.test; dmarc=fail\r\n";
+    int fd = memfd_create("msg", 0);
+    assert_int_equal(write(fd, msg, sizeof msg - 1), (ssize_t)(sizeof msg - 1));
+    struct drop_batch *b = drop_batch_new();
+    struct drop_note note = {ar, sizeof ar - 1, DROP_F_JUNK};
+    assert_int_equal(drop_batch_add_noted(b, dir, "00000000000000ff", pk, 1700000000, fd, &note,
+                                          0, &error), 0);
+    drop_batch_commit(b, batch_ok, NULL);
+    drop_batch_free(&b);
+    close(fd);
+    struct mailbox *mb = open_ok(dir, mk);
+    assert_int_equal(mailbox_import(mb, &st, &error), 0);
+    assert_int_equal(st.imported, 2);
+    struct seen in = {0}, junk = {0};
+    assert_int_equal(mailbox_messages(mb, "INBOX", collect, &in, &error), 1);
+    assert_int_equal(mailbox_messages(mb, "Junk", collect, &junk, &error), 1);
+    assert_string_equal(junk.subjects[0], "quarantined");
+    unsigned hits = 0;
+    assert_int_equal(mailbox_search_text(mb, "Junk", "quarantined", count_uid, &hits, &error), 1);
+    mailbox_close(&mb);
+}
+
 static void test_wrong_key_and_plain(void **state)
 {
     char dir[128], plain[128];
@@ -275,6 +315,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_import_read),
+        cmocka_unit_test(test_import_to_junk),
         cmocka_unit_test(test_wrong_key_and_plain),
         cmocka_unit_test(test_kill_during_import),
     };
