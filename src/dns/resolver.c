@@ -174,7 +174,7 @@ static int zone_first_owner(void *arg, const char *rec, unsigned lineno, const c
     struct zone_apex *za = arg;
     char *apex = za->apex;
     size_t n = strcspn(rec, " \t");
-    if (n == 0 || n > DNS_NAME_MAX + 1 || rec[n - 1] != '.') {
+    if (n == 0 || n > DNS_NAME_MAX + 1 || rec[n - 1] != '.' || strcspn(rec, "\"\\") < n) {
         set_error(error_r, "dns: %s:%u: the first record needs an absolute owner name",
                   za->path, lineno);
         return -1;

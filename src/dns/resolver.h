@@ -48,7 +48,7 @@ struct event_base;
 struct dns_resolver;
 struct dns_query;
 
-#define DNS_TIMEOUT_MS_DEFAULT 10000
+#define DNS_TIMEOUT_MS_DEFAULT 5000 /* the [dns] timeout default */
 #define DNS_MAX_INFLIGHT_DEFAULT 1000
 #define DNS_ROOT_KEY_FILE "/usr/share/dns/root.key"
 

@@ -128,8 +128,8 @@ size_t dns_name_flatten(const char *name, uint8_t out[DNS_WIRE_NAME_MAX])
         }
         uint8_t c;
         size_t used = unescape(name + i, &c);
-        if (used == 0 || i + used > slen)
-            return 0;
+        if (used == 0 || i + used > slen || (uint8_t)name[i] <= 0x20 || (uint8_t)name[i] >= 0x7f)
+            return 0; /* raw spaces, controls and non-ASCII: only as \DDD */
         if (out[label] == 63 || n + 1 >= DNS_WIRE_NAME_MAX)
             return 0;
         out[n++] = lower(c);

@@ -21,8 +21,9 @@
 
 /* Convert a presentation-form name ("Mail.Example.org", final dot
  * optional; \DDD and \X escapes allowed) to a flat name.  The root name
- * ("" or ".") and names over DNS_NAME_MAX characters are refused: they
- * cannot be asked.  Returns the flat length, or 0 when invalid. */
+ * ("" or "."), names over DNS_NAME_MAX characters and raw bytes outside
+ * printable ASCII (spaces, controls, UTF-8: IDNs must come as A-labels)
+ * are refused: they cannot be asked.  Returns the flat length, or 0. */
 size_t dns_name_flatten(const char *name, uint8_t out[DNS_WIRE_NAME_MAX]);
 
 /* Whether `type` is one the decoder knows (enum dns_type). */

@@ -564,6 +564,10 @@ static void test_name_flatten(void **state)
     assert_int_equal(dns_name_flatten("a\\065\\.", f), 5);
     assert_memory_equal(f, "\3aa.\0", 5); /* \065 lowercased, escaped final dot kept */
     assert_int_equal(dns_name_flatten("a\\256", f), 0);
+    assert_int_equal(dns_name_flatten("a b.example", f), 0);
+    assert_int_equal(dns_name_flatten("a\nb.example", f), 0);
+    assert_int_equal(dns_name_flatten("\xc3\xa9t\xc3\xa9.example", f), 0);
+    assert_int_equal(dns_name_flatten("a\\032b.example", f), 13); /* escaped: fine */
     assert_int_equal(dns_name_flatten("a\\", f), 0);
     char label[80];
     memset(label, 'x', 63);
@@ -1047,6 +1051,12 @@ static void test_resolver_bad_options(void **state)
 {
     (void)state;
     const char *err = NULL;
+    /* the production defaults (root hints, root.key if installed) load;
+     * nothing is sent until a query is made */
+    struct dns_resolver *r = dns_resolver_new(fx.base, NULL, &err);
+    if (r == NULL)
+        fail_msg("%s", err);
+    dns_resolver_free(&r);
     struct dns_resolver_options o = {.forwarders = "not-an-address"};
     assert_null(dns_resolver_new(fx.base, &o, &err));
     assert_non_null(strstr(err, "forwarder"));
