@@ -157,7 +157,8 @@ static bool valid_uri(const char *s, size_t len)
     if (len == 0 || !is_alpha(s[0]))
         return false;
     size_t i = 1;
-    while (i < len && (is_alpha(s[i]) || is_digit(s[i]) || s[i] == '+' || s[i] == '-' || s[i] == '.'))
+    while (i < len &&
+           (is_alpha(s[i]) || is_digit(s[i]) || s[i] == '+' || s[i] == '-' || s[i] == '.'))
         i++;
     if (i == len || s[i] != ':' || i + 1 == len)
         return false;

@@ -201,7 +201,8 @@ static void test_rules(void **state)
     check(p, "y.x.unlisted", "x.unlisted");
     check(p, "a.bad", "a.bad");         /* the skipped rule did nothing */
     /* IDN: U-labels, A-labels and mixed, answered in the caller's forms */
-    check(p, "\xe9\xa3\x9f.\xe5\x85\xac\xe5\x8f\xb8.cn", "\xe9\xa3\x9f.\xe5\x85\xac\xe5\x8f\xb8.cn");
+    check(p, "\xe9\xa3\x9f.\xe5\x85\xac\xe5\x8f\xb8.cn",
+          "\xe9\xa3\x9f.\xe5\x85\xac\xe5\x8f\xb8.cn");
     check(p, "www.xn--85x722f.XN--55QX5D.cn", "xn--85x722f.xn--55qx5d.cn");
     check(p, "xn--55qx5d.cn", NULL);
     check(p, "w.x.xn--bcher-kva.example", "x.xn--bcher-kva.example");
