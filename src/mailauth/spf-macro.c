@@ -215,11 +215,13 @@ bool spf_name_ok(const char *name)
 struct sink {
     char *buf;
     size_t size, len;
+    size_t total;           /* characters produced, kept or not */
     bool domain;
 };
 
 static void put(struct sink *o, char ch)
 {
+    o->total++;
     if (o->len + 1 >= o->size) {
         if (!o->domain)
             return; /* explanation: cut */
@@ -374,6 +376,10 @@ static int expand(struct spf_ctx *c, const char *s, size_t len, const char *doma
         if (step != SPF_STEP_OK)
             return step;
         transform(value, &t, o);
+        if (o->domain && o->total > SPF_EXPAND_MAX)
+            return SPF_STEP_BAD; /* hostile: no real name is built from this much */
+        if (!o->domain && o->len + 1 >= o->size)
+            return SPF_STEP_OK; /* the explanation is full */
     }
     return r == 0 ? SPF_STEP_OK : SPF_STEP_BAD;
 }

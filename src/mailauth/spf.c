@@ -658,7 +658,7 @@ static int explain(struct spf_ctx *c, const struct term *exp, const char *domain
     while (rr->type != DNS_T_TXT)
         rr++;
     const char *text = (const char *)rr->data;
-    if (!spf_macro_syntax(text, rr->len, true))
+    if (rr->len > SPF_RECORD_MAX || !spf_macro_syntax(text, rr->len, true))
         return 0;
     r = spf_expand_text(c, text, rr->len, domain, c->out->explanation,
                         sizeof c->out->explanation);

@@ -35,12 +35,17 @@
  *  - a macro expansion used as a domain name is cut from the left, label by
  *    label, to at most 253 characters (§7.3); a name that is still not a
  *    valid DNS name (empty or 64+ character label, characters outside
- *    printable ASCII, a backslash) matches nothing, and is a permerror as
- *    the target of include or redirect;
+ *    printable ASCII, a backslash), or whose expansion produced more than
+ *    SPF_EXPAND_MAX characters before the cut (only a hostile record does:
+ *    it would cost time on every restart), matches nothing, and is a
+ *    permerror as the target of include or redirect;
+ *  - an exp= text longer than SPF_RECORD_MAX bytes is ignored, and its
+ *    expansion stops when SPF_EXPLANATION_MAX bytes are written;
  *  - sender, HELO and receiver names longer than SPF_INPUT_MAX give "none"
  *    (they cannot be valid mail identities);
- *  - an explanation is cut at SPF_EXPLANATION_MAX bytes; every text in the
- *    outcome holds printable ASCII only (other bytes become '?').
+ *  - every text in the outcome holds printable ASCII only (other bytes
+ *    become '?'); it may hold any of it (quotes, parentheses, ';'), so a
+ *    header field writer must still quote or escape it.
  * The elapsed-time limit of §4.6.4 belongs to the driver, which knows how
  * long its DNS rounds take: past it, it should report temperror.  The view
  * itself holds at most DNSVIEW_MAX answers; a check that needs more sees
@@ -55,6 +60,7 @@
 
 #define SPF_RECORD_MAX 4096      /* bytes of the selected TXT record */
 #define SPF_INPUT_MAX 512        /* bytes of sender, helo, receiver */
+#define SPF_EXPAND_MAX 8192      /* characters a domain-spec may expand to before the cut */
 #define SPF_LOOKUP_MAX 10        /* DNS terms per check (§4.6.4) */
 #define SPF_VOID_MAX 2           /* void lookups per check (§4.6.4) */
 #define SPF_MX_MAX 10            /* MX names per "mx" mechanism */

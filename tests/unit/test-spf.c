@@ -679,7 +679,7 @@ static void test_macro_examples(void **state)
         {"%{c} %{r} %{t} %{p} %{h}", "192.0.2.3 mx.receiver.test 1700000000 unknown mail.sender.test"},
         {"%%|%_|%-|%{S}", "%| |%20|strong-bad%40email.example.com"},
         {"%{L}", "strong-bad"},
-        {"%{d1000}|%{d999r}", "email.example.com|com.example.email"},
+        {"%{d1000}|%{d999r}|%{d99999999999}", "email.example.com|com.example.email|email.example.com"},
     };
     char got[SPF_EXPLANATION_MAX + 1];
     for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++) {
@@ -745,14 +745,19 @@ static void test_macro_domains(void **state)
     assert_true(strlen(got) > 253 - 64);
     assert_non_null(strstr(got, ".email.example.com"));
     assert_true(got[0] == 'a' || got[0] == 'b');
-    /* thousands of expansions: still bounded, still the right end */
+    /* 7.7 KB of expansion: the window keeps the right end */
     char spec[900] = "";
-    for (int i = 0; i < 100; i++)
+    for (int i = 0; i < 30; i++)
         strcat(spec, "%{l}.");
     strcat(spec, "x.%{d}");
     asked_name(spec, sender, got, sizeof got);
     assert_true(strlen(got) <= 253);
     assert_non_null(strstr(got, ".x.email.example.com"));
+    /* past SPF_EXPAND_MAX characters nothing is asked */
+    for (int i = 0; i < 10; i++)
+        strcat(spec, ".%{l}");
+    asked_name(spec, sender, got, sizeof got);
+    assert_string_equal(got, "");
     /* a final dot is dropped; a label over 63 characters asks nothing */
     asked_name("%{d}.test.", "a@email.example.com", got, sizeof got);
     assert_string_equal(got, "email.example.com.test");
@@ -842,6 +847,41 @@ static void test_view_bound(void **state)
     zone_free(&z);
 }
 
+/* Targets that are not names; %{p} preferring the checked domain. */
+static void test_targets_and_p(void **state)
+{
+    (void)state;
+    static const char long_local[] =
+        "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb@example.test";
+    struct zone z = {0};
+    struct spf_outcome out;
+    zone_txt(&z, "example.test", "v=spf1 include:%{l}.example.test -all");
+    struct spf_request req = request("192.0.2.3", long_local);
+    run(&z, &req, &out);
+    assert_int_equal(out.result, SPF_PERMERROR);
+    assert_non_null(strstr(out.problem, "not a valid domain"));
+    zone_free(&z);
+    zone_txt(&z, "example.test", "v=spf1 redirect=%{l}.example.test");
+    run(&z, &req, &out);
+    assert_int_equal(out.result, SPF_PERMERROR);
+    zone_free(&z);
+
+    /* %{p}: the checked domain itself wins over a sub-domain and others */
+    zone_txt(&z, "email.example.com", "v=spf1 -all exp=why.example.com");
+    zone_txt(&z, "why.example.com", "%{p}");
+    zone_host(&z, "3.2.0.192.in-addr.arpa", Z_PTR, "other.test", 0);
+    zone_host(&z, "3.2.0.192.in-addr.arpa", Z_PTR, "mx.email.example.com", 0);
+    zone_host(&z, "3.2.0.192.in-addr.arpa", Z_PTR, "email.example.com", 0);
+    zone_host(&z, "3.2.0.192.in-addr.arpa", Z_PTR, "bad..name", 0);
+    zone_addr(&z, "other.test", "192.0.2.3");
+    zone_addr(&z, "mx.email.example.com", "192.0.2.3");
+    zone_addr(&z, "email.example.com", "192.0.2.3");
+    req = request("192.0.2.3", "a@email.example.com");
+    run(&z, &req, &out);
+    assert_string_equal(out.explanation, "email.example.com");
+    zone_free(&z);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -858,6 +898,7 @@ int main(void)
         cmocka_unit_test(test_macro_domains),
         cmocka_unit_test(test_helo_identity_and_mapped),
         cmocka_unit_test(test_view_bound),
+        cmocka_unit_test(test_targets_and_p),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
