@@ -7,6 +7,7 @@
  * itself, which evaluates each author domain and keeps the worst outcome. */
 #include "mailauth/dmarc.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -666,6 +667,21 @@ int dmarc_check(struct dnsview *v, const struct psl *psl, const struct dmarc_inp
             *out = cur;
     }
     return need ? MAILAUTH_NEED_DNS : MAILAUTH_DONE;
+}
+
+void dmarc_authres(const struct dmarc_outcome *o, struct authres_result *r, char *buf,
+                   size_t cap)
+{
+    *r = (struct authres_result){.method = "dmarc", .result = dmarc_result_name(o->result)};
+    if (o->have_record && cap > 0) {
+        snprintf(buf, cap, "p=%s sp=%s dis=%s", dmarc_policy_name(o->record.p),
+                 dmarc_policy_name(o->record.sp), dmarc_policy_name(o->disposition));
+        r->comment = buf;
+    }
+    if (o->from_domain[0] != '\0')
+        authres_add_prop(r, "header", "from", o->from_domain);
+    if (o->result == DMARC_RESULT_FAIL)
+        authres_add_prop(r, "policy", "dmarc", dmarc_policy_name(o->disposition));
 }
 
 const char *dmarc_result_name(enum dmarc_result r)

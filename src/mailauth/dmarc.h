@@ -50,6 +50,7 @@
 #include <stdint.h>
 
 #include "dns/answer.h"
+#include "mailauth/authres.h"
 #include "mailauth/dnsview.h"
 #include "mailauth/psl.h"
 
@@ -185,6 +186,14 @@ int dmarc_check(struct dnsview *v, const struct psl *psl, const struct dmarc_inp
  * U-labels or A-labels and end with a dot. */
 bool dmarc_aligned(const struct psl *psl, const char *author, const char *domain,
                    enum dmarc_align mode);
+
+/* Fill r with the Authentication-Results entry for o (authres.h): method
+ * dmarc, the result, a comment "p=… sp=… dis=…" when a record was found
+ * (in buf, which must outlive r; 64 bytes are enough), header.from (RFC
+ * 7489 §11.2) when there was an author domain, and policy.dmarc with the
+ * disposition on fail.  The strings point into o and buf. */
+void dmarc_authres(const struct dmarc_outcome *o, struct authres_result *r, char *buf,
+                   size_t cap);
 
 /* "none", "pass", … as Authentication-Results writes them (RFC 7489 §11.2). */
 const char *dmarc_result_name(enum dmarc_result r);

@@ -305,6 +305,35 @@ static void test_outcome_details(void **state)
     assert_string_equal(o.record.rua, "mailto:d@example.com");
     assert_int_equal(o.from_status, DMARC_FROM_OK);
 
+    /* as Authentication-Results: pass, then a failing subdomain under sp= */
+    struct authres_result ar;
+    char buf[64];
+    struct sm_buf b;
+    sm_buf_init(&b, 0);
+    dmarc_authres(&o, &ar, buf, sizeof buf);
+    assert_int_equal(authres_build(&b, 0, "mx.example.org", &ar, 1), 0);
+    assert_string_equal(sm_buf_str(&b), "Authentication-Results: mx.example.org;\r\n"
+                                        "\tdmarc=pass (p=reject sp=reject dis=none)"
+                                        " header.from=example.com\r\n");
+    const char *from_sub[] = {"x@mail.example.com"};
+    struct dmarc_input fail_in = {.from = from_sub, .n_from = 1, .pct_draw = 99};
+    run(z_sp, &fail_in, &o);
+    dmarc_authres(&o, &ar, buf, sizeof buf);
+    sm_buf_reset(&b);
+    assert_int_equal(authres_build(&b, 0, "mx.example.org", &ar, 1), 0);
+    assert_string_equal(sm_buf_str(&b), "Authentication-Results: mx.example.org;\r\n"
+                                        "\tdmarc=fail (p=reject sp=quarantine dis=quarantine)"
+                                        "\r\n header.from=mail.example.com"
+                                        " policy.dmarc=quarantine\r\n");
+    const char *none_from[] = {"garbage"};
+    struct dmarc_input none_in = {.from = none_from, .n_from = 1};
+    run(NULL, &none_in, &o);
+    assert_int_equal(o.from_status, DMARC_FROM_INVALID);
+    dmarc_authres(&o, &ar, buf, sizeof buf);
+    assert_int_equal(ar.n_props, 0);
+    assert_null(ar.comment);
+    sm_buf_free(&b);
+
     /* the first call asks one question and says so */
     struct dnsview *v = dnsview_new();
     assert_int_equal(dmarc_check(v, psl, &in, &o), MAILAUTH_NEED_DNS);
