@@ -8,8 +8,8 @@
  * behavior, -moz-binding, filter, background-image, list-style-image,
  * border-image, mask, animation, transition, custom properties, anything
  * vendor-specific.  The value may hold letters, digits, non-ASCII, space,
- * and # % . , - + /; quotes only in font-family and font (without backslash
- * or a second kind of quote inside); parentheses only right after rgb,
+ * and # % . , - + /; quotes only in font-family and font, around letters,
+ * digits, non-ASCII, space, '-' and '_' (font names); parentheses only right after rgb,
  * rgba, hsl, hsla or calc.  So no backslash escape, no comment (no '*'),
  * no ':' (no "javascript:"), no '@', no '{', no url(), expression(),
  * image-set(), attr(), var().  Declarations are split on ';' outside
@@ -88,10 +88,11 @@ static bool check_value(const char *v, size_t n, bool quotes_ok, char *norm, siz
         if ((unsigned char)c < 0x20 && !is_space(c))
             return false;
         if (quote != 0) {
-            if (c == '\\' || c == '"' + '\'' - quote || (c != ' ' && is_space(c)))
-                return false;
+            /* a font name: letters, digits, space, '-', '_' */
             if (c == quote)
                 quote = 0;
+            else if (!is_ident(c) && c != ' ' && c != '_')
+                return false;
         } else if (is_space(c)) {
             space = o > 0;
             continue;

@@ -3,6 +3,7 @@
 #define SM_HTML_INTERNAL_H
 
 #include <gumbo.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,10 @@ void html_parse_free(struct html_parse **pp);
  * point and its length in *len_r, or -1 (with *len_r = 1) if the bytes are
  * not well-formed UTF-8 (overlong, surrogate, above U+10FFFF, truncated). */
 int32_t html_utf8_decode(const unsigned char *s, size_t n, size_t *len_r);
+
+/* Code points the HTML parser (gumbo) turns into U+FFFD: NUL, C0 controls
+ * but tab, LF, FF and CR, DEL and C1 controls, non-characters. */
+bool html_forbidden_cp(int32_t cp);
 
 /* ---- css.c: style="" filter ------------------------------------------- */
 

@@ -25,7 +25,8 @@
  *     are dropped but xmp and plaintext, where a very long text may show a
  *     stray "<!---->".  We pace there too because our scan cannot always
  *     tell raw text from svg content such as <svg><title/>.
- *   - The same pass replaces invalid UTF-8 and NUL by U+FFFD and turns CR LF
+ *   - The same pass replaces invalid UTF-8, NUL and the controls gumbo
+ *     rejects (C0 but tab, LF, FF; C1; non-characters) by U+FFFD, turns CR LF
  *     and lone CR into LF, as the HTML input stream does, so that gumbo only
  *     ever sees well-formed UTF-8.
  * Parse errors are not recorded (max_errors = 0): gumbo copies the whole
@@ -151,6 +152,13 @@ int32_t html_utf8_decode(const unsigned char *s, size_t n, size_t *len_r)
     return cp;
 }
 
+bool html_forbidden_cp(int32_t cp)
+{
+    return (cp >= 0 && cp <= 0x8) || cp == 0xb || (cp >= 0xe && cp <= 0x1f) ||
+           (cp >= 0x7f && cp <= 0x9f) || (cp >= 0xfdd0 && cp <= 0xfdef) ||
+           (cp & 0xfffe) == 0xfffe;
+}
+
 /* Well-formed UTF-8, no NUL, LF line ends: what the HTML input stream
  * preprocessor would make of the bytes. */
 static void clean_input(const char *in, size_t len, struct sm_buf *out)
@@ -160,7 +168,7 @@ static void clean_input(const char *in, size_t len, struct sm_buf *out)
     while (i < len) {
         size_t n;
         int32_t cp = html_utf8_decode(s + i, len - i, &n);
-        if (cp < 0 || cp == 0) {
+        if (cp < 0 || html_forbidden_cp(cp)) {
             sm_buf_append(out, "\xef\xbf\xbd", 3);
         } else if (cp == '\r') {
             sm_buf_append(out, "\n", 1);

@@ -4,8 +4,8 @@
  * white-space:pre-wrap so that line breaks stay and long lines wrap.  URLs
  * starting with http:// or https:// after a non-word character become links;
  * trailing punctuation (".", ",", ")" without its "(", quotes, ...) is left
- * out of the link, as a reader expects.  Invalid UTF-8, NUL and other C0
- * controls but tab and LF become U+FFFD, CR LF and lone CR become LF, which
+ * out of the link, as a reader expects.  Invalid UTF-8, NUL, controls but
+ * tab and LF, and non-characters become U+FFFD, CR LF and lone CR become LF, which
  * is what the HTML parser would make of them: the result is a fixed point
  * of sm_html_sanitize(). */
 #include <stdbool.h>
@@ -28,7 +28,7 @@ static void clean_text(const char *in, size_t len, struct sm_buf *out)
             sm_buf_append(out, "\n", 1);
             if (i + 1 < len && s[i + 1] == '\n')
                 n = 2;
-        } else if (cp < 0 || (cp < 0x20 && cp != '\t' && cp != '\n') || cp == 0x7f) {
+        } else if (cp < 0 || html_forbidden_cp(cp)) {
             sm_buf_append(out, "\xef\xbf\xbd", 3);
         } else {
             sm_buf_append(out, s + i, n);

@@ -77,10 +77,25 @@ static const char *check_attribute(const GumboElement *e, const GumboAttribute *
     for (size_t i = 0; i < sizeof never / sizeof *never; i++)
         if (strcasecmp(a->name, never[i]) == 0)
             return "forbidden attribute";
-    if (strstr(v, "javascript:") || strstr(v, "vbscript:") || strstr(v, "data:text") ||
-        strstr(v, "livescript:"))
-        if (strcmp(a->name, "title") != 0 && strcmp(a->name, "alt") != 0)
-            return "script URL";
+    /* only these attributes, and the URL ones (href, src, background)
+     * with an allowed scheme at the start, checked below */
+    static const char *const known[] = {
+    "dir", "lang", "title", "id", "style", "align", "valign", "width", "height", "border",
+    "cellpadding", "cellspacing", "summary", "frame", "rules", "bgcolor", "background",
+    "data-sm-background", "colspan", "rowspan", "nowrap", "abbr", "scope", "href", "name", "src",
+    "data-sm-src", "data-sm-cid", "alt", "hspace", "vspace", "color", "face", "size", "type",
+    "start", "value", "reversed", "span", "noshade", "clear", "text", "link", "vlink", "alink",
+    "target", "rel",
+    };
+    int known_name = 0;
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        known_name |= strcmp(a->name, known[i]) == 0;
+    if (!known_name)
+        return "attribute not allowed";
+    if (strcmp(a->name, "target") == 0 && strcmp(a->value, "_blank") != 0)
+        return "target";
+    if (strcmp(a->name, "rel") == 0 && strcmp(a->value, "noopener noreferrer") != 0)
+        return "rel";
     if (strcmp(a->name, "href") == 0 &&
         !(prefix(v, "http:") || prefix(v, "https:") || prefix(v, "mailto:") || v[0] == '#'))
         return "href scheme";
@@ -102,8 +117,8 @@ static const char *check_attribute(const GumboElement *e, const GumboAttribute *
     if (strcmp(a->name, "style") == 0) {
         char s[4096];
         squeeze(a->value, s, sizeof s);
-        if (strstr(s, "url(") || strstr(s, "expression") || strchr(s, '\\') || strstr(s, "@import") ||
-            strstr(s, "behavior") || strstr(s, "binding") || strstr(s, "/*") || strstr(s, "position"))
+        if (strstr(s, "url(") || strstr(s, "expression(") || strchr(s, '\\') || strstr(s, "@import") ||
+            strstr(s, "behavior:") || strstr(s, "binding:") || strstr(s, "/*") || strstr(s, "position:"))
             return "style that could load or run";
     }
     return NULL;
