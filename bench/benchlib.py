@@ -169,6 +169,10 @@ class Sealmail:
         self.spool = os.path.join(self.data, "spool", "incoming")
         self.cmd = [binary, "--config", self.conf]
         self.proc = None
+        zone = os.path.join(base, "zone.txt")
+        with open(zone, "w") as f:
+            f.write("; empty: every name is NXDOMAIN, nothing leaves the machine\n")
+        os.chmod(zone, 0o644)
         with open(self.conf, "w") as f:
             f.write(f"""[server]
 data_dir = {self.data}
@@ -186,6 +190,9 @@ listen = 127.0.0.1:{imap_ports[0]}
 imaps_listen = 127.0.0.1:{imap_ports[1]}
 pop3_listen = 127.0.0.1:{imap_ports[2]}
 pop3s_listen = 127.0.0.1:{imap_ports[3]}
+[dns]
+zone_file = {zone}
+trust_anchor =
 {extra_conf}""")
 
     def start(self):

@@ -19,6 +19,7 @@
 #include "core/mem.h"
 #include "daemon/keys.h"
 #include "daemon/privsep.h"
+#include "mailauth/check.h"
 #include "net/peerlimit.h"
 #include "net/tls.h"
 #include "smtp/inbound.h"
@@ -41,6 +42,7 @@ struct smtpd {
     struct smtpd_listener listeners[(LISTEN_SUBMISSION + 1) * LISTEN_MAX];
     size_t n_listeners;
     uint8_t spool_pk[SPOOL_PK_BYTES];
+    struct authcheck_env *auth;
     struct event *ctl_ev, *refresh_ev, *grace_ev, *drain_ev;
     bool stopping;
 };
@@ -182,6 +184,10 @@ static void smtpd_setup(struct smtpd *d, const struct role_args *ra)
     if ((d->dir = directory_open(d->cfg.data_dir, false, &error)) == NULL)
         fatalx("directory: %s", error);
     d->env.peers = peerlimit_new(d->cfg.smtp_max_connections_per_client);
+    d->auth = authcheck_env_new(d->env.base, &d->cfg, &error);
+    if (d->auth == NULL && error != NULL)
+        fatalx("sender checks ([auth], [dns]): %s", error);
+    d->env.auth = d->auth;
 }
 
 /* After the privilege drop, so every spool file belongs to the service user. */
@@ -226,6 +232,7 @@ static void smtpd_cleanup(struct smtpd *d)
     directory_close(&d->dir);
     peerlimit_free(&d->env.peers);
     tls_server_free(&d->env.tls);
+    authcheck_env_free(&d->auth);
     event_base_free(d->env.base);
     config_free(&d->cfg);
 }

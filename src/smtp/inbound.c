@@ -23,6 +23,7 @@
 #include "core/ipc.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "mailauth/check.h"
 #include "net/conn.h"
 #include "net/listener.h"
 #include "net/peerlimit.h"
@@ -40,6 +41,7 @@ struct inbound {
     struct conn *conn;
     struct smtp_session *smtp;
     struct spool_writer *writer;
+    struct authcheck *auth;        /* the sender checks of the transaction */
     struct event *lifetime;        /* session_timeout */
     struct sockaddr_storage peer;
     char client[64];               /* real address: envelope and Received header */
@@ -73,6 +75,7 @@ static void inbound_free(struct inbound *in)
     peerlimit_release(env->peers, (struct sockaddr *)&in->peer);
     smtp_session_free(&in->smtp); /* aborts a message being written */
     spool_writer_abort(&in->writer);
+    authcheck_free(&in->auth);
     conn_free(&in->conn);
     if (in->lifetime)
         event_free(in->lifetime);
@@ -130,7 +133,22 @@ static int in_data_begin(void *ctx, const struct smtp_tx_info *tx, char *queue_i
     return 0;
 }
 
-static int in_data_write(void *ctx, const void *p, size_t n)
+static void in_tx_begin(void *ctx, const char *helo, const char *mail_from)
+{
+    struct inbound *in = ctx;
+    authcheck_free(&in->auth);
+    if (in->env->auth != NULL)
+        in->auth = authcheck_new(in->env->auth, (const struct sockaddr *)&in->peer, helo,
+                                 mail_from);
+}
+
+static void in_tx_end(void *ctx)
+{
+    struct inbound *in = ctx;
+    authcheck_free(&in->auth);
+}
+
+static int in_spool_write(void *ctx, const void *p, size_t n)
 {
     struct inbound *in = ctx;
     const char *error;
@@ -139,6 +157,16 @@ static int in_data_write(void *ctx, const void *p, size_t n)
         return -1;
     }
     return 0;
+}
+
+/* Message bytes pass the sender checks (which may drop forged
+ * Authentication-Results fields) on their way to the spool. */
+static int in_data_write(void *ctx, const void *p, size_t n)
+{
+    struct inbound *in = ctx;
+    if (in->auth != NULL)
+        return authcheck_write(in->auth, p, n, in_spool_write, in);
+    return in_spool_write(in, p, n);
 }
 
 static void in_committed(void *arg, bool ok, const char *queue_id)
@@ -158,15 +186,44 @@ static void in_committed(void *arg, bool ok, const char *queue_id)
         smtp_session_commit_done(in->smtp, ok);
 }
 
-static void in_data_commit(void *ctx)
+static void in_spool_commit(struct inbound *in)
 {
-    struct inbound *in = ctx;
     struct inbound_commit *c = sm_malloc(sizeof *c);
     c->env = in->env;
     c->id = in->id;
     struct spool_writer *w = in->writer;
     in->writer = NULL; /* the spool owns it now */
     spool_writer_commit(w, in_committed, c);
+}
+
+/* The checks are done: refuse, or store with their results as the
+ * delivery note (Authentication-Results in front, Junk or not). */
+static void in_verdict(void *arg, const struct authcheck_verdict *v)
+{
+    struct inbound *in = arg;
+    const char *error;
+    log_info("%016" PRIx64 " smtp auth %s action=%s", in->id, v->summary,
+             v->action == AUTHCHECK_REJECT ? "reject"
+             : v->action == AUTHCHECK_JUNK ? "junk"
+                                           : "deliver");
+    if (v->action == AUTHCHECK_REJECT) {
+        spool_writer_abort(&in->writer);
+        smtp_session_commit_refused(in->smtp, v->reply);
+        return;
+    }
+    uint32_t flags = v->action == AUTHCHECK_JUNK ? SPOOL_F_JUNK : 0;
+    if (spool_writer_set_note(in->writer, flags, v->header, v->header_len, &error) < 0)
+        log_warn("%016" PRIx64 " smtp note-not-set error=\"%s\"", in->id, error);
+    in_spool_commit(in);
+}
+
+static void in_data_commit(void *ctx)
+{
+    struct inbound *in = ctx;
+    if (in->auth != NULL)
+        authcheck_finish(in->auth, in_verdict, in);
+    else
+        in_spool_commit(in);
 }
 
 static void in_data_abort(void *ctx)
@@ -204,6 +261,8 @@ static void in_close(void *ctx)
 
 static const struct smtp_server_callbacks inbound_callbacks = {
     .check_rcpt = in_check_rcpt,
+    .tx_begin = in_tx_begin,
+    .tx_end = in_tx_end,
     .data_begin = in_data_begin,
     .data_write = in_data_write,
     .data_commit = in_data_commit,

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+struct authcheck_env;
 struct event_base;
 struct sm_config;
 struct spool;
@@ -37,6 +38,7 @@ struct inbound_env {
      * "postmaster")?  NULL to accept, else the complete reply. */
     const char *(*check_address)(void *owner, const char *address);
     void *owner;                   /* argument of refresh_domains and check_address */
+    const struct authcheck_env *auth; /* SPF/DKIM/DMARC checks; NULL: none */
     int ctl_fd;                    /* control channel to the master */
     size_t n_sessions;             /* live connections */
     struct inbound *all;           /* list of live connections */

@@ -136,6 +136,8 @@ static void smtp_tx_free(struct smtp_session *s)
         return;
     if (tx->writing)
         s->cb->data_abort(s->ctx);
+    if (s->cb->tx_end != NULL)
+        s->cb->tx_end(s->ctx);
     for (size_t i = 0; i < tx->n_rcpts; i++)
         free(tx->rcpts[i]);
     free(tx->rcpts);
@@ -270,7 +272,8 @@ static void smtp_tx_finish(struct smtp_session *s)
     s->cb->data_commit(s->ctx);
 }
 
-void smtp_session_commit_done(struct smtp_session *s, bool ok)
+/* The answer to a commit (250, 451 or a refusal), then the session goes on. */
+static void smtp_commit_answer(struct smtp_session *s, bool ok, const char *refusal)
 {
     if (s->state != SMTP_STATE_COMMIT) {
         log_warn("%016" PRIx64 " smtp late-commit state=%s ok=%d", s->p.id,
@@ -279,7 +282,12 @@ void smtp_session_commit_done(struct smtp_session *s, bool ok)
     }
     struct smtp_tx *tx = s->tx;
     tx->writing = false; /* the store owns the outcome now */
-    if (ok) {
+    if (refusal != NULL) {
+        const char *why = reply_text(refusal);
+        log_info("%016" PRIx64 " smtp refused reason=\"%.*s\" size=%" PRIu64, s->p.id,
+                 (int)strcspn(why, ";"), why, tx->size);
+        smtp_reply(s, "%s", refusal);
+    } else if (ok) {
         log_info("%016" PRIx64 " smtp accepted queue=%s size=%" PRIu64 " nrcpt=%zu proto=%s",
                  s->p.id, tx->queue_id, tx->size, tx->n_rcpts, smtp_protocol_name(s));
         smtp_reply(s, "250 2.0.0 Ok: queued as %s", tx->queue_id);
@@ -298,6 +306,16 @@ void smtp_session_commit_done(struct smtp_session *s, bool ok)
         return;
     }
     s->cb->resume(s->ctx);
+}
+
+void smtp_session_commit_done(struct smtp_session *s, bool ok)
+{
+    smtp_commit_answer(s, ok, NULL);
+}
+
+void smtp_session_commit_refused(struct smtp_session *s, const char *reply)
+{
+    smtp_commit_answer(s, false, reply);
 }
 
 /* ---- MAIL and RCPT: check, then proceed --------------------------------- */
@@ -347,6 +365,8 @@ static void smtp_proceed_mail(struct smtp_session *s, const struct smtp_path *pa
     tx->started = (int64_t)time(NULL);
     s->tx = tx;
     smtp_enter_state(s, SMTP_STATE_MAIL);
+    if (s->cb->tx_begin != NULL)
+        s->cb->tx_begin(s->ctx, s->helo, tx->mail_from);
     smtp_reply(s, "250 2.1.0 Ok");
 }
 

@@ -60,6 +60,12 @@ struct smtp_server_callbacks {
     void (*set_timeout)(void *ctx, unsigned seconds);
     /* I/O: flush the output and close; no further input is processed. */
     void (*close)(void *ctx);
+    /* Policy (optional): a transaction began (MAIL accepted), with the
+     * HELO argument and the reverse path ("" for the null sender); and it
+     * ended (answered, RSET, aborted, disconnect).  Sender checks such as
+     * SPF start here so their DNS overlaps RCPT and DATA. */
+    void (*tx_begin)(void *ctx, const char *helo, const char *mail_from);
+    void (*tx_end)(void *ctx);
 };
 
 struct smtp_session_params {
@@ -96,6 +102,9 @@ void smtp_session_tls_ready(struct smtp_session *s, const char *desc);
 /* Result of data_commit: ok means durable; the engine replies 250 with the
  * queue id, or 451, then resumes reading. */
 void smtp_session_commit_done(struct smtp_session *s, bool ok);
+/* Result of data_commit: the message is refused by policy (nothing was
+ * stored); reply is the full reply, e.g. "550 5.7.1 ...". */
+void smtp_session_commit_refused(struct smtp_session *s, const char *reply);
 /* The idle timeout struck: reply 421 and close. */
 void smtp_session_timeout(struct smtp_session *s);
 /* The server is going down: close now if idle, else after the running

@@ -100,16 +100,33 @@ def dot_stuff(body):
     return b"\r\n".join(stuffed) + b"\r\n.\r\n"
 
 
-def split_received(message):
-    """(first header, rest): the Received header sealmail prepends, folded
-    lines included, and the bytes that follow it."""
-    assert message.startswith(b"Received: from "), message[:200]
+def split_field(message, prefix):
+    """(first field, rest) when message starts with prefix (a field name
+    and colon): the field with its folded lines, and the bytes after it;
+    (None, message) otherwise."""
+    if not message.startswith(prefix):
+        return None, message
     lines = message.split(b"\r\n")
     i = 1
     while i < len(lines) and lines[i][:1] in (b"\t", b" "):
         i += 1
-    received = b"\r\n".join(lines[:i]) + b"\r\n"
-    return received, message[len(received):]
+    field = b"\r\n".join(lines[:i]) + b"\r\n"
+    return field, message[len(field):]
+
+
+def split_auth_results(message):
+    """(our Authentication-Results field or None, rest): the sender checks'
+    results sealmail puts in front of a message on delivery."""
+    return split_field(message, b"Authentication-Results: ")
+
+
+def split_received(message):
+    """(first header, rest): the Received header sealmail prepends, folded
+    lines included, and the bytes that follow it (our Authentication-Results,
+    which comes before it, is skipped)."""
+    _, message = split_auth_results(message)
+    assert message.startswith(b"Received: from "), message[:200]
+    return split_field(message, b"Received: ")
 
 
 def received_protocol(received):
@@ -346,6 +363,7 @@ class Server:
         os.chmod(self.dir, 0o755)  # the service user must reach data_dir
         self.data = self.dir / "data"
         self.config = self.dir / "sealmail.ini"
+        self.zone_path = self.dir / "zone.txt"
         self.log_path = self.dir / "serve.log"
         (self.smtp_port, self.smtps_port, self.submission_port, self.imap_port,
          self.imaps_port, self.pop3_port, self.pop3s_port) = free_ports(7)
@@ -353,8 +371,16 @@ class Server:
         self.pgid = None
         self.finished = False
         self.write_config(overrides or {})
+        self.set_zone([])
 
     # -- configuration
+    def set_zone(self, records):
+        """The DNS answers this server sees (zone-file lines, absolute
+        names); read at start.  Every other name is NXDOMAIN: nothing is
+        ever asked of the network."""
+        self.zone_path.write_text("; test zone\n" + "".join(r + "\n" for r in records))
+        os.chmod(self.zone_path, 0o644)
+
     def settings(self, overrides):
         cfg = {
             "server": {"hostname": HOSTNAME, "data_dir": str(self.data),
@@ -368,6 +394,8 @@ class Server:
                      "smtps_listen": f"127.0.0.1:{self.smtps_port}",
                      "submission_listen": f"127.0.0.1:{self.submission_port}",
                      "max_connections_per_client": "200"},
+            # DNS from this server's test zone only (set_zone), never the network
+            "dns": {"zone_file": str(self.zone_path), "trust_anchor": ""},
             "imap": {"listen": f"127.0.0.1:{self.imap_port}",
                      "imaps_listen": f"127.0.0.1:{self.imaps_port}",
                      "pop3_listen": f"127.0.0.1:{self.pop3_port}",

@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from conftest import (BIN, CATCHALL, CATCHALL_PASSWORD, DOMAIN, SMTPConn, make_message,
-                      run_cli, wait_until)
+                      run_cli, split_auth_results, wait_until)
 
 PASSWORD = "correct horse battery staple"
 
@@ -185,10 +185,13 @@ def test_delivery_alias_catchall_and_import(live):
     assert [s for _, s in listed(live, bob)] == [f"TEAM-{run}"]
     assert [s for _, s in listed(live, CATCHALL, CATCHALL_PASSWORD)] == [f"CATCHALL-{run}"]
 
-    # the stored message is the one that was sent, byte for byte after Received
+    # the stored message is the one that was sent, byte for byte after our
+    # Authentication-Results and Received
     shown = live.mailbox("show", alice, "1", password=PASSWORD).stdout_bytes
     assert f"DIRECT-{run}".encode() in shown
-    assert shown.startswith(b"Received: ")
+    results, rest = split_auth_results(shown)
+    assert results.startswith(b"Authentication-Results: mx.example.test;")
+    assert rest.startswith(b"Received: ")
     # search uses the full-text index
     hits = live.mailbox("search", alice, f'"TEAM-{run}"', password=PASSWORD).stdout.split()
     assert hits == ["3"]
