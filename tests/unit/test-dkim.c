@@ -1,7 +1,7 @@
 /* test-dkim.c — DKIM canonicalisation, verification and signing.
  *
- * Conformance data (tests/unit/data/dkim, copied from
- * /work/shared/conformance/dkim with its origins in README.md there): the
+ * Conformance data (tests/unit/data/dkim, origins and licences in its
+ * README.md): the
  * RFC 8463 example with both signatures, dkimpy's pre-signed messages and
  * key records, body-hash vectors.  At run time, messages are also signed
  * by two independent implementations, dkimpy and the OpenDKIM filter
