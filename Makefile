@@ -10,7 +10,7 @@ BUILD_PKGS = gcc meson ninja-build pkg-config libevent-dev libssl-dev libsodium-
              libunbound-dev libjansson-dev libgumbo-dev publicsuffix dns-root-data
 TEST_PKGS  = libcmocka-dev python3 python3-pytest swaks clang libclang-rt-14-dev isync fetchmail \
              python3-yaml python3-dkim python3-cryptography python3-dnspython \
-             opendkim-tools ldnsutils
+             python3-nacl opendkim opendkim-tools ldnsutils
 BENCH_PKGS = postfix bc dovecot-imapd dovecot-pop3d dovecot-lmtpd opendkim
 
 PYTHON    = /usr/bin/python3

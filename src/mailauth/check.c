@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "dns/resolver.h"
+#include "mailauth/arc.h"
 #include "mailauth/authres.h"
 #include "mailauth/dkim.h"
 #include "mailauth/dmarc.h"
@@ -53,6 +54,10 @@ struct authcheck {
     size_t dropped_ar;          /* incoming fields that claimed our authserv-id */
     struct dkim_verifier *dkim;
     bool dkim_done;
+    struct arc_verifier *arc;
+    bool arc_done;
+    struct authres *aar;        /* the newest ARC-Authentication-Results seen */
+    const char *arc_trusted;    /* the trusted sealer whose DMARC pass we took over */
     char *from[FROM_MAX];
     size_t n_from;
     struct dmarc_outcome dmarc;
@@ -171,6 +176,7 @@ struct authcheck *authcheck_new(const struct authcheck_env *env, const struct so
     spf_request(ac, &ac->helo_req, SPF_ID_HELO, client);
     ac->helo_done = !helo_checkable(ac->helo);
     ac->dkim = dkim_verifier_new(NULL);
+    ac->arc = arc_verifier_new(NULL);
     sm_buf_init(&ac->header, AUTHRES_FIELD_MAX);
     sm_buf_init(&ac->summary, 1024);
     step(ac);
@@ -202,6 +208,21 @@ static bool claims_our_id(struct authcheck *ac, const char *f, size_t len, bool 
     return ours;
 }
 
+/* Keep the ARC-Authentication-Results of the highest instance: a trusted
+ * sealer's results are read from it. */
+static void keep_aar(struct authcheck *ac, const char *f, size_t len)
+{
+    static const char name[] = "ARC-Authentication-Results";
+    const char *error;
+    struct authres *ar = authres_parse(f + sizeof name, len - sizeof name, true, &error);
+    if (ar != NULL && (ac->aar == NULL || ar->arc_instance > ac->aar->arc_instance)) {
+        authres_free(&ac->aar);
+        ac->aar = ar;
+        ar = NULL;
+    }
+    authres_free(&ar);
+}
+
 /* The value of a From field, without the name and final CRLF. */
 static void keep_from(struct authcheck *ac, const char *f, size_t len)
 {
@@ -229,7 +250,10 @@ static bool on_field(void *arg, const char *f, size_t len, bool complete)
     }
     if (is_field(f, len, "From"))
         keep_from(ac, f, len);
+    else if (is_field(f, len, "ARC-Authentication-Results"))
+        keep_aar(ac, f, len);
     dkim_verifier_header(ac->dkim, f, len);
+    arc_verifier_header(ac->arc, f, len);
     return true;
 }
 
@@ -237,12 +261,14 @@ static void on_headers_done(void *arg)
 {
     struct authcheck *ac = arg;
     dkim_verifier_headers_done(ac->dkim);
+    arc_verifier_headers_done(ac->arc);
 }
 
 static void on_body(void *arg, const void *p, size_t n)
 {
     struct authcheck *ac = arg;
     dkim_verifier_body(ac->dkim, p, n);
+    arc_verifier_body(ac->arc, p, n);
 }
 
 static int on_out(void *arg, const void *p, size_t n)
@@ -367,10 +393,44 @@ static size_t add_dkim(struct authcheck *ac, struct authres_result *r, size_t ro
     return k;
 }
 
+/* The ARC chain validates, its newest seal is by a sealer the operator
+ * trusts, and that sealer recorded a DMARC pass: the sealer's name, or
+ * NULL.  (RFC 8617 §7.2: a receiver may use a trusted forwarder's
+ * results in its own policy decision.) */
+static const char *trusted_dmarc_pass(const struct authcheck *ac)
+{
+    const struct arc_result *a = arc_verifier_get(ac->arc);
+    if (a->cv != ARC_PASS || a->sets == 0 || ac->aar == NULL || ac->aar->arc_instance != a->sets)
+        return NULL;
+    const char *sealer = a->set[a->sets - 1].seal_d;
+    bool trusted = false;
+    for (size_t i = 0; i < ac->env->n_trusted_sealers && !trusted; i++)
+        trusted = strcasecmp(ac->env->trusted_sealers[i], sealer) == 0;
+    for (size_t i = 0; trusted && i < ac->aar->n; i++)
+        if (strcmp(ac->aar->ri[i].method, "dmarc") == 0 &&
+            strcmp(ac->aar->ri[i].result, "pass") == 0)
+            return sealer;
+    return NULL;
+}
+
+static void add_arc(struct authcheck *ac, struct authres_result *r, char *buf, size_t cap)
+{
+    const struct arc_result *a = arc_verifier_get(ac->arc);
+    r->method = "arc";
+    r->result = arc_cv_name(a->cv);
+    if (a->sets > 0) {
+        bool why = a->cv == ARC_FAIL && a->reason[0];
+        snprintf(buf, cap, "i=%u sealed by %s%s%s%s", a->sets, a->set[a->sets - 1].seal_d,
+                 ac->arc_trusted ? ", trusted: its dmarc=pass is kept" : "", why ? ": " : "",
+                 why ? a->reason : "");
+        r->comment = buf;
+    }
+}
+
 static void build_verdict(struct authcheck *ac)
 {
     struct authres_result r[16];
-    char dmarc_c[64];
+    char dmarc_c[64], arc_c[DNS_NAME_MAX + DKIM_REASON_MAX + 64];
     size_t n = 0;
     memset(r, 0, sizeof r);
     /* with a null sender, the MAIL FROM check is the HELO check (§2.4) */
@@ -382,13 +442,16 @@ static void build_verdict(struct authcheck *ac)
         add_spf(&r[n++], &ac->helo_spf, "helo", ac->helo);
     n += add_dkim(ac, &r[n], 8);
     dmarc_authres(&ac->dmarc, &r[n++], dmarc_c, sizeof dmarc_c);
+    if (ac->dmarc.result == DMARC_RESULT_FAIL)
+        ac->arc_trusted = trusted_dmarc_pass(ac);
+    add_arc(ac, &r[n++], arc_c, sizeof arc_c);
     if (authres_build(&ac->header, 0, ac->env->authserv_id, r, n) < 0) {
         sm_buf_reset(&ac->header);
         authres_build(&ac->header, 0, ac->env->authserv_id, r, 1);
     }
     struct authcheck_verdict *v = &ac->verdict;
     v->action = AUTHCHECK_DELIVER;
-    if (ac->dmarc.result == DMARC_RESULT_FAIL) {
+    if (ac->dmarc.result == DMARC_RESULT_FAIL && ac->arc_trusted == NULL) {
         if (ac->dmarc.disposition == DMARC_POLICY_REJECT && ac->env->dmarc_reject)
             v->action = AUTHCHECK_REJECT;
         else if (ac->dmarc.disposition != DMARC_POLICY_NONE && ac->env->dmarc_quarantine)
@@ -397,9 +460,11 @@ static void build_verdict(struct authcheck *ac)
     v->reply = "550 5.7.1 Message refused: it fails the DMARC policy of its author domain";
     v->header = ac->header.data;
     v->header_len = ac->header.len;
-    sm_buf_printf(&ac->summary, "spf=%s dkim=%zu dmarc=%s%s", spf_result_name(ac->spf.result),
-                  dkim_verifier_count(ac->dkim), dmarc_result_name(ac->dmarc.result),
-                  ac->dropped_ar ? " removed-ar" : "");
+    sm_buf_printf(&ac->summary, "spf=%s dkim=%zu dmarc=%s arc=%s%s%s",
+                  spf_result_name(ac->spf.result), dkim_verifier_count(ac->dkim),
+                  dmarc_result_name(ac->dmarc.result),
+                  arc_cv_name(arc_verifier_get(ac->arc)->cv),
+                  ac->arc_trusted ? " arc-trusted" : "", ac->dropped_ar ? " removed-ar" : "");
     for (size_t i = 0; i < dkim_verifier_count(ac->dkim) && i < 8; i++)
         sm_buf_printf(&ac->summary, "%s%s", i ? "," : ":",
                       dkim_result_name(dkim_verifier_get(ac->dkim, i)->result));
@@ -452,11 +517,13 @@ static void step(struct authcheck *ac)
         if (!ac->dkim_done &&
             dkim_verifier_result(ac->dkim, ac->view, time(NULL)) == MAILAUTH_DONE)
             ac->dkim_done = true;
+        if (!ac->arc_done && arc_verifier_result(ac->arc, ac->view, time(NULL)) == MAILAUTH_DONE)
+            ac->arc_done = true;
         if (ac->spf_done && ac->dkim_done && !ac->dmarc_done)
             run_dmarc(ac);
     } while (ask(ac));
-    if (!ac->finishing || !ac->spf_done || !ac->helo_done || !ac->dkim_done || !ac->dmarc_done ||
-        ac->verdict.header != NULL)
+    if (!ac->finishing || !ac->spf_done || !ac->helo_done || !ac->dkim_done || !ac->arc_done ||
+        !ac->dmarc_done || ac->verdict.header != NULL)
         return;
     cancel_all(ac);
     if (ac->timer != NULL)
@@ -481,6 +548,7 @@ void authcheck_finish(struct authcheck *ac, authcheck_done_fn *done, void *arg)
         ac->ms = msgstream_new(&sink, ac, FIELD_MAX, FIELDS_MAX);
     msgstream_end(ac->ms); /* may still write a last field: call before the commit */
     dkim_verifier_body_done(ac->dkim);
+    arc_verifier_body_done(ac->arc);
     ac->done = done;
     ac->done_arg = arg;
     ac->finishing = true;
@@ -504,6 +572,8 @@ void authcheck_free(struct authcheck **acp)
         event_free(ac->deliver);
     msgstream_free(&ac->ms);
     dkim_verifier_free(&ac->dkim);
+    arc_verifier_free(&ac->arc);
+    authres_free(&ac->aar);
     dnsview_free(&ac->view);
     for (size_t i = 0; i < ac->n_from; i++)
         free(ac->from[i]);

@@ -77,12 +77,17 @@ def zone(keys):
         f'client.good.test. 300 IN TXT "v=spf1 ip4:{CLIENT_IP} -all"',
         # the organisational-domain fallback: sub.good.test has no record
         f'sub.good.test. 300 IN TXT "v=spf1 ip4:{CLIENT_IP} -all"',
+        # two forwarders that ARC-seal what they pass on; only fwd.test is trusted
+        f'fwd.test. 300 IN TXT "v=spf1 ip4:{CLIENT_IP} -all"',
+        f"arc._domainkey.fwd.test. 300 IN TXT {txt(keys.rsa_record())}",
+        f'other-fwd.test. 300 IN TXT "v=spf1 ip4:{CLIENT_IP} -all"',
+        f"arc._domainkey.other-fwd.test. 300 IN TXT {txt(keys.rsa_record())}",
     ]
 
 
 @pytest.fixture(scope="module")
 def auth_server(workroot, keys):
-    srv = Server(workroot, "mailauth")
+    srv = Server(workroot, "mailauth", {"auth": {"trusted_arc_sealers": "fwd.test"}})
     srv.set_zone(zone(keys))
     srv.start()
     yield srv
@@ -262,3 +267,41 @@ def test_quarantined_mail_lands_in_junk_over_imap(make_server, tmp_path):
     assert junk[0].startswith(f"Authentication-Results: {HOSTNAME};".encode()), junk[0][:200]
     assert b"dmarc=fail" in junk[0]
     assert len(inbox) == 1 and b"Subject: inbox" in inbox[0], inbox
+
+
+def forwarded(keys, sealer):
+    """A message signed by good.test, then changed and ARC-sealed by a
+    mailing list at sealer (which adds a footer: the DKIM body hash breaks)."""
+    original = sign_rsa(keys, message("alice@good.test", f"via {sealer}"))
+    seen = (f"Authentication-Results: {sealer}; dkim=pass header.d=good.test;"
+            f" spf=pass smtp.mailfrom=alice@good.test; dmarc=pass header.from=good.test\r\n")
+    changed = seen.encode() + original + b"-- \r\nThe list footer\r\n"
+    headers = dkim.arc_sign(changed, b"arc", sealer.encode(), keys.rsa_pem(), sealer.encode(),
+                            include_headers=[b"from", b"to", b"subject", b"date"])
+    return b"".join(h.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") for h in headers) + changed
+
+
+def test_forwarded_mail_from_a_trusted_arc_sealer_keeps_its_dmarc_pass(auth_server, keys,
+                                                                       tmp_path):
+    msg = forwarded(keys, "fwd.test")
+    envelope, ar, _ = accepted(auth_server, tmp_path, msg, "list-bounces@fwd.test",
+                               helo="mx.fwd.test")
+    assert "dkim=fail" in ar and "dmarc=fail" in ar, ar  # broken by the footer
+    assert re.search(r"arc=pass \(i=1 sealed by fwd\.test, trusted", ar), ar
+    assert "Junk" not in envelope
+
+
+def test_forwarded_mail_from_an_untrusted_arc_sealer_gets_the_policy(auth_server, keys,
+                                                                      tmp_path):
+    msg = forwarded(keys, "other-fwd.test")
+    rc, out, queue_id = swaks(auth_server, tmp_path, msg, "list-bounces@other-fwd.test",
+                              helo="mx.other-fwd.test")
+    assert queue_id is None and re.search(r"550 5\.7\.1 .*DMARC", out), out
+
+
+def test_broken_arc_chain_fails(auth_server, keys, tmp_path):
+    msg = forwarded(keys, "fwd.test").replace(b"The list footer", b"The list fo0ter")
+    rc, out, queue_id = swaks(auth_server, tmp_path, msg, "list-bounces@fwd.test",
+                              helo="mx.fwd.test")
+    # the seal no longer covers the body: arc=fail, and nothing is trusted
+    assert queue_id is None and re.search(r"550 5\.7\.1 .*DMARC", out), out
