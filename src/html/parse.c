@@ -81,17 +81,19 @@ int64_t html_cpu_now_ns(void)
 static void *arena_alloc(void *ud, size_t n)
 {
     struct html_parse *p = ud;
-    if (n > p->max_live - p->live)
+    /* count what the block really costs: our header and malloc's */
+    size_t cost = n + sizeof(union blk) + 16;
+    if (n > p->max_live || cost > p->max_live - p->live)
         longjmp(p->fail, 1);
     if (++p->calls % CHECK_EVERY == 0 && html_cpu_now_ns() > p->deadline_ns)
         longjmp(p->fail, 1);
     union blk *b = sm_malloc(sizeof *b + n);
-    b->h.size = n;
+    b->h.size = cost;
     b->h.next = p->blocks;
     if (p->blocks != NULL)
         p->blocks->h.prev = b;
     p->blocks = b;
-    p->live += n;
+    p->live += cost;
     return b + 1;
 }
 
