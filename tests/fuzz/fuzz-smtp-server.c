@@ -73,6 +73,7 @@ static void f_close(void *ctx)
 static const struct smtp_server_callbacks callbacks = {
     f_check_rcpt, f_data_begin, f_data_write, f_data_commit, f_noop,
     f_starttls,   f_noop,       f_noop,       f_set_timeout, f_close,
+    NULL,         NULL, /* no transaction hooks: the engine must work without them */
 };
 
 /* Every reply is "ddd" then ' ' or '-' and ends in CRLF. */

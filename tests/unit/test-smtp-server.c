@@ -93,6 +93,7 @@ static void f_close(void *ctx)
 static const struct smtp_server_callbacks fake_cb = {
     f_check_rcpt, f_data_begin, f_data_write, f_data_commit, f_data_abort,
     f_starttls,   f_pause,      f_resume,     f_set_timeout, f_close,
+    NULL,         NULL, /* no transaction hooks: the engine must work without them */
 };
 
 struct script {
