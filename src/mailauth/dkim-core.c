@@ -10,6 +10,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "core/base64.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "mailauth/taglist.h"
@@ -37,80 +38,6 @@ static bool eq_nocase(const char *a, size_t alen, const char *b, size_t blen)
 static bool tag_is(const struct tag *t, const char *s)
 {
     return t != NULL && t->len == strlen(s) && memcmp(t->value, s, t->len) == 0;
-}
-
-/* ---------------------------------------------------------------- base64 */
-
-static int b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-long dkim_b64_decode(const char *s, size_t len, uint8_t *out, size_t cap)
-{
-    uint32_t acc = 0;
-    size_t n = 0, chars = 0, pad = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (is_fws(c))
-            continue;
-        if (c == '=') {
-            pad++;
-            chars++;
-            continue;
-        }
-        int v = b64_value(c);
-        if (v < 0 || pad > 0) /* data after padding */
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        chars++;
-        if (chars % 4 == 0) {
-            if (n + 3 > cap)
-                return -1;
-            out[n++] = (uint8_t)(acc >> 16);
-            out[n++] = (uint8_t)(acc >> 8);
-            out[n++] = (uint8_t)acc;
-            acc = 0;
-        }
-    }
-    if (chars % 4 != 0 || pad > 2)
-        return -1;
-    if (pad > 0) {
-        /* the last quantum had 4 - pad data characters */
-        size_t keep = 3 - pad;
-        acc <<= 6 * pad;
-        if (n + keep > cap)
-            return -1;
-        out[n++] = (uint8_t)(acc >> 16);
-        if (keep == 2)
-            out[n++] = (uint8_t)(acc >> 8);
-    }
-    return (long)n;
-}
-
-void dkim_b64_encode(const uint8_t *p, size_t n, struct sm_buf *out)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        char q[4] = {tab[(v >> 18) & 63], tab[(v >> 12) & 63],
-                     i + 1 < n ? tab[(v >> 6) & 63] : '=', i + 2 < n ? tab[v & 63] : '='};
-        sm_buf_append(out, q, 4);
-    }
 }
 
 /* ---------------------------------------------------------- header fields */
@@ -407,7 +334,7 @@ static int parse_b64_tag(const struct tag *t, const char *name, uint8_t *out, si
 {
     if (t == NULL)
         FAIL(DKIM_PERMERROR, "no %s= tag", name);
-    long n = dkim_b64_decode(t->value, t->len, out, cap);
+    long n = base64_decode(t->value, t->len, out, cap, BASE64_SKIP_FWS);
     if (n <= 0)
         FAIL(DKIM_PERMERROR, "%s= is empty or not base64", name);
     *len = (size_t)n;
@@ -740,7 +667,7 @@ enum dkim_result dkim_key_parse(const char *rec, size_t len, const struct dkim_s
         empty = empty && is_fws(t->value[i]);
     if (empty)
         FAIL(DKIM_PERMERROR, "key revoked (empty p=)");
-    long n = dkim_b64_decode(t->value, t->len, der, sizeof der);
+    long n = base64_decode(t->value, t->len, der, sizeof der, BASE64_SKIP_FWS);
     if (n <= 0)
         FAIL(DKIM_PERMERROR, "key record p= is not base64");
     if (ed) {

@@ -29,13 +29,6 @@
 #define DKIM_RSA_MAX_BITS 8192
 #define DKIM_TAG_B64_MAX 4096  /* base64 characters of b=, bh= or p= */
 
-/* --- base64 (RFC 4648 with padding; whitespace skipped) --- */
-
-/* Decode into out (cap bytes).  Returns the length, or -1 when the text
- * is not strict base64 or does not fit. */
-long dkim_b64_decode(const char *s, size_t len, uint8_t *out, size_t cap);
-void dkim_b64_encode(const uint8_t *p, size_t n, struct sm_buf *out);
-
 /* --- header fields --- */
 
 struct hdr {

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/base64.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "mailauth/dkim-core.h"
@@ -448,7 +449,7 @@ static void build_field(struct dkim_signer *s, const uint8_t *bh, struct sm_buf 
     struct sm_buf b64;
     sm_buf_init(&b64, 0);
     sm_buf_puts(&b64, "bh=");
-    dkim_b64_encode(bh, 32, &b64);
+    base64_encode(bh, 32, &b64);
     sm_buf_puts(&b64, ";");
     fold_piece(&f, b64.data, b64.len, true); /* 48 characters: one piece */
     sm_buf_free(&b64);
@@ -491,7 +492,7 @@ char *dkim_signer_finish(struct dkim_signer *s, const char **error_r)
     }
     struct sm_buf b64;
     sm_buf_init(&b64, 0);
-    dkim_b64_encode(sig, (size_t)n, &b64);
+    base64_encode(sig, (size_t)n, &b64);
     /* "b=" ends the field already: the signature follows it */
     const char *nl = strrchr(out.data, '\n');
     struct folder f = {&out, nl ? out.len - (size_t)(nl + 1 - out.data) : out.len};

@@ -24,6 +24,7 @@
 
 #include <openssl/pem.h>
 
+#include "core/base64.h"
 #include "core/buf.h"
 #include "core/mem.h"
 #include "mailauth/canon.h"
@@ -269,7 +270,7 @@ static void body_hash(enum canon_alg alg, const EVP_MD *md, const char *body, si
     *length = cb.length;
     struct sm_buf b;
     sm_buf_init(&b, 0);
-    dkim_b64_encode(d, dl, &b);
+    base64_encode(d, dl, &b);
     snprintf(b64, cap, "%s", b.data);
     sm_buf_free(&b);
 }
@@ -329,7 +330,7 @@ static void expect_body(enum canon_alg alg, const char *in, const char *want)
     EVP_MD_CTX_free(md);
     struct sm_buf s;
     sm_buf_init(&s, 0);
-    dkim_b64_encode(d, dl, &s);
+    base64_encode(d, dl, &s);
     for (size_t chunk = 1; chunk <= 3; chunk++) {
         char got[64];
         uint64_t len;
@@ -396,14 +397,19 @@ static void test_base64(void **state)
 {
     (void)state;
     uint8_t out[16];
-    assert_int_equal(dkim_b64_decode("aGVsbG8=", 8, out, sizeof out), 5);
+    assert_int_equal(base64_decode("aGVsbG8=", 8, out, sizeof out, BASE64_SKIP_FWS), 5);
     assert_memory_equal(out, "hello", 5);
-    assert_int_equal(dkim_b64_decode(" aGVs\r\n bG8h ", 13, out, sizeof out), 6);
-    assert_int_equal(dkim_b64_decode("aGVsbG8", 7, out, sizeof out), -1);   /* no padding */
-    assert_int_equal(dkim_b64_decode("aG=sbG8=", 8, out, sizeof out), -1);  /* data after = */
-    assert_int_equal(dkim_b64_decode("aGVs*G8=", 8, out, sizeof out), -1);
-    assert_int_equal(dkim_b64_decode("aGVsbG8haGVsbG8h", 16, out, 6), -1);  /* too long */
-    assert_int_equal(dkim_b64_decode("", 0, out, sizeof out), 0);
+    assert_int_equal(base64_decode(" aGVs\r\n bG8h ", 13, out, sizeof out, BASE64_SKIP_FWS), 6);
+    assert_int_equal(base64_decode("aGVsbG8", 7, out, sizeof out, BASE64_SKIP_FWS), -1);   /* no padding */
+    assert_int_equal(base64_decode("aG=sbG8=", 8, out, sizeof out, BASE64_SKIP_FWS), -1);  /* data after = */
+    assert_int_equal(base64_decode("aGVs*G8=", 8, out, sizeof out, BASE64_SKIP_FWS), -1);
+    assert_int_equal(base64_decode("aGVsbG8haGVsbG8h", 16, out, 6, BASE64_SKIP_FWS), -1); /* too long */
+    /* the strict form (SASL) takes no whitespace, padding only at the end */
+    assert_int_equal(base64_decode("aGVs bG8h", 9, out, sizeof out, BASE64_STRICT), -1);
+    assert_int_equal(base64_decode("aGVsbG8h", 8, out, sizeof out, BASE64_STRICT), 6);
+    assert_int_equal(base64_decode("aGVsbG8h====", 12, out, sizeof out, BASE64_STRICT), -1);
+    assert_int_equal(base64_decode("YQ==YQ==", 8, out, sizeof out, BASE64_STRICT), -1);
+    assert_int_equal(base64_decode("", 0, out, sizeof out, BASE64_SKIP_FWS), 0);
 }
 
 /* ------------------------------------------------------- published examples */
@@ -457,7 +463,7 @@ static void test_rfc8463_signatures_exact(void **state)
     snprintf(path, sizeof path, "%s/rfc8463/private-ec.key", DATA);
     char *seed64 = slurp(path, &kn);
     uint8_t seed[64];
-    assert_int_equal(dkim_b64_decode(seed64, kn, seed, sizeof seed), 32);
+    assert_int_equal(base64_decode(seed64, kn, seed, sizeof seed, BASE64_SKIP_FWS), 32);
     EVP_PKEY *ed = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32);
     snprintf(path, sizeof path, "%s/rfc8463/private-rsa.key", DATA);
     FILE *f = fopen(path, "r");
@@ -773,7 +779,7 @@ static EVP_PKEY *load_ed25519(const char *rel)
     size_t n;
     char *s = slurp(path, &n);
     uint8_t seed[64];
-    assert_int_equal(dkim_b64_decode(s, n, seed, sizeof seed), 32);
+    assert_int_equal(base64_decode(s, n, seed, sizeof seed, BASE64_SKIP_FWS), 32);
     free(s);
     EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32);
     assert_non_null(k);
