@@ -73,6 +73,7 @@ struct authcheck {
 };
 
 static void step(struct authcheck *ac);
+static const struct msgstream_sink sink;
 
 /* --- the environment ------------------------------------------------------- */
 
@@ -177,6 +178,7 @@ struct authcheck *authcheck_new(const struct authcheck_env *env, const struct so
     ac->helo_done = !helo_checkable(ac->helo);
     ac->dkim = dkim_verifier_new(NULL);
     ac->arc = arc_verifier_new(NULL);
+    ac->ms = msgstream_new(&sink, ac, FIELD_MAX, FIELDS_MAX);
     sm_buf_init(&ac->header, AUTHRES_FIELD_MAX);
     sm_buf_init(&ac->summary, 1024);
     step(ac);
@@ -191,21 +193,21 @@ static bool is_field(const char *f, size_t len, const char *name)
     return len > n && strncasecmp(f, name, n) == 0 && f[n] == ':';
 }
 
-/* An Authentication-Results field whose authserv-id is ours (or that is
- * too damaged or too long to tell: a forger's, never a real one of ours). */
+/* An Authentication-Results field whose authserv-id is ours, or whose id
+ * cannot be read (a laxer reader further on might see ours in it), or too
+ * long to tell: a forger's, never a real one of ours.  Only the id is
+ * read; the results of other servers' fields are not our business. */
 static bool claims_our_id(struct authcheck *ac, const char *f, size_t len, bool complete)
 {
     static const char name[] = "Authentication-Results";
+    char id[DNS_NAME_MAX + 1];
     if (!is_field(f, len, name))
         return false;
     if (!complete)
         return true;
-    const char *error;
     size_t skip = sizeof name; /* the name and the colon */
-    struct authres *ar = authres_parse(f + skip, len - skip, false, &error);
-    bool ours = ar == NULL || strcasecmp(ar->authserv_id, ac->env->authserv_id) == 0;
-    authres_free(&ar);
-    return ours;
+    return authres_authserv_id(f + skip, len - skip, false, id, sizeof id) < 0 ||
+           strcasecmp(id, ac->env->authserv_id) == 0;
 }
 
 /* Keep the ARC-Authentication-Results of the highest instance: a trusted
@@ -282,8 +284,6 @@ static const struct msgstream_sink sink = {on_field, on_headers_done, on_body, o
 int authcheck_write(struct authcheck *ac, const void *p, size_t n, authcheck_out_fn *out,
                     void *arg)
 {
-    if (ac->ms == NULL)
-        ac->ms = msgstream_new(&sink, ac, FIELD_MAX, FIELDS_MAX);
     ac->out = out;
     ac->out_arg = arg;
     return msgstream_write(ac->ms, p, n);
@@ -544,8 +544,6 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 
 void authcheck_finish(struct authcheck *ac, authcheck_done_fn *done, void *arg)
 {
-    if (ac->ms == NULL)
-        ac->ms = msgstream_new(&sink, ac, FIELD_MAX, FIELDS_MAX);
     msgstream_end(ac->ms); /* may still write a last field: call before the commit */
     dkim_verifier_body_done(ac->dkim);
     arc_verifier_body_done(ac->arc);
