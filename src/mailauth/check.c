@@ -62,6 +62,7 @@ struct authcheck {
     size_t n_from;
     struct dmarc_outcome dmarc;
     bool dmarc_done;
+    unsigned pct_draw;          /* DMARC pct= sampling: drawn once per message */
     bool finishing, timed_out;
     struct asked **asked;       /* questions in flight */
     size_t n_asked;
@@ -176,6 +177,7 @@ struct authcheck *authcheck_new(const struct authcheck_env *env, const struct so
     spf_request(ac, &ac->spf_req, SPF_ID_MAILFROM, client);
     spf_request(ac, &ac->helo_req, SPF_ID_HELO, client);
     ac->helo_done = !helo_checkable(ac->helo);
+    ac->pct_draw = arc4random_uniform(100);
     ac->dkim = dkim_verifier_new(NULL);
     ac->arc = arc_verifier_new(NULL);
     ac->ms = msgstream_new(&sink, ac, FIELD_MAX, FIELDS_MAX);
@@ -499,7 +501,7 @@ static void run_dmarc(struct authcheck *ac)
         .spf_pass = ac->spf.result == SPF_PASS,
         .dkim_domains = dkim_domains,
         .n_dkim = n_dkim,
-        .pct_draw = (unsigned)(arc4random_uniform(100)),
+        .pct_draw = ac->pct_draw,
     };
     if (dmarc_check(ac->view, ac->env->psl, &in, &ac->dmarc) == MAILAUTH_DONE)
         ac->dmarc_done = true;
