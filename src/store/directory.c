@@ -74,6 +74,26 @@ static const char *const migrations[] = {
     "CREATE INDEX aliases_target ON aliases (target);",
     /* 3: app passwords carry a selector (see account.c), so a login tries one wrap */
     "ALTER TABLE key_wraps ADD COLUMN selector BLOB;",
+    /* 4: disposable inboxes and the tombstones of expired ones (directory-inboxes.c) */
+    "CREATE TABLE inboxes ("
+    "  id INTEGER PRIMARY KEY,"
+    "  address TEXT NOT NULL UNIQUE,"
+    "  domain TEXT NOT NULL,"
+    "  mailbox TEXT NOT NULL UNIQUE,"
+    "  lookup BLOB NOT NULL UNIQUE,"
+    "  public_key BLOB NOT NULL,"
+    "  secret_wrap BLOB NOT NULL,"
+    "  token_wrap BLOB NOT NULL,"
+    "  quota_bytes INTEGER NOT NULL DEFAULT 0,"
+    "  used_bytes INTEGER NOT NULL DEFAULT 0,"
+    "  created INTEGER NOT NULL,"
+    "  expires INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX inboxes_expires ON inboxes (expires);"
+    "CREATE TABLE inbox_tombstones ("
+    "  hash BLOB PRIMARY KEY NOT NULL,"
+    "  created INTEGER NOT NULL"
+    ") WITHOUT ROWID;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
