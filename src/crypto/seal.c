@@ -84,6 +84,21 @@ void seal_hash(uint8_t out[SEAL_HASH_BYTES], const void *in, size_t len)
     crypto_generichash(out, SEAL_HASH_BYTES, in, len, NULL, 0);
 }
 
+void seal_hex_encode(char *out, const uint8_t *in, size_t n)
+{
+    sodium_bin2hex(out, 2 * n + 1, in, n);
+}
+
+int seal_hex_decode(uint8_t *out, size_t n, const char *hex, size_t len)
+{
+    size_t got = 0;
+    if (len != 2 * n || sodium_hex2bin(out, n, hex, len, NULL, &got, NULL) != 0 || got != n) {
+        sodium_memzero(out, n);
+        return -1;
+    }
+    return 0;
+}
+
 void seal_keyed_hash2(uint8_t out[SEAL_HASH_BYTES], const uint8_t key[SEAL_HASH_BYTES],
                       const void *a, size_t alen, const void *b, size_t blen)
 {

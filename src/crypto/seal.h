@@ -48,6 +48,14 @@ void seal_hash(uint8_t out[SEAL_HASH_BYTES], const void *in, size_t len);
 void seal_keyed_hash2(uint8_t out[SEAL_HASH_BYTES], const uint8_t key[SEAL_HASH_BYTES],
                       const void *a, size_t alen, const void *b, size_t blen);
 
+/* Lowercase hex of n bytes into out (2n + 1 bytes, NUL-terminated), in
+ * constant time (for secrets such as inbox tokens). */
+void seal_hex_encode(char *out, const uint8_t *in, size_t n);
+/* Decode exactly 2n hex digits (either case) of hex[0..len) into out[n],
+ * in constant time.  Returns 0, or -1 when len != 2n or a character is
+ * not a hex digit (out is then wiped). */
+int seal_hex_decode(uint8_t *out, size_t n, const char *hex, size_t len);
+
 /* Constant-time comparison of two n-byte secrets; true when equal. */
 bool seal_equal(const void *a, const void *b, size_t n);
 

@@ -56,7 +56,8 @@ static int hand_over(const struct sm_config *cfg, char *err, size_t errlen)
                  "`useradd --system %s`", cfg->user, cfg->user);
         return -1;
     }
-    static const char *const owned[] = {"", "spool", "spool/incoming", "mailboxes", "directory.db",
+    static const char *const owned[] = {"", "spool", "spool/incoming", "mailboxes", "inboxes",
+                                        "directory.db",
                                         "directory.db-wal", "directory.db-shm"};
     for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++) {
         char path[4096];
@@ -76,7 +77,8 @@ int datadir_init(const struct sm_config *cfg, bool verbose, char *err, size_t er
         make_dir(cfg->data_dir, "keys", 0700, err, errlen) < 0 ||
         make_dir(cfg->data_dir, "spool", 0700, err, errlen) < 0 ||
         make_dir(cfg->data_dir, "spool/incoming", 0700, err, errlen) < 0 ||
-        make_dir(cfg->data_dir, "mailboxes", 0700, err, errlen) < 0)
+        make_dir(cfg->data_dir, "mailboxes", 0700, err, errlen) < 0 ||
+        make_dir(cfg->data_dir, "inboxes", 0700, err, errlen) < 0)
         return -1;
     int created = keys_spool_create(cfg->data_dir, err, errlen);
     if (created < 0)

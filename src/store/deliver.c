@@ -25,6 +25,7 @@
 #include "store/account.h"
 #include "store/directory.h"
 #include "store/drop.h"
+#include "store/inbox.h"
 #include "store/spool.h"
 
 /* The distinct mailboxes of all recipients. */
@@ -153,7 +154,10 @@ static void add_entry(struct batch *b, struct drop_batch *db, size_t i)
     struct drop_note note = {env.prefix, env.prefix_len,
                              (env.flags & SPOOL_F_JUNK) ? DROP_F_JUNK : 0};
     for (size_t j = 0; j < t.n && r->result == 0; j++) {
-        if (account_mailbox_dir(mdir, sizeof mdir, c->data_dir, t.v[j].mailbox) < 0)
+        int path = t.v[j].disposable
+                       ? inbox_dir(mdir, sizeof mdir, c->data_dir, t.v[j].mailbox)
+                       : account_mailbox_dir(mdir, sizeof mdir, c->data_dir, t.v[j].mailbox);
+        if (path < 0)
             fail(r, "mailbox path too long");
         else if (drop_batch_add_noted(db, mdir, b->ids[i], t.v[j].public_key, env.received,
                                       body, &note, ref_add(b, i, t.v[j].mailbox), &error) < 0)

@@ -29,6 +29,16 @@ void dir_set_db_error(struct directory *dir, const char *what);
 int dir_exec(struct directory *dir, const char *sql);
 /* The first column of the first row of sql as an integer (0 if no row). */
 int dir_query_int(struct directory *dir, const char *sql, int64_t *value_r);
+/* Prepare sql; NULL with the handle's error on failure. */
+sqlite3_stmt *dir_prepare(struct directory *dir, const char *sql);
+/* Step a statement that returns no row, then finalize it: the SQLite
+ * result code (SQLITE_DONE on success). */
+int dir_step_done(sqlite3_stmt *st);
+/* Step and finalize a statement that changes rows: how many it changed,
+ * or -1 with the handle's error set. */
+int dir_write_done(struct directory *dir, sqlite3_stmt *st);
+/* Column col of the current row as text into out (truncated, "" for NULL). */
+void dir_copy_text(char *out, size_t outlen, sqlite3_stmt *st, int col);
 /* A printable, bounded copy of untrusted text for error messages. */
 void dir_printable(const char *in, char *out, size_t outlen);
 

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "store/directory-internal.h"
+#include "store/inboxes.h"
 
 /* --- addresses -------------------------------------------------------------- */
 
@@ -79,7 +80,7 @@ static int address_check(struct directory *dir, const char *address,
 
 /* --- statements ------------------------------------------------------------- */
 
-static sqlite3_stmt *prepare(struct directory *dir, const char *sql)
+sqlite3_stmt *dir_prepare(struct directory *dir, const char *sql)
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(dir->db, sql, -1, &st, NULL) == SQLITE_OK)
@@ -109,7 +110,7 @@ static void release(sqlite3_stmt *st)
 
 /* Step a statement that returns no row, then finalize it.  Returns the
  * SQLite result code (SQLITE_DONE on success). */
-static int step_done(sqlite3_stmt *st)
+int dir_step_done(sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
@@ -118,15 +119,15 @@ static int step_done(sqlite3_stmt *st)
 
 /* Step and finalize a statement that changes rows.  Returns how many
  * rows it changed, or -1 with the handle's error set. */
-static int write_done(struct directory *dir, sqlite3_stmt *st)
+int dir_write_done(struct directory *dir, sqlite3_stmt *st)
 {
-    if (step_done(st) == SQLITE_DONE)
+    if (dir_step_done(st) == SQLITE_DONE)
         return sqlite3_changes(dir->db);
     dir_set_db_error(dir, "directory");
     return -1;
 }
 
-static void copy_text(char *out, size_t outlen, sqlite3_stmt *st, int col)
+void dir_copy_text(char *out, size_t outlen, sqlite3_stmt *st, int col)
 {
     const unsigned char *t = sqlite3_column_text(st, col);
     snprintf(out, outlen, "%s", t != NULL ? (const char *)t : "");
@@ -138,8 +139,8 @@ static void user_from_row(sqlite3_stmt *st, struct directory_user *u)
 {
     memset(u, 0, sizeof *u);
     u->id = sqlite3_column_int64(st, 0);
-    copy_text(u->address, sizeof u->address, st, 1);
-    copy_text(u->mailbox, sizeof u->mailbox, st, 2);
+    dir_copy_text(u->address, sizeof u->address, st, 1);
+    dir_copy_text(u->mailbox, sizeof u->mailbox, st, 2);
     if (sqlite3_column_bytes(st, 3) == DIRECTORY_PK_BYTES)
         memcpy(u->public_key, sqlite3_column_blob(st, 3), DIRECTORY_PK_BYTES);
     u->quota_bytes = (uint64_t)sqlite3_column_int64(st, 4);
@@ -149,7 +150,7 @@ static void user_from_row(sqlite3_stmt *st, struct directory_user *u)
 
 static int insert_wrap(struct directory *dir, int64_t user_id, const struct directory_wrap *w)
 {
-    sqlite3_stmt *st = prepare(dir, "INSERT OR REPLACE INTO key_wraps"
+    sqlite3_stmt *st = dir_prepare(dir, "INSERT OR REPLACE INTO key_wraps"
                                     " (user_id, kind, label, wrap, created, selector)"
                                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
     if (st == NULL)
@@ -163,7 +164,7 @@ static int insert_wrap(struct directory *dir, int64_t user_id, const struct dire
         sqlite3_bind_blob(st, 6, w->selector, sizeof w->selector, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, 6);
-    if (write_done(dir, st) < 0)
+    if (dir_write_done(dir, st) < 0)
         return -1;
     return 0;
 }
@@ -171,7 +172,7 @@ static int insert_wrap(struct directory *dir, int64_t user_id, const struct dire
 /* 1 when address is the source of an alias. */
 static int alias_exists(struct directory *dir, const char *address)
 {
-    sqlite3_stmt *st = prepare(dir, "SELECT 1 FROM aliases WHERE source = ?1 LIMIT 1");
+    sqlite3_stmt *st = dir_prepare(dir, "SELECT 1 FROM aliases WHERE source = ?1 LIMIT 1");
     if (st == NULL)
         return -1;
     sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
@@ -186,7 +187,7 @@ static int user_insert(struct directory *dir, const struct directory_user *u,
                        const char *address, const uint8_t *swrap, size_t swrap_len,
                        int64_t *id_r)
 {
-    sqlite3_stmt *st = prepare(dir, "INSERT INTO users (address, domain, mailbox, public_key,"
+    sqlite3_stmt *st = dir_prepare(dir, "INSERT INTO users (address, domain, mailbox, public_key,"
                                     " secret_wrap, quota_bytes, created)"
                                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
     if (st == NULL)
@@ -198,7 +199,7 @@ static int user_insert(struct directory *dir, const struct directory_user *u,
     sqlite3_bind_blob(st, 5, swrap, (int)swrap_len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, (sqlite3_int64)u->quota_bytes);
     sqlite3_bind_int64(st, 7, (sqlite3_int64)time(NULL));
-    int rc = step_done(st);
+    int rc = dir_step_done(st);
     if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
         dir_set_error(dir, "domain %s is not hosted (sealmail domain add)",
                       strchr(address, '@') + 1);
@@ -272,7 +273,7 @@ int directory_user_get(struct directory *dir, const char *address, struct direct
 int directory_user_secret_wrap(struct directory *dir, int64_t user_id, uint8_t *out,
                                size_t *len_r)
 {
-    sqlite3_stmt *st = prepare(dir, "SELECT secret_wrap FROM users WHERE id = ?1");
+    sqlite3_stmt *st = dir_prepare(dir, "SELECT secret_wrap FROM users WHERE id = ?1");
     if (st == NULL)
         return -1;
     sqlite3_bind_int64(st, 1, user_id);
@@ -299,7 +300,7 @@ int directory_user_wraps(struct directory *dir, int64_t user_id, enum directory_
 {
     struct directory_wrap w;
     int rc, n = 0;
-    sqlite3_stmt *st = prepare(dir, "SELECT kind, label, wrap, selector FROM key_wraps"
+    sqlite3_stmt *st = dir_prepare(dir, "SELECT kind, label, wrap, selector FROM key_wraps"
                                     " WHERE user_id = ?1 AND (?2 = 0 OR kind = ?2)"
                                     " ORDER BY kind, label");
     if (st == NULL)
@@ -311,7 +312,7 @@ int directory_user_wraps(struct directory *dir, int64_t user_id, enum directory_
         if (len <= 0 || len > DIRECTORY_WRAP_MAX)
             continue; /* damaged: cannot be one of ours */
         w.kind = (enum directory_wrap_kind)sqlite3_column_int(st, 0);
-        copy_text(w.label, sizeof w.label, st, 1);
+        dir_copy_text(w.label, sizeof w.label, st, 1);
         memcpy(w.bytes, sqlite3_column_blob(st, 2), (size_t)len);
         w.len = (size_t)len;
         w.has_selector = sqlite3_column_bytes(st, 3) == DIRECTORY_SELECTOR_BYTES;
@@ -341,13 +342,13 @@ int directory_user_remove_wrap(struct directory *dir, int64_t user_id,
                                enum directory_wrap_kind kind, const char *label)
 {
     sqlite3_stmt *st =
-        prepare(dir, "DELETE FROM key_wraps WHERE user_id = ?1 AND kind = ?2 AND label = ?3");
+        dir_prepare(dir, "DELETE FROM key_wraps WHERE user_id = ?1 AND kind = ?2 AND label = ?3");
     if (st == NULL)
         return -1;
     sqlite3_bind_int64(st, 1, user_id);
     sqlite3_bind_int(st, 2, (int)kind);
     sqlite3_bind_text(st, 3, label, -1, SQLITE_STATIC);
-    int changed = write_done(dir, st);
+    int changed = dir_write_done(dir, st);
     if (changed < 0)
         return -1;
     if (changed == 0) {
@@ -360,12 +361,12 @@ int directory_user_remove_wrap(struct directory *dir, int64_t user_id,
 
 int directory_user_set_quota(struct directory *dir, int64_t user_id, uint64_t quota_bytes)
 {
-    sqlite3_stmt *st = prepare(dir, "UPDATE users SET quota_bytes = ?2 WHERE id = ?1");
+    sqlite3_stmt *st = dir_prepare(dir, "UPDATE users SET quota_bytes = ?2 WHERE id = ?1");
     if (st == NULL)
         return -1;
     sqlite3_bind_int64(st, 1, user_id);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)quota_bytes);
-    if (write_done(dir, st) < 0)
+    if (dir_write_done(dir, st) < 0)
         return -1;
     dir->own_changes++;
     return 0;
@@ -374,30 +375,36 @@ int directory_user_set_quota(struct directory *dir, int64_t user_id, uint64_t qu
 int directory_user_usage(struct directory *dir, const char *mailbox, int64_t delta,
                          bool absolute)
 {
-    sqlite3_stmt *st = prepare(dir, absolute ? "UPDATE users SET used_bytes = max(?2, 0)"
-                                               " WHERE mailbox = ?1"
-                                             : "UPDATE users SET used_bytes ="
-                                               " max(used_bytes + ?2, 0) WHERE mailbox = ?1");
-    if (st == NULL)
-        return -1;
-    sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, delta);
-    if (write_done(dir, st) < 0)
-        return -1;
+    static const char *const sql[2][2] = {
+        {"UPDATE users SET used_bytes = max(used_bytes + ?2, 0) WHERE mailbox = ?1",
+         "UPDATE users SET used_bytes = max(?2, 0) WHERE mailbox = ?1"},
+        {"UPDATE inboxes SET used_bytes = max(used_bytes + ?2, 0) WHERE mailbox = ?1",
+         "UPDATE inboxes SET used_bytes = max(?2, 0) WHERE mailbox = ?1"},
+    };
+    int changed = 0;
+    for (int table = 0; table < 2 && changed == 0; table++) {
+        sqlite3_stmt *st = dir_prepare(dir, sql[table][absolute]);
+        if (st == NULL)
+            return -1;
+        sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, delta);
+        if ((changed = dir_write_done(dir, st)) < 0)
+            return -1;
+    }
     dir->own_changes++;
     return 0;
 }
 
 static int user_delete(struct directory *dir, int64_t id)
 {
-    sqlite3_stmt *st = prepare(dir, "DELETE FROM key_wraps WHERE user_id = ?1");
+    sqlite3_stmt *st = dir_prepare(dir, "DELETE FROM key_wraps WHERE user_id = ?1");
     if (st == NULL)
         return -1;
     sqlite3_bind_int64(st, 1, id);
-    if (write_done(dir, st) < 0 || (st = prepare(dir, "DELETE FROM users WHERE id = ?1")) == NULL)
+    if (dir_write_done(dir, st) < 0 || (st = dir_prepare(dir, "DELETE FROM users WHERE id = ?1")) == NULL)
         return -1;
     sqlite3_bind_int64(st, 1, id);
-    return write_done(dir, st) < 0 ? -1 : 0;
+    return dir_write_done(dir, st) < 0 ? -1 : 0;
 }
 
 int directory_user_remove(struct directory *dir, const char *address, struct directory_user *u)
@@ -431,7 +438,7 @@ int directory_user_list(struct directory *dir,
 {
     struct directory_user u;
     int rc, n = 0;
-    sqlite3_stmt *st = prepare(dir, "SELECT " USER_COLUMNS " FROM users ORDER BY address");
+    sqlite3_stmt *st = dir_prepare(dir, "SELECT " USER_COLUMNS " FROM users ORDER BY address");
     if (st == NULL)
         return -1;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -465,7 +472,7 @@ static int source_check(struct directory *dir, const char *source,
 
 static int alias_insert(struct directory *dir, const char *source, const char *target)
 {
-    sqlite3_stmt *st = prepare(dir, "INSERT INTO aliases (source, domain, target, created)"
+    sqlite3_stmt *st = dir_prepare(dir, "INSERT INTO aliases (source, domain, target, created)"
                                     " VALUES (?1, ?2, ?3, ?4)");
     if (st == NULL)
         return -1;
@@ -473,7 +480,7 @@ static int alias_insert(struct directory *dir, const char *source, const char *t
     sqlite3_bind_text(st, 2, strchr(source, '@') + 1, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, target, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)time(NULL));
-    int rc = step_done(st);
+    int rc = dir_step_done(st);
     if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
         dir_set_error(dir, "alias %s -> %s already exists", source, target);
     else if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
@@ -512,13 +519,13 @@ int directory_alias_remove(struct directory *dir, const char *source, const char
     if (source_check(dir, source, src) < 0 ||
         (target != NULL && address_check(dir, target, dst) < 0))
         return -1;
-    sqlite3_stmt *st = prepare(dir, "DELETE FROM aliases WHERE source = ?1"
+    sqlite3_stmt *st = dir_prepare(dir, "DELETE FROM aliases WHERE source = ?1"
                                     " AND (?2 = '' OR target = ?2)");
     if (st == NULL)
         return -1;
     sqlite3_bind_text(st, 1, src, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, dst, -1, SQLITE_STATIC);
-    int changed = write_done(dir, st);
+    int changed = dir_write_done(dir, st);
     if (changed < 0)
         return -1;
     if (changed == 0) {
@@ -534,7 +541,7 @@ int directory_alias_list(struct directory *dir,
                          void *arg)
 {
     int rc, n = 0;
-    sqlite3_stmt *st = prepare(dir, "SELECT source, target FROM aliases ORDER BY source, target");
+    sqlite3_stmt *st = dir_prepare(dir, "SELECT source, target FROM aliases ORDER BY source, target");
     if (st == NULL)
         return -1;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -619,7 +626,7 @@ static int resolve_postmaster(struct directory *dir, struct directory_user *targ
 {
     char address[DIRECTORY_ADDRESS_MAX + 1];
     int rc, n = 0;
-    sqlite3_stmt *st = prepare(dir, "SELECT name FROM domains ORDER BY name");
+    sqlite3_stmt *st = dir_prepare(dir, "SELECT name FROM domains ORDER BY name");
     if (st == NULL)
         return -1;
     while (n == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -633,6 +640,23 @@ static int resolve_postmaster(struct directory *dir, struct directory_user *targ
     }
     sqlite3_finalize(st);
     return n;
+}
+
+/* A live disposable inbox of the folded address, as a target. */
+static int resolve_inbox(struct directory *dir, const char *address, struct targets *t)
+{
+    struct directory_inbox in;
+    int r = directory_inbox_live(dir, address, (int64_t)time(NULL), &in);
+    if (r <= 0)
+        return r;
+    struct directory_user u = {.id = in.id, .quota_bytes = in.quota_bytes,
+                               .used_bytes = in.used_bytes, .created = in.created,
+                               .disposable = true};
+    memcpy(u.address, in.address, sizeof u.address);
+    memcpy(u.mailbox, in.mailbox, sizeof u.mailbox);
+    memcpy(u.public_key, in.public_key, sizeof u.public_key);
+    targets_add(t, &u);
+    return (int)t->n;
 }
 
 /* "@domain" of address into out (the domain folded); false if the domain
@@ -674,5 +698,7 @@ int directory_resolve(struct directory *dir, const char *address,
      * reaches the domain's catch-all */
     if (n == 0)
         n = alias_targets(dir, strrchr(folded, '@'), &t) < 0 ? -1 : (int)t.n;
+    if (n == 0 && folded[0] != '@')
+        n = resolve_inbox(dir, folded, &t);
     return n;
 }

@@ -76,6 +76,7 @@ struct directory_user {
     uint64_t quota_bytes;                       /* 0: no limit */
     uint64_t used_bytes;
     int64_t created;
+    bool disposable; /* a disposable inbox (store/inboxes.h): its files are under inboxes/ */
 };
 
 #define DIRECTORY_SELECTOR_BYTES 32
@@ -118,7 +119,8 @@ int directory_user_remove_wrap(struct directory *dir, int64_t user_id,
 /* Change the quota (0: none). */
 int directory_user_set_quota(struct directory *dir, int64_t user_id, uint64_t quota_bytes);
 /* Add delta (may be negative; the result is clamped at 0) to used_bytes,
- * or set it when absolute is true. */
+ * or set it when absolute is true; mailbox is a mailbox's or a disposable
+ * inbox's id. */
 int directory_user_usage(struct directory *dir, const char *mailbox, int64_t delta,
                          bool absolute);
 /* Remove a mailbox: its wraps go first, with the row, its aliases'
@@ -149,7 +151,8 @@ int directory_alias_list(struct directory *dir,
 
 /* Where mail for address goes.  Resolution order: the mailbox of that
  * address; its aliases; the same two without a "+tag" in the local part;
- * the domain's catch-all.  Fills targets (at most DIRECTORY_TARGETS_MAX,
+ * the domain's catch-all; a live (unexpired) disposable inbox of that
+ * address (target with disposable set).  Fills targets (at most DIRECTORY_TARGETS_MAX,
  * duplicates removed) and returns their count: 0 means unknown.  -1 on
  * error.  An address that is not well formed is unknown, not an error. */
 int directory_resolve(struct directory *dir, const char *address,
