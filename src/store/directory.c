@@ -94,6 +94,19 @@ static const char *const migrations[] = {
     "  hash BLOB PRIMARY KEY NOT NULL,"
     "  created INTEGER NOT NULL"
     ") WITHOUT ROWID;",
+    /* 5: DKIM signing keys, private halves sealed to the spool key (directory-dkim.c) */
+    "CREATE TABLE dkim_keys ("
+    "  id INTEGER PRIMARY KEY,"
+    "  domain TEXT NOT NULL REFERENCES domains (name) ON DELETE CASCADE,"
+    "  selector TEXT NOT NULL,"
+    "  algorithm TEXT NOT NULL CHECK (algorithm IN ('rsa-sha256', 'ed25519-sha256')),"
+    "  state TEXT NOT NULL CHECK (state IN ('pending', 'active', 'retired')),"
+    "  public_key TEXT NOT NULL,"
+    "  private_wrap BLOB NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  retired INTEGER,"
+    "  UNIQUE (domain, selector)"
+    ");",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
