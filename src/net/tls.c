@@ -618,3 +618,40 @@ int tls_make_self_signed(const char *hostname, const char *cert_path, const char
     EVP_PKEY_free(pkey);
     return rc;
 }
+
+/* ---- client side (see tls.h) ------------------------------------------- */
+
+SSL_CTX *tls_client_ctx_new(const char *ca_file, char *err, size_t errlen)
+{
+    char why[256];
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL) {
+        snprintf(err, errlen, "tls: cannot create a client context: %s",
+                 tls_ssl_error(why, sizeof why));
+        return NULL;
+    }
+    const char *what = NULL;
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1)
+        what = "cannot set protocol versions";
+    else if (SSL_CTX_set1_groups_list(ctx, TLS_GROUPS) != 1)
+        what = "cannot set groups";
+    else if (SSL_CTX_dane_enable(ctx) <= 0)
+        what = "cannot enable DANE";
+    else if (ca_file != NULL && ca_file[0] != '\0'
+                 ? SSL_CTX_load_verify_file(ctx, ca_file) != 1
+                 : SSL_CTX_set_default_verify_paths(ctx) != 1)
+        what = "cannot load the trust store";
+    if (what != NULL) {
+        snprintf(err, errlen, "tls: client context: %s%s%s: %s", what, ca_file ? " " : "",
+                 ca_file ? ca_file : "", tls_ssl_error(why, sizeof why));
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_NO_COMPRESSION);
+    SSL_CTX_dane_set_flags(ctx, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    return ctx;
+}

@@ -30,4 +30,15 @@ void tls_describe(SSL *ssl, char *out, size_t outlen);
 int tls_make_self_signed(const char *hostname, const char *cert_path, const char *key_path,
                          char *err, size_t errlen);
 
+/* ---- client side (outbound SMTP, smtp/client.c) ----------------------- */
+
+/* A client context for outbound SMTP: TLS 1.2 and 1.3 only,
+ * SSL_OP_IGNORE_UNEXPECTED_EOF, no renegotiation or compression, DANE
+ * enabled (SSL_CTX_dane_enable, DANE_FLAG_NO_DANE_EE_NAMECHECKS as RFC 7672
+ * §3.1.1 and SSL_CTX_dane_enable(3) ask for SMTP), and the trust store for
+ * PKIX verification: ca_file when given (tests, private CAs), else the
+ * system store.  Verification itself is armed per connection.  One context
+ * serves every delivery of a process.  Returns NULL with a message in err. */
+SSL_CTX *tls_client_ctx_new(const char *ca_file, char *err, size_t errlen);
+
 #endif
