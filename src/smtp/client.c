@@ -90,7 +90,10 @@ struct smtp_client {
     bool session_failed;            /* res.reply holds the failure */
     bool sts_mismatch;              /* refused before connecting */
     bool finished;
+    bool tls_switching;             /* 220 to STARTTLS read: no more clear-text input */
     /* message streaming */
+    unsigned char *rbuf;            /* READ_CHUNK bytes read from the message */
+    char *ebuf;                     /* the same, encoded: at most twice as long, plus the end */
     uint64_t msg_off;
     bool at_bol, pending_cr, msg_eof;
     struct smtp_client_result res;
@@ -219,6 +222,8 @@ static void close_connection(struct smtp_client *c)
         event_del(c->ev_connect);
     event_del(c->timer);
     event_del(c->ev_tls);
+    sm_freep(&c->rbuf);
+    sm_freep(&c->ebuf);
     ERR_clear_error();
 }
 
@@ -446,6 +451,7 @@ static void tls_start_cb(evutil_socket_t fd, short what, void *arg)
     struct smtp_client *c = arg;
     bufferevent_free(c->bev); /* the plain one does not own the socket */
     c->bev = NULL;
+    c->tls_switching = false;
     enter_stage(c, SMTP_STAGE_TLS);
     SSL *ssl = SSL_new(c->tls_ctx);
     if (ssl == NULL || tls_arm(c, ssl) < 0) {
@@ -618,6 +624,7 @@ static void on_starttls(struct smtp_client *c, const struct smtp_reply *r)
         }
         bufferevent_disable(c->bev, EV_READ | EV_WRITE);
         event_del(c->timer);
+        c->tls_switching = true;
         event_active(c->ev_tls, EV_TIMEOUT, 0);
         return;
     }
@@ -802,8 +809,7 @@ static void on_reply(struct smtp_client *c, const struct smtp_reply *r)
 static void read_input(struct smtp_client *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    while (!c->finished && c->stage != SMTP_STAGE_TLS && c->bev != NULL &&
-           !event_pending(c->ev_tls, EV_TIMEOUT, NULL)) {
+    while (!c->finished && c->stage != SMTP_STAGE_TLS && c->bev != NULL && !c->tls_switching) {
         size_t len;
         enum lr_result lr = linereader_next(&c->lr, in, c->line, &len);
         if (lr == LR_MORE)
@@ -874,10 +880,14 @@ static size_t encode_chunk(struct smtp_client *c, const unsigned char *p, size_t
 static void fill_body(struct smtp_client *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    static _Thread_local unsigned char in[READ_CHUNK];
-    static _Thread_local char enc[2 * READ_CHUNK + 8];
+    if (c->rbuf == NULL) { /* only while the message is sent */
+        c->rbuf = sm_malloc(READ_CHUNK);
+        c->ebuf = sm_malloc(2 * READ_CHUNK + 8);
+    }
+    unsigned char *in = c->rbuf;
+    char *enc = c->ebuf;
     while (!c->msg_eof && evbuffer_get_length(out) < BODY_HIGH) {
-        ssize_t n = pread(c->msg_fd, in, sizeof in, (off_t)c->msg_off);
+        ssize_t n = pread(c->msg_fd, in, READ_CHUNK, (off_t)c->msg_off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) { /* never send the dot: the server must drop what it got */

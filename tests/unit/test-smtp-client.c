@@ -507,6 +507,7 @@ static void real_server_stop(struct real_server *srv)
 struct fake_script {
     const char *greeting, *ehlo, *helo, *starttls, *mail, *rcpt[4], *data, *dot, *quit;
     bool garbage_after_starttls; /* answer the ClientHello with text */
+    bool deaf_in_data;           /* stop reading after the 354 */
 };
 
 struct fake_server {
@@ -568,6 +569,8 @@ static void fake_command(struct fake_server *f, const char *line)
         const char *r = sc->data ? sc->data : "354 go ahead\r\n";
         f->in_data = strncmp(r, "354", 3) == 0;
         fake_say(f, r, NULL);
+        if (f->in_data && sc->deaf_in_data)
+            bufferevent_disable(f->bev, EV_READ);
     } else if (strncasecmp(line, "QUIT", 4) == 0) {
         fake_say(f, sc->quit, "221 2.0.0 Bye\r\n");
     } else {
@@ -586,7 +589,8 @@ static void fake_read(struct bufferevent *bev, void *arg)
         f->garbage_sent = true;
         return;
     }
-    while (f->bev != NULL && !f->tls_mode) {
+    while (f->bev != NULL && !f->tls_mode &&
+           !(f->in_data && f->sc->deaf_in_data)) {
         size_t len;
         enum lr_result r = linereader_next(&f->lr, in, f->line, &len);
         if (r == LR_MORE || r == LR_TOOLONG)
@@ -1190,6 +1194,36 @@ static void test_fake_server(void **state)
         run_fake_case(&fake_cases[i]);
 }
 
+/* A server that stops reading in the middle of the message: the output
+ * stops draining and the data block timeout strikes; no dot is sent. */
+static void test_data_block_timeout(void **state)
+{
+    (void)state;
+    static const struct fake_script sc = {.ehlo = "250-fake\r\n250 PIPELINING\r\n",
+                                          .deaf_in_data = true};
+    struct event_base *base = event_base_new();
+    struct fake_server f;
+    struct sockaddr_in sa;
+    struct outcome o;
+    fake_start(&f, base, &sc, &sa);
+    size_t size = 32u << 20; /* more than the loopback socket buffers hold */
+    char *big = sm_malloc(size);
+    for (size_t i = 0; i < size; i++)
+        big[i] = (i % 100 == 99) ? '\n' : 'a';
+    int fd = message_fd(big, size);
+    free(big);
+    struct smtp_client_params p = params_for(&sa, fd);
+    p.timeouts.data_block_ms = 400;
+    run(base, &p, &o);
+    assert_int_equal(o.r.status, SMTP_TEMPFAIL);
+    assert_int_equal(o.r.stage, SMTP_STAGE_BODY);
+    assert_contains(o.r.reply.text, "timeout");
+    assert_int_equal(o.rcpt[0].status, SMTP_TEMPFAIL);
+    fake_stop(&f);
+    event_base_free(base);
+    close(fd);
+}
+
 static void test_connect_refused(void **state)
 {
     (void)state;
@@ -1283,6 +1317,7 @@ int main(void)
         cmocka_unit_test(test_verify_name),
         cmocka_unit_test(test_required_tls_not_offered),
         cmocka_unit_test(test_fake_server),
+        cmocka_unit_test(test_data_block_timeout),
         cmocka_unit_test(test_connect_refused),
         cmocka_unit_test(test_utf8_and_params),
     };
