@@ -49,6 +49,8 @@ static int run_role(int argc, char **argv)
         status = queued_main(&ra);
     else if (strcmp(ra.role, "imapd") == 0)
         status = imapd_main(&ra);
+    else if (strcmp(ra.role, "httpd") == 0)
+        status = httpd_main(&ra);
     else
         fatalx("unknown role '%s'", ra.role);
     privsep_before_exit();

@@ -169,6 +169,36 @@ static const struct option_def options[] = {
     {"auth", "timeout", OPT_SECONDS, 1, 600, "30", F(auth_timeout),
      "Longest the checks of one message may wait for DNS before the missing answers count "
      "as temporary errors."},
+
+    {"web", "listen", OPT_STR, 0, 1024, "127.0.0.1:2080", F(web_listen),
+     "Addresses for the web page and JSON API over plain HTTP (port 80 in production)."},
+    {"web", "https_listen", OPT_STR, 0, 1024, "127.0.0.1:2443", F(web_https_listen),
+     "Addresses for the web page and JSON API over HTTPS (port 443)."},
+    {"web", "redirect_http", OPT_BOOL, 0, 1, "yes", F(web_redirect_http),
+     "When a certificate is configured, answer plain HTTP with a redirect to HTTPS."},
+    {"web", "workers", OPT_UINT, 1, 64, "2", F(web_workers),
+     "Threads of the httpd process that open inboxes and read messages."},
+    {"web", "max_connections", OPT_UINT, 1, 1000000, "4000", F(web_max_connections),
+     "Simultaneous HTTP connections of the httpd process, live streams included."},
+    {"web", "max_streams", OPT_UINT, 0, 1000000, "2000", F(web_max_streams),
+     "Simultaneous live event streams (new-mail notifications)."},
+    {"web", "timeout", OPT_SECONDS, 1, 3600, "30", F(web_timeout),
+     "Time allowed to send a request, and to keep an idle connection open."},
+
+    {"disposable", "domains", OPT_STR, 0, 4096, "", F(disposable_domains),
+     "Domains (separated by spaces) on which visitors get disposable inboxes; empty: the "
+     "web page offers none.  They must not be hosted domains."},
+    {"disposable", "ttl", OPT_SECONDS, 60, 365 * 86400, "3600", F(disposable_ttl),
+     "Lifetime of a new inbox, and what one \"extend\" adds."},
+    {"disposable", "max_ttl", OPT_SECONDS, 60, 365 * 86400, "604800", F(disposable_max_ttl),
+     "Longest an inbox may live, counted from its creation, however often it is extended."},
+    {"disposable", "quota", OPT_SIZE, 0, 1024 * MiB, "20M", F(disposable_quota),
+     "Bytes of mail one inbox may hold; 0: no limit."},
+    {"disposable", "create_per_hour", OPT_UINT, 1, 1000000, "20",
+     F(disposable_create_per_hour),
+     "Inboxes one client address (IPv6: one /64) may create per hour."},
+    {"disposable", "sweep_interval", OPT_SECONDS, 1, 3600, "30", F(disposable_sweep_interval),
+     "How often expired inboxes are looked for and shredded."},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

@@ -81,6 +81,21 @@ struct sm_config {
     char *auth_trusted_arc_sealers;
     char *auth_public_suffix_list;
     unsigned auth_timeout;   /* seconds for all checks of one message */
+    /* [web] (httpd: the disposable-inbox page and its JSON API) */
+    char *web_listen;        /* HTTP */
+    char *web_https_listen;  /* HTTPS */
+    bool web_redirect_http;  /* HTTP answers with a redirect to HTTPS */
+    unsigned web_workers;
+    unsigned web_max_connections;
+    unsigned web_max_streams; /* live event streams */
+    unsigned web_timeout;     /* seconds to read a request / idle keep-alive */
+    /* [disposable] */
+    char *disposable_domains; /* separated by spaces or commas; "" : none */
+    unsigned disposable_ttl;  /* seconds */
+    unsigned disposable_max_ttl;
+    uint64_t disposable_quota;
+    unsigned disposable_create_per_hour; /* per client address (IPv6: /64) */
+    unsigned disposable_sweep_interval;  /* seconds */
 };
 
 /* Fill cfg with the built-in defaults (the embedded configuration). */

@@ -236,6 +236,7 @@ static void master_spawn_all(struct master *m)
         master_spawn(m, "smtpd", i, 0);
     master_spawn(m, "queued", 0, 0);
     master_spawn(m, "imapd", 0, 0);
+    master_spawn(m, "httpd", 0, 0);
 }
 
 /* ---- supervision ------------------------------------------------------ */
@@ -402,10 +403,11 @@ static int master_open_listeners(struct master *m, char *err, size_t errlen)
     const struct sm_config *c = &m->cfg;
     const char *specs[LISTEN_KINDS] = {c->smtp_listen,   c->smtps_listen, c->submission_listen,
                                        c->imap_listen,   c->imaps_listen, c->pop3_listen,
-                                       c->pop3s_listen};
+                                       c->pop3s_listen,  c->web_listen,   c->web_https_listen};
     static const char *const keys[LISTEN_KINDS] = {
         "[smtp] listen", "[smtp] smtps_listen", "[smtp] submission_listen", "[imap] listen",
-        "[imap] imaps_listen", "[imap] pop3_listen", "[imap] pop3s_listen"};
+        "[imap] imaps_listen", "[imap] pop3_listen", "[imap] pop3s_listen", "[web] listen",
+        "[web] https_listen"};
     for (int k = 0; k < LISTEN_KINDS; k++) {
         char why[256];
         if (listener_open_all(specs[k], m->fds.fds[k], LISTEN_MAX, &m->fds.n_fds[k], why,
@@ -433,7 +435,8 @@ static void master_raise_fd_limit(const struct master *m)
     rl.rlim_cur = rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
         log_warn("master setrlimit-nofile-failed");
-    rlim_t need = (rlim_t)m->cfg.smtp_max_connections + m->cfg.imap_max_connections + FD_RESERVE;
+    rlim_t need = (rlim_t)m->cfg.smtp_max_connections + m->cfg.imap_max_connections +
+                  m->cfg.web_max_connections + FD_RESERVE;
     if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
         log_warn("master fd-limit=%llu below max_connections+%d=%llu: raise LimitNOFILE",
                  (unsigned long long)rl.rlim_cur, FD_RESERVE, (unsigned long long)need);

@@ -78,6 +78,7 @@ static const struct {
     [LISTEN_SUBMISSION] = {"smtpd", "submission"},
     [LISTEN_IMAP] = {"imapd", "imap"},       [LISTEN_IMAPS] = {"imapd", "imaps"},
     [LISTEN_POP3] = {"imapd", "pop3"},       [LISTEN_POP3S] = {"imapd", "pop3s"},
+    [LISTEN_HTTP] = {"httpd", "http"},       [LISTEN_HTTPS] = {"httpd", "https"},
 };
 
 const char *listen_kind_role(enum listen_kind k)

@@ -15,10 +15,11 @@
 enum listen_kind {
     LISTEN_SMTP, LISTEN_SMTPS, LISTEN_SUBMISSION, /* smtpd */
     LISTEN_IMAP, LISTEN_IMAPS, LISTEN_POP3, LISTEN_POP3S, /* imapd */
+    LISTEN_HTTP, LISTEN_HTTPS,                            /* httpd */
     LISTEN_KINDS
 };
 
-/* The role that serves a kind of listener ("smtpd" or "imapd"). */
+/* The role that serves a kind of listener ("smtpd", "imapd", "httpd"). */
 const char *listen_kind_role(enum listen_kind k);
 /* The service name of a kind for logs ("smtp", "imaps", ...). */
 const char *listen_kind_name(enum listen_kind k);
@@ -55,6 +56,7 @@ int privsep_lookup_user(const char *user, unsigned *uid_r, unsigned *gid_r);
 int smtpd_main(const struct role_args *ra);
 int queued_main(const struct role_args *ra);
 int imapd_main(const struct role_args *ra);
+int httpd_main(const struct role_args *ra);
 
 #include "core/config.h"
 /* Load the role's configuration (file or embedded default) and start

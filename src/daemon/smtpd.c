@@ -62,6 +62,26 @@ static void collect_domain(void *arg, const char *domain)
     sm_buf_append(list, &copy, sizeof copy);
 }
 
+/* The disposable domains of the configuration are served too: mail for
+ * their live inboxes is accepted, every other address there is unknown
+ * (550 5.1.1, from the directory's answer). */
+static void add_disposable_domains(struct smtpd *d, struct sm_buf *list)
+{
+    const char *p = d->cfg.disposable_domains, *why;
+    char name[DIRECTORY_DOMAIN_MAX + 1];
+    while (*p != '\0') {
+        p += strspn(p, " ,\t");
+        size_t n = strcspn(p, " ,\t");
+        if (n == 0)
+            break;
+        char *raw = sm_strndup(p, n);
+        if (directory_domain_normalise(raw, name, &why) == 0)
+            collect_domain(list, name);
+        free(raw);
+        p += n;
+    }
+}
+
 static void smtpd_refresh_domains(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
@@ -76,6 +96,7 @@ static void smtpd_refresh_domains(evutil_socket_t fd, short what, void *arg)
         sm_buf_free(&list);
         return;
     }
+    add_disposable_domains(d, &list);
     size_t n = list.len / sizeof(char *);
     char **domains = sm_malloc(list.len + sizeof(char *));
     memcpy(domains, list.data ? list.data : "", list.len);

@@ -142,6 +142,15 @@ struct analysis {
     bool truncated;
 };
 
+/* Set up a for the message p[0..len) (indexes it, makes the GMime
+ * options); analysis_end() releases what it holds. */
+void analysis_begin(struct analysis *a, const unsigned char *p, size_t len);
+void analysis_end(struct analysis *a);
+/* Map the regular file fd read-only: 0 with *p_r (NULL when empty) and
+ * *len_r, or -1 with *error_r.  mime_unmap() undoes it. */
+int mime_map_fd(int fd, const unsigned char **p_r, size_t *len_r, const char **error_r);
+void mime_unmap(const unsigned char *p, size_t len);
+
 /* Write the ENVELOPE of the header block [start, end) to b. */
 void envelope_write(struct analysis *a, struct sm_buf *b, size_t start, size_t end);
 
@@ -192,6 +201,19 @@ void text_extract(struct analysis *a, const struct mnode *root, struct mime_summ
 /* Header value decoded to one line of valid UTF-8 (RFC 2047, raw 8-bit
  * through fallback charsets). */
 char *text_decode_header(struct analysis *a, const char *raw);
+/* How decode_part() treats a leaf: search text (HTML stripped of tags),
+ * text to show (charset converted, markup kept), or bytes (transfer
+ * decoding only: attachments). */
+enum decode_mode { DECODE_SEARCH, DECODE_TEXT, DECODE_BYTES };
+/* Decode the body of leaf n into out (bounded by out->max) using at most
+ * *input bytes of input; false if it did not all fit. */
+bool decode_part(struct analysis *a, const struct mnode *n, enum decode_mode mode,
+                 struct sm_buf *out, size_t *input);
+/* The last value of field name in the top header block, decoded to one
+ * trimmed line of UTF-8; "" if none (mime.c). */
+char *mime_top_decoded(struct analysis *a, const struct mnode *root, const char *name);
+/* The last Date of the top header block as unix time; 0 if none. */
+int64_t mime_top_date(struct analysis *a, const struct mnode *root);
 /* Make s valid UTF-8 in place-copy: invalid bytes read as Latin-1. */
 char *text_utf8_sanitise(const char *s, size_t len);
 

@@ -54,7 +54,7 @@ static GMimeParserOptions *options_new(void)
 }
 
 /* Last value of a field of the top header block, decoded; "" if none. */
-static char *top_decoded(struct analysis *a, const struct mnode *root, const char *name)
+char *mime_top_decoded(struct analysis *a, const struct mnode *root, const char *name)
 {
     struct hfield f;
     if (!hdr_find(&a->m, root->hdr_start, root->hdr_end, name, true, &f))
@@ -73,7 +73,7 @@ static char *top_decoded(struct analysis *a, const struct mnode *root, const cha
     return out;
 }
 
-static int64_t top_date(struct analysis *a, const struct mnode *root)
+int64_t mime_top_date(struct analysis *a, const struct mnode *root)
 {
     struct hfield f;
     if (!hdr_find(&a->m, root->hdr_start, root->hdr_end, "Date", true, &f))
@@ -112,9 +112,9 @@ static char *top_address(struct analysis *a, const struct mnode *root, const cha
 
 static void sort_keys(struct analysis *a, const struct mnode *root, struct mime_summary *out)
 {
-    out->date = top_date(a, root);
-    out->subject = top_decoded(a, root, "Subject");
-    out->message_id = top_decoded(a, root, "Message-ID");
+    out->date = mime_top_date(a, root);
+    out->subject = mime_top_decoded(a, root, "Subject");
+    out->message_id = mime_top_decoded(a, root, "Message-ID");
     out->from = top_address(a, root, "From");
     out->to = top_address(a, root, "To");
     out->cc = top_address(a, root, "Cc");
@@ -127,16 +127,27 @@ static char *take(struct sm_buf *b)
     return s;
 }
 
+void analysis_begin(struct analysis *a, const unsigned char *p, size_t len)
+{
+    memset(a, 0, sizeof *a);
+    a->m.p = p;
+    a->m.len = len;
+    a->addr_budget = MIME_ADDRESSES_MAX;
+    a->opts = options_new();
+    msg_index(&a->m);
+}
+
+void analysis_end(struct analysis *a)
+{
+    msg_free(&a->m);
+    g_mime_parser_options_free(a->opts);
+}
+
 /* The analysis of the bytes p[0..len). */
 static void analyse(const unsigned char *p, size_t len, struct mime_summary *out)
 {
     struct analysis a;
-    memset(&a, 0, sizeof a);
-    a.m.p = p;
-    a.m.len = len;
-    a.addr_budget = MIME_ADDRESSES_MAX;
-    a.opts = options_new();
-    msg_index(&a.m);
+    analysis_begin(&a, p, len);
 
     struct mnode *root = tree_parse(&a);
     struct sm_buf b;
@@ -156,14 +167,14 @@ static void analyse(const unsigned char *p, size_t len, struct mime_summary *out
     out->truncated = a.truncated;
 
     tree_free(&root);
-    msg_free(&a.m);
-    g_mime_parser_options_free(a.opts);
+    analysis_end(&a);
 }
 
-int mime_analyse_fd(int fd, struct mime_summary *out, const char **error_r)
+int mime_map_fd(int fd, const unsigned char **p_r, size_t *len_r, const char **error_r)
 {
     struct stat st;
-    memset(out, 0, sizeof *out);
+    *p_r = NULL;
+    *len_r = 0;
     if (fstat(fd, &st) < 0) {
         *error_r = "mime: cannot stat the message file";
         return -1;
@@ -179,9 +190,26 @@ int mime_analyse_fd(int fd, struct mime_summary *out, const char **error_r)
                                    : "mime: cannot map the message file";
         return -1;
     }
-    analyse(map, len, out);
-    if (map != NULL)
-        munmap(map, len);
+    *p_r = map;
+    *len_r = len;
+    return 0;
+}
+
+void mime_unmap(const unsigned char *p, size_t len)
+{
+    if (p != NULL)
+        munmap((void *)(uintptr_t)p, len);
+}
+
+int mime_analyse_fd(int fd, struct mime_summary *out, const char **error_r)
+{
+    const unsigned char *p;
+    size_t len;
+    memset(out, 0, sizeof *out);
+    if (mime_map_fd(fd, &p, &len, error_r) < 0)
+        return -1;
+    analyse(p, len, out);
+    mime_unmap(p, len);
     return 0;
 }
 

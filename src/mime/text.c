@@ -254,7 +254,8 @@ static GMimeContentEncoding transfer_encoding(const char *enc)
     return enc != NULL ? g_mime_content_encoding_from_string(enc) : GMIME_CONTENT_ENCODING_DEFAULT;
 }
 
-static void decoder_init(struct decoder *d, const struct mnode *n, struct sm_buf *out)
+static void decoder_init(struct decoder *d, const struct mnode *n, enum decode_mode mode,
+                         struct sm_buf *out)
 {
     memset(d, 0, sizeof *d);
     d->h.out = out;
@@ -262,10 +263,10 @@ static void decoder_init(struct decoder *d, const struct mnode *n, struct sm_buf
     if (enc == GMIME_CONTENT_ENCODING_BASE64 || enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE ||
         enc == GMIME_CONTENT_ENCODING_UUENCODE)
         d->transfer = g_mime_filter_basic_new(enc, FALSE);
-    if (n->charset != NULL && strcasecmp(n->charset, "utf-8") != 0 &&
+    if (mode != DECODE_BYTES && n->charset != NULL && strcasecmp(n->charset, "utf-8") != 0 &&
         strcasecmp(n->charset, "us-ascii") != 0 && charset_ok(n->charset, strlen(n->charset)))
         d->charset = g_mime_filter_charset_new(n->charset, "UTF-8");
-    d->html = strcasecmp(n->subtype, "html") == 0;
+    d->html = mode == DECODE_SEARCH && strcasecmp(n->subtype, "html") == 0;
 }
 
 static void decoder_free(struct decoder *d)
@@ -301,13 +302,11 @@ static void decoder_run(struct decoder *d, char *in, size_t len, bool complete, 
         d->full = !append_bounded(out, buf, n);
 }
 
-/* Decode the body of leaf n into out (bounded by out->max) using at most
- * *input bytes of input; false if it did not all fit. */
-static bool decode_part(struct analysis *a, const struct mnode *n, struct sm_buf *out,
-                        size_t *input)
+bool decode_part(struct analysis *a, const struct mnode *n, enum decode_mode mode,
+                 struct sm_buf *out, size_t *input)
 {
     struct decoder d;
-    decoder_init(&d, n, out);
+    decoder_init(&d, n, mode, out);
     char *chunk = sm_malloc(CHUNK);
     size_t pos = n->body_start;
     while (pos<n->body_end && * input> 0 && !d.full && !d.h.full) {
@@ -346,7 +345,7 @@ static void collect(struct analysis *a, const struct mnode *n, struct sm_buf *te
             continue;
         struct sm_buf part;
         sm_buf_init(&part, text->max - text->len + 1);
-        bool cut = !decode_part(a, n, &part, input);
+        bool cut = !decode_part(a, n, DECODE_SEARCH, &part, input);
         char *clean = text_utf8_sanitise(part.data != NULL ? part.data : "", part.len);
         if (text->len > 0 && !append_bounded(text, "\n", 1))
             *full = true;

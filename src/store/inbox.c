@@ -234,6 +234,7 @@ static void collect_expired(void *arg, const struct directory_inbox *in)
 }
 
 int inbox_sweep(struct directory *dir, const char *data_dir, int64_t now, size_t max,
+                void (*removed_cb)(void *arg, const struct directory_inbox *in), void *arg,
                 const char **error_r)
 {
     struct expired e = {sm_calloc(max ? max : 1, sizeof *e.v), 0};
@@ -242,10 +243,13 @@ int inbox_sweep(struct directory *dir, const char *data_dir, int64_t now, size_t
         fail(error_r, INBOX_ERROR, "%s", directory_error(dir));
     int removed = 0;
     for (size_t i = 0; n >= 0 && i < e.n; i++) {
-        if (inbox_remove(dir, data_dir, &e.v[i], error_r) < 0) {
+        int r = inbox_remove(dir, data_dir, &e.v[i], error_r);
+        if (r < 0)
             log_warn("inbox sweep-failed mailbox=%s error=\"%s\"", e.v[i].mailbox, *error_r);
+        if (r < 0 && strncmp(*error_r, "keys destroyed", 14) != 0)
             continue;
-        }
+        if (removed_cb != NULL)
+            removed_cb(arg, &e.v[i]);
         removed++;
     }
     free(e.v);

@@ -81,9 +81,11 @@ void inbox_close(struct inbox_open *o);
 int inbox_remove(struct directory *dir, const char *data_dir, const struct directory_inbox *in,
                  const char **error_r);
 
-/* Remove up to max inboxes expired at now.  Returns how many were
- * removed, or -1 with *error_r. */
+/* Remove up to max inboxes expired at now; removed (may be NULL) is told
+ * of each one whose keys are gone.  Returns how many were removed, or -1
+ * with *error_r. */
 int inbox_sweep(struct directory *dir, const char *data_dir, int64_t now, size_t max,
+                void (*removed)(void *arg, const struct directory_inbox *in), void *arg,
                 const char **error_r);
 
 #endif

@@ -366,7 +366,8 @@ class Server:
         self.zone_path = self.dir / "zone.txt"
         self.log_path = self.dir / "serve.log"
         (self.smtp_port, self.smtps_port, self.submission_port, self.imap_port,
-         self.imaps_port, self.pop3_port, self.pop3s_port) = free_ports(7)
+         self.imaps_port, self.pop3_port, self.pop3s_port, self.http_port,
+         self.https_port) = free_ports(9)
         self.proc = None
         self.pgid = None
         self.finished = False
@@ -400,6 +401,8 @@ class Server:
                      "imaps_listen": f"127.0.0.1:{self.imaps_port}",
                      "pop3_listen": f"127.0.0.1:{self.pop3_port}",
                      "pop3s_listen": f"127.0.0.1:{self.pop3s_port}"},
+            "web": {"listen": f"127.0.0.1:{self.http_port}",
+                    "https_listen": f"127.0.0.1:{self.https_port}"},
         }
         for section, values in overrides.items():
             cfg.setdefault(section, {}).update(values)

@@ -217,9 +217,9 @@ static void test_sweep_shreds_and_tombstones(void **state)
                      INBOX_OK);
     deliver(f, "00000000000000000000000000000003", "Subject: x\r\n\r\ny\r\n", 0);
     /* nothing is due yet */
-    assert_int_equal(inbox_sweep(f->d, f->dir, f->now, 16, &error), 0);
+    assert_int_equal(inbox_sweep(f->d, f->dir, f->now, 16, NULL, NULL, &error), 0);
     /* an hour later the first is due, the other not */
-    assert_int_equal(inbox_sweep(f->d, f->dir, f->now + 3600, 16, &error), 1);
+    assert_int_equal(inbox_sweep(f->d, f->dir, f->now + 3600, 16, NULL, NULL, &error), 1);
     assert_int_equal(inbox_dir(idir, sizeof idir, f->dir, f->in.mailbox), 0);
     assert_false(exists(idir));
     struct inbox_open o;
