@@ -212,7 +212,7 @@ static const char *results_from_message(const struct arc_sealer *s, struct sm_bu
             continue; /* broken: nothing we can vouch for */
         claimed = true;
         if (add_results(out, r, (size_t)(end - r)) < 0)
-            return "our Authentication-Results are over the AAR limit";
+            return "our Authentication-Results pass the AAR limit or hold control bytes";
     }
     return claimed ? NULL : "no Authentication-Results field claims the authserv-id";
 }
