@@ -24,6 +24,8 @@ static const struct {
     {"user", cli_user, "create, re-key, recover and remove mailbox accounts"},
     {"alias", cli_alias, "addresses and catch-alls that deliver to mailboxes"},
     {"mailbox", cli_mailbox, "unlock a mailbox with its password: verify, list, show, search"},
+    {"dkim", cli_dkim, "DKIM signing keys of hosted domains: generate, rotate, show"},
+    {"dns", cli_dns, "the DNS records (MX, SPF, DKIM, DMARC, MTA-STS) a domain publishes"},
 };
 
 static void usage(FILE *out)

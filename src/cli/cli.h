@@ -53,4 +53,15 @@ void cli_drop_privileges(const struct cli_ctx *ctx);
 /* Undo what LeakSanitizer needs undone (sanitizer builds only). */
 void cli_before_exit(void);
 
+/* DKIM keys and the DNS records of a hosted domain (issue #5). */
+int cli_dkim(int argc, char **argv, const struct cli_ctx *ctx);      /* cli/dkim.c */
+int cli_dns(int argc, char **argv, const struct cli_ctx *ctx);       /* cli/dns.c */
+struct directory;
+/* Print every DKIM key of domain (a comment line, then its TXT record);
+ * returns how many, or -1 with directory_error(). */
+int cli_dkim_records(struct directory *dir, const char *domain);     /* cli/dkim.c */
+/* Print "OWNER TTL IN TXT ..." in zone-file syntax on stdout, the value
+ * split into character-strings of at most 255 bytes. */
+void cli_print_txt(const char *owner, const char *value);            /* cli/dns.c */
+
 #endif
