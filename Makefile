@@ -10,7 +10,7 @@ BUILD_PKGS = gcc meson ninja-build pkg-config libevent-dev libssl-dev libsodium-
              libunbound-dev libjansson-dev libgumbo-dev publicsuffix dns-root-data
 TEST_PKGS  = libcmocka-dev python3 python3-pytest swaks clang libclang-rt-14-dev isync fetchmail \
              python3-yaml python3-dkim python3-cryptography python3-dnspython \
-             python3-nacl opendkim opendkim-tools ldnsutils
+             python3-nacl opendkim opendkim-tools ldnsutils jq
 BENCH_PKGS = postfix bc dovecot-imapd dovecot-pop3d dovecot-lmtpd opendkim
 
 PYTHON    = /usr/bin/python3
@@ -75,6 +75,7 @@ run: build service-user
 	@echo "  submission  127.0.0.1:2587  (needs AUTH: not available yet)"
 	@echo "  IMAP        127.0.0.1:2143  (STARTTLS), IMAPS 127.0.0.1:2993"
 	@echo "  POP3        127.0.0.1:2110  (STLS),     POP3S 127.0.0.1:2995"
+	@echo "  web         https://127.0.0.1:2443/  disposable inboxes on tmp.localhost (self-signed)"
 	@echo "Add a domain in another terminal:  $(BUILD)/sealmail domain add example.test"
 	@echo "Add a mailbox first:  $(BUILD)/sealmail user add you@example.test"
 	@echo "Send a message:  swaks --server 127.0.0.1:2525 --to you@example.test"

@@ -185,9 +185,10 @@ static const struct option_def options[] = {
     {"web", "timeout", OPT_SECONDS, 1, 3600, "30", F(web_timeout),
      "Time allowed to send a request, and to keep an idle connection open."},
 
-    {"disposable", "domains", OPT_STR, 0, 4096, "", F(disposable_domains),
+    {"disposable", "domains", OPT_STR, 0, 4096, "tmp.localhost", F(disposable_domains),
      "Domains (separated by spaces) on which visitors get disposable inboxes; empty: the "
-     "web page offers none.  They must not be hosted domains."},
+     "web page offers none.  They must not be hosted domains.  The default, under the "
+     "reserved .localhost (RFC 6761), only serves the local demo of `make run`."},
     {"disposable", "ttl", OPT_SECONDS, 60, 365 * 86400, "3600", F(disposable_ttl),
      "Lifetime of a new inbox, and what one \"extend\" adds."},
     {"disposable", "max_ttl", OPT_SECONDS, 60, 365 * 86400, "604800", F(disposable_max_ttl),

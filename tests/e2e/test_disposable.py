@@ -454,5 +454,5 @@ def test_creation_is_rate_limited(make_server):
 
 
 def test_no_domains_no_inboxes(web, make_server):
-    srv = make_server({})
+    srv = make_server({"disposable": {"domains": ""}})
     Web(srv).error("POST", "/api/v1/inboxes", 503, "no_domains")
