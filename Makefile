@@ -10,7 +10,7 @@ BUILD_PKGS = gcc meson ninja-build pkg-config libevent-dev libssl-dev libsodium-
              libunbound-dev libjansson-dev libgumbo-dev publicsuffix dns-root-data
 TEST_PKGS  = libcmocka-dev python3 python3-pytest swaks clang libclang-rt-14-dev isync fetchmail \
              python3-yaml python3-dkim python3-cryptography python3-dnspython \
-             python3-nacl opendkim opendkim-tools ldnsutils jq
+             python3-nacl opendkim opendkim-tools ldnsutils jq chromium nodejs
 BENCH_PKGS = postfix bc dovecot-imapd dovecot-pop3d dovecot-lmtpd opendkim
 
 PYTHON    = /usr/bin/python3
@@ -20,10 +20,11 @@ FUZZ      = build-fuzz
 SAN_ENV   = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1 \
             UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 FUZZ_SECONDS ?= 20
+BROWSER_DIR = tests/e2e/browser
 SUDO      = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps deps-test deps-bench build build-asan run test test-unit test-e2e \
-        fuzz bench clean
+        fuzz bench clean browser-deps
 
 all: build
 
@@ -42,8 +43,23 @@ endef
 deps:
 	$(call apt_install,$(BUILD_PKGS))
 
+# npm comes with some builds of nodejs (NodeSource's, which conflicts with Debian's
+# npm package): apt is asked for npm only when there is none.
 deps-test: deps
 	$(call apt_install,$(TEST_PKGS))
+	@command -v npm >/dev/null 2>&1 || { echo "installing Debian packages: npm"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends npm >/dev/null || exit 1; }
+
+# playwright-core for the browser tests, exactly as package-lock.json pins it
+# (no browser download: the tests drive Debian's chromium); again when the lock changes.
+browser-deps: $(BROWSER_DIR)/node_modules/.package-lock.json
+
+$(BROWSER_DIR)/node_modules/.package-lock.json: $(BROWSER_DIR)/package.json \
+    $(BROWSER_DIR)/package-lock.json | deps-test
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix $(BROWSER_DIR) --no-audit --no-fund \
+	  --loglevel=error
+	@touch $@
 
 deps-bench: deps-test
 	@echo "postfix postfix/main_mailer_type select No configuration" | $(SUDO) debconf-set-selections
@@ -90,7 +106,7 @@ test: test-unit test-e2e fuzz
 test-unit: build-asan
 	$(SAN_ENV) meson test -C $(ASAN) --print-errorlogs
 
-test-e2e: build-asan service-user
+test-e2e: build-asan service-user browser-deps
 	cd tests/e2e && $(SAN_ENV) SEALMAIL_BIN=$(CURDIR)/$(ASAN)/sealmail \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider .
 

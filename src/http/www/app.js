@@ -48,6 +48,10 @@ function showInbox(inbox) {
 function gone() {
   localStorage.removeItem("sealmail-token");
   state.token = null;
+  state.inbox = null;
+  state.open = null;
+  $("address").textContent = "…";
+  $("countdown").textContent = "…";
   if (state.stream) state.stream.abort();
   $("inbox").hidden = true;
   $("expired").hidden = false;
@@ -118,7 +122,9 @@ function frameDocument(html, remote) {
   const img = remote ? "data: https: http:" : "data:";
   const meta = '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src ' +
     img + "; style-src 'unsafe-inline'\">";
-  return html.replace("<head>", "<head>" + meta);
+  /* the sanitiser always writes <head>; should it ever not, the policy
+   * still comes first (a <meta> before <html> lands in the head) */
+  return html.includes("<head>") ? html.replace("<head>", "<head>" + meta) : meta + html;
 }
 
 function header(dl, name, value) {
