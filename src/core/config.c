@@ -186,9 +186,8 @@ static const struct option_def options[] = {
      "Time allowed to send a request, and to keep an idle connection open."},
 
     {"disposable", "domains", OPT_STR, 0, 4096, "tmp.localhost", F(disposable_domains),
-     "Domains (separated by spaces) on which visitors get disposable inboxes; empty: the "
-     "web page offers none.  They must not be hosted domains.  The default, under the "
-     "reserved .localhost (RFC 6761), only serves the local demo of `make run`."},
+     "Domains (separated by spaces) for disposable inboxes, not hosted ones; empty: none.  "
+     "The default (.localhost, RFC 6761) serves the local demo."},
     {"disposable", "ttl", OPT_SECONDS, 60, 365 * 86400, "3600", F(disposable_ttl),
      "Lifetime of a new inbox, and what one \"extend\" adds."},
     {"disposable", "max_ttl", OPT_SECONDS, 60, 365 * 86400, "604800", F(disposable_max_ttl),

@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "daemon/keys.h"
+#include "daemon/smtpd-auth.h"
 #include "daemon/privsep.h"
 #include "mailauth/check.h"
 #include "net/peerlimit.h"
@@ -43,6 +44,7 @@ struct smtpd {
     size_t n_listeners;
     uint8_t spool_pk[SPOOL_PK_BYTES];
     struct authcheck_env *auth;
+    struct smtpd_auth *subauth;    /* submission: AUTH and sender ownership */
     struct event *ctl_ev, *refresh_ev, *grace_ev, *drain_ev;
     bool stopping;
 };
@@ -131,6 +133,19 @@ static const char *smtpd_check_address(void *owner, const char *address)
         if (t[i].quota_bytes > 0 && t[i].used_bytes >= t[i].quota_bytes)
             return "452 4.2.2 Mailbox full, try again later";
     return NULL;
+}
+
+static void smtpd_auth_check_cb(void *owner, uint64_t session, const struct sockaddr *client,
+                                const char *user, const char *password, size_t len)
+{
+    struct smtpd *d = owner;
+    smtpd_auth_check(d->subauth, session, client, user, password, len);
+}
+
+static const char *smtpd_check_sender(void *owner, const char *user, const char *address)
+{
+    struct smtpd *d = owner;
+    return smtpd_auth_sender(d->subauth, user, address);
 }
 
 static void smtpd_stop_now(evutil_socket_t fd, short what, void *arg)
@@ -242,6 +257,7 @@ static void smtpd_listen(struct smtpd *d, const struct role_args *ra)
 static void smtpd_cleanup(struct smtpd *d)
 {
     inbound_close_all(&d->env);
+    smtpd_auth_free(&d->subauth); /* checks in flight find their sessions gone */
     for (size_t i = 0; i < d->n_listeners; i++)
         evconnlistener_free(d->listeners[i].l);
     spool_close(&d->env.spool);
@@ -266,6 +282,9 @@ int smtpd_main(const struct role_args *ra)
     smtpd_setup(&d, ra);
     privsep_drop(d.cfg.user);
     smtpd_open_spool(&d);
+    d.subauth = smtpd_auth_new(&d.cfg, d.env.base, &d.env, d.dir);
+    d.env.auth_check = smtpd_auth_check_cb;
+    d.env.check_sender = smtpd_check_sender;
 
     if (ipc_send_hello(ra->ctl_fd, "smtpd") < 0)
         fatal("ipc hello");

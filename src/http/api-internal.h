@@ -3,7 +3,6 @@
 #ifndef SM_HTTP_API_INTERNAL_H
 #define SM_HTTP_API_INTERNAL_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -49,10 +48,7 @@ struct api {
     size_t n_streams;
     struct event *heartbeat_ev, *sweep_ev;
     bool sweeping;
-    /* directory handles for the workers */
-    pthread_mutex_t dir_mu;
-    struct directory *dirs[API_DIRS_MAX];
-    size_t n_dirs;
+    struct dirpool *dirs; /* directory handles for the workers */
 };
 
 /* One piece of work on an inbox, and its result. */

@@ -14,36 +14,11 @@
 #include "html/sanitize.h"
 #include "http/api-internal.h"
 #include "mime/view.h"
+#include "store/dirpool.h"
 #include "store/inbox.h"
 #include "store/mailbox.h"
 
 #define CREATE_ATTEMPTS 5
-
-/* ---- directory handles (SQLite connections are per thread of use) ---- */
-
-static struct directory *dir_take(struct api *a)
-{
-    struct directory *d = NULL;
-    const char *error;
-    pthread_mutex_lock(&a->dir_mu);
-    if (a->n_dirs > 0)
-        d = a->dirs[--a->n_dirs];
-    pthread_mutex_unlock(&a->dir_mu);
-    if (d == NULL && (d = directory_open(a->data_dir, false, &error)) == NULL)
-        log_warn("httpd directory-error=\"%s\"", error);
-    return d;
-}
-
-static void dir_give(struct api *a, struct directory *d)
-{
-    pthread_mutex_lock(&a->dir_mu);
-    if (d != NULL && a->n_dirs < API_DIRS_MAX) {
-        a->dirs[a->n_dirs++] = d;
-        d = NULL;
-    }
-    pthread_mutex_unlock(&a->dir_mu);
-    directory_close(&d);
-}
 
 /* ---- results ------------------------------------------------------------- */
 
@@ -486,7 +461,7 @@ static void op_sweep(struct api_job *j, struct directory *d)
 void api_work(void *arg)
 {
     struct api_job *j = arg;
-    struct directory *d = dir_take(j->api);
+    struct directory *d = dirpool_take(j->api->dirs);
     struct inbox_open o = {0};
     if (d == NULL) {
         internal(j, "directory", "cannot open");
@@ -512,5 +487,5 @@ void api_work(void *arg)
         }
     }
     inbox_close(&o);
-    dir_give(j->api, d);
+    dirpool_give(j->api->dirs, d);
 }

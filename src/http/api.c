@@ -18,6 +18,7 @@
 #include "crypto/seal.h"
 #include "http/api-internal.h"
 #include "http/assets.h"
+#include "store/dirpool.h"
 #include "store/inbox.h"
 
 #define HEARTBEAT_SECONDS 15
@@ -655,7 +656,7 @@ struct api *api_new(const struct sm_config *cfg, struct event_base *base, struct
     a->base = base;
     a->wp = wp;
     a->create_limit = ratelimit_new(cfg->disposable_create_per_hour, 3600, RATELIMIT_SLOTS);
-    pthread_mutex_init(&a->dir_mu, NULL);
+    a->dirs = dirpool_new(a->data_dir, API_DIRS_MAX);
     struct timeval hb = {HEARTBEAT_SECONDS, 0}, sw = {cfg->disposable_sweep_interval, 0};
     a->heartbeat_ev = event_new(base, -1, EV_PERSIST, heartbeat, a);
     event_add(a->heartbeat_ev, &hb);
@@ -679,9 +680,7 @@ void api_free(struct api **ap)
     event_free(a->heartbeat_ev);
     event_free(a->sweep_ev);
     ratelimit_free(&a->create_limit);
-    for (size_t i = 0; i < a->n_dirs; i++)
-        directory_close(&a->dirs[i]);
-    pthread_mutex_destroy(&a->dir_mu);
+    dirpool_free(&a->dirs);
     for (size_t i = 0; i < a->n_domains; i++)
         free(a->domains[i]);
     free(a->data_dir);

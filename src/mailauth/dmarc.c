@@ -250,8 +250,8 @@ enum tok_type { T_END, T_ATOM, T_QUOTED, T_LITERAL, T_SPECIAL, T_ERROR };
 
 struct tok {
     enum tok_type type;
-    const char *s; /* T_ATOM: the atom's text */
-    size_t len;
+    const char *s; /* where the token starts (T_ATOM: its text) */
+    size_t len;    /* its length (T_QUOTED: quotes included) */
     char c;        /* T_SPECIAL */
 };
 
@@ -325,8 +325,13 @@ static struct tok lex(struct lexer *lx)
         return t;
     }
     unsigned char c = (unsigned char)lx->s[lx->i];
-    if (c == '"')
-        return lex_delimited(lx, '"', T_QUOTED);
+    const char *start = lx->s + lx->i;
+    if (c == '"') {
+        t = lex_delimited(lx, '"', T_QUOTED);
+        t.s = start;
+        t.len = (size_t)(lx->s + lx->i - start);
+        return t;
+    }
     if (c == '[')
         return lex_delimited(lx, ']', T_LITERAL);
     if (strchr("<>:;@,", c) != NULL) {
@@ -365,7 +370,18 @@ struct from_parse {
     struct dmarc_from *out;
     size_t addrs;
     bool bad;
+    dmarc_mailbox_fn *mailbox; /* optional: told of each mailbox */
+    void *arg;
+    size_t last_domain;        /* index in out->domain of the last one added */
 };
+
+/* The local part spans the words first..last as written. */
+static void tell_mailbox(struct from_parse *fp, struct tok first, struct tok last)
+{
+    if (fp->mailbox != NULL && fp->out->n > 0)
+        fp->mailbox(fp->arg, first.s, (size_t)(last.s + last.len - first.s),
+                    fp->out->domain[fp->last_domain]);
+}
 
 /* A domain name in an address: LDH labels (and "_"), or U-labels. */
 static bool add_domain(struct from_parse *fp, struct tok t)
@@ -383,11 +399,15 @@ static bool add_domain(struct from_parse *fp, struct tok t)
     if (++fp->addrs > DMARC_FROM_ADDRS_MAX)
         return false;
     struct dmarc_from *o = fp->out;
-    for (size_t i = 0; i < o->n; i++)
-        if (strcmp(o->domain[i], ascii) == 0)
+    for (size_t i = 0; i < o->n; i++) {
+        if (strcmp(o->domain[i], ascii) == 0) {
+            fp->last_domain = i;
             return true;
+        }
+    }
     if (o->n == DMARC_FROM_DOMAINS_MAX)
         return false;
+    fp->last_domain = o->n;
     memcpy(o->domain[o->n++], ascii, strlen(ascii) + 1);
     return true;
 }
@@ -405,11 +425,18 @@ static bool parse_angle(struct lexer *lx, struct from_parse *fp)
             return false;
     }
     size_t words = 0;
-    for (t = peek(lx); t.type == T_ATOM || t.type == T_QUOTED; t = peek(lx))
-        lex(lx), words++;
+    struct tok first = {0}, last = {0};
+    for (t = peek(lx); t.type == T_ATOM || t.type == T_QUOTED; t = peek(lx)) {
+        last = lex(lx);
+        if (words++ == 0)
+            first = last;
+    }
     if (words == 0 || !is_special(lex(lx), '@') || !add_domain(fp, lex(lx)))
         return false;
-    return is_special(lex(lx), '>');
+    if (!is_special(lex(lx), '>'))
+        return false;
+    tell_mailbox(fp, first, last);
+    return true;
 }
 
 /* mailbox: name-addr or addr-spec; in_group forbids a nested group. */
@@ -438,14 +465,21 @@ static bool parse_mailbox(struct lexer *lx, struct from_parse *fp, bool in_group
 {
     *group = false;
     size_t words = 0;
-    struct tok t;
-    for (t = peek(lx); t.type == T_ATOM || t.type == T_QUOTED; t = peek(lx))
-        lex(lx), words++;
+    struct tok t, first = {0}, last = {0};
+    for (t = peek(lx); t.type == T_ATOM || t.type == T_QUOTED; t = peek(lx)) {
+        last = lex(lx);
+        if (words++ == 0)
+            first = last;
+    }
     lex(lx);
     if (is_special(t, '<'))
         return parse_angle(lx, fp);
-    if (is_special(t, '@'))
-        return words > 0 && add_domain(fp, lex(lx));
+    if (is_special(t, '@')) {
+        if (words == 0 || !add_domain(fp, lex(lx)))
+            return false;
+        tell_mailbox(fp, first, last);
+        return true;
+    }
     if (is_special(t, ':') && words > 0 && !in_group) {
         *group = true;
         return parse_group(lx, fp);
@@ -475,10 +509,17 @@ static bool parse_field(const char *s, struct from_parse *fp)
 enum dmarc_from_status dmarc_from_parse(const char *const *fields, size_t n,
                                         struct dmarc_from *out)
 {
+    return dmarc_from_mailboxes(fields, n, out, NULL, NULL);
+}
+
+enum dmarc_from_status dmarc_from_mailboxes(const char *const *fields, size_t n,
+                                            struct dmarc_from *out, dmarc_mailbox_fn *fn,
+                                            void *arg)
+{
     out->n = 0;
     if (n == 0)
         return out->status = DMARC_FROM_ABSENT;
-    struct from_parse fp = {.out = out};
+    struct from_parse fp = {.out = out, .mailbox = fn, .arg = arg};
     bool ok = n <= DMARC_FROM_FIELDS_MAX;
     for (size_t i = 0; ok && i < n; i++)
         ok = fields[i] != NULL && parse_field(fields[i], &fp);

@@ -138,6 +138,18 @@ struct dmarc_from {
 enum dmarc_from_status dmarc_from_parse(const char *const *fields, size_t n,
                                         struct dmarc_from *out);
 
+/* A mailbox of a From field: its local part as written (quotes kept,
+ * comments and folding around it dropped; len bytes, not NUL-terminated)
+ * and its domain (A-label, lowercase). */
+typedef void dmarc_mailbox_fn(void *arg, const char *local, size_t len, const char *domain);
+/* dmarc_from_parse() that also tells fn of each mailbox as it is parsed
+ * (a field that later turns out invalid may have told some already: act
+ * on the result only when the status is not DMARC_FROM_INVALID).  Used by
+ * submission, which checks that every author is the sender. */
+enum dmarc_from_status dmarc_from_mailboxes(const char *const *fields, size_t n,
+                                            struct dmarc_from *out, dmarc_mailbox_fn *fn,
+                                            void *arg);
+
 enum dmarc_result {
     DMARC_RESULT_NONE,       /* no policy published, or no author domain */
     DMARC_RESULT_PASS,

@@ -29,6 +29,7 @@
 #include "net/peerlimit.h"
 #include "net/tls.h"
 #include "smtp/server.h"
+#include "smtp/submission.h"
 #include "store/spool.h"
 
 #define INBOUND_IN_MAX (256 * 1024)
@@ -42,6 +43,7 @@ struct inbound {
     struct smtp_session *smtp;
     struct spool_writer *writer;
     struct authcheck *auth;        /* the sender checks of the transaction */
+    struct submission *sub;        /* the author check of a submitted message */
     struct event *lifetime;        /* session_timeout */
     struct sockaddr_storage peer;
     char client[64];               /* real address: envelope and Received header */
@@ -76,6 +78,7 @@ static void inbound_free(struct inbound *in)
     smtp_session_free(&in->smtp); /* aborts a message being written */
     spool_writer_abort(&in->writer);
     authcheck_free(&in->auth);
+    submission_free(&in->sub);
     conn_free(&in->conn);
     if (in->lifetime)
         event_free(in->lifetime);
@@ -99,13 +102,18 @@ static bool domain_hosted(struct inbound_env *env, const char *domain)
     return bsearch(&domain, env->domains, env->n_domains, sizeof(char *), domain_cmp) != NULL;
 }
 
-/* First the domain (no relaying), then the address itself.  <postmaster>
- * without a domain (RFC 5321 §4.5.1) goes straight to the lookup. */
+/* First the domain (no relaying, except for an authenticated user, whose
+ * mail to other domains queued sends on), then the address itself.
+ * <postmaster> without a domain (RFC 5321 §4.5.1) goes straight to the
+ * lookup. */
 static const char *in_check_rcpt(void *ctx, const struct smtp_path *rcpt)
 {
     struct inbound *in = ctx;
     struct inbound_env *env = in->env;
-    if (rcpt->domain[0] != '\0' && !domain_hosted(env, rcpt->domain))
+    bool hosted = rcpt->domain[0] == '\0' || domain_hosted(env, rcpt->domain);
+    if (!hosted && smtp_session_auth_user(in->smtp) != NULL)
+        return NULL;
+    if (!hosted)
         return "550 5.7.1 Relaying denied: recipient domain is not hosted here";
     return env->check_address != NULL ? env->check_address(env->owner, rcpt->address) : NULL;
 }
@@ -137,6 +145,12 @@ static void in_tx_begin(void *ctx, const char *helo, const char *mail_from)
 {
     struct inbound *in = ctx;
     authcheck_free(&in->auth);
+    submission_free(&in->sub);
+    if (smtp_session_auth_user(in->smtp) != NULL) {
+        /* our own user's mail: its author is checked, not its origin */
+        in->sub = submission_new();
+        return;
+    }
     if (in->env->auth != NULL)
         in->auth = authcheck_new(in->env->auth, (const struct sockaddr *)&in->peer, helo,
                                  mail_from);
@@ -146,6 +160,7 @@ static void in_tx_end(void *ctx)
 {
     struct inbound *in = ctx;
     authcheck_free(&in->auth);
+    submission_free(&in->sub);
 }
 
 static int in_spool_write(void *ctx, const void *p, size_t n)
@@ -166,6 +181,8 @@ static int in_data_write(void *ctx, const void *p, size_t n)
     struct inbound *in = ctx;
     if (in->auth != NULL)
         return authcheck_write(in->auth, p, n, in_spool_write, in);
+    if (in->sub != NULL)
+        return submission_write(in->sub, p, n, in_spool_write, in);
     return in_spool_write(in, p, n);
 }
 
@@ -217,13 +234,55 @@ static void in_verdict(void *arg, const struct authcheck_verdict *v)
     in_spool_commit(in);
 }
 
+static const char *in_author_owned(void *arg, const char *address)
+{
+    struct inbound *in = arg;
+    const char *r = in->env->check_sender(in->env->owner, smtp_session_auth_user(in->smtp),
+                                          address);
+    if (r == NULL || r[0] == '4')
+        return r;
+    return "550 5.7.1 The From address is not one of yours";
+}
+
 static void in_data_commit(void *ctx)
 {
     struct inbound *in = ctx;
-    if (in->auth != NULL)
+    if (in->auth != NULL) {
         authcheck_finish(in->auth, in_verdict, in);
-    else
-        in_spool_commit(in);
+        return;
+    }
+    if (in->sub != NULL) {
+        const char *refusal = submission_finish(in->sub, in_author_owned, in, in_spool_write, in);
+        if (refusal != NULL) {
+            spool_writer_abort(&in->writer);
+            smtp_session_commit_refused(in->smtp, refusal);
+            return;
+        }
+        log_info("%016" PRIx64 " smtp submitted", in->id);
+    }
+    in_spool_commit(in);
+}
+
+static void in_auth_check(void *ctx, const char *user, const char *password, size_t len)
+{
+    struct inbound *in = ctx;
+    in->env->auth_check(in->env->owner, in->id, (const struct sockaddr *)&in->peer, user,
+                        password, len);
+}
+
+void inbound_auth_done(struct inbound_env *env, uint64_t session, enum smtp_auth_result r)
+{
+    struct inbound *in = inbound_find(env, session);
+    if (in != NULL)
+        smtp_session_auth_done(in->smtp, r);
+}
+
+static const char *in_check_sender(void *ctx, const char *user, const struct smtp_path *from)
+{
+    struct inbound *in = ctx;
+    if (from->address[0] == '\0')
+        return "553 5.7.1 Submitted mail needs your address as the sender, not <>";
+    return in->env->check_sender(in->env->owner, user, from->address);
 }
 
 static void in_data_abort(void *ctx)
@@ -272,6 +331,8 @@ static const struct smtp_server_callbacks inbound_callbacks = {
     .resume = in_resume,
     .set_timeout = in_set_timeout,
     .close = in_close,
+    .auth_check = in_auth_check,
+    .check_sender = in_check_sender,
 };
 
 /* ---- connection events ---------------------------------------------------- */
@@ -376,6 +437,10 @@ static struct inbound *inbound_new(struct inbound_env *env, int fd, enum inbound
         .tls_available = env->tls != NULL,
         .tls_active = kind == INBOUND_SMTPS,
         .submission = kind == INBOUND_SUBMISSION,
+        /* 465 is submission over TLS (RFC 8314); unauthenticated, it still
+         * takes mail for hosted domains as port 25 does */
+        .auth_offered = (kind == INBOUND_SUBMISSION || kind == INBOUND_SMTPS) &&
+                        env->auth_check != NULL,
     };
     in->smtp = smtp_session_new(&p, &inbound_callbacks, in);
     smtp_session_set_io(in->smtp, conn_input(in->conn), conn_output(in->conn));

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "smtp/server.h"
+
 struct authcheck_env;
 struct event_base;
 struct sm_config;
@@ -37,7 +39,15 @@ struct inbound_env {
     /* Is there anyone at this address (in a hosted domain, or the bare
      * "postmaster")?  NULL to accept, else the complete reply. */
     const char *(*check_address)(void *owner, const char *address);
-    void *owner;                   /* argument of refresh_domains and check_address */
+    /* Submission (AUTH on 587 and 465).  auth_check: check the password of
+     * user for session (asynchronously; the password is the caller's only
+     * during the call), then answer with inbound_auth_done().
+     * check_sender: may user send as address (envelope sender or an
+     * author in From)?  NULL, else the full reply.  Both NULL: no AUTH. */
+    void (*auth_check)(void *owner, uint64_t session, const struct sockaddr *client,
+                       const char *user, const char *password, size_t len);
+    const char *(*check_sender)(void *owner, const char *user, const char *address);
+    void *owner;                   /* argument of the callbacks above */
     const struct authcheck_env *auth; /* SPF/DKIM/DMARC checks; NULL: none */
     int ctl_fd;                    /* control channel to the master */
     size_t n_sessions;             /* live connections */
@@ -52,6 +62,8 @@ void inbound_accept(struct inbound_env *env, int fd, enum inbound_kind kind,
 void inbound_shutdown_all(struct inbound_env *env);
 /* Close every connection now (end of the shutdown grace). */
 void inbound_close_all(struct inbound_env *env);
+/* The answer of env->auth_check for session (gone sessions are ignored). */
+void inbound_auth_done(struct inbound_env *env, uint64_t session, enum smtp_auth_result r);
 /* Replace the hosted domain list (takes ownership of the array). */
 void inbound_set_domains(struct inbound_env *env, char **domains, size_t n);
 

@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "core/base64.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "net/linereader.h"
@@ -38,11 +39,18 @@ enum smtp_state {
     SMTP_STATE_COMMIT,     /* waiting for the store to make the message durable */
     SMTP_STATE_TLS,        /* STARTTLS handshake in progress */
     SMTP_STATE_CLOSING,    /* close requested; ignore input */
+    SMTP_STATE_AUTH,       /* AUTH: waiting for the client's next SASL response line */
+    SMTP_STATE_AUTH_CHECK, /* AUTH: waiting for the password check */
 };
 
 static const char *const state_names[] = {
-    "connected", "ready", "mail", "data", "bdat", "commit", "tls", "closing",
+    "connected", "ready", "mail", "data", "bdat", "commit", "tls", "closing", "auth",
+    "auth-check",
 };
+
+/* SASL mechanisms (RFC 4616 PLAIN, and LOGIN as deployed clients use it). */
+enum smtp_mech { MECH_PLAIN, MECH_LOGIN };
+#define SASL_MAX 1024 /* decoded bytes of one SASL response */
 
 struct smtp_tx {
     char *mail_from;
@@ -82,6 +90,10 @@ struct smtp_session {
     char *line;            /* max_line bytes */
     char *data_line;       /* max_data_line bytes, only while receiving DATA */
     struct smtp_tx *tx;
+    char *auth_user;       /* after a successful AUTH */
+    enum smtp_mech mech;   /* during AUTH */
+    char *login_user;      /* LOGIN: the user name, while the password is asked */
+    char *auth_name;       /* the name being checked (for the log) */
 };
 
 /* ---- state and replies ------------------------------------------------- */
@@ -158,12 +170,18 @@ static void smtp_tx_end(struct smtp_session *s)
     }
 }
 
+/* RFC 3848 / RFC 6531 §3.7.3 protocol names for the Received header. */
 static const char *smtp_protocol_name(const struct smtp_session *s)
 {
-    if (s->tx != NULL && s->tx->smtputf8)
+    if (s->tx != NULL && s->tx->smtputf8) {
+        if (s->auth_user != NULL)
+            return s->tls ? "UTF8SMTPSA" : "UTF8SMTPA";
         return s->tls ? "UTF8SMTPS" : "UTF8SMTP";
+    }
     if (!s->esmtp)
         return s->tls ? "SMTPS" : "SMTP";
+    if (s->auth_user != NULL)
+        return s->tls ? "ESMTPSA" : "ESMTPA";
     return s->tls ? "ESMTPS" : "ESMTP";
 }
 
@@ -213,8 +231,9 @@ static int smtp_write_received(struct smtp_session *s)
 static bool smtp_tx_begin_data(struct smtp_session *s)
 {
     struct smtp_tx *tx = s->tx;
-    struct smtp_tx_info info = {s->helo, tx->mail_from, tx->rcpts, tx->n_rcpts, tx->body_type,
-                                tx->smtputf8, tx->started};
+    struct smtp_tx_info info = {s->helo,         tx->mail_from, tx->rcpts,
+                                tx->n_rcpts,     tx->body_type, tx->smtputf8,
+                                tx->started,     s->auth_user};
     if (s->cb->data_begin(s->ctx, &info, tx->queue_id) < 0)
         return false;
     tx->writing = true;
@@ -338,6 +357,8 @@ static bool smtp_check_mail(struct smtp_session *s, struct smtp_path *path, bool
             *body = strcasecmp(v, "7BIT") == 0 ? "7BIT" : "8BITMIME";
         } else if (strcasecmp(k, "SMTPUTF8") == 0 && v == NULL) {
             *utf8 = true;
+        } else if (strcasecmp(k, "AUTH") == 0 && v != NULL && s->auth_user != NULL) {
+            /* RFC 4954 §5: the original submitter; we record our own user */
         } else {
             smtp_error(s, "555 5.5.4 Unsupported MAIL parameter");
             return false;
@@ -376,9 +397,10 @@ static void cmd_mail(struct smtp_session *s, char *args)
     struct smtp_parse_error err;
     bool utf8;
     const char *body;
-    if (s->p.submission) {
-        smtp_error(s, "530 5.7.0 Authentication required (submission needs AUTH, not "
-                      "available yet)");
+    if (s->p.submission && s->auth_user == NULL) {
+        smtp_error(s, s->tls || !s->p.tls_available
+                          ? "530 5.7.0 Authentication required"
+                          : "530 5.7.0 Must issue a STARTTLS command first");
         return;
     }
     if (s->tx != NULL) {
@@ -391,6 +413,13 @@ static void cmd_mail(struct smtp_session *s, char *args)
     }
     if (!smtp_check_mail(s, &path, &utf8, &body))
         return;
+    const char *refusal = s->auth_user != NULL && s->cb->check_sender != NULL
+                              ? s->cb->check_sender(s->ctx, s->auth_user, &path)
+                              : NULL;
+    if (refusal != NULL) {
+        smtp_error(s, refusal);
+        return;
+    }
     smtp_proceed_mail(s, &path, utf8, body);
 }
 
@@ -646,6 +675,8 @@ static void cmd_ehlo(struct smtp_session *s, char *args, bool esmtp)
     smtp_reply(s, "250-SIZE %" PRIu64, s->p.max_message_size);
     if (s->p.tls_available && !s->tls)
         smtp_reply(s, "250-STARTTLS");
+    if (s->p.auth_offered && s->tls && s->auth_user == NULL)
+        smtp_reply(s, "250-AUTH PLAIN LOGIN");
     smtp_reply(s, "250-ENHANCEDSTATUSCODES");
     smtp_reply(s, "250-8BITMIME");
     smtp_reply(s, "250-SMTPUTF8");
@@ -695,10 +726,192 @@ static void cmd_vrfy(struct smtp_session *s, char *args)
     smtp_reply(s, "252 2.5.2 Cannot verify, but will accept mail and attempt delivery");
 }
 
+/* ---- AUTH (RFC 4954) ------------------------------------------------------ */
+
+static void auth_end(struct smtp_session *s)
+{
+    sm_freep(&s->login_user);
+    sm_freep(&s->auth_name);
+    if (s->state == SMTP_STATE_AUTH || s->state == SMTP_STATE_AUTH_CHECK)
+        smtp_enter_state(s, SMTP_STATE_READY);
+}
+
+/* Decode one SASL response (base64, "=" for empty) into out (SASL_MAX + 1
+ * bytes, NUL-terminated; may hold NULs); -1 when it is not base64. */
+static long auth_decode(const char *text, char *out)
+{
+    if (strcmp(text, "=") == 0) {
+        out[0] = '\0';
+        return 0;
+    }
+    long n = base64_decode(text, strlen(text), (uint8_t *)out, SASL_MAX, BASE64_STRICT);
+    if (n >= 0)
+        out[n] = '\0';
+    return n;
+}
+
+static void auth_check(struct smtp_session *s, const char *user, const char *pw, size_t len)
+{
+    s->auth_name = sm_strdup(user);
+    smtp_enter_state(s, SMTP_STATE_AUTH_CHECK);
+    s->cb->pause(s->ctx);
+    s->cb->auth_check(s->ctx, user, pw, len);
+}
+
+/* PLAIN: "authzid NUL authcid NUL passwd"; acting for someone else is refused. */
+static void auth_plain(struct smtp_session *s, char *buf, size_t n)
+{
+    char *authcid = memchr(buf, '\0', n);
+    char *passwd = authcid != NULL ? memchr(authcid + 1, '\0', n - (size_t)(authcid + 1 - buf)) : NULL;
+    if (passwd == NULL) {
+        auth_end(s);
+        smtp_error(s, "501 5.5.2 Error: malformed PLAIN response");
+        return;
+    }
+    authcid++, passwd++;
+    size_t pwlen = n - (size_t)(passwd - buf);
+    if ((buf[0] != '\0' && strcmp(buf, authcid) != 0) || authcid[0] == '\0' || pwlen == 0 ||
+        memchr(passwd, '\0', pwlen) != NULL) {
+        auth_end(s);
+        smtp_error(s, "535 5.7.8 Authentication credentials invalid");
+        return;
+    }
+    auth_check(s, authcid, passwd, pwlen);
+}
+
+/* One SASL response, from the AUTH line or a line of its own. */
+static void auth_response(struct smtp_session *s, const char *text)
+{
+    char *buf = sm_malloc(SASL_MAX + 1);
+    long n = auth_decode(text, buf);
+    if (n < 0) {
+        auth_end(s);
+        smtp_error(s, "501 5.5.2 Error: the response is not base64");
+    } else if (s->mech == MECH_PLAIN) {
+        auth_plain(s, buf, (size_t)n);
+    } else if (s->login_user == NULL) { /* LOGIN: the user name */
+        if (n == 0 || memchr(buf, '\0', (size_t)n) != NULL) {
+            auth_end(s);
+            smtp_error(s, "535 5.7.8 Authentication credentials invalid");
+        } else {
+            s->login_user = sm_strdup(buf);
+            smtp_enter_state(s, SMTP_STATE_AUTH);
+            smtp_reply(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
+        }
+    } else if (n == 0 || memchr(buf, '\0', (size_t)n) != NULL) {
+        /* no password has a NUL (PLAIN could not even carry one) */
+        auth_end(s);
+        smtp_error(s, "535 5.7.8 Authentication credentials invalid");
+    } else {
+        char *user = s->login_user;
+        s->login_user = NULL;
+        auth_check(s, user, buf, (size_t)n);
+        free(user);
+    }
+    explicit_bzero(buf, SASL_MAX + 1);
+    free(buf);
+}
+
+/* Why AUTH cannot be used now, or NULL. */
+static const char *auth_refusal(const struct smtp_session *s)
+{
+    if (!s->p.auth_offered)
+        return "502 5.5.1 Error: AUTH is not available here (use the submission port)";
+    if (!s->tls)
+        return "538 5.7.11 Encryption required for requested authentication mechanism";
+    if (s->auth_user != NULL)
+        return "503 5.5.1 Error: already authenticated";
+    if (s->tx != NULL)
+        return "503 5.5.1 Error: AUTH not allowed during a mail transaction";
+    return NULL;
+}
+
 static void cmd_auth(struct smtp_session *s, char *args)
 {
-    (void)args;
-    smtp_error(s, "502 5.5.1 Error: AUTH is not available");
+    size_t mlen = strcspn(args, " ");
+    const char *initial = args[mlen] == ' ' ? args + mlen + 1 : NULL;
+    const char *why = auth_refusal(s);
+    if (why != NULL) {
+        smtp_error(s, why);
+        return;
+    }
+    if (mlen == 5 && strncasecmp(args, "PLAIN", 5) == 0) {
+        s->mech = MECH_PLAIN;
+    } else if (mlen == 5 && strncasecmp(args, "LOGIN", 5) == 0) {
+        s->mech = MECH_LOGIN;
+    } else {
+        smtp_error(s, "504 5.5.4 Error: unrecognized authentication mechanism");
+        return;
+    }
+    if (initial != NULL) {
+        auth_response(s, initial);
+        return;
+    }
+    smtp_enter_state(s, SMTP_STATE_AUTH);
+    smtp_reply(s, s->mech == MECH_PLAIN ? "334 " : "334 VXNlcm5hbWU6"); /* "Username:" */
+}
+
+/* A line while AUTH waits for a response: "*" cancels (RFC 4954 §4). */
+static bool smtp_auth_input(struct smtp_session *s)
+{
+    size_t len;
+    switch (linereader_next(&s->cmd_reader, s->in, s->line, &len)) {
+    case LR_MORE:
+        return false;
+    case LR_TOOLONG:
+    case LR_BARE_LF:
+    case LR_BARE_CR:
+        auth_end(s);
+        smtp_error(s, "500 5.5.6 Error: authentication exchange line is too long or malformed");
+        return true;
+    case LR_LINE:
+        break;
+    }
+    if (strcmp(s->line, "*") == 0) {
+        auth_end(s);
+        smtp_error(s, "501 5.7.0 Authentication cancelled");
+    } else {
+        auth_response(s, s->line);
+    }
+    explicit_bzero(s->line, len);
+    return true;
+}
+
+void smtp_session_auth_done(struct smtp_session *s, enum smtp_auth_result r)
+{
+    if (s->state != SMTP_STATE_AUTH_CHECK)
+        return;
+    if (r == SMTP_AUTH_OK) {
+        s->auth_user = s->auth_name;
+        s->auth_name = NULL;
+        log_info("%016" PRIx64 " smtp authenticated", s->p.id);
+        smtp_reply(s, "235 2.7.0 Authentication successful");
+    } else if (r == SMTP_AUTH_TEMPFAIL) {
+        smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+    } else if (r == SMTP_AUTH_BLOCKED) {
+        auth_end(s);
+        smtp_reply(s, "421 4.7.0 %s Error: too many failed logins", s->p.hostname);
+        smtp_close(s);
+        return;
+    } else {
+        log_info("%016" PRIx64 " smtp auth-failed client=%s", s->p.id, s->p.client_log);
+        auth_end(s);
+        smtp_error(s, "535 5.7.8 Authentication credentials invalid");
+        if (s->state == SMTP_STATE_CLOSING)
+            return;
+    }
+    auth_end(s);
+    if (s->timed_out) {
+        smtp_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->p.hostname);
+        smtp_close(s);
+        return;
+    }
+    s->cb->resume(s->ctx);
+}
+
+const char *smtp_session_auth_user(const struct smtp_session *s)
+{
+    return s->auth_user;
 }
 
 static void cmd_starttls(struct smtp_session *s, char *args)
@@ -812,6 +1025,9 @@ static bool smtp_input_step(struct smtp_session *s)
         return smtp_data_input(s);
     case SMTP_STATE_BDAT:
         return smtp_bdat_input(s);
+    case SMTP_STATE_AUTH:
+        return smtp_auth_input(s);
+    case SMTP_STATE_AUTH_CHECK:
     case SMTP_STATE_COMMIT:
     case SMTP_STATE_TLS:
     case SMTP_STATE_CLOSING:
@@ -852,6 +1068,9 @@ void smtp_session_free(struct smtp_session **sp)
         return;
     smtp_tx_free(s);
     free(s->helo);
+    free(s->auth_user);
+    free(s->login_user);
+    free(s->auth_name);
     free(s->line);
     free((char *)(uintptr_t)s->p.hostname);
     free((char *)(uintptr_t)s->p.client_addr);
@@ -881,6 +1100,7 @@ void smtp_session_tls_ready(struct smtp_session *s, const char *desc)
     /* RFC 3207 §4.2: forget everything learnt before TLS */
     smtp_reset(s);
     sm_freep(&s->helo);
+    sm_freep(&s->auth_user);
     s->esmtp = false;
     smtp_enter_state(s, SMTP_STATE_CONNECTED);
     log_debug("%016" PRIx64 " smtp starttls %s", s->p.id, desc);
@@ -890,8 +1110,8 @@ void smtp_session_timeout(struct smtp_session *s)
 {
     if (s->state == SMTP_STATE_CLOSING)
         return;
-    if (s->state == SMTP_STATE_COMMIT) {
-        s->timed_out = true; /* answered by smtp_session_commit_done() */
+    if (s->state == SMTP_STATE_COMMIT || s->state == SMTP_STATE_AUTH_CHECK) {
+        s->timed_out = true; /* answered by smtp_session_commit_done() or _auth_done() */
         return;
     }
     log_info("%016" PRIx64 " smtp disconnect reason=timeout state=%s", s->p.id,

@@ -35,6 +35,15 @@ struct smtp_tx_info {
     const char *body_type;  /* "7BIT" or "8BITMIME" */
     bool smtputf8;
     int64_t started;        /* unix time of MAIL */
+    const char *auth_user;  /* the authenticated account (submission), or NULL */
+};
+
+/* The result of an AUTH check (smtp_session_auth_done()). */
+enum smtp_auth_result {
+    SMTP_AUTH_OK,
+    SMTP_AUTH_INVALID,   /* 535 5.7.8: wrong name or password */
+    SMTP_AUTH_TEMPFAIL,  /* 454 4.7.0: could not check now */
+    SMTP_AUTH_BLOCKED,   /* 421 4.7.0 and close: too many failures from the client */
 };
 
 struct smtp_server_callbacks {
@@ -66,6 +75,13 @@ struct smtp_server_callbacks {
      * SPF start here so their DNS overlaps RCPT and DATA. */
     void (*tx_begin)(void *ctx, const char *helo, const char *mail_from);
     void (*tx_end)(void *ctx);
+    /* Policy (sessions with auth_offered): check a password for user, then
+     * answer with smtp_session_auth_done().  password[0..len) is wiped by
+     * the engine when the call returns: copy it if needed later. */
+    void (*auth_check)(void *ctx, const char *user, const char *password, size_t len);
+    /* Policy (optional): the reverse path an authenticated user asks for in
+     * MAIL: NULL to accept, else the full reply (e.g. 553 5.7.1). */
+    const char *(*check_sender)(void *ctx, const char *user, const struct smtp_path *from);
 };
 
 struct smtp_session_params {
@@ -82,7 +98,8 @@ struct smtp_session_params {
     unsigned data_timeout;
     bool tls_available;          /* offer STARTTLS */
     bool tls_active;             /* implicit TLS (port 465) */
-    bool submission;             /* port 587: MAIL needs AUTH */
+    bool submission;             /* submission (587, 465): MAIL needs AUTH */
+    bool auth_offered;           /* offer AUTH PLAIN LOGIN once TLS is up */
 };
 
 /* Create a session; strings in p are copied.  cb and ctx must outlive it. */
@@ -105,6 +122,10 @@ void smtp_session_commit_done(struct smtp_session *s, bool ok);
 /* Result of data_commit: the message is refused by policy (nothing was
  * stored); reply is the full reply, e.g. "550 5.7.1 ...". */
 void smtp_session_commit_refused(struct smtp_session *s, const char *reply);
+/* Result of auth_check. */
+void smtp_session_auth_done(struct smtp_session *s, enum smtp_auth_result r);
+/* The authenticated account, or NULL. */
+const char *smtp_session_auth_user(const struct smtp_session *s);
 /* The idle timeout struck: reply 421 and close. */
 void smtp_session_timeout(struct smtp_session *s);
 /* The server is going down: close now if idle, else after the running

@@ -16,7 +16,8 @@
 #include "smtp/server.h"
 
 struct fuzz_state {
-    bool commit_pending, tls_pending, closed;
+    bool commit_pending, tls_pending, closed, auth_pending;
+    enum smtp_auth_result auth_result;
     size_t stored;
 };
 
@@ -70,10 +71,32 @@ static void f_close(void *ctx)
     ((struct fuzz_state *)ctx)->closed = true;
 }
 
+/* AUTH: "user"/"secret" passes, anything else fails; answered later,
+ * like the daemon's worker pool does. */
+static void f_auth_check(void *ctx, const char *user, const char *password, size_t len)
+{
+    struct fuzz_state *f = ctx;
+    if (user == NULL || password == NULL || memchr(password, '\0', len) != NULL)
+        abort(); /* the engine hands over a name and a password without NUL */
+    f->auth_pending = true;
+    f->auth_result = strcmp(user, "user") == 0 && len == 6 && memcmp(password, "secret", 6) == 0
+                         ? SMTP_AUTH_OK
+                         : SMTP_AUTH_INVALID;
+}
+
+static const char *f_check_sender(void *ctx, const char *user, const struct smtp_path *from)
+{
+    (void)ctx;
+    if (user == NULL)
+        abort(); /* asked only in authenticated sessions */
+    return strcmp(from->domain, "example.test") == 0 ? NULL : "553 5.7.1 Not yours";
+}
+
 static const struct smtp_server_callbacks callbacks = {
     f_check_rcpt, f_data_begin, f_data_write, f_data_commit, f_noop,
     f_starttls,   f_noop,       f_noop,       f_set_timeout, f_close,
     NULL,         NULL, /* no transaction hooks: the engine must work without them */
+    f_auth_check, f_check_sender,
 };
 
 /* Every reply is "ddd" then ' ' or '-' and ends in CRLF. */
@@ -107,6 +130,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .id = 1, .hostname = "mx.test", .client_addr = "192.0.2.1", .client_log = "192.0.2.0",
         .max_line = 512, .max_data_line = 1000, .max_message_size = 4096, .max_recipients = 4,
         .max_errors = 20, .command_timeout = 300, .data_timeout = 600, .tls_available = true,
+        /* a submission session when the input starts with an odd byte */
+        .submission = size > 0 && (data[0] & 1), .auth_offered = true,
     };
     struct smtp_session *s = smtp_session_new(&p, &callbacks, &f);
     smtp_session_set_io(s, in, out);
@@ -117,10 +142,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t end = sep ? (size_t)(sep - data) : size;
         evbuffer_add(in, data + start, end - start);
         smtp_session_input(s);
-        while (f.commit_pending || f.tls_pending) {
+        while (f.commit_pending || f.tls_pending || f.auth_pending) {
             if (f.commit_pending) {
                 f.commit_pending = false;
                 smtp_session_commit_done(s, (f.stored & 1) == 0);
+            } else if (f.auth_pending) {
+                f.auth_pending = false;
+                smtp_session_auth_done(s, f.auth_result);
             } else {
                 f.tls_pending = false;
                 smtp_session_tls_ready(s, "TLS1.3 FUZZ");

@@ -111,6 +111,14 @@ static void test_sample_is_complete(void **state)
     assert_non_null(strstr(buf, "[server]"));
     assert_non_null(strstr(buf, "#max_message_size = 25M"));
     assert_non_null(strstr(buf, "#anonymise_ip = yes"));
+    /* inih reads lines of at most INI_MAX_LINE (200) bytes: a longer help
+     * line would make the uncommented sample unreadable */
+    for (const char *line = buf; *line != '\0';) {
+        size_t n = strcspn(line, "\n");
+        if (n >= 199)
+            fail_msg("sample line of %zu bytes: %.60s...", n, line);
+        line += n + (line[n] == '\n');
+    }
     free(buf);
 }
 

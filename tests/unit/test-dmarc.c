@@ -527,6 +527,39 @@ static void test_from(void **state)
     }
 }
 
+struct seen {
+    char text[8][80];
+    size_t n;
+};
+
+static void note_mailbox(void *arg, const char *local, size_t len, const char *domain)
+{
+    struct seen *s = arg;
+    if (s->n < 8)
+        snprintf(s->text[s->n++], sizeof s->text[0], "%.*s@%s", (int)len, local, domain);
+}
+
+/* Submission checks every author, so the parser also names each mailbox. */
+static void test_from_mailboxes(void **state)
+{
+    (void)state;
+    struct dmarc_from out;
+    struct seen s = {0};
+    const char *fields[] = {"Alice (boss) <alice@Example.TEST>, bob.b@b.example,\r\n"
+                            " team: \"q u\"@Q.example, x@y.example;"};
+    assert_int_equal(dmarc_from_mailboxes(fields, 1, &out, note_mailbox, &s),
+                     DMARC_FROM_MULTI_DOMAIN);
+    assert_int_equal(s.n, 4);
+    assert_string_equal(s.text[0], "alice@example.test");
+    assert_string_equal(s.text[1], "bob.b@b.example");
+    assert_string_equal(s.text[2], "\"q u\"@q.example");
+    assert_string_equal(s.text[3], "x@y.example");
+    const char *bad[] = {"nobody"};
+    s.n = 0;
+    assert_int_equal(dmarc_from_mailboxes(bad, 1, &out, note_mailbox, &s), DMARC_FROM_INVALID);
+    assert_int_equal(s.n, 0);
+}
+
 static void test_from_bounds(void **state)
 {
     (void)state;
@@ -611,6 +644,7 @@ int main(void)
         cmocka_unit_test(test_records),
         cmocka_unit_test(test_record_bounds),
         cmocka_unit_test(test_from),
+        cmocka_unit_test(test_from_mailboxes),
         cmocka_unit_test(test_from_bounds),
         cmocka_unit_test(test_alignment),
     };
