@@ -88,7 +88,7 @@ run: build service-user
 	@echo "sealmail is starting on the embedded default configuration (data in ./var):"
 	@echo "  SMTP        127.0.0.1:2525  (STARTTLS)"
 	@echo "  SMTPS       127.0.0.1:2465  (implicit TLS)"
-	@echo "  submission  127.0.0.1:2587  (needs AUTH: not available yet)"
+	@echo "  submission  127.0.0.1:2587  (STARTTLS, then AUTH with a mailbox password)"
 	@echo "  IMAP        127.0.0.1:2143  (STARTTLS), IMAPS 127.0.0.1:2993"
 	@echo "  POP3        127.0.0.1:2110  (STLS),     POP3S 127.0.0.1:2995"
 	@echo "  web         https://127.0.0.1:2443/  disposable inboxes on tmp.localhost (self-signed)"
