@@ -15,11 +15,13 @@ command that fixes it): a test that cannot fail tests nothing.
 Screenshots go to the test's work directory; with SEALMAIL_UPDATE_SCREENSHOTS=1
 the one of an open message also replaces docs/screenshots/disposable-inbox.png.
 """
+import http.client
 import json
 import os
 import queue
 import re
 import shutil
+import ssl
 import struct
 import subprocess
 import threading
@@ -27,6 +29,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from conftest import wait_until
 
 HERE = Path(__file__).resolve().parent
 DRIVER_DIR = HERE / "browser"
@@ -72,7 +76,7 @@ class Browser:
         self.log = open(log_path, "wb")
         self.proc = subprocess.Popen([node_binary(), str(DRIVER)], cwd=DRIVER_DIR,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.log, env=dict(os.environ, NO_COLOR="1"))
+                                     stderr=self.log, env=dict(os.environ, NO_COLOR="1", FORCE_COLOR="0"))
         self.lines = queue.Queue()
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -212,6 +216,22 @@ def send_html(srv, to, subject, html, tmp_path):
                 "--add-header", "Content-Type: text/html; charset=utf-8", "--body", f"@{body}")
 
 
+def api_messages(srv, token):
+    """The inbox's messages as the API lists them."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    c = http.client.HTTPSConnection("127.0.0.1", srv.https_port, context=ctx, timeout=30)
+    try:
+        c.request("GET", "/api/v1/inbox/messages", headers={"Authorization": f"Bearer {token}"})
+        r = c.getresponse()
+        body = r.read()
+        assert r.status == 200, (r.status, body)
+        return json.loads(body)["messages"]
+    finally:
+        c.close()
+
+
 def errors(stats):
     """Console errors, less the failed loads of the requests the driver blocked."""
     return [c for c in stats["console"] if c["type"] == "error" and not (
@@ -245,6 +265,7 @@ def test_new_address_and_mail_arrives_live(tabs, site):
         time.sleep(0.2)
 
     subject = "Hello from swaks"
+    lists = len(list_requests(tab.stats()))
     tab.watch(subject=subject)
     t0 = time.time()
     send(site, st["address"], subject, "--body", "Plain words for the browser test.\n")
@@ -253,10 +274,10 @@ def test_new_address_and_mail_arrives_live(tabs, site):
     print(f"\nswaks start -> entry in the page {seen['at'] / 1000 - t0:.3f} s; "
           f"swaks exit -> entry {seen['at'] / 1000 - t1:.3f} s (swaks took {t1 - t0:.3f} s)")
 
-    # it came through the live stream: the page never asked for the list again
+    # it came through the live stream: the page did not ask for the list again
     stats = tab.stats()
-    assert len(list_requests(stats)) == 1, stats["requests"]
-    assert "GET /api/v1/inbox/events" in stats["requests"]
+    assert len(list_requests(stats)) == lists, stats["requests"]
+    assert stats["requests"].count("GET /api/v1/inbox/events") == 1, stats["requests"]
     st = tab.state()
     assert st["entries"] == [{"subject": subject, "unseen": True}] and not st["emptyVisible"]
 
@@ -268,6 +289,27 @@ def test_new_address_and_mail_arrives_live(tabs, site):
     assert tab.state()["entries"] == [{"subject": subject, "unseen": False}]
     stats = tab.stats()
     assert stats["dialogs"] == [] and errors(stats) == [], stats
+
+
+def test_mail_before_the_stream_opens_is_listed(tabs, site):
+    """The stream tells only what arrives after it opened: a message that came
+    between the first list and the stream must still be shown."""
+    tab = tabs("gap", url=None)
+    tab.hold_stream()
+    assert tab.goto(url=tabs.base)["status"] == 200
+    st = tab.inbox()
+    tab.wait_held(n=1)           # the page has its list and waits for its stream
+    send(site, st["address"], "in the gap")
+    wait_until(lambda: api_messages(site, st["token"]), 20, what="the message delivered")
+    assert tab.state()["entries"] == []
+    tab.watch(subject="in the gap")
+    assert tab.release_stream() == 1
+    tab.appeared(subject="in the gap")
+    # and the stream is live from there on
+    tab.watch(subject="after the gap")
+    send(site, st["address"], "after the gap")
+    tab.appeared(subject="after the gap")
+    assert [e["subject"] for e in tab.state()["entries"]] == ["after the gap", "in the gap"]
 
 
 # ---- b: hostile HTML stays inert ---------------------------------------------------------
@@ -409,6 +451,7 @@ def test_reload_keep_link_and_delete(tabs, site):
     gone = other.state()
     assert not gone["inboxVisible"] and gone["token"] is None and gone["entries"] == []
     assert not gone["readerVisible"]
+    assert other.focused()["id"] == "renew"   # the focus is not lost with the button
     # the other tab learns it from the live stream, without a reload
     first.wait_visible(selector="#expired")
     assert first.state()["token"] is None
@@ -456,6 +499,10 @@ def test_keyboard_only(tabs, site):
     tab.press(key="Enter")
     tab.wait_hidden(selector="#reader")
     assert [e["subject"] for e in tab.state()["entries"]] == ["second by keyboard"]
+    # the focus stays in the list, on the entry that took the deleted one's place
+    assert tab.focused()["subject"] == "second by keyboard"
+    tab.press(key="Enter")
+    tab.reader(subject="second by keyboard", expect="Body of the second by keyboard message.")
 
     tab.tab_trail(n=0)
     tab.tab_to(selector="#extend", max=10)

@@ -95,25 +95,45 @@ function listEntry(m) {
   at.textContent = when(m.received);
   b.append(from, at);
   b.addEventListener("click", () => openMessage(m.id, false));
+  li.dataset.id = m.id;
   li.append(b);
   return li;
 }
 
-function addMessage(m, atTop) {
+/* Newest first: a message's id is its UID in the inbox, which only grows. */
+function addMessage(m) {
   if (state.messages.has(m.id)) return;
   state.messages.set(m.id, m);
-  const li = listEntry(m);
-  if (atTop) $("messages").prepend(li); else $("messages").append(li);
+  const older = [...$("messages").children].find((li) => Number(li.dataset.id) < m.id);
+  $("messages").insertBefore(listEntry(m), older || null);
   $("empty").hidden = true;
 }
 
+/* Takes a message off the list (and out of the reader); returns the entry
+ * that took its place, for the keyboard focus. */
+function removeMessage(id) {
+  const li = [...$("messages").children].find((el) => Number(el.dataset.id) === id);
+  const next = li ? li.nextElementSibling || li.previousElementSibling : null;
+  if (li) li.remove();
+  state.messages.delete(id);
+  if (state.open && state.open.id === id) {
+    state.open = null;
+    $("reader").hidden = true;
+  }
+  $("empty").hidden = state.messages.size > 0;
+  return next;
+}
+
+/* The whole list, merged into what the page shows: the live stream may have
+ * added newer messages meanwhile, and those deleted elsewhere go. */
 async function loadMessages() {
   const res = await api("/api/v1/inbox/messages");
   const body = await res.json();
-  $("messages").replaceChildren();
-  state.messages.clear();
-  body.messages.forEach((m) => addMessage(m, false));
-  $("empty").hidden = body.messages.length > 0;
+  const ids = new Set(body.messages.map((m) => m.id));
+  const newest = Math.max(0, ...ids);
+  [...state.messages.keys()].filter((id) => id <= newest && !ids.has(id)).forEach(removeMessage);
+  body.messages.forEach(addMessage);
+  $("empty").hidden = state.messages.size > 0;
 }
 
 /* The sanitised document, narrowed once more by its own policy: no
@@ -180,13 +200,21 @@ async function openMessage(id, remote) {
   if (entry) entry.classList.remove("unseen");
 }
 
-/* Server-sent events over fetch (EventSource cannot send the token). */
+/* Server-sent events over fetch (EventSource cannot send the token).  The
+ * stream tells only what arrives after it opened: every "ready" (the first
+ * and each after a reconnect) reloads the list to cover the time without
+ * one.  While the stream cannot be had, the list is reloaded on each retry,
+ * with the wait doubling up to RETRY_MAX_MS. */
+const RETRY_MS = 2000, RETRY_MAX_MS = 30000;
+
 async function follow() {
+  let wait = RETRY_MS;
   while (state.token) {
     const ctl = new AbortController();
     state.stream = ctl;
     try {
       const res = await api("/api/v1/inbox/events", { signal: ctl.signal });
+      wait = RETRY_MS;
       const reader = res.body.getReader(), dec = new TextDecoder();
       let buf = "";
       for (;;) {
@@ -200,9 +228,13 @@ async function follow() {
         }
       }
     } catch (e) {
-      if (!state.token) return;
+      if (!state.token || ctl !== state.stream) return;
+      loadMessages().catch(() => { /* the next try again */ });
+      wait = Math.min(wait * 2, RETRY_MAX_MS);
     }
-    await new Promise((r) => setTimeout(r, 2000));
+    if (ctl !== state.stream) return; /* a newer follow() runs */
+    await new Promise((r) => setTimeout(r, wait));
+    if (ctl !== state.stream) return;
   }
 }
 
@@ -212,8 +244,11 @@ function handleEvent(block) {
     if (line.startsWith("event: ")) type = line.slice(7);
     else if (line.startsWith("data: ")) data += line.slice(6);
   });
-  if (type === "message") addMessage(JSON.parse(data), true);
-  else if (type === "ready") showInbox(JSON.parse(data));
+  if (type === "message") addMessage(JSON.parse(data));
+  else if (type === "ready") {
+    showInbox(JSON.parse(data));
+    loadMessages().catch((e) => setStatus(e.message));
+  }
   else if (type === "expired") gone();
 }
 
@@ -249,7 +284,11 @@ function wire() {
   });
   $("delete").addEventListener("click", async () => {
     if (!confirm("Delete this inbox and all its mail now?")) return;
-    try { await api("/api/v1/inbox", { method: "DELETE" }); gone(); } catch (e) { setStatus(e.message); }
+    try {
+      await api("/api/v1/inbox", { method: "DELETE" });
+      gone();
+      $("renew").focus();
+    } catch (e) { setStatus(e.message); }
   });
   $("renew").addEventListener("click", () => { location.hash = ""; start(); });
   $("remote").addEventListener("click", () => state.open && openMessage(state.open.id, true));
@@ -259,12 +298,9 @@ function wire() {
     if (!state.open) return;
     try {
       await api("/api/v1/inbox/messages/" + state.open.id, { method: "DELETE" });
-      const entry = document.querySelector('#messages button[data-id="' + state.open.id + '"]');
-      if (entry) entry.parentElement.remove();
-      state.messages.delete(state.open.id);
-      state.open = null;
-      $("reader").hidden = true;
-      $("empty").hidden = state.messages.size > 0;
+      const next = removeMessage(state.open.id);
+      /* the focus was on the button that just went: keep it in the list */
+      (next ? next.querySelector("button") : $("messages-label")).focus();
     } catch (e) { setStatus(e.message); }
   });
   setInterval(tick, 1000);

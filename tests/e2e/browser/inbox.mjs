@@ -79,6 +79,7 @@ class Ctx {
     this.pageErrors = [];     // uncaught exceptions of the page
     this.acceptDialogs = 0;   // how many coming dialogs to accept (others are dismissed)
     this.watches = new Map(); // subject -> promise of the time its list entry appeared
+    this.held = [];           // live-stream requests held back (hold_stream)
   }
 
   async open() {
@@ -108,10 +109,10 @@ class Ctx {
     if (host === ALLOWED_HOST) {
       const u = new URL(url);
       push(this.requests, route.request().method() + " " + u.pathname + u.search);
-      return route.continue();
+      return route.continue().catch((e) => console.error(`continue ${url}: ${e.message}`));
     }
     push(this.blocked, url);
-    return route.abort("blockedbyclient");
+    return route.abort("blockedbyclient").catch((e) => console.error(`abort ${url}: ${e.message}`));
   }
 
   async dialog(d) {
@@ -320,6 +321,32 @@ const commands = {
     const frame = await (await page.$("#body")).contentFrame();
     const frameUrl = frame ? await frame.evaluate(() => document.URL) : null;
     return { pageUrl: page.url(), pageChanged: page.url() !== before, frameUrl, popups };
+  },
+
+  // Holds back the page's requests for the live stream until release_stream.
+  async hold_stream({ ctx: name }) {
+    const c = ctx(name);
+    await c.page.route("**/api/v1/inbox/events", (route) => { c.held.push(route); });
+    return true;
+  },
+
+  async wait_held({ ctx: name, n }) {
+    const c = ctx(name);
+    const deadline = Date.now() + TIMEOUT_MS;
+    while (c.held.length < n) {
+      if (Date.now() > deadline) throw new Error(`fewer than ${n} stream requests held`);
+      await c.page.waitForTimeout(50);
+    }
+    return c.held.length;
+  },
+
+  // Lets the held requests (and all later ones) through the usual route.
+  async release_stream({ ctx: name }) {
+    const c = ctx(name);
+    const held = c.held.splice(0);
+    for (const route of held) await route.fallback();
+    await c.page.unroute("**/api/v1/inbox/events");
+    return held.length;
   },
 
   async accept_dialogs({ ctx: name, n }) {
