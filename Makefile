@@ -128,7 +128,7 @@ fuzz: deps-test $(FUZZ)/build.ninja
 # Every benchmark runs even if an earlier one reports a problem; the status says if any did.
 bench: build deps-bench service-user
 	@rc=0; bench/smtp-accept || rc=1; bench/store || rc=1; bench/imap || rc=1; \
-	  bench/auth || rc=1; exit $$rc
+	  bench/auth || rc=1; bench/http || rc=1; exit $$rc
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(FUZZ)
