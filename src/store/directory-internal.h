@@ -39,6 +39,11 @@ int dir_step_done(sqlite3_stmt *st);
 int dir_write_done(struct directory *dir, sqlite3_stmt *st);
 /* Column col of the current row as text into out (truncated, "" for NULL). */
 void dir_copy_text(char *out, size_t outlen, sqlite3_stmt *st, int col);
+struct directory_route;
+/* Add the forwards of source to r and read its policy and its domain's
+ * forwarding switch; the number of forwards added, or -1
+ * (directory-forwards.c). */
+int dir_route_source(struct directory *dir, const char *source, struct directory_route *r);
 /* A printable, bounded copy of untrusted text for error messages. */
 void dir_printable(const char *in, char *out, size_t outlen);
 

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "store/directory-internal.h"
+#include "store/forwards.h"
 #include "store/inboxes.h"
 
 /* --- addresses -------------------------------------------------------------- */
@@ -598,18 +599,6 @@ static int alias_targets(struct directory *dir, const char *source, struct targe
     return 0;
 }
 
-/* Mailbox or aliases of one folded address; the count found. */
-static int resolve_exact(struct directory *dir, const char *address, struct targets *t)
-{
-    struct directory_user u;
-    int r = user_get_folded(dir, address, &u);
-    if (r > 0)
-        targets_add(t, &u);
-    if (r < 0 || (r == 0 && alias_targets(dir, address, t) < 0))
-        return -1;
-    return (int)t->n;
-}
-
 /* "me+tag@d" without its tag, into out; false when there is no tag. */
 static bool strip_tag(const char *address, char out[DIRECTORY_ADDRESS_MAX + 1])
 {
@@ -670,9 +659,39 @@ static bool catchall_of(const char *address, char out[DIRECTORY_ADDRESS_MAX + 1]
     return directory_domain_normalise(at + 1, out + 1, &why) == 0;
 }
 
+/* The local targets and forwards of alias source; the total count.  The
+ * route names the source only when it has any target. */
+static int resolve_source(struct directory *dir, const char *source, struct targets *t,
+                          struct directory_route *r)
+{
+    struct directory_route found = {0};
+    size_t before = t->n;
+    if (alias_targets(dir, source, t) < 0 || dir_route_source(dir, source, &found) < 0)
+        return -1;
+    size_t total = (t->n - before) + found.n_forwards;
+    if (total > 0) {
+        *r = found;
+        snprintf(r->source, sizeof r->source, "%s", source);
+        if (r->forwarding_off)
+            r->n_forwards = 0;
+    }
+    return (int)total;
+}
+
 int directory_resolve(struct directory *dir, const char *address,
                       struct directory_user *targets, size_t max)
 {
+    return directory_resolve_route(dir, address, targets, max, NULL);
+}
+
+int directory_resolve_route(struct directory *dir, const char *address,
+                            struct directory_user *targets, size_t max,
+                            struct directory_route *route)
+{
+    struct directory_route scratch;
+    if (route == NULL)
+        route = &scratch;
+    memset(route, 0, sizeof *route);
     if (strcasecmp(address, "postmaster") == 0)
         return resolve_postmaster(dir, targets, max);
 
@@ -690,15 +709,20 @@ int directory_resolve(struct directory *dir, const char *address,
         memcpy(base, address, len + 1);
     }
     int n = 0;
-    if (directory_address_normalise(base, folded, &why) == 0)
-        n = resolve_exact(dir, folded, &t);
-    else if (!catchall_of(base, folded))
+    if (directory_address_normalise(base, folded, &why) == 0) {
+        struct directory_user u;
+        int r = user_get_folded(dir, folded, &u);
+        if (r > 0)
+            targets_add(&t, &u);
+        n = r < 0 ? -1 : r > 0 ? 1 : resolve_source(dir, folded, &t, route);
+    } else if (!catchall_of(base, folded)) {
         return 0; /* not even the domain is well formed */
+    }
     /* a local part no mailbox can have (e.g. UTF-8 under SMTPUTF8) still
      * reaches the domain's catch-all */
     if (n == 0)
-        n = alias_targets(dir, strrchr(folded, '@'), &t) < 0 ? -1 : (int)t.n;
+        n = resolve_source(dir, strrchr(folded, '@'), &t, route);
     if (n == 0 && folded[0] != '@')
         n = resolve_inbox(dir, folded, &t);
-    return n;
+    return n < 0 ? -1 : (int)t.n;
 }

@@ -107,6 +107,21 @@ static const char *const migrations[] = {
     "  retired INTEGER,"
     "  UNIQUE (domain, selector)"
     ");",
+    /* 6: forwarding to other servers, and the policy of an alias (directory-forwards.c) */
+    "CREATE TABLE forwards ("
+    "  source TEXT NOT NULL,"
+    "  domain TEXT NOT NULL REFERENCES domains (name),"
+    "  target TEXT NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  PRIMARY KEY (source, target)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE alias_policy ("
+    "  source TEXT PRIMARY KEY NOT NULL,"
+    "  domain TEXT NOT NULL REFERENCES domains (name),"
+    "  disabled INTEGER NOT NULL DEFAULT 0,"
+    "  allow TEXT NOT NULL DEFAULT ''"
+    ") WITHOUT ROWID;"
+    "ALTER TABLE domains ADD COLUMN forwarding INTEGER NOT NULL DEFAULT 1;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))

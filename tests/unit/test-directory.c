@@ -20,6 +20,7 @@
 
 #include "core/log.h"
 #include "store/directory.h"
+#include "store/forwards.h"
 
 static char root[64];
 
@@ -321,6 +322,84 @@ static const char *resolve(struct directory *dir, const char *address)
     return out;
 }
 
+/* Forwards join aliases at their level of resolution, with their policy. */
+static void test_forwards_and_policy(void **state)
+{
+    char data_dir[128];
+    struct directory_user t[8];
+    struct directory_route r;
+    (void)state;
+    struct directory *dir = fresh(data_dir, sizeof data_dir);
+    assert_int_equal(directory_domain_add(dir, "a.example"), 0);
+    add_user(dir, "alice@a.example", 0);
+    assert_int_equal(directory_alias_add(dir, "@a.example", "alice@a.example"), 0);
+
+    assert_int_equal(directory_forward_add(dir, "Me@A.example", "You+X@Elsewhere.EXAMPLE"), 0);
+    assert_int_equal(directory_forward_add(dir, "me@a.example", "you+x@elsewhere.example"), -1);
+    assert_int_equal(directory_forward_add(dir, "alice@a.example", "x@y.example"), -1); /* a mailbox */
+    assert_int_equal(directory_forward_add(dir, "me@a.example", "bob@a.example"), -1); /* hosted */
+    assert_non_null(strstr(directory_error(dir), "alias add"));
+    assert_int_equal(directory_forward_add(dir, "me@a.example", "not an address"), -1);
+    assert_int_equal(directory_forward_add(dir, "me@c.example", "x@y.example"), -1); /* not hosted */
+
+    /* forward-only, +tag kept in the route's source lookup */
+    assert_int_equal(directory_resolve_route(dir, "me+news@a.example", t, 8, &r), 0);
+    assert_string_equal(r.source, "me@a.example");
+    assert_int_equal(r.n_forwards, 1);
+    assert_string_equal(r.forwards[0], "you+x@elsewhere.example");
+    assert_false(r.disabled);
+    /* the catch-all does not catch what the forward takes */
+    assert_int_equal(directory_resolve(dir, "me@a.example", t, 8), 0);
+    assert_int_equal(directory_resolve_route(dir, "other@a.example", t, 8, &r), 1);
+    assert_string_equal(r.source, "@a.example");
+    assert_int_equal(r.n_forwards, 0);
+    /* a mix of local and remote targets */
+    assert_int_equal(directory_alias_add(dir, "me@a.example", "alice@a.example"), 0);
+    assert_int_equal(directory_resolve_route(dir, "me@a.example", t, 8, &r), 1);
+    assert_int_equal(r.n_forwards, 1);
+
+    /* policy */
+    assert_int_equal(directory_alias_set_disabled(dir, "me@a.example", true), 0);
+    assert_int_equal(directory_resolve_route(dir, "me@a.example", t, 8, &r), 1);
+    assert_true(r.disabled);
+    assert_int_equal(directory_alias_set_disabled(dir, "me@a.example", false), 0);
+    assert_int_equal(directory_alias_set_allow(dir, "me@a.example", "Boss@Corp.example, friends.example"), 0);
+    assert_int_equal(directory_resolve_route(dir, "me@a.example", t, 8, &r), 1);
+    assert_false(r.disabled);
+    assert_string_equal(r.allow, "boss@corp.example friends.example");
+    assert_true(directory_route_allows(r.allow, "boss@corp.example"));
+    assert_true(directory_route_allows(r.allow, "BOSS@corp.example"));
+    assert_true(directory_route_allows(r.allow, "anna@friends.example"));
+    assert_false(directory_route_allows(r.allow, "anna@sub.friends.example"));
+    assert_false(directory_route_allows(r.allow, "x@corp.example"));
+    assert_false(directory_route_allows(r.allow, ""));
+    assert_true(directory_route_allows("", ""));
+    assert_int_equal(directory_alias_set_allow(dir, "me@a.example", "bad..x"), -1);
+    assert_int_equal(directory_alias_set_disabled(dir, "nobody@a.example", true), -1);
+
+    /* forwarding switched off: kept, not used */
+    assert_int_equal(directory_domain_set_forwarding(dir, "a.example", false), 0);
+    assert_int_equal(directory_resolve_route(dir, "me@a.example", t, 8, &r), 1);
+    assert_int_equal(r.n_forwards, 0);
+    assert_true(r.forwarding_off);
+    assert_int_equal(directory_domain_set_forwarding(dir, "a.example", true), 0);
+    assert_int_equal(directory_resolve_route(dir, "me@a.example", t, 8, &r), 1);
+    assert_int_equal(r.n_forwards, 1);
+
+    /* bounded */
+    char target[64];
+    for (int i = 1; i < DIRECTORY_FORWARDS_MAX; i++) {
+        snprintf(target, sizeof target, "t%d@elsewhere.example", i);
+        assert_int_equal(directory_forward_add(dir, "me@a.example", target), 0);
+    }
+    assert_int_equal(directory_forward_add(dir, "me@a.example", "one.more@elsewhere.example"), -1);
+    assert_int_equal(directory_forward_remove(dir, "me@a.example", NULL), 0);
+    assert_int_equal(directory_resolve_route(dir, "me@a.example", t, 8, &r), 1);
+    assert_int_equal(r.n_forwards, 0);
+    assert_int_equal(directory_domain_remove(dir, "a.example"), -1);
+    directory_close(&dir);
+}
+
 static void test_users_and_resolution(void **state)
 {
     char data_dir[128];
@@ -460,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_open_errors),
         cmocka_unit_test(test_reopen_create),
         cmocka_unit_test(test_users_and_resolution),
+        cmocka_unit_test(test_forwards_and_policy),
         cmocka_unit_test(test_user_remove_and_usage),
         cmocka_unit_test(test_address_rules),
     };
