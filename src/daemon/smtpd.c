@@ -25,6 +25,7 @@
 #include "net/tls.h"
 #include "smtp/inbound.h"
 #include "store/directory.h"
+#include "store/forwards.h"
 #include "store/spool.h"
 
 #define DOMAIN_REFRESH_SECONDS 1
@@ -115,18 +116,29 @@ static void smtpd_refresh_on_miss(void *owner)
     smtpd_refresh_domains(-1, 0, owner);
 }
 
-/* Recipient policy: someone must be at the address, with room left.
+/* Recipient policy: someone must be at the address (a mailbox, or an
+ * alias with local targets or forwards), the alias must take mail (not
+ * disabled, the sender on its allow-list if it has one), with room left.
  * Unknown addresses get one reply whatever the reason, so RCPT does not
  * tell which part was wrong. */
-static const char *smtpd_check_address(void *owner, const char *address)
+static const char *smtpd_check_address(void *owner, const char *address, const char *sender)
 {
     struct smtpd *d = owner;
     struct directory_user t[DIRECTORY_TARGETS_MAX];
-    int n = directory_resolve(d->dir, address, t, DIRECTORY_TARGETS_MAX);
+    struct directory_route route;
+    int n = directory_resolve_route(d->dir, address, t, DIRECTORY_TARGETS_MAX, &route);
     if (n < 0) {
         log_warn("smtpd directory-error=\"%s\"", directory_error(d->dir));
         return "451 4.3.0 Temporary lookup failure, try again later";
     }
+    if (route.disabled)
+        return "550 5.2.1 This address is disabled and takes no mail";
+    if (!directory_route_allows(route.allow, sender))
+        return "550 5.7.1 This address takes mail only from the senders its owner chose";
+    if (n == 0 && route.n_forwards == 0 && route.forwarding_off)
+        return "550 5.2.1 Forwarding for this address is switched off";
+    /* forward-only addresses wait for queued's forwarding path: mail
+     * accepted for them now would have nowhere to go */
     if (n == 0)
         return "550 5.1.1 No such user here";
     for (int i = 0; i < n; i++)

@@ -44,6 +44,7 @@ struct inbound {
     struct spool_writer *writer;
     struct authcheck *auth;        /* the sender checks of the transaction */
     struct submission *sub;        /* the author check of a submitted message */
+    char *mail_from;               /* the transaction's sender, for recipient policy */
     struct event *lifetime;        /* session_timeout */
     struct sockaddr_storage peer;
     char client[64];               /* real address: envelope and Received header */
@@ -79,6 +80,7 @@ static void inbound_free(struct inbound *in)
     spool_writer_abort(&in->writer);
     authcheck_free(&in->auth);
     submission_free(&in->sub);
+    free(in->mail_from);
     conn_free(&in->conn);
     if (in->lifetime)
         event_free(in->lifetime);
@@ -115,7 +117,10 @@ static const char *in_check_rcpt(void *ctx, const struct smtp_path *rcpt)
         return NULL;
     if (!hosted)
         return "550 5.7.1 Relaying denied: recipient domain is not hosted here";
-    return env->check_address != NULL ? env->check_address(env->owner, rcpt->address) : NULL;
+    return env->check_address != NULL
+               ? env->check_address(env->owner, rcpt->address,
+                                    in->mail_from != NULL ? in->mail_from : "")
+               : NULL;
 }
 
 static int in_data_begin(void *ctx, const struct smtp_tx_info *tx, char *queue_id)
@@ -146,6 +151,8 @@ static void in_tx_begin(void *ctx, const char *helo, const char *mail_from)
     struct inbound *in = ctx;
     authcheck_free(&in->auth);
     submission_free(&in->sub);
+    free(in->mail_from);
+    in->mail_from = sm_strdup(mail_from);
     if (smtp_session_auth_user(in->smtp) != NULL) {
         /* our own user's mail: its author is checked, not its origin */
         in->sub = submission_new();

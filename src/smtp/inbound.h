@@ -37,8 +37,9 @@ struct inbound_env {
      * if the directory changed since (domains added a moment ago). */
     void (*refresh_domains)(void *owner);
     /* Is there anyone at this address (in a hosted domain, or the bare
-     * "postmaster")?  NULL to accept, else the complete reply. */
-    const char *(*check_address)(void *owner, const char *address);
+     * "postmaster") who takes mail from sender ("" for the null sender)?
+     * NULL to accept, else the complete reply. */
+    const char *(*check_address)(void *owner, const char *address, const char *sender);
     /* Submission (AUTH on 587 and 465).  auth_check: check the password of
      * user for session (asynchronously; the password is the caller's only
      * during the call), then answer with inbound_auth_done().

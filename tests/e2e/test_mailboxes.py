@@ -343,3 +343,31 @@ def test_kill_9_during_import_loses_and_duplicates_nothing(live):
     assert drop_files(live, address) == []
     verify = live.mailbox("verify", address, "--deep", password=PASSWORD).stdout
     assert f"messages: {n}" in verify and "damaged: 0" in verify
+
+
+def test_alias_policy_disabled_and_allow_list(make_server):
+    """An alias can be disabled (a clear 5xx at RCPT, never a silent drop)
+    and can take mail only from chosen senders and domains."""
+    srv = make_server()
+    srv.add_user(f"owner@{DOMAIN}", PASSWORD)
+    srv.cli("alias", "add", f"news@{DOMAIN}", f"owner@{DOMAIN}")
+    srv.cli("alias", "disable", f"news@{DOMAIN}")
+    with SMTPConn(srv.smtp_port) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<a@client.test>").code == 250
+        r = c.cmd(f"RCPT TO:<news+x@{DOMAIN}>")
+        assert (r.code, r.last[4:9]) == (550, "5.2.1"), r
+        assert c.cmd(f"RCPT TO:<owner@{DOMAIN}>").code == 250  # the mailbox itself is not
+    srv.cli("alias", "enable", f"news@{DOMAIN}")
+    srv.cli("alias", "allow", f"news@{DOMAIN}", "boss@corp.test", "friends.test")
+    for sender, code in (("boss@corp.test", 250), ("BOSS@Corp.test", 250),
+                         ("anna@friends.test", 250), ("x@corp.test", 550), ("", 550)):
+        with SMTPConn(srv.smtp_port) as c:
+            c.ehlo()
+            assert c.cmd(f"MAIL FROM:<{sender}>").code == 250
+            r = c.cmd(f"RCPT TO:<news@{DOMAIN}>")
+            assert r.code == code, (sender, r)
+            if code == 550:
+                assert r.last.startswith("550 5.7.1"), r
+    listed = srv.cli("alias", "list").stdout
+    assert f"news@{DOMAIN} allows boss@corp.test friends.test" in listed
