@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -46,6 +47,8 @@
 #include "core/mem.h"
 #include "mailauth/arc-chain.h"
 #include "mailauth/arc-seal.h"
+#include "mailauth/forward.h"
+#include "mailauth/srs.h"
 #include "mailauth/arc.h"
 #include "mailauth/dkim-core.h"
 #include "mailauth/dnsview.h"
@@ -720,6 +723,69 @@ static void test_round_trip_ed25519(void **state)
     EVP_PKEY_free(key);
 }
 
+/* forward.h: what queued puts in front of a forwarded message verifies as
+ * an ARC set over our results, and the sender comes back through SRS. */
+static void test_forward(void **state)
+{
+    (void)state;
+    const char *error = NULL;
+    EVP_PKEY *key = rsa2048();
+    struct srs *srs = srs_new(NULL, &error);
+    assert_non_null(srs);
+    const char secret[] = "c2VhbG1haWwgZm9yd2FyZCB0ZXN0IHNlY3JldA==";
+    assert_int_equal(srs_add_secret(srs, secret, strlen(secret), &error), 0);
+    const char note[] =
+        "Authentication-Results: mx.sealmail.example; spf=pass smtp.mailfrom=a@origin.example;\r\n"
+        "\tdkim=pass header.d=origin.example; dmarc=pass header.from=origin.example; arc=none\r\n";
+    const char *body = strstr(message, "From: ");
+    int fd = memfd_create("fwd", 0);
+    assert_int_equal(write(fd, body, strlen(body)), (ssize_t)strlen(body));
+    struct forward_params p = {srs, "sealmail.example", key, "rsa2048", "mx.sealmail.example",
+                               NOW};
+    struct forward_result r;
+    assert_int_equal(forward_prepare(&p, "a@origin.example", note, strlen(note), fd, &r, &error),
+                     0);
+    assert_int_equal(r.arc, FORWARD_ARC_SEALED);
+    assert_false(r.srs_kept);
+    assert_int_equal(strncmp(r.mail_from, "SRS0=", 5), 0);
+    assert_non_null(strstr(r.mail_from, "=origin.example=a@sealmail.example"));
+    char back[SRS_ADDRESS_MAX + 1];
+    assert_int_equal(srs_reverse(srs, r.mail_from, NOW, back), SRS_OK);
+    assert_string_equal(back, "a@origin.example");
+    struct sm_buf fwd;
+    sm_buf_init(&fwd, 0);
+    sm_buf_printf(&fwd, "%s%s", sm_buf_str(&r.prefix), body);
+    unsigned sets = 0;
+    char why[DKIM_REASON_MAX];
+    assert_int_equal(verify(sm_buf_str(&fwd), &all_keys, &sets, why, sizeof why), ARC_PASS);
+    assert_int_equal(sets, 1);
+    assert_non_null(strstr(sm_buf_str(&fwd), "ARC-Authentication-Results: i=1; mx.sealmail.example;"));
+    assert_non_null(strstr(sm_buf_str(&fwd), "cv=none"));
+    /* our results kept after the set */
+    assert_non_null(strstr(sm_buf_str(&fwd), "arc=none\r\nFrom: Alice"));
+    keep(&dk, "pass", sm_buf_str(&fwd)); /* dkimpy verifies it too (test_dkimpy) */
+    sm_buf_free(&fwd);
+    forward_result_free(&r);
+
+    /* a bounce keeps its null sender; without a key no set is made */
+    p.arc_key = NULL;
+    assert_int_equal(forward_prepare(&p, "", note, strlen(note), fd, &r, &error), 0);
+    assert_string_equal(r.mail_from, "");
+    assert_int_equal(r.arc, FORWARD_ARC_NONE);
+    assert_string_equal(sm_buf_str(&r.prefix), note);
+    forward_result_free(&r);
+    /* the incoming chain could not be checked: the caller tries later */
+    p.arc_key = key;
+    const char temp[] = "Authentication-Results: mx.sealmail.example; arc=temperror\r\n";
+    assert_int_equal(forward_prepare(&p, "a@origin.example", temp, strlen(temp), fd, &r, &error),
+                     0);
+    assert_int_equal(r.arc, FORWARD_ARC_TEMPERROR);
+    forward_result_free(&r);
+    close(fd);
+    srs_free(&srs);
+    EVP_PKEY_free(key);
+}
+
 /* A header field changed after sealing, and a seal changed: fail. */
 static void test_tamper(void **state)
 {
@@ -973,6 +1039,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_rsa),
         cmocka_unit_test(test_round_trip_ed25519),
         cmocka_unit_test(test_tamper),
+        cmocka_unit_test(test_forward),
         cmocka_unit_test(test_fifty),
         cmocka_unit_test(test_folding),
         cmocka_unit_test(test_rsa8192),
