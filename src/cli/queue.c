@@ -1,4 +1,5 @@
-/* queue.c — `sealmail queue list|show`: the spooled messages.
+/* queue.c — `sealmail queue list|show|retry|remove`: the spooled messages
+ * and the outbound queue (store/outq.h).
  *
  * Listing and envelopes need no secret: the envelope is stored in clear.
  * The message itself needs the spool secret key, which only queued holds,
@@ -9,7 +10,13 @@
  *
  * Envelope fields come from files an attacker may have planted, so
  * control characters are printed escaped (\xNN); UTF-8 text (SMTPUTF8
- * addresses) passes through.  The message body is printed as stored. */
+ * addresses) passes through.  The message body is printed as stored.
+ *
+ * retry and remove change outbound entries under the entry's lock
+ * (outq_lock), which queued holds while it tries the entry: they wait for
+ * a running attempt to end (at most LOCK_WAIT_SECONDS).  retry makes the
+ * entry due at once (queued's next scan, [queue] scan_interval, picks it
+ * up); remove deletes it without a notice to the sender. */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,18 +30,28 @@
 #include "core/fileio.h"
 #include "crypto/seal.h"
 #include "daemon/keys.h"
+#include "daemon/outbound.h"
+#include "store/outq.h"
 #include "store/spool.h"
+
+#define LOCK_WAIT_SECONDS 30
 
 static int queue_usage(FILE *out, int status)
 {
     fprintf(out, "usage: sealmail [--config FILE] queue list\n"
                  "       sealmail [--config FILE] queue show ID [--key SPOOL_SECRET_KEY]\n"
+                 "       sealmail [--config FILE] queue retry ID\n"
+                 "       sealmail [--config FILE] queue remove ID\n"
                  "\n"
-                 "list  one line per spooled message: queue id, time received (UTC),\n"
-                 "      size in bytes, sender, number of recipients.\n"
-                 "show  the envelope of one message; with --key (data_dir/keys/spool.key,\n"
-                 "      readable by its owner only) also the decrypted message, after a\n"
-                 "      blank line.\n");
+                 "list    one line per spooled message: queue id, time received (UTC),\n"
+                 "        size in bytes, sender, number of recipients; then one line per\n"
+                 "        outbound message: queue id, time queued, \"outbound\", sender,\n"
+                 "        recipients pending/delivered/failed, attempts, next attempt.\n"
+                 "show    the envelope of one message; with --key (data_dir/keys/spool.key,\n"
+                 "        readable by its owner only) also the decrypted message, after a\n"
+                 "        blank line.  For an outbound message: its delivery state.\n"
+                 "retry   try an outbound message again at once (queued's next scan).\n"
+                 "remove  delete an outbound message without telling its sender.\n");
     return status;
 }
 
@@ -116,7 +133,33 @@ static void list_one(void *arg, const char *id)
     spool_envelope_free(&env);
 }
 
-static int queue_list(const char *dir)
+static void print_field(const char *name, const char *value, bool brackets);
+
+static void list_outbound(void *arg, const char *id)
+{
+    struct list_ctx *lc = arg;
+    struct outq_entry e;
+    const char *error;
+    char when[32], next[32];
+    if (outq_load(lc->dir, id, &e, &error) < 0) {
+        if (strcmp(error, "no such entry") != 0) { /* done meanwhile: not an error */
+            fprintf(stderr, "sealmail queue: %s: %s\n", id, error);
+            lc->failures++;
+        }
+        return;
+    }
+    format_time(e.created, when);
+    format_time(e.next_attempt, next);
+    printf("%s  %s  outbound  <", id, when);
+    put_safe(stdout, e.mail_from, SIZE_MAX);
+    printf(">  %zu pending, %zu delivered, %zu failed  attempts=%u next=%s\n",
+           outq_count(&e, OUTQ_PENDING), outq_count(&e, OUTQ_DELIVERED),
+           outq_count(&e, OUTQ_FAILED) + outq_count(&e, OUTQ_BOUNCED), e.attempts,
+           outq_count(&e, OUTQ_PENDING) > 0 ? (e.next_attempt > 0 ? next : "now") : "-");
+    outq_entry_free(&e);
+}
+
+static int queue_list(const char *dir, const char *qdir)
 {
     struct list_ctx lc = {dir, 0};
     const char *error;
@@ -124,7 +167,98 @@ static int queue_list(const char *dir)
         fprintf(stderr, "sealmail queue: %s/incoming: %s\n", dir, error);
         return 1;
     }
+    lc.dir = qdir;
+    if (outq_list(qdir, list_outbound, &lc, &error) < 0) {
+        fprintf(stderr, "sealmail queue: %s: %s\n", qdir, error);
+        return 1;
+    }
     return lc.failures > 0 ? 1 : 0;
+}
+
+/* `show ID` of an outbound entry: its envelope and delivery state. */
+static int show_outbound(const char *qdir, const char *id)
+{
+    struct outq_entry e;
+    const char *error;
+    char when[32];
+    if (outq_load(qdir, id, &e, &error) < 0)
+        return -1;
+    printf("id: %s\nqueue: outbound\n", id);
+    print_field("from", e.mail_from, true);
+    format_time(e.created, when);
+    printf("queued: %s\nattempts: %u\n", when, e.attempts);
+    format_time(e.last_attempt, when);
+    printf("last-attempt: %s\n", e.last_attempt ? when : "-");
+    format_time(e.next_attempt, when);
+    printf("next-attempt: %s\n", outq_count(&e, OUTQ_PENDING) ? when : "-");
+    for (size_t i = 0; i < e.n_rcpts; i++) {
+        printf("rcpt: <");
+        put_safe(stdout, e.rcpts[i].addr, SIZE_MAX);
+        printf("> %s", outq_state_name(e.rcpts[i].state));
+        if (e.rcpts[i].reply[0] != '\0') {
+            printf(" \"");
+            put_safe(stdout, e.rcpts[i].reply, OUTQ_REPLY_MAX);
+            printf("\"");
+        }
+        printf("\n");
+    }
+    outq_entry_free(&e);
+    return 0;
+}
+
+/* The entry's lock, waiting up to LOCK_WAIT_SECONDS for queued's attempt. */
+static int lock_entry(const char *qdir, const char *id)
+{
+    const char *error;
+    for (int i = 0; i < LOCK_WAIT_SECONDS * 10; i++) {
+        int fd = outq_lock(qdir, id, false, &error);
+        if (fd >= 0)
+            return fd;
+        if (strcmp(error, "busy") != 0)
+            break;
+        usleep(100 * 1000);
+    }
+    fprintf(stderr, "sealmail queue: %s: %s\n", id,
+            strcmp(error, "busy") == 0 ? "being delivered right now; try again" : error);
+    return -1;
+}
+
+static int queue_retry(const char *qdir, const char *id)
+{
+    struct outq_entry e;
+    const char *error;
+    int fd = lock_entry(qdir, id);
+    if (fd < 0)
+        return 1;
+    int rc = outq_load(qdir, id, &e, &error);
+    if (rc == 0) {
+        e.next_attempt = 0;
+        rc = outq_save(qdir, &e, &error);
+        outq_entry_free(&e);
+    }
+    outq_unlock(fd);
+    if (rc < 0) {
+        fprintf(stderr, "sealmail queue: %s: %s\n", id, error);
+        return 1;
+    }
+    printf("%s: will be retried at queued's next queue scan\n", id);
+    return 0;
+}
+
+static int queue_remove(const char *qdir, const char *id)
+{
+    const char *error;
+    int fd = lock_entry(qdir, id);
+    if (fd < 0)
+        return 1;
+    int rc = outq_remove(qdir, id, &error);
+    outq_unlock(fd);
+    if (rc < 0) {
+        fprintf(stderr, "sealmail queue: %s: %s\n", id, error);
+        return 1;
+    }
+    printf("%s: removed from the outbound queue\n", id);
+    return 0;
 }
 
 static void print_field(const char *name, const char *value, bool brackets)
@@ -243,27 +377,44 @@ static int parse_show(int argc, char **argv, const char **id_r, const char **key
     return *id_r == NULL ? -1 : 0;
 }
 
+static int bad_id(const char *id)
+{
+    fprintf(stderr, "sealmail queue: '");
+    put_safe(stderr, id, 40);
+    fprintf(stderr, "' is not a queue id (16 lowercase hex digits)\n");
+    return 2;
+}
+
 int cli_queue(int argc, char **argv, const struct cli_ctx *ctx)
 {
-    char dir[4096];
+    char dir[4096], qdir[4096];
     const char *id, *key;
 
     if (cli_wants_help(argc, argv))
         return queue_usage(stdout, 0);
-    if ((size_t)snprintf(dir, sizeof dir, "%s/spool", ctx->cfg->data_dir) >= sizeof dir) {
+    if ((size_t)snprintf(dir, sizeof dir, "%s/spool", ctx->cfg->data_dir) >= sizeof dir ||
+        outbound_queue_dir(qdir, sizeof qdir, ctx->cfg->data_dir) < 0) {
         fprintf(stderr, "sealmail queue: data_dir path too long\n");
         return 1;
     }
     if (argc == 2 && strcmp(argv[1], "list") == 0)
-        return queue_list(dir);
+        return queue_list(dir, qdir);
+    if (argc == 3 && (strcmp(argv[1], "retry") == 0 || strcmp(argv[1], "remove") == 0)) {
+        if (!outq_id_valid(argv[2]))
+            return bad_id(argv[2]);
+        int st = argv[1][2] == 't' ? queue_retry(qdir, argv[2]) : queue_remove(qdir, argv[2]);
+        return fflush(stdout) != 0 ? 1 : st;
+    }
     if (argc < 2 || strcmp(argv[1], "show") != 0 || parse_show(argc, argv, &id, &key) < 0)
         return queue_usage(stderr, 2);
-    if (!spool_id_valid(id)) {
-        fprintf(stderr, "sealmail queue: '");
-        put_safe(stderr, id, 40);
-        fprintf(stderr, "' is not a queue id (16 lowercase hex digits)\n");
-        return 2;
-    }
+    if (!spool_id_valid(id))
+        return bad_id(id);
+    struct spool_envelope probe;
+    const char *error;
+    if (spool_read_envelope(dir, id, &probe, &error) == 0)
+        spool_envelope_free(&probe);
+    else if (show_outbound(qdir, id) == 0) /* not in the spool: in the outbound queue? */
+        return fflush(stdout) != 0 ? 1 : 0;
     int status = queue_show(dir, id, key);
     if (fflush(stdout) != 0) {
         perror("sealmail queue: stdout");

@@ -151,6 +151,25 @@ static const struct option_def options[] = {
     {"dns", "timeout", OPT_SECONDS, 1, 120, "5", F(dns_timeout),
      "How long one DNS query may take before it counts as a temporary failure."},
 
+    {"dns", "signed_zone_file", OPT_STR, 0, PATH_MAX, "", F(dns_signed_zone_file),
+     "DNSSEC tests: a zone signed with ldns-signzone, served as validated data (trust_anchor "
+     "must hold its DS); like zone_file, nothing then leaves the machine.  Empty: none."},
+
+    {"queue", "max_age", OPT_SECONDS, 60, 30 * 86400, "5d", F(queue_max_age),
+     "How long an outbound message is retried before it bounces back to its sender."},
+    {"queue", "retry_schedule", OPT_STR, 1, 512, "5m 15m 30m 1h 2h 4h", F(queue_retry_schedule),
+     "Delays between delivery attempts (durations, separated by spaces); the last one repeats."},
+    {"queue", "delay_notice", OPT_SECONDS, 0, 30 * 86400, "4h", F(queue_delay_notice),
+     "Tell the sender once when a message has waited this long (RFC 3464 delayed); 0: never."},
+    {"queue", "max_parallel", OPT_UINT, 1, 10000, "20", F(queue_max_parallel),
+     "Outbound messages being delivered at the same time."},
+    {"queue", "scan_interval", OPT_SECONDS, 1, 3600, "30", F(queue_scan_interval),
+     "How often the outbound queue is looked through for messages that are due."},
+    {"queue", "remote_port", OPT_UINT, 1, 65535, "25", F(queue_remote_port),
+     "Port of the remote mail servers (25; tests use another)."},
+    {"queue", "ca_file", OPT_STR, 0, PATH_MAX, "", F(queue_ca_file),
+     "Trust store (PEM) for verified outbound TLS (MTA-STS); empty: the system's."},
+
     {"auth", "enabled", OPT_BOOL, 0, 1, "yes", F(auth_enabled),
      "Check SPF, DKIM, DMARC and ARC on incoming mail and add Authentication-Results."},
     {"auth", "authserv_id", OPT_STR, 0, 253, "", F(auth_serv_id),
@@ -414,6 +433,8 @@ int config_finish(struct sm_config *cfg, char *err, size_t errlen)
     path_under_data_dir(cfg, &cfg->tls_key);
     path_under_data_dir(cfg, &cfg->tls_sni_dir);
     path_under_data_dir(cfg, &cfg->dns_zone_file);
+    path_under_data_dir(cfg, &cfg->dns_signed_zone_file);
+    path_under_data_dir(cfg, &cfg->queue_ca_file);
     if (cfg->auth_serv_id[0] == '\0') {
         free(cfg->auth_serv_id);
         cfg->auth_serv_id = sm_strdup(cfg->hostname);

@@ -73,6 +73,7 @@ struct sm_config {
     char *dns_zone_file;     /* "" : none; tests: every answer from this file */
     char *dns_trust_anchor;
     unsigned dns_timeout;    /* seconds per query */
+    char *dns_signed_zone_file; /* "" : none; DNSSEC tests: a zone signed with ldns-signzone */
     /* [auth] (SPF, DKIM, DMARC, ARC on incoming mail) */
     bool auth_enabled;
     char *auth_serv_id;      /* "" : the host name */
@@ -81,6 +82,14 @@ struct sm_config {
     char *auth_trusted_arc_sealers;
     char *auth_public_suffix_list;
     unsigned auth_timeout;   /* seconds for all checks of one message */
+    /* [queue] (outbound delivery in queued) */
+    unsigned queue_max_age;        /* seconds a message may wait before it bounces */
+    char *queue_retry_schedule;    /* "5m 15m 30m 1h 2h 4h": delays between attempts */
+    unsigned queue_delay_notice;   /* seconds before a delay notice; 0: none */
+    unsigned queue_max_parallel;   /* queue entries being tried at once */
+    unsigned queue_scan_interval;  /* seconds between looks for entries that are due */
+    unsigned queue_remote_port;    /* port of remote MX hosts: 25 (tests: another) */
+    char *queue_ca_file;           /* trust store for MTA-STS verification; "" : the system's */
     /* [web] (httpd: the disposable-inbox page and its JSON API) */
     char *web_listen;        /* HTTP */
     char *web_https_listen;  /* HTTPS */

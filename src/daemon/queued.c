@@ -1,4 +1,5 @@
-/* queued.c — the queued role: routes spool entries to mailboxes.
+/* queued.c — the queued role: routes spool entries to mailboxes and
+ * remote recipients to the outbound queue, which it delivers (outbound.h).
  *
  * queued alone holds the spool secret key (DESIGN.md §2).  Each entry
  * smtpd reports over IPC, and every entry found at start or by the
@@ -33,6 +34,7 @@
 #include "core/mem.h"
 #include "core/workpool.h"
 #include "daemon/keys.h"
+#include "daemon/outbound.h"
 #include "daemon/privsep.h"
 #include "store/deliver.h"
 #include "store/directory.h"
@@ -77,6 +79,7 @@ struct queued {
     queue_id *waiting;     /* FIFO of ids not yet in a batch */
     size_t n_waiting, cap_waiting;
     unsigned long delivered, failed;
+    struct outbound *ob;   /* outbound delivery (queued-outbound.c) */
 };
 
 struct job {
@@ -130,13 +133,23 @@ static void job_changed(void *arg, const char *mailbox)
         snprintf(j->changed[j->n_changed++], sizeof j->changed[0], "%s", mailbox);
 }
 
+/* Worker thread: deliver.h's outbound hook, with this job's directory. */
+static int job_outbound(void *arg, const char *id, const struct spool_envelope *env,
+                        const char *const *rcpts, size_t n, const char *prefix,
+                        size_t prefix_len, int body, const char **error_r)
+{
+    struct job *j = arg;
+    return outbound_enqueue(j->q->ob, j->slot->dir, id, env, rcpts, n, prefix, prefix_len, body,
+                            error_r);
+}
+
 /* Worker thread. */
 static void job_work(void *arg)
 {
     struct job *j = arg;
     struct queued *q = j->q;
     struct deliver_ctx c = {q->cfg.data_dir, q->spool_dir, j->slot->dir, q->pk, q->sk,
-                            job_changed, j};
+                            job_changed, j, job_outbound, q->cfg.disposable_domains};
     const char *ids[BATCH_MAX];
     for (size_t i = 0; i < j->n; i++)
         ids[i] = j->ids[i];
@@ -151,9 +164,11 @@ static void job_done(void *arg)
     struct job *j = arg;
     struct queued *q = j->q;
     struct ipc_msg m;
+    bool outbound = false;
 
     for (size_t i = 0; i < j->n; i++) {
         const struct deliver_result *r = &j->res[i];
+        outbound |= r->stats.outbound > 0;
         in_flight_remove(q, j->ids[i]);
         if (r->result < 0) {
             q->failed++;
@@ -161,8 +176,9 @@ static void job_done(void *arg)
                      r->error, RESCAN_SECONDS);
         } else {
             q->delivered++;
-            log_info("queued done queue=%s delivered=%u duplicates=%u gone=%u batch=%zu",
-                     j->ids[i], r->stats.delivered, r->stats.duplicates, r->stats.gone, j->n);
+            log_info("queued done queue=%s delivered=%u duplicates=%u gone=%u outbound=%u "
+                     "batch=%zu", j->ids[i], r->stats.delivered, r->stats.duplicates,
+                     r->stats.gone, r->stats.outbound, j->n);
         }
     }
     for (size_t i = 0; i < j->n_changed; i++) {
@@ -173,6 +189,8 @@ static void job_done(void *arg)
     }
     j->slot->busy = false;
     free(j);
+    if (outbound && !q->stopping)
+        outbound_kick(q->ob); /* the new outbound entries go out at once */
     queued_kick(q);
 }
 
@@ -258,11 +276,22 @@ static void queued_load_key(struct queued *q)
         fatalx("%s does not match keys/spool.pub", path);
 }
 
+/* A notice (DSN) the outbound queue wrote to the spool. */
+static void notice_ready(void *arg, const char *id)
+{
+    queued_submit(arg, id);
+}
+
 static void queued_start_loop(struct queued *q)
 {
     struct timeval every = {RESCAN_SECONDS, 0};
+    const char *error;
     q->base = event_base_new();
     q->pool = workpool_new(q->base, DELIVER_THREADS);
+    struct outbound_params op = {&q->cfg, q->base, q->pool, q->pk, q->sk, q->spool_dir,
+                                 notice_ready, q};
+    if ((q->ob = outbound_new(&op, &error)) == NULL)
+        fatalx("queued: outbound: %s", error);
     q->ctl_ev = event_new(q->base, q->ctl_fd, EV_READ | EV_PERSIST, queued_control, q);
     q->rescan_ev = event_new(q->base, -1, EV_PERSIST, queued_rescan, q);
     event_add(q->ctl_ev, NULL);
@@ -298,7 +327,9 @@ int queued_main(const struct role_args *ra)
     event_base_dispatch(q.base);
 
     q.stopping = true;      /* waiting entries stay in the spool for the next start */
+    outbound_stop(q.ob);    /* sessions dropped; the queue keeps what was decided */
     workpool_free(&q.pool); /* finishes the batches in progress */
+    outbound_free(&q.ob);
     event_free(q.ctl_ev);
     event_free(q.rescan_ev);
     event_base_free(q.base);

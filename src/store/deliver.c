@@ -3,7 +3,10 @@
  * The plaintext exists only in a memfd of this process while the copies
  * are sealed; it is never written to disk in clear.  Recipients that no
  * longer resolve (the mailbox was removed after the message was
- * accepted) are logged and skipped: bounces arrive with outbound mail.
+ * accepted) are logged and skipped.  Recipients in domains that are not
+ * ours go to the outbound queue through c->outbound (deliver.h): inbound
+ * SMTP never accepts them (no open relay), so they come from submission,
+ * forwarding and bounces.
  *
  * A batch reads its entries one after another (each body lives in its
  * memfd only while its copies are sealed into temporary drop files), then
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -50,18 +54,66 @@ static void targets_merge(struct targets *t, const struct directory_user *u, siz
     }
 }
 
+/* Does name (lowercase) appear in the list (separated by spaces or commas,
+ * any case)? */
+static bool in_list(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; p != NULL && *p != '\0';) {
+        p += strspn(p, " ,\t");
+        size_t len = strcspn(p, " ,\t");
+        if (len == n && strncasecmp(p, name, n) == 0)
+            return true;
+        p += len;
+    }
+    return false;
+}
+
+struct hosted_find {
+    const char *domain;
+    bool found;
+};
+
+static void hosted_cb(void *arg, const char *domain)
+{
+    struct hosted_find *h = arg;
+    h->found |= strcmp(h->domain, domain) == 0;
+}
+
+/* 1 when address is in a domain of ours, 0 when it is remote, -1 error. */
+static int is_local(const struct deliver_ctx *c, const char *address)
+{
+    char domain[DIRECTORY_DOMAIN_MAX + 1];
+    const char *at = strrchr(address, '@'), *error;
+    /* a domain that cannot be ours (no @, bad name, a literal) counts as
+     * ours: it is "gone", never sent anywhere */
+    if (at == NULL || directory_domain_normalise(at + 1, domain, &error) < 0)
+        return 1;
+    if (in_list(c->local_domains, domain))
+        return 1;
+    struct hosted_find h = {domain, false};
+    if (directory_domain_list(c->dir, hosted_cb, &h) < 0)
+        return -1;
+    return h.found ? 1 : 0;
+}
+
 static int resolve_all(const struct deliver_ctx *c, const char *id,
                        const struct spool_envelope *env, struct targets *t,
-                       struct deliver_stats *st, const char **error_r)
+                       const char ***remote_r, size_t *n_remote_r, struct deliver_stats *st,
+                       const char **error_r)
 {
     struct directory_user found[DIRECTORY_TARGETS_MAX];
     for (size_t i = 0; i < env->n_rcpts; i++) {
         int n = directory_resolve(c->dir, env->rcpts[i], found, DIRECTORY_TARGETS_MAX);
-        if (n < 0) {
+        int local = n == 0 && c->outbound != NULL ? is_local(c, env->rcpts[i]) : 1;
+        if (n < 0 || local < 0) {
             *error_r = directory_error(c->dir);
             return -1;
         }
-        if (n == 0) {
+        if (n == 0 && local == 0) {
+            *remote_r = sm_realloc(*remote_r, (*n_remote_r + 1) * sizeof **remote_r);
+            (*remote_r)[(*n_remote_r)++] = env->rcpts[i];
+        } else if (n == 0) {
             st->gone++;
             log_warn("deliver recipient-gone queue=%s rcpt=%zu", id, i);
         }
@@ -134,7 +186,8 @@ static void add_entry(struct batch *b, struct drop_batch *db, size_t i)
     struct deliver_result *r = &b->res[i];
     struct spool_envelope env;
     struct targets t = {0};
-    const char *error = NULL;
+    const char *error = NULL, **remote = NULL;
+    size_t n_remote = 0;
     char mdir[4096];
 
     int body = memfd_create("sealmail-deliver", MFD_CLOEXEC);
@@ -148,8 +201,17 @@ static void add_entry(struct batch *b, struct drop_batch *db, size_t i)
         close(body);
         return;
     }
-    if (resolve_all(c, b->ids[i], &env, &t, &r->stats, &error) < 0)
+    if (resolve_all(c, b->ids[i], &env, &t, &remote, &n_remote, &r->stats, &error) < 0)
         fail(r, error);
+    /* remote recipients: durable in the outbound queue before the entry
+     * may leave the spool (an entry routed twice makes one queue entry) */
+    if (r->result == 0 && n_remote > 0) {
+        if (c->outbound(c->arg, b->ids[i], &env, remote, n_remote, env.prefix, env.prefix_len,
+                        body, &error) < 0)
+            fail(r, error);
+        else
+            r->stats.outbound += (unsigned)n_remote;
+    }
     /* what smtpd's checks decided: Authentication-Results, Junk */
     struct drop_note note = {env.prefix, env.prefix_len,
                              (env.flags & SPOOL_F_JUNK) ? DROP_F_JUNK : 0};
@@ -166,6 +228,7 @@ static void add_entry(struct batch *b, struct drop_batch *db, size_t i)
     spool_envelope_free(&env);
     close(body); /* the plaintext lived only in this memfd */
     free(t.v);
+    free(remote);
 }
 
 /* drop_batch_commit() reports one copy. */

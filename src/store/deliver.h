@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 struct directory;
+struct spool_envelope;
 
 struct deliver_ctx {
     const char *data_dir;
@@ -31,12 +32,26 @@ struct deliver_ctx {
     /* Called for each mailbox that received a new drop file. */
     void (*changed)(void *arg, const char *mailbox);
     void *arg;
+    /* Outbound routing.  A recipient that resolves to no mailbox and whose
+     * domain is not ours (not hosted, not in local_domains) is remote:
+     * all of an entry's remote recipients go to outbound() in one call,
+     * with the message (prefix, then body from offset 0), which must make
+     * them durable (store/outq.h) before it returns 0, or return -1 with
+     * *error_r (the entry then stays for a retry; outbound() must accept
+     * being called again for the same id).  NULL: remote recipients are
+     * "gone" like unknown local ones. */
+    int (*outbound)(void *arg, const char *id, const struct spool_envelope *env,
+                    const char *const *rcpts, size_t n, const char *prefix, size_t prefix_len,
+                    int body, const char **error_r);
+    const char *local_domains; /* more domains of ours (disposable), separated by spaces
+                                  or commas; NULL: none */
 };
 
 struct deliver_stats {
     unsigned delivered;  /* new drop files */
     unsigned duplicates; /* copies found from an earlier attempt */
     unsigned gone;       /* recipients that no longer resolve (logged) */
+    unsigned outbound;   /* recipients handed to the outbound queue */
 };
 
 /* Deliver spool entry id (a batch of one).  Returns 0 when it is fully

@@ -11,7 +11,7 @@
  *   next T
  *   last T
  *   notified D F         (0|1: delay notice sent, DSN for failures sent)
- *   rcpt S W ADDR        (per recipient: state 0|1|2, time of change)
+ *   rcpt S W ADDR        (per recipient: state 0..3, time of change)
  *   reply TEXT           (after each rcpt line: its last reply, may be empty)
  *   end
  *
@@ -90,7 +90,8 @@ static bool addr_valid(const char *a, bool may_be_empty)
 
 const char *outq_state_name(enum outq_rcpt_state s)
 {
-    return s == OUTQ_DELIVERED ? "delivered" : s == OUTQ_FAILED ? "failed" : "pending";
+    static const char *const names[] = {"pending", "delivered", "failed", "bounced"};
+    return (unsigned)s <= OUTQ_BOUNCED ? names[s] : "?";
 }
 
 /* --- entries in memory ---------------------------------------------------------- */
@@ -289,7 +290,7 @@ static int parse_rcpt(struct cursor *c, struct outq_entry *e)
 {
     const char *s, *end;
     uint64_t state, when;
-    if ((s = after_key(c->line, "rcpt")) == NULL || parse_num(s, 2, &state, &end) < 0 ||
+    if ((s = after_key(c->line, "rcpt")) == NULL || parse_num(s, OUTQ_BOUNCED, &state, &end) < 0 ||
         *end != ' ' || parse_num(end + 1, TIME_MAX, &when, &end) < 0 || *end != ' ' ||
         !addr_valid(end + 1, false))
         return -1;
@@ -365,6 +366,22 @@ static int dir_sync(const char *dir, const char **error_r)
     return rc;
 }
 
+/* A file root writes (the CLI's retry) must stay readable by queued,
+ * which runs as the directory's owner: give it to that owner. */
+static void own_like_dir(int fd, const char *path)
+{
+    struct stat st;
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (geteuid() != 0 || slash == NULL || (size_t)(slash - path) >= sizeof dir)
+        return;
+    memcpy(dir, path, (size_t)(slash - path));
+    dir[slash - path] = '\0';
+    if (stat(dir, &st) == 0 && fchown(fd, st.st_uid, st.st_gid) < 0) {
+        /* then queued may not read it: the caller's next step reports that */
+    }
+}
+
 static int write_file(const char *path, const void *data, size_t len, const char **error_r)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -372,6 +389,7 @@ static int write_file(const char *path, const void *data, size_t len, const char
         *error_r = errno_msg("cannot create queue file");
         return -1;
     }
+    own_like_dir(fd, path);
     if (sm_write_full(fd, data, len) < 0 || do_fsync(fd) < 0) {
         *error_r = errno_msg("cannot write queue file");
         close(fd);
@@ -390,7 +408,7 @@ static int entry_valid(const struct outq_entry *e, const char **error_r)
         return -1;
     }
     for (size_t i = 0; i < e->n_rcpts; i++)
-        if (!addr_valid(e->rcpts[i].addr, false) || e->rcpts[i].state > OUTQ_FAILED) {
+        if (!addr_valid(e->rcpts[i].addr, false) || e->rcpts[i].state > OUTQ_BOUNCED) {
             *error_r = "invalid outbound recipient";
             return -1;
         }
@@ -458,6 +476,7 @@ int outq_create(const char *dir, const struct outq_entry *e, const uint8_t pk[OU
         *error_r = errno_msg("cannot create queue file");
         goto out;
     }
+    own_like_dir(fd, tmsg);
     if (lseek(body_fd, 0, SEEK_SET) < 0 ||
         sealfile_write(fd, MAGIC, meta, meta_len, pk, prefix, prefix_len, body_fd, &size,
                        error_r) < 0) {

@@ -13,7 +13,8 @@
  *            the recipients to send to are those the router wrote.
  *   ID.st    the state, a small text file (format in outq.c): the
  *            envelope again (so listing needs no key), attempts, times,
- *            and per recipient pending/delivered/failed with the reply.
+ *            and per recipient pending/delivered/failed/bounced with the
+ *            last reply.
  * ID is the spool entry's queue id (16 hex digits): routing the same
  * spool entry twice (a crash before it left the spool) finds the entry
  * and makes no second one.
@@ -61,7 +62,8 @@
 enum outq_rcpt_state {
     OUTQ_PENDING = 0,   /* to be tried (again) */
     OUTQ_DELIVERED = 1, /* a server took it: never send again */
-    OUTQ_FAILED = 2,    /* permanent failure or expiry: in the DSN */
+    OUTQ_FAILED = 2,    /* permanent failure or expiry: the DSN is still to be sent */
+    OUTQ_BOUNCED = 3,   /* failed, and the DSN went out (or none was due) */
 };
 
 #define OUTQ_F_SMTPUTF8 1u /* the message needs SMTPUTF8 */

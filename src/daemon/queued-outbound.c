@@ -1,0 +1,1143 @@
+/* queued-outbound.c — outbound delivery in queued (see outbound.h).
+ *
+ * Everything but file I/O runs on queued's loop: DNS through libunbound
+ * on the same event_base, SMTP sessions through smtp/client.h.  File work
+ * (locking, decrypting, saving state) goes to queued's worker pool; an
+ * attempt waits for it, so the loop and the worker never touch an entry
+ * at the same time.
+ *
+ * An attempt is a small state machine:
+ *   OPEN (worker) -> per domain: MX -> per host: A, AAAA, [TLSA] ->
+ *   per address: SESSION -> [SAVE (worker)] -> next domain ... ->
+ *   FINISH: schedule, expire, notices (spool writer, loop) -> SAVE or
+ *   REMOVE (worker) -> end. */
+#include "daemon/outbound.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/fileio.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/workpool.h"
+#include "daemon/dsn.h"
+#include "dns/resolver.h"
+#include "mailauth/dkim.h"
+#include "mailauth/dmarc.h"
+#include "mailauth/msgstream.h"
+#include "net/tls.h"
+#include "smtp/client.h"
+#include "store/dkimkeys.h"
+#include "store/outq.h"
+#include "store/spool.h"
+
+#define MX_MAX 10         /* MX hosts tried per domain and attempt */
+#define ADDRS_MAX 8       /* addresses tried per host */
+#define SIGN_KEYS_MAX 4   /* active keys used per domain (one pair, normally) */
+#define SIGN_FIELDS_MAX 1000
+#define SIGN_HEADER_MAX (1024 * 1024)
+#define ERROR_MAX 256
+
+/* The fields signed (h=); absent ones are signed as absent, so they
+ * cannot be added on the way (RFC 6376 §5.4). */
+static const char *const SIGNED_FIELDS[] = {
+    "from",        "to",       "cc",         "subject",      "date",
+    "message-id",  "reply-to", "in-reply-to", "references",  "mime-version",
+    "content-type", "content-transfer-encoding", "sender", "list-id", "list-unsubscribe",
+};
+
+struct attempt;
+
+struct outbound {
+    const struct sm_config *cfg;
+    struct event_base *base;
+    struct workpool *pool;
+    const uint8_t *pk, *sk;
+    char spool_dir[4096], queue_dir[4096];
+    struct dns_resolver *dns;
+    bool dnssec;             /* a trust anchor is configured: DANE may apply */
+    SSL_CTX *tls;
+    struct spool *spool;     /* for notices */
+    struct outq_schedule sched;
+    void (*spool_ready)(void *arg, const char *id);
+    void *arg;
+    struct event *scan_ev;
+    bool scanning, rescan, stopping;
+    struct attempt *attempts;
+    unsigned n_active;
+};
+
+struct mxhost {
+    char name[DNS_NAME_MAX + 1];
+    uint16_t pref;
+};
+
+struct attempt {
+    struct outbound *ob;
+    struct attempt *next;
+    char id[OUTQ_ID_LEN + 1];
+    int skip;                /* OPEN: 1 nothing to do now, -1 error */
+    char error[ERROR_MAX];
+    struct outq_entry e;
+    int msg_fd, lock_fd;
+    /* the domain being delivered */
+    char domain[DNS_NAME_MAX + 1];
+    size_t *idx, n_idx;      /* its pending recipients (indices into e.rcpts) */
+    bool *tried;             /* recipients whose domain had its turn in this attempt */
+    struct mxhost mx[MX_MAX];
+    size_t n_mx, cur_mx;
+    bool mx_secure, addr_secure;
+    struct sockaddr_storage addrs[ADDRS_MAX];
+    socklen_t addrlens[ADDRS_MAX];
+    size_t n_addrs, cur_addr;
+    struct dns_answer *tlsa;
+    enum smtp_tls_policy policy;
+    bool plain_retry;
+    struct dns_query *q;
+    struct smtp_client *client;
+    char last_error[OUTQ_REPLY_MAX + 1];
+    bool dirty;              /* e changed since the last save */
+    unsigned delivered, bounced;
+    /* notices */
+    struct spool_writer *w;  /* a notice being written (before its commit) */
+    bool notice_pending;     /* a notice is being committed */
+    bool notice_delayed;
+};
+
+static void next_domain(struct attempt *a);
+static void next_host(struct attempt *a);
+static void finish(struct attempt *a);
+static void attempt_end(struct attempt *a);
+
+int outbound_queue_dir(char *out, size_t outlen, const char *data_dir)
+{
+    int n = snprintf(out, outlen, "%s/queue", data_dir);
+    return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
+static int64_t now_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+/* --- routing: sign and queue (worker thread) ----------------------------------- */
+
+struct signing {
+    struct directory *dir;
+    const uint8_t *sk;
+    char **fields;
+    size_t *lens, n_fields, bytes;
+    bool too_big;
+    struct dkim_signer *signers[SIGN_KEYS_MAX];
+    size_t n_signers;
+    struct dkimkey keys[SIGN_KEYS_MAX];
+    size_t n_keys;
+};
+
+static bool sign_field(void *arg, const char *field, size_t len, bool complete)
+{
+    struct signing *s = arg;
+    if (!complete || s->n_fields == SIGN_FIELDS_MAX || s->bytes + len > SIGN_HEADER_MAX) {
+        s->too_big = true;
+        return true;
+    }
+    s->fields = sm_realloc(s->fields, (s->n_fields + 1) * sizeof *s->fields);
+    s->lens = sm_realloc(s->lens, (s->n_fields + 1) * sizeof *s->lens);
+    s->fields[s->n_fields] = sm_strndup(field, len);
+    s->lens[s->n_fields++] = len;
+    s->bytes += len;
+    return true;
+}
+
+static void key_found(void *arg, const struct dkimkey *k)
+{
+    struct signing *s = arg;
+    if (s->n_keys < SIGN_KEYS_MAX)
+        s->keys[s->n_keys++] = *k;
+}
+
+/* The author domain: the one domain of the one From field, else "". */
+static void author_domain(const struct signing *s, char out[DNS_NAME_MAX + 1])
+{
+    const char *values[2];
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < s->n_fields; i++) {
+        if (s->lens[i] > 5 && strncasecmp(s->fields[i], "from", 4) == 0) {
+            const char *p = s->fields[i] + 4;
+            while (*p == ' ' || *p == '\t')
+                p++;
+            if (*p != ':')
+                continue;
+            if (n == 2)
+                return;
+            values[n++] = p + 1;
+        }
+    }
+    struct dmarc_from df;
+    if (n == 1 && dmarc_from_parse(values, n, &df) == DMARC_FROM_OK && df.n == 1)
+        snprintf(out, DNS_NAME_MAX + 1, "%s", df.domain[0]);
+}
+
+static void sign_headers_done(void *arg)
+{
+    struct signing *s = arg;
+    char domain[DNS_NAME_MAX + 1];
+    const char *why;
+    if (s->too_big)
+        return;
+    author_domain(s, domain);
+    if (domain[0] == '\0' || directory_dkim_list(s->dir, domain, true, key_found, s) <= 0)
+        return;
+    for (size_t i = 0; i < s->n_keys; i++) {
+        EVP_PKEY *key = directory_dkim_private(s->dir, &s->keys[i], s->sk);
+        if (key == NULL) {
+            log_warn("outbound dkim-key-unusable domain=%s selector=%s error=\"%s\"", domain,
+                     s->keys[i].selector, directory_error(s->dir));
+            continue;
+        }
+        struct dkim_sign_params p = {
+            .key = key, .domain = s->keys[i].domain, .selector = s->keys[i].selector,
+            .headers = SIGNED_FIELDS, .n_headers = sizeof SIGNED_FIELDS / sizeof *SIGNED_FIELDS,
+            .identity = NULL, .time = now_s(), .expire = -1};
+        struct dkim_signer *sg = dkim_signer_new(&p, &why);
+        EVP_PKEY_free(key); /* the signer keeps its own reference */
+        if (sg == NULL) {
+            log_warn("outbound dkim-signer domain=%s error=\"%s\"", domain, why);
+            continue;
+        }
+        for (size_t f = 0; f < s->n_fields; f++)
+            dkim_signer_header(sg, s->fields[f], s->lens[f]);
+        dkim_signer_headers_done(sg);
+        s->signers[s->n_signers++] = sg;
+    }
+}
+
+static void sign_body(void *arg, const void *p, size_t n)
+{
+    struct signing *s = arg;
+    for (size_t i = 0; i < s->n_signers; i++)
+        dkim_signer_body(s->signers[i], p, n);
+}
+
+static int sign_out(void *arg, const void *p, size_t n)
+{
+    (void)arg, (void)p, (void)n;
+    return 0;
+}
+
+/* The DKIM-Signature fields for the message (prefix, then body), or NULL
+ * when it is not ours to sign. */
+static char *dkim_sign(const struct outbound *ob, struct directory *dir, const char *prefix,
+                       size_t prefix_len, int body)
+{
+    static const struct msgstream_sink sink = {sign_field, sign_headers_done, sign_body,
+                                               sign_out};
+    struct signing s = {.dir = dir, .sk = ob->sk};
+    struct msgstream *m = msgstream_new(&sink, &s, 65536, SIGN_FIELDS_MAX);
+    char *buf = sm_malloc(65536), *out = NULL;
+    ssize_t n;
+    off_t off = 0;
+    if (prefix_len > 0)
+        msgstream_write(m, prefix, prefix_len);
+    while ((n = pread(body, buf, 65536, off)) > 0) {
+        msgstream_write(m, buf, (size_t)n);
+        off += n;
+    }
+    msgstream_end(m);
+    msgstream_free(&m);
+    free(buf);
+    size_t len = 0;
+    for (size_t i = 0; i < s.n_signers; i++) {
+        const char *why = "read error";
+        char *sig = n == 0 ? dkim_signer_finish(s.signers[i], &why) : NULL;
+        if (sig != NULL) {
+            size_t l = strlen(sig);
+            out = sm_realloc(out, len + l + 1);
+            memcpy(out + len, sig, l + 1);
+            len += l;
+            free(sig);
+        } else {
+            log_warn("outbound dkim-sign-failed error=\"%s\"", why);
+        }
+        dkim_signer_free(&s.signers[i]);
+    }
+    for (size_t i = 0; i < s.n_fields; i++)
+        free(s.fields[i]);
+    free(s.fields);
+    free(s.lens);
+    return out;
+}
+
+int outbound_enqueue(struct outbound *ob, struct directory *dir, const char *id,
+                     const struct spool_envelope *env, const char *const *rcpts, size_t n,
+                     const char *prefix, size_t prefix_len, int body, const char **error_r)
+{
+    struct outq_entry e = {0};
+    struct stat st;
+    char path[4200];
+    if (n == 0 || n > OUTQ_RCPTS_MAX) {
+        *error_r = "too many outbound recipients";
+        return -1;
+    }
+    /* routed before (a crash before the spool entry went): nothing to do */
+    if (snprintf(path, sizeof path, "%s/%s.st", ob->queue_dir, id) < (int)sizeof path &&
+        stat(path, &st) == 0)
+        return 0;
+    snprintf(e.id, sizeof e.id, "%s", id);
+    e.mail_from = env->mail_from;
+    e.flags = (env->smtputf8 ? OUTQ_F_SMTPUTF8 : 0) |
+              (strcmp(env->body_type, "7BIT") != 0 ? OUTQ_F_8BIT : 0) |
+              (env->mail_from[0] == '\0' ? OUTQ_F_NOBOUNCE : 0);
+    e.created = now_s();
+    e.rcpts = sm_calloc(n, sizeof *e.rcpts);
+    e.n_rcpts = n;
+    for (size_t i = 0; i < n; i++)
+        e.rcpts[i] = (struct outq_rcpt){(char *)(uintptr_t)rcpts[i], OUTQ_PENDING, 0,
+                                        (char *)(uintptr_t)""};
+    char *sigs = dkim_sign(ob, dir, prefix, prefix_len, body);
+    size_t sig_len = sigs != NULL ? strlen(sigs) : 0;
+    char *all = sm_malloc(sig_len + prefix_len + 1);
+    if (sig_len > 0)
+        memcpy(all, sigs, sig_len);
+    if (prefix_len > 0)
+        memcpy(all + sig_len, prefix, prefix_len);
+    int r = outq_create(ob->queue_dir, &e, ob->pk, all, sig_len + prefix_len, body, error_r);
+    if (r > 0)
+        log_info("outbound queued queue=%s rcpts=%zu dkim=%s", id, n, sigs ? "signed" : "none");
+    free(sigs);
+    free(all);
+    free(e.rcpts);
+    return r < 0 ? -1 : 0;
+}
+
+/* --- worker jobs ---------------------------------------------------------------- */
+
+/* OPEN: lock, load, check that it is due and not being routed, decrypt. */
+static void open_work(void *arg)
+{
+    struct attempt *a = arg;
+    struct outbound *ob = a->ob;
+    const char *error;
+    char path[4200];
+    struct stat st;
+
+    a->lock_fd = outq_lock(ob->queue_dir, a->id, false, &error);
+    if (a->lock_fd < 0) {
+        a->skip = strcmp(error, "busy") == 0 || strcmp(error, "no such entry") == 0 ? 1 : -1;
+        snprintf(a->error, sizeof a->error, "%s", error);
+        return;
+    }
+    if (outq_load(ob->queue_dir, a->id, &a->e, &error) < 0) {
+        a->skip = -1;
+        snprintf(a->error, sizeof a->error, "%s", error);
+        return;
+    }
+    if (a->e.next_attempt > now_s() ||
+        (snprintf(path, sizeof path, "%s/incoming/%s", ob->spool_dir, a->id) < (int)sizeof path &&
+         stat(path, &st) == 0)) {
+        a->skip = 1;
+        return;
+    }
+    a->msg_fd = memfd_create("sealmail-outbound", MFD_CLOEXEC);
+    if (a->msg_fd < 0 ||
+        outq_read_message(ob->queue_dir, &a->e, ob->pk, ob->sk, a->msg_fd, &error) < 0) {
+        a->skip = -1;
+        snprintf(a->error, sizeof a->error, "%s",
+                 a->msg_fd < 0 ? "memfd_create failed" : error);
+    }
+}
+
+static void save_work(void *arg)
+{
+    struct attempt *a = arg;
+    const char *error;
+    if (outq_save(a->ob->queue_dir, &a->e, &error) < 0) {
+        a->skip = -1;
+        snprintf(a->error, sizeof a->error, "%s", error);
+    } else {
+        a->dirty = false;
+    }
+}
+
+static void remove_work(void *arg)
+{
+    struct attempt *a = arg;
+    const char *error;
+    if (outq_remove(a->ob->queue_dir, a->id, &error) < 0) {
+        a->skip = -1;
+        snprintf(a->error, sizeof a->error, "%s", error);
+    }
+}
+
+/* --- one domain ----------------------------------------------------------------- */
+
+static const char *domain_of(const char *addr)
+{
+    const char *at = strrchr(addr, '@');
+    return at != NULL ? at + 1 : "";
+}
+
+static void reply_text(const struct smtp_client_reply *r, char out[OUTQ_REPLY_MAX + 1])
+{
+    if (r->code == 0)
+        snprintf(out, OUTQ_REPLY_MAX + 1, "%s", r->text);
+    else if (r->enhanced[0] != '\0')
+        snprintf(out, OUTQ_REPLY_MAX + 1, "%d %s %s", r->code, r->enhanced, r->text);
+    else
+        snprintf(out, OUTQ_REPLY_MAX + 1, "%d %s", r->code, r->text);
+}
+
+/* Every pending recipient of the current domain gets state s. */
+static void domain_settle(struct attempt *a, enum outq_rcpt_state s, const char *reply)
+{
+    for (size_t i = 0; i < a->n_idx; i++) {
+        struct outq_rcpt *r = &a->e.rcpts[a->idx[i]];
+        if (r->state != OUTQ_PENDING)
+            continue;
+        if (s == OUTQ_PENDING) {
+            outq_set_rcpt(&a->e, a->idx[i], OUTQ_PENDING, r->when, reply);
+        } else {
+            outq_set_rcpt(&a->e, a->idx[i], s, now_s(), reply);
+            a->dirty = true;
+        }
+    }
+}
+
+static void save_done_next(void *arg)
+{
+    struct attempt *a = arg;
+    if (a->ob->stopping) {
+        attempt_end(a);
+        return;
+    }
+    if (a->skip < 0) { /* the state could not be saved: stop here, retry later */
+        log_warn("outbound state-not-saved queue=%s error=\"%s\"", a->id, a->error);
+        attempt_end(a);
+        return;
+    }
+    next_domain(a);
+}
+
+/* The current domain is done for this attempt: save what was decided
+ * before anything else is sent. */
+static void domain_done(struct attempt *a)
+{
+    dns_answer_free(a->tlsa);
+    a->tlsa = NULL;
+    if (a->dirty)
+        workpool_submit(a->ob->pool, save_work, save_done_next, a);
+    else
+        next_domain(a);
+}
+
+static void domain_fail(struct attempt *a, bool permanent, const char *why)
+{
+    log_info("outbound %s queue=%s domain=%s reason=\"%s\"", permanent ? "bounced" : "deferred",
+             a->id, a->domain, why);
+    domain_settle(a, permanent ? OUTQ_FAILED : OUTQ_PENDING, why);
+    domain_done(a);
+}
+
+static void on_mx(void *arg, struct dns_answer *ans);
+
+static void next_domain(struct attempt *a)
+{
+    a->domain[0] = '\0';
+    a->n_idx = 0;
+    /* the first domain with a pending recipient not tried yet */
+    for (size_t i = 0; i < a->e.n_rcpts && a->domain[0] == '\0'; i++)
+        if (a->e.rcpts[i].state == OUTQ_PENDING && !a->tried[i]) {
+            snprintf(a->domain, sizeof a->domain, "%s", domain_of(a->e.rcpts[i].addr));
+            for (char *p = a->domain; *p; p++)
+                *p = (char)tolower((unsigned char)*p);
+        }
+    if (a->domain[0] == '\0') {
+        finish(a);
+        return;
+    }
+    for (size_t i = 0; i < a->e.n_rcpts; i++)
+        if (a->e.rcpts[i].state == OUTQ_PENDING && !a->tried[i] &&
+            strcasecmp(domain_of(a->e.rcpts[i].addr), a->domain) == 0) {
+            a->idx[a->n_idx++] = i;
+            a->tried[i] = true;
+        }
+    a->n_mx = a->cur_mx = 0;
+    a->last_error[0] = '\0';
+    a->q = dns_resolve(a->ob->dns, a->domain, DNS_T_MX, on_mx, a);
+}
+
+static int cmp_mx(const void *x, const void *y)
+{
+    const struct mxhost *a = x, *b = y;
+    return (int)a->pref - (int)b->pref;
+}
+
+static void on_mx(void *arg, struct dns_answer *ans)
+{
+    struct attempt *a = arg;
+    a->q = NULL;
+    if (ans->status == DNS_TEMPFAIL || ans->status == DNS_PERMFAIL) {
+        dns_answer_free(ans);
+        domain_fail(a, false, "4.4.3 MX lookup failed (DNS error); will retry");
+        return;
+    }
+    if (ans->status == DNS_NXDOMAIN) {
+        dns_answer_free(ans);
+        domain_fail(a, true, "550 5.1.2 the recipient domain does not exist (NXDOMAIN)");
+        return;
+    }
+    a->mx_secure = ans->secure;
+    if (ans->n == 0) { /* no MX: the domain is its own mail host (RFC 5321 §5.1) */
+        snprintf(a->mx[0].name, sizeof a->mx[0].name, "%s", a->domain);
+        a->n_mx = 1;
+    }
+    for (size_t i = 0; i < ans->n && a->n_mx < MX_MAX; i++) {
+        if (ans->rr[i].type != DNS_T_MX || ans->rr[i].name == NULL)
+            continue;
+        if (ans->rr[i].name[0] == '\0' || strcmp(ans->rr[i].name, ".") == 0) {
+            /* null MX (RFC 7505): the domain accepts no mail */
+            dns_answer_free(ans);
+            domain_fail(a, true, "556 5.1.10 the recipient domain accepts no mail (null MX)");
+            return;
+        }
+        snprintf(a->mx[a->n_mx].name, sizeof a->mx[0].name, "%s", ans->rr[i].name);
+        a->mx[a->n_mx++].pref = ans->rr[i].pref;
+    }
+    dns_answer_free(ans);
+    if (a->n_mx == 0) {
+        domain_fail(a, false, "4.4.3 no usable MX host; will retry");
+        return;
+    }
+    qsort(a->mx, a->n_mx, sizeof *a->mx, cmp_mx);
+    next_host(a);
+}
+
+/* --- one host --------------------------------------------------------------------- */
+
+static void on_a(void *arg, struct dns_answer *ans);
+static void on_aaaa(void *arg, struct dns_answer *ans);
+static void on_tlsa(void *arg, struct dns_answer *ans);
+static void connect_next(struct attempt *a);
+
+static void host_failed(struct attempt *a, const char *fmt, const char *host)
+{
+    snprintf(a->last_error, sizeof a->last_error, fmt, host);
+    log_info("outbound host-skipped queue=%s mx=%s reason=\"%s\"", a->id, host, a->last_error);
+    a->cur_mx++;
+    next_host(a);
+}
+
+static void next_host(struct attempt *a)
+{
+    if (a->cur_mx >= a->n_mx) {
+        domain_fail(a, false, a->last_error[0] ? a->last_error : "4.4.1 no MX host answered");
+        return;
+    }
+    a->n_addrs = a->cur_addr = 0;
+    a->addr_secure = true;
+    a->plain_retry = false;
+    dns_answer_free(a->tlsa);
+    a->tlsa = NULL;
+    a->q = dns_resolve(a->ob->dns, a->mx[a->cur_mx].name, DNS_T_A, on_a, a);
+}
+
+static void add_addrs(struct attempt *a, const struct dns_answer *ans, int family)
+{
+    unsigned port = a->ob->cfg->queue_remote_port;
+    for (size_t i = 0; i < ans->n && a->n_addrs < ADDRS_MAX; i++) {
+        struct sockaddr_storage *ss = &a->addrs[a->n_addrs];
+        memset(ss, 0, sizeof *ss);
+        if (family == AF_INET && ans->rr[i].type == DNS_T_A) {
+            struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+            sin->sin_family = AF_INET;
+            sin->sin_port = htons((uint16_t)port);
+            memcpy(&sin->sin_addr, ans->rr[i].addr, 4);
+            a->addrlens[a->n_addrs++] = sizeof *sin;
+        } else if (family == AF_INET6 && ans->rr[i].type == DNS_T_AAAA) {
+            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+            sin6->sin6_family = AF_INET6;
+            sin6->sin6_port = htons((uint16_t)port);
+            memcpy(&sin6->sin6_addr, ans->rr[i].addr, 16);
+            a->addrlens[a->n_addrs++] = sizeof *sin6;
+        }
+    }
+}
+
+static void on_a(void *arg, struct dns_answer *ans)
+{
+    struct attempt *a = arg;
+    a->q = NULL;
+    if (ans->status == DNS_OK) {
+        add_addrs(a, ans, AF_INET);
+        a->addr_secure = ans->secure;
+    } else if (ans->status != DNS_NXDOMAIN) {
+        a->addr_secure = false;
+    }
+    dns_answer_free(ans);
+    a->q = dns_resolve(a->ob->dns, a->mx[a->cur_mx].name, DNS_T_AAAA, on_aaaa, a);
+}
+
+static void on_aaaa(void *arg, struct dns_answer *ans)
+{
+    struct attempt *a = arg;
+    const char *host = a->mx[a->cur_mx].name;
+    a->q = NULL;
+    if (ans->status == DNS_OK)
+        add_addrs(a, ans, AF_INET6);
+    a->addr_secure = a->addr_secure && ans->secure;
+    dns_answer_free(ans);
+    if (a->n_addrs == 0) {
+        host_failed(a, "4.4.4 no address for MX host %s", host);
+        return;
+    }
+    /* DANE applies only along a DNSSEC-secure path: MX and addresses
+     * (RFC 7672 §2.2) */
+    if (a->ob->dnssec && a->mx_secure && a->addr_secure) {
+        char name[DNS_NAME_MAX + 16];
+        snprintf(name, sizeof name, "_%u._tcp.%s", a->ob->cfg->queue_remote_port, host);
+        a->q = dns_resolve(a->ob->dns, name, DNS_T_TLSA, on_tlsa, a);
+        return;
+    }
+    a->policy = SMTP_TLS_OPPORTUNISTIC;
+    connect_next(a);
+}
+
+/* MTA-STS (RFC 8461): the hook for a policy fetched over HTTPS and cached.
+ * Not implemented yet: no policy is ever known, so domains without DANE
+ * get opportunistic TLS.  When it is, a known "enforce" policy returns
+ * true with its mx patterns, and the session uses SMTP_TLS_VERIFY_NAME. */
+static bool sts_policy(const struct attempt *a)
+{
+    (void)a;
+    return false;
+}
+
+static void on_tlsa(void *arg, struct dns_answer *ans)
+{
+    struct attempt *a = arg;
+    a->q = NULL;
+    if (ans->status == DNS_TEMPFAIL || ans->bogus) {
+        dns_answer_free(ans);
+        /* never a downgrade: a TLSA answer we cannot trust skips the host */
+        host_failed(a, "4.7.5 TLSA lookup for %s failed (DNSSEC bogus or DNS error)",
+                    a->mx[a->cur_mx].name);
+        return;
+    }
+    if (ans->status == DNS_OK && ans->secure && ans->n > 0) {
+        a->tlsa = ans;
+        a->policy = SMTP_TLS_DANE;
+    } else {
+        dns_answer_free(ans);
+        a->policy = sts_policy(a) ? SMTP_TLS_VERIFY_NAME : SMTP_TLS_OPPORTUNISTIC;
+    }
+    connect_next(a);
+}
+
+/* --- one session ---------------------------------------------------------------- */
+
+static void on_session(struct smtp_client *c, const struct smtp_client_result *r, void *arg);
+
+static void connect_next(struct attempt *a)
+{
+    if (a->cur_addr >= a->n_addrs) {
+        a->cur_mx++;
+        next_host(a);
+        return;
+    }
+    const struct outbound *ob = a->ob;
+    const char **rcpts = sm_calloc(a->n_idx, sizeof *rcpts);
+    struct smtp_tlsa tlsa[DNS_ANSWER_RR_MAX];
+    size_t n_tlsa = 0;
+    for (size_t i = 0; i < a->n_idx; i++)
+        rcpts[i] = a->e.rcpts[a->idx[i]].addr;
+    for (size_t i = 0; a->tlsa != NULL && i < a->tlsa->n; i++)
+        if (a->tlsa->rr[i].type == DNS_T_TLSA)
+            tlsa[n_tlsa++] = (struct smtp_tlsa){a->tlsa->rr[i].tlsa_usage,
+                                                a->tlsa->rr[i].tlsa_selector,
+                                                a->tlsa->rr[i].tlsa_mtype, a->tlsa->rr[i].data,
+                                                a->tlsa->rr[i].len};
+    struct smtp_client_params p = {
+        .addr = (const struct sockaddr *)&a->addrs[a->cur_addr],
+        .addrlen = a->addrlens[a->cur_addr],
+        .mx_host = a->mx[a->cur_mx].name,
+        .helo_name = ob->cfg->hostname,
+        .tls = a->policy,
+        .tls_ctx = ob->tls,
+        .tlsa = n_tlsa ? tlsa : NULL,
+        .n_tlsa = n_tlsa,
+        .mail_from = a->e.mail_from,
+        .rcpts = rcpts,
+        .n_rcpts = a->n_idx,
+        .msg_fd = a->msg_fd,
+        .smtputf8 = (a->e.flags & OUTQ_F_SMTPUTF8) != 0,
+        .body_8bit = (a->e.flags & OUTQ_F_8BIT) != 0,
+        .log_id = strtoull(a->id, NULL, 16),
+    };
+    char err[256];
+    a->client = smtp_client_start(ob->base, &p, on_session, a, err, sizeof err);
+    free(rcpts);
+    if (a->client == NULL) { /* parameters we cannot send: permanent */
+        char why[OUTQ_REPLY_MAX + 1];
+        snprintf(why, sizeof why, "554 5.6.0 cannot be sent: %s", err);
+        domain_fail(a, true, why);
+    }
+}
+
+static const char *policy_name(enum smtp_tls_policy p)
+{
+    static const char *const names[] = {"none", "opportunistic", "mta-sts", "dane"};
+    return (unsigned)p < 4 ? names[p] : "?";
+}
+
+static void on_session(struct smtp_client *c, const struct smtp_client_result *r, void *arg)
+{
+    struct attempt *a = arg;
+    char text[OUTQ_REPLY_MAX + 1];
+    size_t decided = 0;
+    for (size_t i = 0; i < a->n_idx && i < r->n_rcpts; i++) {
+        const struct smtp_client_rcpt_result *rr = &r->rcpts[i];
+        reply_text(&rr->reply, text);
+        if (rr->status == SMTP_DELIVERED) {
+            outq_set_rcpt(&a->e, a->idx[i], OUTQ_DELIVERED, now_s(), text);
+            a->delivered++;
+        } else if (rr->status == SMTP_PERMFAIL) {
+            outq_set_rcpt(&a->e, a->idx[i], OUTQ_FAILED, now_s(), text);
+        } else {
+            outq_set_rcpt(&a->e, a->idx[i], OUTQ_PENDING, a->e.rcpts[a->idx[i]].when, text);
+            continue;
+        }
+        decided++;
+        a->dirty = true;
+    }
+    reply_text(&r->reply, text);
+    log_info("outbound session queue=%s domain=%s mx=%s result=%s stage=%s tls=%s%s%s "
+             "policy=%s verified=%s decided=%zu/%zu reply=\"%.120s\"",
+             a->id, a->domain, a->mx[a->cur_mx].name, smtp_delivery_name(r->status),
+             smtp_client_stage_name(r->stage), r->tls ? r->tls_version : "no",
+             r->tls ? " " : "", r->tls ? r->tls_cipher : "", policy_name(a->policy),
+             r->tls_verified ? "yes" : "no", decided, a->n_idx, text);
+    enum smtp_client_stage stage = r->stage;
+    smtp_client_free(&c); /* r is gone with it */
+    a->client = NULL;
+    if (decided > 0 || stage >= SMTP_STAGE_MAIL) {
+        domain_done(a);
+        return;
+    }
+    /* the whole session failed before any recipient was answered */
+    snprintf(a->last_error, sizeof a->last_error, "%s", text[0] ? text : "session failed");
+    if (stage == SMTP_STAGE_TLS && a->policy == SMTP_TLS_OPPORTUNISTIC && !a->plain_retry) {
+        /* RFC 7435: opportunistic security may fall back to clear text */
+        a->plain_retry = true;
+        a->policy = SMTP_TLS_NONE;
+        log_info("outbound tls-fallback queue=%s mx=%s (handshake failed; clear text)", a->id,
+                 a->mx[a->cur_mx].name);
+    } else {
+        a->cur_addr++;
+        a->plain_retry = false;
+        if (a->policy == SMTP_TLS_NONE)
+            a->policy = SMTP_TLS_OPPORTUNISTIC;
+    }
+    connect_next(a);
+}
+
+/* --- the end of an attempt -------------------------------------------------------- */
+
+static void finish_saved(void *arg);
+static void notices(struct attempt *a);
+
+/* The header of the message (for notices), read from the memfd. */
+static char *read_header(int fd, size_t *len_r)
+{
+    char *h = sm_malloc(DSN_HEADERS_MAX + 1);
+    ssize_t n = pread(fd, h, DSN_HEADERS_MAX, 0);
+    if (n < 0)
+        n = 0;
+    h[n] = '\0';
+    char *end = strstr(h, "\r\n\r\n");
+    char *end2 = strstr(h, "\n\n");
+    if (end != NULL)
+        n = end - h + 2;
+    else if (end2 != NULL)
+        n = end2 - h + 1;
+    *len_r = (size_t)n;
+    return h;
+}
+
+static void notice_committed(void *arg, bool ok, const char *queue_id)
+{
+    struct attempt *a = arg;
+    a->notice_pending = false;
+    if (a->ob->stopping) {
+        attempt_end(a);
+        return;
+    }
+    if (!ok) {
+        log_warn("outbound notice-not-written queue=%s (retried at the next attempt)", a->id);
+        workpool_submit(a->ob->pool, save_work, finish_saved, a);
+        return;
+    }
+    log_info("outbound notice queue=%s notice=%s action=%s", a->id, queue_id,
+             a->notice_delayed ? "delayed" : "failed");
+    if (a->notice_delayed) {
+        a->e.delay_notified = true;
+    } else {
+        for (size_t i = 0; i < a->e.n_rcpts; i++)
+            if (a->e.rcpts[i].state == OUTQ_FAILED) {
+                a->e.rcpts[i].state = OUTQ_BOUNCED;
+                a->bounced++;
+            }
+        a->e.failed_notified = true;
+    }
+    a->dirty = true;
+    if (a->ob->spool_ready != NULL)
+        a->ob->spool_ready(a->ob->arg, queue_id);
+    notices(a);
+}
+
+/* Write a notice for the recipients in state s (FAILED: failed; PENDING:
+ * delayed) into the spool; false when it could not be started. */
+static bool write_notice(struct attempt *a, bool delayed)
+{
+    struct outbound *ob = a->ob;
+    enum outq_rcpt_state s = delayed ? OUTQ_PENDING : OUTQ_FAILED;
+    struct dsn_rcpt *rc = sm_calloc(a->e.n_rcpts, sizeof *rc);
+    size_t n = 0, hlen, len;
+    for (size_t i = 0; i < a->e.n_rcpts; i++)
+        if (a->e.rcpts[i].state == s) {
+            const char *reply = a->e.rcpts[i].reply;
+            rc[n++] = (struct dsn_rcpt){a->e.rcpts[i].addr, reply,
+                                        strstr(reply, "expired") == reply ? "4.4.7" : NULL};
+        }
+    char *headers = read_header(a->msg_fd, &hlen);
+    struct dsn_params p = {ob->cfg->hostname, a->e.mail_from, a->id, delayed, a->e.created,
+                           now_s(), rc, n, headers, hlen};
+    char *text = dsn_build(&p, &len);
+    free(headers);
+    free(rc);
+    char *rcpts[1] = {a->e.mail_from};
+    struct spool_envelope env = {
+        .helo = ob->cfg->hostname, .client = (char *)(uintptr_t)"127.0.0.1",
+        .mail_from = (char *)(uintptr_t)"", .body_type = (char *)(uintptr_t)"7BIT",
+        .smtputf8 = (a->e.flags & OUTQ_F_SMTPUTF8) != 0, .rcpts = rcpts, .n_rcpts = 1,
+        .received = now_s()};
+    const char *error;
+    a->w = spool_writer_new(ob->spool, &env, &error);
+    if (a->w == NULL || spool_writer_write(a->w, text, len, &error) < 0) {
+        log_warn("outbound notice-failed queue=%s error=\"%s\"", a->id, error);
+        spool_writer_abort(&a->w);
+        free(text);
+        return false;
+    }
+    free(text);
+    a->notice_delayed = delayed;
+    a->notice_pending = true;
+    struct spool_writer *w = a->w;
+    a->w = NULL; /* the spool owns it from the commit on */
+    spool_writer_commit(w, notice_committed, a);
+    return true;
+}
+
+/* Send what notices are due, one at a time, then save. */
+static void notices(struct attempt *a)
+{
+    const struct sm_config *cfg = a->ob->cfg;
+    bool nobounce = a->e.mail_from[0] == '\0' || (a->e.flags & OUTQ_F_NOBOUNCE);
+    int64_t age = now_s() - a->e.created;
+    if (outq_count(&a->e, OUTQ_FAILED) > 0) {
+        if (nobounce) { /* a bounce is never bounced */
+            for (size_t i = 0; i < a->e.n_rcpts; i++)
+                if (a->e.rcpts[i].state == OUTQ_FAILED)
+                    a->e.rcpts[i].state = OUTQ_BOUNCED, a->bounced++;
+            log_info("outbound bounced-silently queue=%s (null sender)", a->id);
+            a->dirty = true;
+        } else if (write_notice(a, false)) {
+            return;
+        }
+    }
+    if (!nobounce && cfg->queue_delay_notice > 0 && !a->e.delay_notified &&
+        outq_count(&a->e, OUTQ_PENDING) > 0 && age >= (int64_t)cfg->queue_delay_notice) {
+        a->e.delay_notified = true; /* once, even if writing it fails */
+        a->dirty = true;
+        if (write_notice(a, true))
+            return;
+    }
+    bool complete = outq_count(&a->e, OUTQ_PENDING) == 0 && outq_count(&a->e, OUTQ_FAILED) == 0;
+    workpool_submit(a->ob->pool, complete ? remove_work : save_work, finish_saved, a);
+}
+
+static void finish(struct attempt *a)
+{
+    const struct sm_config *cfg = a->ob->cfg;
+    int64_t now = now_s();
+    a->e.attempts++;
+    a->e.last_attempt = now;
+    if (outq_count(&a->e, OUTQ_PENDING) > 0) {
+        if (now - a->e.created >= (int64_t)cfg->queue_max_age) {
+            for (size_t i = 0; i < a->e.n_rcpts; i++)
+                if (a->e.rcpts[i].state == OUTQ_PENDING) {
+                    char why[OUTQ_REPLY_MAX + 1];
+                    snprintf(why, sizeof why, "expired after %u attempts; last error: %.400s",
+                             a->e.attempts, a->e.rcpts[i].reply);
+                    outq_set_rcpt(&a->e, i, OUTQ_FAILED, now, why);
+                }
+            log_info("outbound expired queue=%s attempts=%u", a->id, a->e.attempts);
+        } else {
+            a->e.next_attempt = now + outq_next_delay(&a->ob->sched, a->e.attempts);
+        }
+    }
+    if (outq_count(&a->e, OUTQ_FAILED) > 0)
+        a->e.next_attempt = now + outq_next_delay(&a->ob->sched, a->e.attempts);
+    a->dirty = true;
+    notices(a);
+}
+
+static void finish_saved(void *arg)
+{
+    struct attempt *a = arg;
+    if (a->skip < 0)
+        log_warn("outbound state-not-saved queue=%s error=\"%s\"", a->id, a->error);
+    else if (outq_count(&a->e, OUTQ_PENDING) == 0 && outq_count(&a->e, OUTQ_FAILED) == 0)
+        log_info("outbound done queue=%s delivered=%zu bounced=%zu", a->id,
+                 outq_count(&a->e, OUTQ_DELIVERED), outq_count(&a->e, OUTQ_BOUNCED));
+    else
+        log_info("outbound retry queue=%s pending=%zu attempts=%u next_in=%" PRId64 "s", a->id,
+                 outq_count(&a->e, OUTQ_PENDING), a->e.attempts, a->e.next_attempt - now_s());
+    attempt_end(a);
+}
+
+/* --- attempts ------------------------------------------------------------------- */
+
+static void attempt_end(struct attempt *a)
+{
+    struct outbound *ob = a->ob;
+    dns_query_cancel(&a->q);
+    smtp_client_free(&a->client);
+    spool_writer_abort(&a->w);
+    dns_answer_free(a->tlsa);
+    outq_unlock(a->lock_fd);
+    if (a->msg_fd >= 0)
+        close(a->msg_fd);
+    outq_entry_free(&a->e);
+    free(a->idx);
+    free(a->tried);
+    for (struct attempt **pp = &ob->attempts; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == a) {
+            *pp = a->next;
+            break;
+        }
+    ob->n_active--;
+    free(a);
+    if (!ob->stopping && ob->rescan)
+        outbound_kick(ob);
+}
+
+static void open_done(void *arg)
+{
+    struct attempt *a = arg;
+    if (a->ob->stopping || a->skip != 0) {
+        if (a->skip < 0)
+            log_warn("outbound open-failed queue=%s error=\"%s\"", a->id, a->error);
+        attempt_end(a);
+        return;
+    }
+    a->idx = sm_calloc(a->e.n_rcpts, sizeof *a->idx);
+    a->tried = sm_calloc(a->e.n_rcpts, sizeof *a->tried);
+    log_info("outbound attempt queue=%s attempt=%u pending=%zu", a->id, a->e.attempts + 1,
+             outq_count(&a->e, OUTQ_PENDING));
+    next_domain(a);
+}
+
+static bool active(const struct outbound *ob, const char *id)
+{
+    for (const struct attempt *a = ob->attempts; a != NULL; a = a->next)
+        if (strcmp(a->id, id) == 0)
+            return true;
+    return false;
+}
+
+static void attempt_start(struct outbound *ob, const char *id)
+{
+    struct attempt *a = sm_calloc(1, sizeof *a);
+    a->ob = ob;
+    snprintf(a->id, sizeof a->id, "%s", id);
+    a->msg_fd = a->lock_fd = -1;
+    a->next = ob->attempts;
+    ob->attempts = a;
+    ob->n_active++;
+    workpool_submit(ob->pool, open_work, open_done, a);
+}
+
+/* --- scanning ------------------------------------------------------------------- */
+
+struct scan {
+    struct outbound *ob;
+    char (*due)[OUTQ_ID_LEN + 1];
+    size_t n, cap;
+    int64_t now;
+};
+
+static void scan_one(void *arg, const char *id)
+{
+    struct scan *s = arg;
+    struct outq_entry e;
+    const char *error;
+    if (outq_load(s->ob->queue_dir, id, &e, &error) < 0)
+        return;
+    if (e.next_attempt <= s->now) {
+        if (s->n == s->cap) {
+            s->cap = s->cap ? s->cap * 2 : 64;
+            s->due = sm_realloc(s->due, s->cap * sizeof *s->due);
+        }
+        snprintf(s->due[s->n++], OUTQ_ID_LEN + 1, "%s", id);
+    }
+    outq_entry_free(&e);
+}
+
+static void scan_work(void *arg)
+{
+    struct scan *s = arg;
+    const char *error;
+    s->now = now_s();
+    if (outq_list(s->ob->queue_dir, scan_one, s, &error) < 0)
+        log_warn("outbound scan-failed error=\"%s\"", error);
+}
+
+static void scan_done(void *arg)
+{
+    struct scan *s = arg;
+    struct outbound *ob = s->ob;
+    ob->scanning = false;
+    for (size_t i = 0; i < s->n && !ob->stopping; i++) {
+        if (ob->n_active >= ob->cfg->queue_max_parallel) {
+            ob->rescan = true; /* more when a slot frees */
+            break;
+        }
+        if (!active(ob, s->due[i]))
+            attempt_start(ob, s->due[i]);
+    }
+    free(s->due);
+    free(s);
+}
+
+void outbound_kick(struct outbound *ob)
+{
+    if (ob->stopping || ob->scanning)
+        return;
+    ob->rescan = false;
+    ob->scanning = true;
+    struct scan *s = sm_calloc(1, sizeof *s);
+    s->ob = ob;
+    workpool_submit(ob->pool, scan_work, scan_done, s);
+}
+
+static void on_scan_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    outbound_kick(arg);
+}
+
+/* --- life cycle ----------------------------------------------------------------- */
+
+struct outbound *outbound_new(const struct outbound_params *p, const char **error_r)
+{
+    const struct sm_config *cfg = p->cfg;
+    struct outbound *ob = sm_calloc(1, sizeof *ob);
+    char err[512];
+    ob->cfg = cfg;
+    ob->base = p->base;
+    ob->pool = p->pool;
+    ob->pk = p->pk;
+    ob->sk = p->sk;
+    ob->spool_ready = p->spool_ready;
+    ob->arg = p->arg;
+    snprintf(ob->spool_dir, sizeof ob->spool_dir, "%s", p->spool_dir);
+    if (outbound_queue_dir(ob->queue_dir, sizeof ob->queue_dir, cfg->data_dir) < 0) {
+        *error_r = "queue: data_dir path too long";
+        goto fail;
+    }
+    if (outq_schedule_parse(cfg->queue_retry_schedule, &ob->sched, error_r) < 0 ||
+        outq_recover(ob->queue_dir, error_r) < 0)
+        goto fail;
+    struct dns_resolver_options o = {
+        .forwarders = cfg->dns_forwarders,
+        .zone_file = cfg->dns_zone_file[0] ? cfg->dns_zone_file : NULL,
+        .trust_anchor_file = cfg->dns_trust_anchor,
+        .signed_zone_file = cfg->dns_signed_zone_file[0] ? cfg->dns_signed_zone_file : NULL,
+        .timeout_ms = cfg->dns_timeout * 1000,
+    };
+    ob->dnssec = cfg->dns_trust_anchor[0] != '\0';
+    if ((ob->dns = dns_resolver_new(p->base, &o, error_r)) == NULL)
+        goto fail;
+    ob->tls = tls_client_ctx_new(cfg->queue_ca_file[0] ? cfg->queue_ca_file : NULL, err,
+                                 sizeof err);
+    if (ob->tls == NULL) {
+        static _Thread_local char msg[600];
+        snprintf(msg, sizeof msg, "queue: TLS client: %s", err);
+        *error_r = msg;
+        goto fail;
+    }
+    if ((ob->spool = spool_open(ob->spool_dir, p->pk, p->base, 16, error_r)) == NULL)
+        goto fail;
+    struct timeval every = {cfg->queue_scan_interval, 0};
+    ob->scan_ev = event_new(p->base, -1, EV_PERSIST, on_scan_timer, ob);
+    event_add(ob->scan_ev, &every);
+    outbound_kick(ob); /* what waited while queued was down */
+    return ob;
+fail:
+    outbound_free(&ob);
+    return NULL;
+}
+
+unsigned outbound_active(const struct outbound *ob)
+{
+    return ob != NULL ? ob->n_active : 0;
+}
+
+void outbound_stop(struct outbound *ob)
+{
+    if (ob == NULL)
+        return;
+    ob->stopping = true;
+    if (ob->scan_ev != NULL)
+        event_del(ob->scan_ev);
+    /* attempts on the loop end here (a session without its dot sent
+     * leaves nothing at the server); those waiting for a worker or a
+     * spool commit end in their callbacks */
+    for (struct attempt *a = ob->attempts, *next; a != NULL; a = next) {
+        next = a->next;
+        if (a->q != NULL || a->client != NULL)
+            attempt_end(a);
+    }
+}
+
+void outbound_free(struct outbound **obp)
+{
+    struct outbound *ob = *obp;
+    if (ob == NULL)
+        return;
+    outbound_stop(ob);
+    spool_close(&ob->spool); /* runs the commit callbacks still due */
+    while (ob->attempts != NULL)
+        attempt_end(ob->attempts);
+    if (ob->scan_ev != NULL)
+        event_free(ob->scan_ev);
+    dns_resolver_free(&ob->dns);
+    SSL_CTX_free(ob->tls);
+    free(ob);
+    *obp = NULL;
+}
