@@ -326,3 +326,29 @@ def test_dane(make_server, matching):
         assert not any(marker.encode() in dst.queue_show(q)[1] for q in dst.queue_list())
         lines = outbound_lines(src)
         assert len(lines) == 1 and "1 pending" in lines[0]
+
+
+def test_delay_notice_once_while_retrying(make_server):
+    dst = destination(make_server, start=False)  # down: every attempt is deferred
+    src = make_server(start=False, name="src")
+    src.write_config({"spool": {"hold": "no"},
+                      "queue": {"remote_port": str(dst.smtp_port), "retry_schedule": "1s",
+                                "scan_interval": "1s", "delay_notice": "2s"}})
+    src.set_zone(plain_zone())
+    src.start()
+    marker = "DELAY-" + uuid.uuid4().hex[:8]
+    qid = inject(src, [f"bob@{REMOTE}"], message(marker))
+
+    def delayed():
+        rows = src.mailbox("list", CATCHALL, password=CATCHALL_PASSWORD).stdout.splitlines()
+        return [r for r in rows if "Delayed Mail" in r]
+    wait_until(delayed, 60, 0.5, "the delay notice in the sender's mailbox")
+    # more attempts follow, but no second notice
+    wait_until(lambda: re.search(rf"outbound retry queue={qid} pending=1 attempts=([4-9]|\d\d)",
+                                 src.log_text()), 60, 0.3, "further attempts")
+    assert len(delayed()) == 1
+    uid = delayed()[0].split("\t")[0]
+    notice = src.mailbox("show", CATCHALL, uid, password=CATCHALL_PASSWORD).stdout
+    assert "Action: delayed" in notice and f"Final-Recipient: rfc822; bob@{REMOTE}" in notice
+    assert "Connection refused" in notice
+    assert "1 pending" in outbound_lines(src)[0]
