@@ -352,3 +352,102 @@ def test_delay_notice_once_while_retrying(make_server):
     assert "Action: delayed" in notice and f"Final-Recipient: rfc822; bob@{REMOTE}" in notice
     assert "Connection refused" in notice
     assert "1 pending" in outbound_lines(src)[0]
+
+
+# --------------------------------------------------------------------------
+# kill -9 of queued in the middle of an outbound attempt
+
+class Sink:
+    """A minimal SMTP server (stdlib only, no TLS) that records what it
+    accepts; with hold_first, the first message's final reply waits until
+    released, so that the sender can be killed in between."""
+
+    def __init__(self, addr, port, hold_first=False):
+        import socketserver
+        import threading
+        self.messages = []
+        self.release = threading.Event()
+        self.holding = threading.Event()
+        self.hold_first = hold_first
+        sink = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                self.request.settimeout(60)
+                w = self.wfile.write
+                w(b"220 sink ESMTP\r\n")
+                rcpts, data = [], None
+                for raw in self.rfile:
+                    line = raw.rstrip(b"\r\n")
+                    verb = line[:4].upper()
+                    if verb in (b"EHLO", b"HELO"):
+                        w(b"250 sink\r\n")
+                    elif verb == b"MAIL":
+                        rcpts = []
+                        w(b"250 ok\r\n")
+                    elif verb == b"RCPT":
+                        rcpts.append(line.split(b"<")[1].split(b">")[0].decode())
+                        w(b"250 ok\r\n")
+                    elif verb == b"DATA":
+                        w(b"354 go\r\n")
+                        data = b""
+                        for body in self.rfile:
+                            if body == b".\r\n":
+                                break
+                            data += body
+                        first = not sink.messages
+                        sink.messages.append((rcpts, data))
+                        if first and sink.hold_first:
+                            sink.holding.set()
+                            sink.release.wait(60)
+                            return  # the connection drops: no 250 ever came
+                        w(b"250 queued\r\n")
+                    elif verb == b"QUIT":
+                        w(b"221 bye\r\n")
+                        return
+                    else:
+                        w(b"250 ok\r\n")
+
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        self.server = socketserver.ThreadingTCPServer((addr, port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_kill9_mid_delivery_sends_nothing_twice(make_server):
+    from conftest import free_ports
+    port = free_ports(1)[0]
+    fast = Sink("127.0.0.2", port)
+    slow = Sink("127.0.0.3", port, hold_first=True)
+    try:
+        src = make_server(start=False, name="src")
+        src.write_config({"spool": {"hold": "no"},
+                          "queue": {"remote_port": str(port), "retry_schedule": "1s",
+                                    "scan_interval": "1s"}})
+        src.set_zone(["fast.test. 300 IN MX 10 mx.fast.test.", "mx.fast.test. 300 IN A 127.0.0.2",
+                      "slow.test. 300 IN MX 10 mx.slow.test.", "mx.slow.test. 300 IN A 127.0.0.3"])
+        src.start()
+        marker = "KILL-" + uuid.uuid4().hex[:8]
+        qid = inject(src, ["a@fast.test", "b@slow.test"], message(marker))
+        # fast.test accepted (and that is saved) before slow.test's session starts
+        assert slow.holding.wait(60), "the slow destination never got the message"
+        assert len(fast.messages) == 1
+        queued = src.children_of_role("queued")
+        assert len(queued) == 1
+        os.kill(queued[0], signal.SIGKILL)
+        slow.release.set()
+        # the master starts a new queued, which finishes the job
+        wait_until(lambda: len(slow.messages) >= 2, 90, 0.3, "slow.test retried after the kill")
+        wait_until(lambda: outbound_lines(src) == [], 30, 0.3, "the outbound queue to empty")
+        assert len(fast.messages) == 1, "fast.test got the message twice"
+        assert [m[0] for m in slow.messages] == [["b@slow.test"], ["b@slow.test"]]
+        assert all(marker.encode() in m[1] for m in fast.messages + slow.messages)
+        assert f"outbound done queue={qid}" in src.log_text()
+    finally:
+        fast.close()
+        slow.close()
