@@ -34,6 +34,7 @@
 #include "core/mem.h"
 #include "core/workpool.h"
 #include "daemon/keys.h"
+#include "daemon/forwarder.h"
 #include "daemon/outbound.h"
 #include "daemon/privsep.h"
 #include "store/deliver.h"
@@ -80,6 +81,8 @@ struct queued {
     size_t n_waiting, cap_waiting;
     unsigned long delivered, failed;
     struct outbound *ob;   /* outbound delivery (queued-outbound.c) */
+    struct forwarder *fw;  /* copies for aliases that forward (forwarder.c) */
+    char queue_dir[4096];
 };
 
 struct job {
@@ -143,13 +146,24 @@ static int job_outbound(void *arg, const char *id, const struct spool_envelope *
                             error_r);
 }
 
+/* Worker thread: deliver.h's forward hook. */
+static int job_forward(void *arg, const char *id, const struct spool_envelope *env,
+                       const char *domain, const char *const *targets, size_t n, int body,
+                       const char **error_r)
+{
+    struct job *j = arg;
+    return forwarder_enqueue(j->q->fw, j->slot->dir, j->q->queue_dir, id, env, domain, targets,
+                             n, body, error_r);
+}
+
 /* Worker thread. */
 static void job_work(void *arg)
 {
     struct job *j = arg;
     struct queued *q = j->q;
     struct deliver_ctx c = {q->cfg.data_dir, q->spool_dir, j->slot->dir, q->pk, q->sk,
-                            job_changed, j, job_outbound, q->cfg.disposable_domains};
+                            job_changed, j, job_outbound, q->cfg.disposable_domains,
+                            job_forward};
     const char *ids[BATCH_MAX];
     for (size_t i = 0; i < j->n; i++)
         ids[i] = j->ids[i];
@@ -168,7 +182,7 @@ static void job_done(void *arg)
 
     for (size_t i = 0; i < j->n; i++) {
         const struct deliver_result *r = &j->res[i];
-        outbound |= r->stats.outbound > 0;
+        outbound |= r->stats.outbound > 0 || r->stats.forwarded > 0;
         in_flight_remove(q, j->ids[i]);
         if (r->result < 0) {
             q->failed++;
@@ -177,8 +191,9 @@ static void job_done(void *arg)
         } else {
             q->delivered++;
             log_info("queued done queue=%s delivered=%u duplicates=%u gone=%u outbound=%u "
-                     "batch=%zu", j->ids[i], r->stats.delivered, r->stats.duplicates,
-                     r->stats.gone, r->stats.outbound, j->n);
+                     "forwarded=%u batch=%zu", j->ids[i], r->stats.delivered,
+                     r->stats.duplicates, r->stats.gone, r->stats.outbound,
+                     r->stats.forwarded, j->n);
         }
     }
     for (size_t i = 0; i < j->n_changed; i++) {
@@ -314,6 +329,10 @@ int queued_main(const struct role_args *ra)
 #endif
     privsep_role_config(ra, &q.cfg);
     queued_load_key(&q);
+    if ((q.fw = forwarder_new(&q.cfg, q.pk, q.sk, &error)) == NULL) /* as root: keys/ */
+        fatalx("queued: SRS secrets: %s", error);
+    if (outbound_queue_dir(q.queue_dir, sizeof q.queue_dir, q.cfg.data_dir) < 0)
+        fatalx("queued: data_dir path too long");
     privsep_drop(q.cfg.user);
     snprintf(q.spool_dir, sizeof q.spool_dir, "%s/spool", q.cfg.data_dir);
     for (size_t i = 0; i < DELIVER_THREADS; i++)
@@ -330,6 +349,7 @@ int queued_main(const struct role_args *ra)
     outbound_stop(q.ob);    /* sessions dropped; the queue keeps what was decided */
     workpool_free(&q.pool); /* finishes the batches in progress */
     outbound_free(&q.ob);
+    forwarder_free(&q.fw);
     event_free(q.ctl_ev);
     event_free(q.rescan_ev);
     event_base_free(q.base);

@@ -137,9 +137,7 @@ static const char *smtpd_check_address(void *owner, const char *address, const c
         return "550 5.7.1 This address takes mail only from the senders its owner chose";
     if (n == 0 && route.n_forwards == 0 && route.forwarding_off)
         return "550 5.2.1 Forwarding for this address is switched off";
-    /* forward-only addresses wait for queued's forwarding path: mail
-     * accepted for them now would have nowhere to go */
-    if (n == 0)
+    if (n == 0 && route.n_forwards == 0)
         return "550 5.1.1 No such user here";
     for (int i = 0; i < n; i++)
         if (t[i].quota_bytes > 0 && t[i].used_bytes >= t[i].quota_bytes)

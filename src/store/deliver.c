@@ -29,6 +29,7 @@
 #include "store/account.h"
 #include "store/directory.h"
 #include "store/drop.h"
+#include "store/forwards.h"
 #include "store/inbox.h"
 #include "store/spool.h"
 
@@ -97,14 +98,72 @@ static int is_local(const struct deliver_ctx *c, const char *address)
     return h.found ? 1 : 0;
 }
 
+/* The forward targets of an entry, with the domain of the alias each
+ * came from (the copy for a domain carries its SRS sender and ARC set). */
+struct forwards {
+    struct fwd {
+        char domain[DIRECTORY_DOMAIN_MAX + 1];
+        char target[DIRECTORY_ADDRESS_MAX + 1];
+    } *v;
+    size_t n;
+};
+
+static void forwards_add(struct forwards *f, const struct directory_route *r)
+{
+    const char *domain = strchr(r->source, '@') + 1;
+    for (size_t i = 0; i < r->n_forwards; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < f->n && !seen; j++)
+            seen = strcmp(f->v[j].domain, domain) == 0 && strcmp(f->v[j].target, r->forwards[i]) == 0;
+        if (seen)
+            continue;
+        f->v = sm_realloc(f->v, (f->n + 1) * sizeof *f->v);
+        snprintf(f->v[f->n].domain, sizeof f->v[0].domain, "%s", domain);
+        snprintf(f->v[f->n].target, sizeof f->v[0].target, "%s", r->forwards[i]);
+        f->n++;
+    }
+}
+
+/* Hand the forwards to c->forward, one call per alias domain. */
+static int forward_all(const struct deliver_ctx *c, const char *id,
+                       const struct spool_envelope *env, const struct forwards *f, int body,
+                       struct deliver_stats *st, const char **error_r)
+{
+    const char **targets = sm_calloc(f->n ? f->n : 1, sizeof *targets);
+    int r = 0;
+    for (size_t i = 0; i < f->n && r == 0; i++) {
+        bool first = true;
+        for (size_t j = 0; j < i && first; j++)
+            first = strcmp(f->v[j].domain, f->v[i].domain) != 0;
+        if (!first)
+            continue; /* this domain went with an earlier target */
+        size_t n = 0;
+        for (size_t j = i; j < f->n; j++)
+            if (strcmp(f->v[j].domain, f->v[i].domain) == 0)
+                targets[n++] = f->v[j].target;
+        r = c->forward(c->arg, id, env, f->v[i].domain, targets, n, body, error_r);
+        if (r == 0)
+            st->forwarded += (unsigned)n;
+    }
+    free(targets);
+    return r;
+}
+
 static int resolve_all(const struct deliver_ctx *c, const char *id,
                        const struct spool_envelope *env, struct targets *t,
-                       const char ***remote_r, size_t *n_remote_r, struct deliver_stats *st,
-                       const char **error_r)
+                       const char ***remote_r, size_t *n_remote_r, struct forwards *fw,
+                       struct deliver_stats *st, const char **error_r)
 {
     struct directory_user found[DIRECTORY_TARGETS_MAX];
+    struct directory_route route;
     for (size_t i = 0; i < env->n_rcpts; i++) {
-        int n = directory_resolve(c->dir, env->rcpts[i], found, DIRECTORY_TARGETS_MAX);
+        int n = directory_resolve_route(c->dir, env->rcpts[i], found, DIRECTORY_TARGETS_MAX,
+                                        &route);
+        if (n >= 0 && route.n_forwards > 0 && c->forward != NULL) {
+            forwards_add(fw, &route);
+            if (n == 0)
+                continue; /* forward-only: neither gone nor remote */
+        }
         int local = n == 0 && c->outbound != NULL ? is_local(c, env->rcpts[i]) : 1;
         if (n < 0 || local < 0) {
             *error_r = directory_error(c->dir);
@@ -188,6 +247,7 @@ static void add_entry(struct batch *b, struct drop_batch *db, size_t i)
     struct targets t = {0};
     const char *error = NULL, **remote = NULL;
     size_t n_remote = 0;
+    struct forwards fw = {0};
     char mdir[4096];
 
     int body = memfd_create("sealmail-deliver", MFD_CLOEXEC);
@@ -201,8 +261,17 @@ static void add_entry(struct batch *b, struct drop_batch *db, size_t i)
         close(body);
         return;
     }
-    if (resolve_all(c, b->ids[i], &env, &t, &remote, &n_remote, &r->stats, &error) < 0)
+    if (resolve_all(c, b->ids[i], &env, &t, &remote, &n_remote, &fw, &r->stats, &error) < 0)
         fail(r, error);
+    /* forwards: durable in the outbound queue too; never for junk (mail
+     * that failed its sender's DMARC policy is not passed on) */
+    if (r->result == 0 && fw.n > 0 && (env.flags & SPOOL_F_JUNK)) {
+        log_info("deliver forward-skipped queue=%s reason=junk targets=%zu", b->ids[i], fw.n);
+        r->stats.gone += (unsigned)fw.n;
+    } else if (r->result == 0 && fw.n > 0 &&
+               forward_all(c, b->ids[i], &env, &fw, body, &r->stats, &error) < 0) {
+        fail(r, error);
+    }
     /* remote recipients: durable in the outbound queue before the entry
      * may leave the spool (an entry routed twice makes one queue entry) */
     if (r->result == 0 && n_remote > 0) {
@@ -229,6 +298,7 @@ static void add_entry(struct batch *b, struct drop_batch *db, size_t i)
     close(body); /* the plaintext lived only in this memfd */
     free(t.v);
     free(remote);
+    free(fw.v);
 }
 
 /* drop_batch_commit() reports one copy. */

@@ -45,6 +45,16 @@ struct deliver_ctx {
                     int body, const char **error_r);
     const char *local_domains; /* more domains of ours (disposable), separated by spaces
                                   or commas; NULL: none */
+    /* Forwarding (store/forwards.h).  The forwards of an entry's
+     * recipients go to forward(), one call per alias domain (the copy
+     * carries that domain's SRS sender and ARC set), with the message
+     * (its delivery note in env->prefix, the body from offset 0); like
+     * outbound() it makes them durable before it returns 0, or returns
+     * -1 with *error_r and is called again on the retry.  Mail filed as
+     * junk is not forwarded.  NULL: forwards are "gone". */
+    int (*forward)(void *arg, const char *id, const struct spool_envelope *env,
+                   const char *domain, const char *const *targets, size_t n, int body,
+                   const char **error_r);
 };
 
 struct deliver_stats {
@@ -52,6 +62,7 @@ struct deliver_stats {
     unsigned duplicates; /* copies found from an earlier attempt */
     unsigned gone;       /* recipients that no longer resolve (logged) */
     unsigned outbound;   /* recipients handed to the outbound queue */
+    unsigned forwarded;  /* forward targets handed to the outbound queue */
 };
 
 /* Deliver spool entry id (a batch of one).  Returns 0 when it is fully
