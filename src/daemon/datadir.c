@@ -12,6 +12,7 @@
 
 #include "daemon/keys.h"
 #include "daemon/privsep.h"
+#include "mailauth/srs.h"
 #include "net/tls.h"
 #include "store/directory.h"
 
@@ -70,6 +71,25 @@ static int hand_over(const struct sm_config *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* keys/srs.secrets: the SRS secret (forwarding), read as root by smtpd
+ * (to verify bounce addresses) and queued (to make them). */
+static int srs_create(const char *data_dir, bool verbose, char *err, size_t errlen)
+{
+    char path[4096];
+    struct stat st;
+    const char *error;
+    snprintf(path, sizeof path, "%s/keys/srs.secrets", data_dir);
+    if (stat(path, &st) == 0)
+        return 0;
+    if (srs_secrets_generate(path, false, &error) < 0) {
+        snprintf(err, errlen, "%s: %s", path, error);
+        return -1;
+    }
+    if (verbose)
+        printf("created SRS secret in %s/keys\n", data_dir);
+    return 0;
+}
+
 int datadir_init(const struct sm_config *cfg, bool verbose, char *err, size_t errlen)
 {
     const char *error;
@@ -81,7 +101,7 @@ int datadir_init(const struct sm_config *cfg, bool verbose, char *err, size_t er
         make_dir(cfg->data_dir, "inboxes", 0700, err, errlen) < 0)
         return -1;
     int created = keys_spool_create(cfg->data_dir, err, errlen);
-    if (created < 0)
+    if (created < 0 || srs_create(cfg->data_dir, verbose, err, errlen) < 0)
         return -1;
     if (created && verbose)
         printf("created spool key pair in %s/keys\n", cfg->data_dir);

@@ -54,6 +54,17 @@ void forwarder_free(struct forwarder **fp)
     *fp = NULL;
 }
 
+bool forwarder_reverse(struct forwarder *f, const char *rcpt, char *out)
+{
+    const char *at = strrchr(rcpt, '@');
+    char original[SRS_ADDRESS_MAX + 1];
+    if (at == NULL || !srs_is_srs(rcpt, (size_t)(at - rcpt)) ||
+        srs_reverse(f->srs, rcpt, time(NULL), original) != SRS_OK)
+        return false;
+    snprintf(out, 256, "%s", original);
+    return true;
+}
+
 /* The queue id of the copy for domain: a hash of both, 16 hex digits. */
 static void copy_id(const char *id, const char *domain, char out[OUTQ_ID_LEN + 1])
 {

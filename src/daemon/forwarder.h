@@ -12,6 +12,7 @@
 #ifndef SM_DAEMON_FORWARDER_H
 #define SM_DAEMON_FORWARDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,5 +36,9 @@ void forwarder_free(struct forwarder **f);
 int forwarder_enqueue(struct forwarder *f, struct directory *dir, const char *queue_dir,
                       const char *id, const struct spool_envelope *env, const char *domain,
                       const char *const *targets, size_t n, int body, const char **error_r);
+
+/* deliver.h's srs_reverse hook: true with the address rcpt encodes in out
+ * (DELIVER_ADDRESS_MAX bytes) when rcpt is an SRS address we made. */
+bool forwarder_reverse(struct forwarder *f, const char *rcpt, char *out);
 
 #endif

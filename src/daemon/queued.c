@@ -156,6 +156,13 @@ static int job_forward(void *arg, const char *id, const struct spool_envelope *e
                              n, body, error_r);
 }
 
+/* Worker thread: deliver.h's srs_reverse hook. */
+static bool job_srs_reverse(void *arg, const char *rcpt, char *out)
+{
+    struct job *j = arg;
+    return forwarder_reverse(j->q->fw, rcpt, out);
+}
+
 /* Worker thread. */
 static void job_work(void *arg)
 {
@@ -163,7 +170,7 @@ static void job_work(void *arg)
     struct queued *q = j->q;
     struct deliver_ctx c = {q->cfg.data_dir, q->spool_dir, j->slot->dir, q->pk, q->sk,
                             job_changed, j, job_outbound, q->cfg.disposable_domains,
-                            job_forward};
+                            job_forward, job_srs_reverse};
     const char *ids[BATCH_MAX];
     for (size_t i = 0; i < j->n; i++)
         ids[i] = j->ids[i];

@@ -11,6 +11,7 @@
 #include <event2/listener.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/buf.h"
@@ -19,6 +20,7 @@
 #include "core/mem.h"
 #include "daemon/keys.h"
 #include "daemon/smtpd-auth.h"
+#include "mailauth/srs.h"
 #include "daemon/privsep.h"
 #include "mailauth/check.h"
 #include "net/peerlimit.h"
@@ -46,6 +48,7 @@ struct smtpd {
     uint8_t spool_pk[SPOOL_PK_BYTES];
     struct authcheck_env *auth;
     struct smtpd_auth *subauth;    /* submission: AUTH and sender ownership */
+    struct srs *srs;               /* verifies bounce addresses of forwarded mail */
     struct event *ctl_ev, *refresh_ev, *grace_ev, *drain_ev;
     bool stopping;
 };
@@ -121,9 +124,33 @@ static void smtpd_refresh_on_miss(void *owner)
  * disabled, the sender on its allow-list if it has one), with room left.
  * Unknown addresses get one reply whatever the reason, so RCPT does not
  * tell which part was wrong. */
+/* A bounce address of mail we forwarded (SRS0=/SRS1= at one of our
+ * domains): it must be one we made, and recent.  NULL to accept, a reply
+ * to refuse, or "" when the address is not an SRS address at all. */
+static const char *smtpd_check_srs(struct smtpd *d, const char *address)
+{
+    const char *at = strrchr(address, '@');
+    char original[SRS_ADDRESS_MAX + 1];
+    if (d->srs == NULL || at == NULL || !srs_is_srs(address, (size_t)(at - address)))
+        return "";
+    switch (srs_reverse(d->srs, address, time(NULL), original)) {
+    case SRS_OK:
+        return NULL;
+    case SRS_NOT_SRS:
+        return "";
+    case SRS_EXPIRED:
+        return "550 5.1.1 This bounce address has expired";
+    default:
+        return "550 5.7.1 This bounce address was not made here";
+    }
+}
+
 static const char *smtpd_check_address(void *owner, const char *address, const char *sender)
 {
     struct smtpd *d = owner;
+    const char *srs = smtpd_check_srs(d, address);
+    if (srs == NULL || srs[0] != '\0')
+        return srs;
     struct directory_user t[DIRECTORY_TARGETS_MAX];
     struct directory_route route;
     int n = directory_resolve_route(d->dir, address, t, DIRECTORY_TARGETS_MAX, &route);
@@ -230,6 +257,10 @@ static void smtpd_setup(struct smtpd *d, const struct role_args *ra)
     if ((d->dir = directory_open(d->cfg.data_dir, false, &error)) == NULL)
         fatalx("directory: %s", error);
     d->env.peers = peerlimit_new(d->cfg.smtp_max_connections_per_client);
+    char srs_path[4096];
+    snprintf(srs_path, sizeof srs_path, "%s/keys/srs.secrets", d->cfg.data_dir);
+    if ((d->srs = srs_load(srs_path, NULL, &error)) == NULL)
+        fatalx("%s: %s", srs_path, error);
     d->auth = authcheck_env_new(d->env.base, &d->cfg, &error);
     if (d->auth == NULL && error != NULL)
         fatalx("sender checks ([auth], [dns]): %s", error);
@@ -268,6 +299,7 @@ static void smtpd_cleanup(struct smtpd *d)
 {
     inbound_close_all(&d->env);
     smtpd_auth_free(&d->subauth); /* checks in flight find their sessions gone */
+    srs_free(&d->srs);
     for (size_t i = 0; i < d->n_listeners; i++)
         evconnlistener_free(d->listeners[i].l);
     spool_close(&d->env.spool);

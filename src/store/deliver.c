@@ -149,29 +149,43 @@ static int forward_all(const struct deliver_ctx *c, const char *id,
     return r;
 }
 
+/* The recipient to route: an SRS bounce address becomes the address it
+ * encodes (kept in *owned, freed by the caller). */
+static const char *route_rcpt(const struct deliver_ctx *c, const char *rcpt, char ***owned,
+                              size_t *n_owned)
+{
+    char out[DELIVER_ADDRESS_MAX];
+    if (c->srs_reverse == NULL || !c->srs_reverse(c->arg, rcpt, out))
+        return rcpt;
+    *owned = sm_realloc(*owned, (*n_owned + 1) * sizeof **owned);
+    (*owned)[(*n_owned)++] = sm_strdup(out);
+    return (*owned)[*n_owned - 1];
+}
+
 static int resolve_all(const struct deliver_ctx *c, const char *id,
                        const struct spool_envelope *env, struct targets *t,
                        const char ***remote_r, size_t *n_remote_r, struct forwards *fw,
-                       struct deliver_stats *st, const char **error_r)
+                       char ***owned, size_t *n_owned, struct deliver_stats *st,
+                       const char **error_r)
 {
     struct directory_user found[DIRECTORY_TARGETS_MAX];
     struct directory_route route;
     for (size_t i = 0; i < env->n_rcpts; i++) {
-        int n = directory_resolve_route(c->dir, env->rcpts[i], found, DIRECTORY_TARGETS_MAX,
-                                        &route);
+        const char *rcpt = route_rcpt(c, env->rcpts[i], owned, n_owned);
+        int n = directory_resolve_route(c->dir, rcpt, found, DIRECTORY_TARGETS_MAX, &route);
         if (n >= 0 && route.n_forwards > 0 && c->forward != NULL) {
             forwards_add(fw, &route);
             if (n == 0)
                 continue; /* forward-only: neither gone nor remote */
         }
-        int local = n == 0 && c->outbound != NULL ? is_local(c, env->rcpts[i]) : 1;
+        int local = n == 0 && c->outbound != NULL ? is_local(c, rcpt) : 1;
         if (n < 0 || local < 0) {
             *error_r = directory_error(c->dir);
             return -1;
         }
         if (n == 0 && local == 0) {
             *remote_r = sm_realloc(*remote_r, (*n_remote_r + 1) * sizeof **remote_r);
-            (*remote_r)[(*n_remote_r)++] = env->rcpts[i];
+            (*remote_r)[(*n_remote_r)++] = rcpt;
         } else if (n == 0) {
             st->gone++;
             log_warn("deliver recipient-gone queue=%s rcpt=%zu", id, i);
@@ -248,7 +262,8 @@ static void add_entry(struct batch *b, struct drop_batch *db, size_t i)
     const char *error = NULL, **remote = NULL;
     size_t n_remote = 0;
     struct forwards fw = {0};
-    char mdir[4096];
+    char **owned = NULL, mdir[4096];
+    size_t n_owned = 0;
 
     int body = memfd_create("sealmail-deliver", MFD_CLOEXEC);
     if (body < 0) {
@@ -261,7 +276,8 @@ static void add_entry(struct batch *b, struct drop_batch *db, size_t i)
         close(body);
         return;
     }
-    if (resolve_all(c, b->ids[i], &env, &t, &remote, &n_remote, &fw, &r->stats, &error) < 0)
+    if (resolve_all(c, b->ids[i], &env, &t, &remote, &n_remote, &fw, &owned, &n_owned, &r->stats,
+                    &error) < 0)
         fail(r, error);
     /* forwards: durable in the outbound queue too; never for junk (mail
      * that failed its sender's DMARC policy is not passed on) */
@@ -299,6 +315,9 @@ static void add_entry(struct batch *b, struct drop_batch *db, size_t i)
     free(t.v);
     free(remote);
     free(fw.v);
+    for (size_t k = 0; k < n_owned; k++)
+        free(owned[k]);
+    free(owned);
 }
 
 /* drop_batch_commit() reports one copy. */

@@ -17,6 +17,7 @@
 #ifndef SM_DELIVER_H
 #define SM_DELIVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,7 +56,14 @@ struct deliver_ctx {
     int (*forward)(void *arg, const char *id, const struct spool_envelope *env,
                    const char *domain, const char *const *targets, size_t n, int body,
                    const char **error_r);
+    /* Bounces of forwarded mail: a recipient that is an SRS address we
+     * made is replaced by the address it encodes (written to out, at most
+     * DELIVER_ADDRESS_MAX bytes with the NUL), and routed from there.
+     * Returns true when it did so.  NULL: no SRS. */
+    bool (*srs_reverse)(void *arg, const char *rcpt, char *out);
 };
+
+#define DELIVER_ADDRESS_MAX 256
 
 struct deliver_stats {
     unsigned delivered;  /* new drop files */

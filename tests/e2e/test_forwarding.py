@@ -95,3 +95,37 @@ def test_forward_and_local_copy_and_disabled(make_server):
         assert c.cmd("MAIL FROM:<x@origin.test>").code == 250
         r = c.cmd(f"RCPT TO:<{ALIAS}>")
         assert r.code == 550 and r.last.startswith("550 5.2.1"), r
+
+
+def test_bounce_to_srs_address_goes_back_to_the_sender(make_server):
+    """A bounce of a forwarded message reaches the original sender; forged
+    SRS addresses are refused at RCPT."""
+    dst = destination(make_server)
+    src = source(make_server, dst, plain_zone())
+    src.cli("alias", "add", ALIAS, "--to", f"bob@{REMOTE}")
+    dst.add_user(f"carol@{REMOTE}")
+    marker = "SRSBACK-" + uuid.uuid4().hex[:8]
+    send(src, ALIAS, marker, sender=f"carol@{REMOTE}")
+    received(dst, marker)
+    qid = next(q for q in dst.queue_list() if marker.encode() in dst.queue_show(q)[1])
+    srs_sender = re.search(r"(?m)^from: <(SRS0=[^>]+)>$", dst.queue_show(qid)[0]).group(1)
+    assert srs_sender.endswith(f"={REMOTE}=carol@{DOMAIN}"), srs_sender
+
+    bounce_marker = "BOUNCE-" + uuid.uuid4().hex[:8]
+    bounce = (f"From: MAILER-DAEMON@{REMOTE}\r\nTo: <{srs_sender}>\r\n"
+              f"Subject: Undelivered {bounce_marker}\r\n\r\n{bounce_marker}\r\n").encode()
+    with SMTPConn(src.smtp_port) as c:
+        c.ehlo()
+        c.send_message(bounce, rcpts=(srs_sender,), sender="")
+        # forged: a hash we did not make; and a plain unknown address
+        assert c.cmd("MAIL FROM:<>").code == 250
+        forged = re.sub(r"^SRS0=....", "SRS0=AAAA", srs_sender)
+        r = c.cmd(f"RCPT TO:<{forged}>")
+        assert r.code == 550 and r.last.startswith("550 5.7.1"), r
+    # the bounce went back to carol at remote.test, from the null sender
+    msg = received(dst, bounce_marker)
+    qid = next(q for q in dst.queue_list() if bounce_marker.encode() in dst.queue_show(q)[1])
+    envelope = dst.queue_show(qid)[0]
+    assert re.search(r"(?m)^from: <>$", envelope), envelope
+    assert re.search(rf"(?m)^rcpt: <carol@{REMOTE}>$", envelope), envelope
+    assert bounce_marker.encode() in msg
