@@ -129,3 +129,29 @@ def test_bounce_to_srs_address_goes_back_to_the_sender(make_server):
     assert re.search(r"(?m)^from: <>$", envelope), envelope
     assert re.search(rf"(?m)^rcpt: <carol@{REMOTE}>$", envelope), envelope
     assert bounce_marker.encode() in msg
+
+
+def test_submitted_mail_leaves_dkim_signed(make_server):
+    """A mailbox owner submits (587, STARTTLS, AUTH) to someone elsewhere:
+    queued delivers it to the remote MX, signed with both of the domain's
+    keys, which dkimpy verifies against the published records."""
+    import smtplib
+    from conftest import HELO, IO_TIMEOUT, no_verify_context
+    dst = destination(make_server)
+    src = source(make_server, dst, plain_zone())
+    src.add_user(f"alice@{DOMAIN}", password="alice's password")
+    marker = "SUBMIT-" + uuid.uuid4().hex[:8]
+    body = (f"From: Alice <alice@{DOMAIN}>\r\nTo: <bob@{REMOTE}>\r\nSubject: {marker}\r\n"
+            f"Message-ID: <{marker}@{DOMAIN}>\r\n\r\nHello Bob, {marker}.\r\n").encode()
+    with smtplib.SMTP("127.0.0.1", src.submission_port, local_hostname=HELO,
+                      timeout=IO_TIMEOUT) as s:
+        s.starttls(context=no_verify_context())
+        s.login(f"alice@{DOMAIN}", "alice's password")
+        assert s.sendmail(f"alice@{DOMAIN}", [f"bob@{REMOTE}"], body) == {}
+    msg = received(dst, marker)
+    assert b"with ESMTPSA" in msg  # our own Received: an authenticated submission
+    d = dkim.DKIM(msg)
+    sigs = [line for line in msg.split(b"\r\n") if line.startswith(b"DKIM-Signature:")]
+    assert len(sigs) == 2, msg[:2000]
+    for i in range(2):
+        assert d.verify(idx=i, dnsfunc=dkim_dns(src)), f"signature {i}: {d.logger}"
