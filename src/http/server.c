@@ -18,6 +18,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +123,12 @@ static void adopt(evutil_socket_t fd, short what, void *arg)
         evutil_socket_t sock = bufferevent_getfd(s->adopt[i]);
         if (sock < 0 || getpeername(sock, (struct sockaddr *)&c->peer, &len) < 0)
             c->peer.ss_family = AF_UNSPEC;
+        /* a TLS reply leaves as several small records: without this, the
+         * last waits for the client's delayed ACK (about 40 ms, measured
+         * by bench/http) */
+        int one = 1;
+        if (sock >= 0)
+            setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         c->next = s->conns;
         if (s->conns != NULL)
             s->conns->prev = c;
