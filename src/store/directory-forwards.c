@@ -115,45 +115,15 @@ int directory_forward_remove(struct directory *dir, const char *source, const ch
     if (source_normalise(dir, source, src) < 0 ||
         (target != NULL && target_normalise(dir, target, dst) < 0))
         return -1;
-    sqlite3_stmt *st = dir_prepare(dir, "DELETE FROM forwards WHERE source = ?1"
-                                        " AND (?2 = '' OR target = ?2)");
-    if (st == NULL)
-        return -1;
-    sqlite3_bind_text(st, 1, src, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, dst, -1, SQLITE_STATIC);
-    int changed = dir_write_done(dir, st);
-    if (changed == 0)
-        dir_set_error(dir, "no such forward: %s%s%s", src, target ? " -> " : "", dst);
-    if (changed <= 0)
-        return -1;
-    dir->own_changes++;
-    return 0;
-}
-
-static int each_pair(struct directory *dir, const char *sql,
-                     void (*fn)(void *arg, const char *a, const char *b), void *arg)
-{
-    int rc, n = 0;
-    sqlite3_stmt *st = dir_prepare(dir, sql);
-    if (st == NULL)
-        return -1;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        fn(arg, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1));
-        n++;
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        dir_set_db_error(dir, "directory");
-        return -1;
-    }
-    return n;
+    return dir_delete_pair(dir, "forwards", "forward", src, dst);
 }
 
 int directory_forward_list(struct directory *dir,
                            void (*fn)(void *arg, const char *source, const char *target),
                            void *arg)
 {
-    return each_pair(dir, "SELECT source, target FROM forwards ORDER BY source, target", fn, arg);
+    return dir_each_pair(dir, "SELECT source, target FROM forwards ORDER BY source, target", fn,
+                         arg);
 }
 
 /* The source must exist as an alias (local targets or forwards). */

@@ -39,6 +39,13 @@ int dir_step_done(sqlite3_stmt *st);
 int dir_write_done(struct directory *dir, sqlite3_stmt *st);
 /* Column col of the current row as text into out (truncated, "" for NULL). */
 void dir_copy_text(char *out, size_t outlen, sqlite3_stmt *st, int col);
+/* DELETE source -> dst (every target of source when dst is "") from table
+ * (aliases or forwards); "no such <what>" when nothing matched.  0 or -1. */
+int dir_delete_pair(struct directory *dir, const char *table, const char *what,
+                    const char *src, const char *dst);
+/* Call fn with the two text columns of each row of sql; count or -1. */
+int dir_each_pair(struct directory *dir, const char *sql,
+                  void (*fn)(void *arg, const char *a, const char *b), void *arg);
 struct directory_route;
 /* Add the forwards of source to r and read its policy and its domain's
  * forwarding switch; the number of forwards added, or -1

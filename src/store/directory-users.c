@@ -520,34 +520,38 @@ int directory_alias_remove(struct directory *dir, const char *source, const char
     if (source_check(dir, source, src) < 0 ||
         (target != NULL && address_check(dir, target, dst) < 0))
         return -1;
-    sqlite3_stmt *st = dir_prepare(dir, "DELETE FROM aliases WHERE source = ?1"
-                                    " AND (?2 = '' OR target = ?2)");
+    return dir_delete_pair(dir, "aliases", "alias", src, dst);
+}
+
+int dir_delete_pair(struct directory *dir, const char *table, const char *what,
+                    const char *src, const char *dst)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "DELETE FROM %s WHERE source = ?1 AND (?2 = '' OR target = ?2)",
+             table);
+    sqlite3_stmt *st = dir_prepare(dir, sql);
     if (st == NULL)
         return -1;
     sqlite3_bind_text(st, 1, src, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, dst, -1, SQLITE_STATIC);
     int changed = dir_write_done(dir, st);
-    if (changed < 0)
+    if (changed == 0)
+        dir_set_error(dir, "no such %s: %s%s%s", what, src, dst[0] ? " -> " : "", dst);
+    if (changed <= 0)
         return -1;
-    if (changed == 0) {
-        dir_set_error(dir, "no such alias: %s%s%s", src, target != NULL ? " -> " : "", dst);
-        return -1;
-    }
     dir->own_changes++;
     return 0;
 }
 
-int directory_alias_list(struct directory *dir,
-                         void (*fn)(void *arg, const char *source, const char *target),
-                         void *arg)
+int dir_each_pair(struct directory *dir, const char *sql,
+                  void (*fn)(void *arg, const char *a, const char *b), void *arg)
 {
     int rc, n = 0;
-    sqlite3_stmt *st = dir_prepare(dir, "SELECT source, target FROM aliases ORDER BY source, target");
+    sqlite3_stmt *st = dir_prepare(dir, sql);
     if (st == NULL)
         return -1;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        fn(arg, (const char *)sqlite3_column_text(st, 0),
-           (const char *)sqlite3_column_text(st, 1));
+        fn(arg, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1));
         n++;
     }
     sqlite3_finalize(st);
@@ -556,6 +560,14 @@ int directory_alias_list(struct directory *dir,
         return -1;
     }
     return n;
+}
+
+int directory_alias_list(struct directory *dir,
+                         void (*fn)(void *arg, const char *source, const char *target),
+                         void *arg)
+{
+    return dir_each_pair(dir, "SELECT source, target FROM aliases ORDER BY source, target", fn,
+                         arg);
 }
 
 /* --- resolution -------------------------------------------------------------- */
