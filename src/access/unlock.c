@@ -27,10 +27,11 @@
 #include "core/workpool.h"
 #include "crypto/seal.h"
 #include "store/account.h"
+#include "store/dirpool.h"
 #include "store/directory.h"
 #include "store/mailbox.h"
 
-#define DIRECTORY_HANDLES_MAX 64
+#define DIRECTORY_HANDLES_MAX 64 /* idle directory handles kept for the workers */
 
 struct unlocked {
     struct unlocked *next;
@@ -56,8 +57,7 @@ struct unlock_registry {
     struct workpool *wp;
     pthread_mutex_t mu;
     struct unlocked *all;
-    struct directory *dirs[DIRECTORY_HANDLES_MAX]; /* idle handles */
-    size_t n_dirs;
+    struct dirpool *dirs; /* directory handles for the worker threads */
 };
 
 struct unlock_registry *unlock_registry_new(const char *data_dir,
@@ -67,6 +67,7 @@ struct unlock_registry *unlock_registry_new(const char *data_dir,
 {
     struct unlock_registry *r = sm_calloc(1, sizeof *r);
     r->data_dir = sm_strdup(data_dir);
+    r->dirs = dirpool_new(data_dir, DIRECTORY_HANDLES_MAX);
     r->params = *params;
     r->max_sessions = max_sessions;
     r->linger = linger;
@@ -88,40 +89,11 @@ void unlock_registry_free(struct unlock_registry **rp)
     if (r->all != NULL)
         log_warn("imapd unlock-registry-busy");
     seal_secret_free(&r->verifier_key);
-    for (size_t i = 0; i < r->n_dirs; i++)
-        directory_close(&r->dirs[i]);
+    dirpool_free(&r->dirs);
     pthread_mutex_destroy(&r->mu);
     free(r->data_dir);
     free(r);
     *rp = NULL;
-}
-
-/* ---- directory handles ------------------------------------------------- */
-
-static struct directory *dir_take(struct unlock_registry *r)
-{
-    struct directory *d = NULL;
-    pthread_mutex_lock(&r->mu);
-    if (r->n_dirs > 0)
-        d = r->dirs[--r->n_dirs];
-    pthread_mutex_unlock(&r->mu);
-    const char *error;
-    if (d == NULL && (d = directory_open(r->data_dir, false, &error)) == NULL)
-        log_warn("imapd directory-error=\"%s\"", error);
-    return d;
-}
-
-static void dir_give(struct unlock_registry *r, struct directory *d)
-{
-    if (d == NULL)
-        return;
-    pthread_mutex_lock(&r->mu);
-    if (r->n_dirs < DIRECTORY_HANDLES_MAX) {
-        r->dirs[r->n_dirs++] = d;
-        d = NULL;
-    }
-    pthread_mutex_unlock(&r->mu);
-    directory_close(&d);
 }
 
 /* ---- opening ------------------------------------------------------------ */
@@ -297,13 +269,13 @@ enum unlock_result unlock_login(struct unlock_registry *r, const char *address,
     *u_r = NULL;
     if (fast_r != NULL)
         *fast_r = false;
-    struct directory *dir = dir_take(r);
+    struct directory *dir = dirpool_take(r->dirs);
     if (dir == NULL)
         return UNLOCK_FAILED;
     make_verifier(r, address, password, pwlen, verifier);
     if ((*u_r = attach_known(r, address, verifier, dir)) != NULL) {
         seal_wipe(verifier, sizeof verifier);
-        dir_give(r, dir);
+        dirpool_give(r->dirs, dir);
         if (fast_r != NULL)
             *fast_r = true;
         return UNLOCK_OK;
@@ -325,7 +297,7 @@ enum unlock_result unlock_login(struct unlock_registry *r, const char *address,
     }
     seal_wipe(verifier, sizeof verifier);
     account_free(&acct);
-    dir_give(r, dir);
+    dirpool_give(r->dirs, dir);
     return res;
 }
 
@@ -460,11 +432,11 @@ void unlocked_notify(struct unlocked *u, const struct unlock_watch *except)
 static void import_work(void *arg)
 {
     struct unlocked *u = arg;
-    struct directory *dir = dir_take(u->r);
+    struct directory *dir = dirpool_take(u->r->dirs);
     if (unlocked_store(u) != NULL)
         import_drop(u, dir);
     unlocked_store_done(u);
-    dir_give(u->r, dir);
+    dirpool_give(u->r->dirs, dir);
 }
 
 static void import_done(void *arg)
