@@ -73,19 +73,7 @@ static void collect_domain(void *arg, const char *domain)
  * (550 5.1.1, from the directory's answer). */
 static void add_disposable_domains(struct smtpd *d, struct sm_buf *list)
 {
-    const char *p = d->cfg.disposable_domains, *why;
-    char name[DIRECTORY_DOMAIN_MAX + 1];
-    while (*p != '\0') {
-        p += strspn(p, " ,\t");
-        size_t n = strcspn(p, " ,\t");
-        if (n == 0)
-            break;
-        char *raw = sm_strndup(p, n);
-        if (directory_domain_normalise(raw, name, &why) == 0)
-            collect_domain(list, name);
-        free(raw);
-        p += n;
-    }
+    directory_domains_each(d->cfg.disposable_domains, collect_domain, list);
 }
 
 static void smtpd_refresh_domains(evutil_socket_t fd, short what, void *arg)

@@ -623,31 +623,20 @@ void api_handle(void *arg, struct evhttp_request *req, struct http_conn *c)
 
 /* ---- life ------------------------------------------------------------------------ */
 
-static void parse_domains(struct api *a, const char *list)
+static void add_domain(void *arg, const char *domain)
 {
-    const char *p = list;
-    while (*p != '\0' && a->n_domains < API_DOMAINS_MAX) {
-        p += strspn(p, " ,\t");
-        size_t n = strcspn(p, " ,\t");
-        if (n == 0)
-            break;
-        char name[DIRECTORY_DOMAIN_MAX + 1];
-        const char *why;
-        char *raw = sm_strndup(p, n);
-        if (directory_domain_normalise(raw, name, &why) == 0)
-            a->domains[a->n_domains++] = sm_strdup(name);
-        else
-            log_warn("httpd disposable-domain-ignored reason=\"%s\"", why);
-        free(raw);
-        p += n;
-    }
+    struct api *a = arg;
+    if (a->n_domains < API_DOMAINS_MAX)
+        a->domains[a->n_domains++] = sm_strdup(domain);
 }
 
 struct api *api_new(const struct sm_config *cfg, struct event_base *base, struct workpool *wp)
 {
     struct api *a = sm_calloc(1, sizeof *a);
     a->data_dir = sm_strdup(cfg->data_dir);
-    parse_domains(a, cfg->disposable_domains);
+    if (directory_domains_each(cfg->disposable_domains, add_domain, a) == 0 &&
+        strspn(cfg->disposable_domains, " ,\t") != strlen(cfg->disposable_domains))
+        log_warn("httpd [disposable] domains holds no valid domain name");
     a->ttl = cfg->disposable_ttl;
     a->max_ttl = cfg->disposable_max_ttl;
     a->quota = cfg->disposable_quota;

@@ -55,30 +55,23 @@ static void targets_merge(struct targets *t, const struct directory_user *u, siz
     }
 }
 
-/* Does name (lowercase) appear in the list (separated by spaces or commas,
- * any case)? */
-static bool in_list(const char *list, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = list; p != NULL && *p != '\0';) {
-        p += strspn(p, " ,\t");
-        size_t len = strcspn(p, " ,\t");
-        if (len == n && strncasecmp(p, name, n) == 0)
-            return true;
-        p += len;
-    }
-    return false;
-}
-
-struct hosted_find {
-    const char *domain;
+struct domain_find {
+    const char *name;
     bool found;
 };
 
-static void hosted_cb(void *arg, const char *domain)
+static void domain_match(void *arg, const char *domain)
 {
-    struct hosted_find *h = arg;
-    h->found |= strcmp(h->domain, domain) == 0;
+    struct domain_find *f = arg;
+    f->found |= strcmp(f->name, domain) == 0;
+}
+
+/* Does the normalised name appear in the configured list? */
+static bool in_list(const char *list, const char *name)
+{
+    struct domain_find f = {name, false};
+    directory_domains_each(list, domain_match, &f);
+    return f.found;
 }
 
 /* 1 when address is in a domain of ours, 0 when it is remote, -1 error. */
@@ -92,10 +85,8 @@ static int is_local(const struct deliver_ctx *c, const char *address)
         return 1;
     if (in_list(c->local_domains, domain))
         return 1;
-    struct hosted_find h = {domain, false};
-    if (directory_domain_list(c->dir, hosted_cb, &h) < 0)
-        return -1;
-    return h.found ? 1 : 0;
+    /* one indexed look-up, not the whole domain list per recipient */
+    return directory_domain_hosted(c->dir, domain);
 }
 
 /* The forward targets of an entry, with the domain of the alias each

@@ -62,23 +62,12 @@ static const char *domain_of(const char *source)
     return strchr(source, '@') + 1;
 }
 
-static int hosted(struct directory *dir, const char *domain)
-{
-    sqlite3_stmt *st = dir_prepare(dir, "SELECT 1 FROM domains WHERE name = ?1");
-    if (st == NULL)
-        return -1;
-    sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
-}
-
 int directory_forward_add(struct directory *dir, const char *source, const char *target)
 {
     char src[DIRECTORY_ADDRESS_MAX + 1], dst[DIRECTORY_ADDRESS_MAX + 1];
     if (source_normalise(dir, source, src) < 0 || target_normalise(dir, target, dst) < 0)
         return -1;
-    int local = hosted(dir, domain_of(dst));
+    int local = directory_domain_hosted(dir, domain_of(dst));
     if (local != 0) {
         if (local > 0)
             dir_set_error(dir, "%s is in a hosted domain: use `alias add %s %s`", dst, src, dst);

@@ -444,6 +444,42 @@ int directory_domain_remove(struct directory *dir, const char *domain)
     return 0;
 }
 
+size_t directory_domains_each(const char *list, void (*fn)(void *arg, const char *domain),
+                              void *arg)
+{
+    char raw[DIRECTORY_DOMAIN_MAX + 2], name[DIRECTORY_DOMAIN_MAX + 1];
+    const char *why;
+    size_t count = 0;
+    for (const char *p = list; p != NULL && *p != '\0';) {
+        p += strspn(p, " ,\t");
+        size_t n = strcspn(p, " ,\t");
+        if (n == 0)
+            break;
+        snprintf(raw, sizeof raw, "%.*s", (int)(n < sizeof raw ? n : sizeof raw - 1), p);
+        if (n < sizeof raw && directory_domain_normalise(raw, name, &why) == 0) {
+            fn(arg, name);
+            count++;
+        }
+        p += n;
+    }
+    return count;
+}
+
+int directory_domain_hosted(struct directory *dir, const char *domain)
+{
+    sqlite3_stmt *st = dir_prepare(dir, "SELECT 1 FROM domains WHERE name = ?1");
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        dir_set_db_error(dir, "directory");
+        return -1;
+    }
+    return rc == SQLITE_ROW;
+}
+
 int directory_domain_list(struct directory *dir, void (*fn)(void *arg, const char *domain),
                           void *arg)
 {

@@ -37,6 +37,13 @@ int directory_domain_normalise(const char *name, char out[DIRECTORY_DOMAIN_MAX +
 int directory_domain_add(struct directory *dir, const char *domain);
 /* 0 if removed; -1 if not present or on error. */
 int directory_domain_remove(struct directory *dir, const char *domain);
+/* Call fn with each name of a configured list of domains (separated by
+ * spaces, commas or tabs, e.g. [disposable] domains), normalised; names
+ * that are not valid domains are skipped.  Returns how many fn got. */
+size_t directory_domains_each(const char *list, void (*fn)(void *arg, const char *domain),
+                              void *arg);
+/* Whether the normalised domain is hosted: 1, 0, or -1 on error. */
+int directory_domain_hosted(struct directory *dir, const char *domain);
 /* Calls fn for each domain in name order; returns the count or -1. */
 int directory_domain_list(struct directory *dir, void (*fn)(void *arg, const char *domain),
                           void *arg);

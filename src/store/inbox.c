@@ -54,8 +54,9 @@ void inbox_random_local(char out[INBOX_LOCAL_RANDOM_LEN + 1])
     seal_random(raw, sizeof raw);
     for (size_t i = 0; i < sizeof raw; i++)
         out[i] = alphabet[raw[i] & 31];
-    /* a local part starting with a digit is fine, but a letter reads better */
-    out[0] = alphabet[raw[0] % 24];
+    /* a local part starting with a digit is fine, but a letter reads better
+     * (one of the first 16: 256 is a multiple of 16, so no modulo bias) */
+    out[0] = alphabet[raw[0] & 15];
     out[INBOX_LOCAL_RANDOM_LEN] = '\0';
 }
 
