@@ -143,13 +143,18 @@ def test_quota_refuses_at_rcpt(live):
     live.add_user(address, PASSWORD, quota="10k")
     send(live, [address], "QUOTA-1", extra=b"q" * 12000 + b"\r\n")
     wait_delivered(live, address, 1)
-    # usage is counted at delivery: the next RCPT hears the mailbox is full
-    with SMTPConn(live.smtp_port) as c:
-        c.ehlo()
-        assert c.cmd("MAIL FROM:<s@sender.test>").code == 250
-        r = c.cmd(f"RCPT TO:<{address}>")
-        assert r.last.startswith("452 4.2.2"), r
-        c.quit()
+
+    # usage is counted at delivery, just after the drop file is durable:
+    # RCPT then hears the mailbox is full (polled: the file appears first)
+    def rcpt_reply():
+        with SMTPConn(live.smtp_port) as c:
+            c.ehlo()
+            assert c.cmd("MAIL FROM:<s@sender.test>").code == 250
+            r = c.cmd(f"RCPT TO:<{address}>")
+            c.quit()
+            return r
+    r = wait_until(lambda: (r := rcpt_reply()).code != 250 and r, 30, 0.2, "a full mailbox")
+    assert r.last.startswith("452 4.2.2"), r
     live.cli("user", "quota", address, "1M")
     with SMTPConn(live.smtp_port) as c:
         c.ehlo()
