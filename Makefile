@@ -7,7 +7,8 @@
 
 BUILD_PKGS = gcc meson ninja-build pkg-config libevent-dev libssl-dev libsodium-dev \
              libsqlite3-dev libinih-dev libgmime-3.0-dev zlib1g-dev openssl \
-             libunbound-dev libjansson-dev libgumbo-dev publicsuffix dns-root-data
+             libunbound-dev libjansson-dev libgumbo-dev libcurl4-openssl-dev publicsuffix \
+             dns-root-data
 TEST_PKGS  = libcmocka-dev python3 python3-pytest swaks clang libclang-rt-14-dev isync fetchmail \
              python3-yaml python3-dkim python3-cryptography python3-dnspython \
              python3-nacl opendkim opendkim-tools ldnsutils jq chromium nodejs

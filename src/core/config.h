@@ -87,8 +87,10 @@ struct sm_config {
     char *queue_retry_schedule;    /* "5m 15m 30m 1h 2h 4h": delays between attempts */
     unsigned queue_delay_notice;   /* seconds before a delay notice; 0: none */
     unsigned queue_max_parallel;   /* queue entries being tried at once */
+    unsigned queue_max_per_destination; /* sessions at once to one recipient domain */
     unsigned queue_scan_interval;  /* seconds between looks for entries that are due */
     unsigned queue_remote_port;    /* port of remote MX hosts: 25 (tests: another) */
+    unsigned queue_mta_sts_port;   /* port of MTA-STS policy servers: 443 (tests: another) */
     char *queue_ca_file;           /* trust store for MTA-STS verification; "" : the system's */
     /* [web] (httpd: the disposable-inbox page and its JSON API) */
     char *web_listen;        /* HTTP */

@@ -7,7 +7,7 @@
  * at the same time.
  *
  * An attempt is a small state machine:
- *   OPEN (worker) -> per domain: MX -> per host: A, AAAA, [TLSA] ->
+ *   OPEN (worker) -> per domain: MTA-STS, MX -> per host: A, AAAA, [TLSA] ->
  *   per address: SESSION -> [SAVE (worker)] -> next domain ... ->
  *   FINISH: schedule, expire, notices (spool writer, loop) -> SAVE or
  *   REMOVE (worker) -> end. */
@@ -35,6 +35,7 @@
 #include "core/mem.h"
 #include "core/workpool.h"
 #include "daemon/dsn.h"
+#include "daemon/outbound-sts.h"
 #include "dns/resolver.h"
 #include "mailauth/dkim.h"
 #include "mailauth/dmarc.h"
@@ -69,6 +70,7 @@ struct outbound {
     const uint8_t *pk, *sk;
     char spool_dir[4096], queue_dir[4096];
     struct dns_resolver *dns;
+    struct sts_resolver *sts; /* MTA-STS policies */
     bool dnssec;             /* a trust anchor is configured: DANE may apply */
     SSL_CTX *tls;
     struct spool *spool;     /* for notices */
@@ -76,6 +78,7 @@ struct outbound {
     void (*spool_ready)(void *arg, const char *id);
     void *arg;
     struct event *scan_ev;
+    struct event *wake_ev;   /* resumes attempts waiting for a session slot */
     bool scanning, rescan, stopping;
     struct attempt *attempts;
     unsigned n_active;
@@ -108,7 +111,10 @@ struct attempt {
     enum smtp_tls_policy policy;
     bool plain_retry;
     struct dns_query *q;
+    struct sts_lookup *sts_q;
+    struct sts_policy *sts;  /* the domain's MTA-STS policy; NULL: none */
     struct smtp_client *client;
+    bool waiting;            /* for a session slot to its domain (max_per_destination) */
     char last_error[OUTQ_REPLY_MAX + 1];
     bool dirty;              /* e changed since the last save */
     unsigned delivered, bounced;
@@ -454,6 +460,7 @@ static void domain_fail(struct attempt *a, bool permanent, const char *why)
 }
 
 static void on_mx(void *arg, struct dns_answer *ans);
+static void on_sts(void *arg, const struct sts_policy *p, const char *source);
 
 static void next_domain(struct attempt *a)
 {
@@ -478,6 +485,22 @@ static void next_domain(struct attempt *a)
         }
     a->n_mx = a->cur_mx = 0;
     a->last_error[0] = '\0';
+    free(a->sts);
+    a->sts = NULL;
+    a->sts_q = sts_lookup_start(a->ob->sts, a->domain, on_sts, a);
+}
+
+/* The domain's MTA-STS policy is known (or that it has none): its MX. */
+static void on_sts(void *arg, const struct sts_policy *p, const char *source)
+{
+    struct attempt *a = arg;
+    a->sts_q = NULL;
+    if (p != NULL && p->mode != STS_MODE_NONE) {
+        a->sts = sm_malloc(sizeof *a->sts);
+        *a->sts = *p;
+        log_info("outbound mta-sts queue=%s domain=%s mode=%s source=%s", a->id, a->domain,
+                 sts_mode_name(p->mode), source);
+    }
     a->q = dns_resolve(a->ob->dns, a->domain, DNS_T_MX, on_mx, a);
 }
 
@@ -533,6 +556,7 @@ static void on_a(void *arg, struct dns_answer *ans);
 static void on_aaaa(void *arg, struct dns_answer *ans);
 static void on_tlsa(void *arg, struct dns_answer *ans);
 static void connect_next(struct attempt *a);
+static bool sts_decide(struct attempt *a);
 
 static void host_failed(struct attempt *a, const char *fmt, const char *host)
 {
@@ -613,18 +637,27 @@ static void on_aaaa(void *arg, struct dns_answer *ans)
         a->q = dns_resolve(a->ob->dns, name, DNS_T_TLSA, on_tlsa, a);
         return;
     }
-    a->policy = SMTP_TLS_OPPORTUNISTIC;
-    connect_next(a);
+    if (sts_decide(a))
+        connect_next(a);
 }
 
-/* MTA-STS (RFC 8461): the hook for a policy fetched over HTTPS and cached.
- * Not implemented yet: no policy is ever known, so domains without DANE
- * get opportunistic TLS.  When it is, a known "enforce" policy returns
- * true with its mx patterns, and the session uses SMTP_TLS_VERIFY_NAME. */
-static bool sts_policy(const struct attempt *a)
+/* A host without DANE: a policy in mode "enforce" (RFC 8461 §5) lets mail
+ * go only to an MX host it lists, over TLS with a certificate valid for
+ * the host's name; "testing" and no policy leave TLS opportunistic.
+ * false when the host was skipped. */
+static bool sts_decide(struct attempt *a)
 {
-    (void)a;
-    return false;
+    const char *host = a->mx[a->cur_mx].name;
+    if (a->sts == NULL || a->sts->mode != STS_MODE_ENFORCE) {
+        a->policy = SMTP_TLS_OPPORTUNISTIC;
+        return true;
+    }
+    if (!sts_policy_allows_mx(a->sts, host)) {
+        host_failed(a, "4.7.5 MX host %s is not in the domain's MTA-STS policy", host);
+        return false;
+    }
+    a->policy = SMTP_TLS_VERIFY_NAME;
+    return true;
 }
 
 static void on_tlsa(void *arg, struct dns_answer *ans)
@@ -643,7 +676,8 @@ static void on_tlsa(void *arg, struct dns_answer *ans)
         a->policy = SMTP_TLS_DANE;
     } else {
         dns_answer_free(ans);
-        a->policy = sts_policy(a) ? SMTP_TLS_VERIFY_NAME : SMTP_TLS_OPPORTUNISTIC;
+        if (!sts_decide(a))
+            return;
     }
     connect_next(a);
 }
@@ -652,6 +686,33 @@ static void on_tlsa(void *arg, struct dns_answer *ans)
 
 static void on_session(struct smtp_client *c, const struct smtp_client_result *r, void *arg);
 
+/* Sessions running to a recipient domain.  RFC 5321 §4.5.4.1 asks
+ * senders to limit their connections to one destination; a domain's MX
+ * hosts serve it together, so the domain is the unit. */
+static unsigned sessions_to(const struct outbound *ob, const char *domain)
+{
+    unsigned n = 0;
+    for (const struct attempt *a = ob->attempts; a != NULL; a = a->next)
+        if (a->client != NULL && strcmp(a->domain, domain) == 0)
+            n++;
+    return n;
+}
+
+/* A session ended: the attempts waiting for a slot get their turn, from
+ * the loop's next turn (not inside the ending session's callback). */
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct outbound *ob = arg;
+    for (struct attempt *a = ob->attempts, *next; a != NULL && !ob->stopping; a = next) {
+        next = a->next; /* connect_next() may end a */
+        if (a->waiting && sessions_to(ob, a->domain) < ob->cfg->queue_max_per_destination) {
+            a->waiting = false;
+            connect_next(a);
+        }
+    }
+}
+
 static void connect_next(struct attempt *a)
 {
     if (a->cur_addr >= a->n_addrs) {
@@ -659,10 +720,20 @@ static void connect_next(struct attempt *a)
         next_host(a);
         return;
     }
-    const struct outbound *ob = a->ob;
+    struct outbound *ob = a->ob;
+    if (sessions_to(ob, a->domain) >= ob->cfg->queue_max_per_destination) {
+        if (!a->waiting)
+            log_info("outbound wait queue=%s domain=%s (max_per_destination sessions run)",
+                     a->id, a->domain);
+        a->waiting = true;
+        return;
+    }
     const char **rcpts = sm_calloc(a->n_idx, sizeof *rcpts);
     struct smtp_tlsa tlsa[DNS_ANSWER_RR_MAX];
-    size_t n_tlsa = 0;
+    size_t n_tlsa = 0, n_sts_mx = 0;
+    const char *sts_mx[STS_MX_MAX];
+    for (size_t i = 0; a->policy == SMTP_TLS_VERIFY_NAME && i < a->sts->n_mx; i++)
+        sts_mx[n_sts_mx++] = a->sts->mx[i];
     for (size_t i = 0; i < a->n_idx; i++)
         rcpts[i] = a->e.rcpts[a->idx[i]].addr;
     for (size_t i = 0; a->tlsa != NULL && i < a->tlsa->n; i++)
@@ -678,6 +749,8 @@ static void connect_next(struct attempt *a)
         .helo_name = ob->cfg->hostname,
         .tls = a->policy,
         .tls_ctx = ob->tls,
+        .sts_mx = n_sts_mx ? sts_mx : NULL,
+        .n_sts_mx = n_sts_mx,
         .tlsa = n_tlsa ? tlsa : NULL,
         .n_tlsa = n_tlsa,
         .mail_from = a->e.mail_from,
@@ -726,14 +799,16 @@ static void on_session(struct smtp_client *c, const struct smtp_client_result *r
     }
     reply_text(&r->reply, text);
     log_info("outbound session queue=%s domain=%s mx=%s result=%s stage=%s tls=%s%s%s "
-             "policy=%s verified=%s decided=%zu/%zu reply=\"%.120s\"",
+             "sts=%s policy=%s verified=%s decided=%zu/%zu reply=\"%.120s\"",
              a->id, a->domain, a->mx[a->cur_mx].name, smtp_delivery_name(r->status),
              smtp_client_stage_name(r->stage), r->tls ? r->tls_version : "no",
-             r->tls ? " " : "", r->tls ? r->tls_cipher : "", policy_name(a->policy),
+             r->tls ? " " : "", r->tls ? r->tls_cipher : "",
+             a->sts ? sts_mode_name(a->sts->mode) : "-", policy_name(a->policy),
              r->tls_verified ? "yes" : "no", decided, a->n_idx, text);
     enum smtp_client_stage stage = r->stage;
     smtp_client_free(&c); /* r is gone with it */
     a->client = NULL;
+    event_active(a->ob->wake_ev, 0, 0);
     if (decided > 0 || stage >= SMTP_STAGE_MAIL) {
         domain_done(a);
         return;
@@ -926,6 +1001,8 @@ static void attempt_end(struct attempt *a)
 {
     struct outbound *ob = a->ob;
     dns_query_cancel(&a->q);
+    sts_lookup_cancel(&a->sts_q);
+    free(a->sts);
     smtp_client_free(&a->client);
     spool_writer_abort(&a->w);
     dns_answer_free(a->tlsa);
@@ -1083,6 +1160,12 @@ struct outbound *outbound_new(const struct outbound_params *p, const char **erro
     ob->dnssec = cfg->dns_trust_anchor[0] != '\0';
     if ((ob->dns = dns_resolver_new(p->base, &o, error_r)) == NULL)
         goto fail;
+    char sts_dir[4096];
+    snprintf(sts_dir, sizeof sts_dir, "%s/mta-sts", cfg->data_dir);
+    struct sts_resolver_params sp = {p->base, ob->dns, p->pool, sts_dir, cfg->queue_mta_sts_port,
+                                     cfg->queue_ca_file};
+    if ((ob->sts = sts_resolver_new(&sp, error_r)) == NULL)
+        goto fail;
     ob->tls = tls_client_ctx_new(cfg->queue_ca_file[0] ? cfg->queue_ca_file : NULL, err,
                                  sizeof err);
     if (ob->tls == NULL) {
@@ -1094,6 +1177,7 @@ struct outbound *outbound_new(const struct outbound_params *p, const char **erro
     if ((ob->spool = spool_open(ob->spool_dir, p->pk, p->base, 16, error_r)) == NULL)
         goto fail;
     struct timeval every = {cfg->queue_scan_interval, 0};
+    ob->wake_ev = event_new(p->base, -1, 0, on_wake, ob);
     ob->scan_ev = event_new(p->base, -1, EV_PERSIST, on_scan_timer, ob);
     event_add(ob->scan_ev, &every);
     outbound_kick(ob); /* what waited while queued was down */
@@ -1120,9 +1204,10 @@ void outbound_stop(struct outbound *ob)
      * spool commit end in their callbacks */
     for (struct attempt *a = ob->attempts, *next; a != NULL; a = next) {
         next = a->next;
-        if (a->q != NULL || a->client != NULL)
+        if (a->q != NULL || a->sts_q != NULL || a->client != NULL || a->waiting)
             attempt_end(a);
     }
+    sts_resolver_stop(ob->sts);
 }
 
 void outbound_free(struct outbound **obp)
@@ -1136,6 +1221,9 @@ void outbound_free(struct outbound **obp)
         attempt_end(ob->attempts);
     if (ob->scan_ev != NULL)
         event_free(ob->scan_ev);
+    if (ob->wake_ev != NULL)
+        event_free(ob->wake_ev);
+    sts_resolver_free(&ob->sts);
     dns_resolver_free(&ob->dns);
     SSL_CTX_free(ob->tls);
     free(ob);

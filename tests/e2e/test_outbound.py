@@ -20,6 +20,7 @@ import pwd
 import re
 import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -165,7 +166,7 @@ def test_delivered_over_starttls_and_dkim_signed(make_server):
     assert re.search(rb"Received: from [^\r\n]*\r?\n?[^\r\n]*with ESMTPS", msg), msg[:800]
     wait_until(lambda: f"outbound done queue={qid}" in src.log_text(), 30, 0.2, "done")
     assert re.search(rf"outbound session queue={qid} domain={REMOTE} mx={DST_HOST} "
-                     r"result=delivered stage=done tls=TLSv1\.[23] \S+ policy=opportunistic",
+                     r"result=delivered stage=done tls=TLSv1\.[23] \S+ sts=- policy=opportunistic",
                      src.log_text())
     # dot-stuffing survived the trip
     assert b"\r\n.a line starting with a dot\r\n" in msg
@@ -360,19 +361,34 @@ def test_delay_notice_once_while_retrying(make_server):
 class Sink:
     """A minimal SMTP server (stdlib only, no TLS) that records what it
     accepts; with hold_first, the first message's final reply waits until
-    released, so that the sender can be killed in between."""
+    released, so that the sender can be killed in between.  It counts the
+    sessions open at once (most_at_once); greet_delay holds each greeting
+    back that many seconds, so that sessions overlap when they can."""
 
-    def __init__(self, addr, port, hold_first=False):
+    def __init__(self, addr, port, hold_first=False, greet_delay=0):
         import socketserver
         import threading
         self.messages = []
         self.release = threading.Event()
         self.holding = threading.Event()
         self.hold_first = hold_first
+        self.lock = threading.Lock()
+        self.open_now = self.most_at_once = 0
         sink = self
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self):
+                with sink.lock:
+                    sink.open_now += 1
+                    sink.most_at_once = max(sink.most_at_once, sink.open_now)
+                try:
+                    time.sleep(greet_delay)
+                    self.converse()
+                finally:
+                    with sink.lock:
+                        sink.open_now -= 1
+
+            def converse(self):
                 self.request.settimeout(60)
                 w = self.wfile.write
                 w(b"220 sink ESMTP\r\n")
@@ -451,3 +467,31 @@ def test_kill9_mid_delivery_sends_nothing_twice(make_server):
     finally:
         fast.close()
         slow.close()
+
+
+# --------------------------------------------------------------------------
+# sessions per destination ([queue] max_per_destination)
+
+def test_sessions_to_one_domain_are_limited(make_server):
+    from conftest import free_ports
+    port = free_ports(1)[0]
+    sink = Sink("127.0.0.2", port, greet_delay=1.5)  # sessions overlap when allowed to
+    try:
+        src = make_server(start=False, name="src")
+        src.write_config({"spool": {"hold": "no"},
+                          "queue": {"remote_port": str(port), "retry_schedule": "1s",
+                                    "scan_interval": "1s", "max_per_destination": "2"}})
+        src.set_zone(["wide.test. 300 IN MX 10 mx.wide.test.", "mx.wide.test. 300 IN A 127.0.0.2"])
+        src.start()
+        markers = ["LIMIT-" + uuid.uuid4().hex[:8] for _ in range(6)]
+        for marker in markers:
+            inject(src, [f"{marker.lower()}@wide.test"], message(marker))
+        wait_until(lambda: len(sink.messages) >= len(markers), 120, 0.3, "all six at the sink")
+        # two at once, never more: the limit held, and sessions did run in parallel
+        assert sink.most_at_once == 2, sink.most_at_once
+        assert "outbound wait queue=" in src.log_text()
+        assert sorted(m for m in markers if any(m.encode() in d for _, d in sink.messages)) == \
+            sorted(markers)
+        wait_until(lambda: outbound_lines(src) == [], 30, 0.3, "the outbound queue to empty")
+    finally:
+        sink.close()
