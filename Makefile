@@ -12,7 +12,8 @@ BUILD_PKGS = gcc meson ninja-build pkg-config libevent-dev libssl-dev libsodium-
 TEST_PKGS  = libcmocka-dev python3 python3-pytest swaks clang libclang-rt-14-dev isync fetchmail \
              python3-yaml python3-dkim python3-cryptography python3-dnspython \
              python3-nacl opendkim opendkim-tools ldnsutils jq chromium nodejs
-BENCH_PKGS = postfix bc dovecot-imapd dovecot-pop3d dovecot-lmtpd opendkim
+BENCH_PKGS = postfix bc dovecot-imapd dovecot-pop3d dovecot-lmtpd opendkim opendkim-tools \
+             python3-dkim python3-dnspython
 
 PYTHON    = /usr/bin/python3
 BUILD     = build
@@ -129,7 +130,7 @@ fuzz: deps-test $(FUZZ)/build.ninja
 # Every benchmark runs even if an earlier one reports a problem; the status says if any did.
 bench: build deps-bench service-user
 	@rc=0; bench/smtp-accept || rc=1; bench/store || rc=1; bench/imap || rc=1; \
-	  bench/auth || rc=1; bench/http || rc=1; exit $$rc
+	  bench/auth || rc=1; bench/http || rc=1; bench/outbound || rc=1; exit $$rc
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(FUZZ)
