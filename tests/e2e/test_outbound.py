@@ -363,9 +363,10 @@ class Sink:
     accepts; with hold_first, the first message's final reply waits until
     released, so that the sender can be killed in between.  It counts the
     sessions open at once (most_at_once); greet_delay holds each greeting
-    back that many seconds, so that sessions overlap when they can."""
+    back that many seconds, so that sessions overlap when they can;
+    tempfail_rcpts answers that many first RCPTs with a 451."""
 
-    def __init__(self, addr, port, hold_first=False, greet_delay=0):
+    def __init__(self, addr, port, hold_first=False, greet_delay=0, tempfail_rcpts=0):
         import socketserver
         import threading
         self.messages = []
@@ -374,6 +375,7 @@ class Sink:
         self.hold_first = hold_first
         self.lock = threading.Lock()
         self.open_now = self.most_at_once = 0
+        self.tempfails_left = tempfail_rcpts
         sink = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -402,8 +404,16 @@ class Sink:
                         rcpts = []
                         w(b"250 ok\r\n")
                     elif verb == b"RCPT":
+                        with sink.lock:
+                            tempfail = sink.tempfails_left > 0
+                            sink.tempfails_left -= tempfail
+                        if tempfail:
+                            w(b"451 4.3.0 sink: try again later\r\n")
+                            continue
                         rcpts.append(line.split(b"<")[1].split(b">")[0].decode())
                         w(b"250 ok\r\n")
+                    elif verb == b"DATA" and not rcpts:
+                        w(b"554 5.5.1 no valid recipients\r\n")
                     elif verb == b"DATA":
                         w(b"354 go\r\n")
                         data = b""
@@ -493,5 +503,31 @@ def test_sessions_to_one_domain_are_limited(make_server):
         assert sorted(m for m in markers if any(m.encode() in d for _, d in sink.messages)) == \
             sorted(markers)
         wait_until(lambda: outbound_lines(src) == [], 30, 0.3, "the outbound queue to empty")
+    finally:
+        sink.close()
+
+
+def test_a_4xx_answer_is_retried_and_delivered_once(make_server):
+    from conftest import free_ports
+    port = free_ports(1)[0]
+    sink = Sink("127.0.0.2", port, tempfail_rcpts=2)  # two attempts get "451", the third a 250
+    try:
+        src = make_server(start=False, name="src")
+        src.write_config({"spool": {"hold": "no"},
+                          "queue": {"remote_port": str(port), "retry_schedule": "1s",
+                                    "scan_interval": "1s"}})
+        src.set_zone(["busy.test. 300 IN MX 10 mx.busy.test.", "mx.busy.test. 300 IN A 127.0.0.2"])
+        src.start()
+        marker = "TEMP-" + uuid.uuid4().hex[:8]
+        qid = inject(src, ["bob@busy.test"], message(marker))
+        wait_until(lambda: sink.messages, 60, 0.3, "the message at the sink after the 451s")
+        wait_until(lambda: f"outbound done queue={qid}" in src.log_text(), 30, 0.2, "done")
+        log = src.log_text()
+        deferred = re.findall(rf"outbound session queue={qid} .*result=deferred .*451 4\.3\.0", log)
+        assert len(deferred) == 2, log[-3000:]
+        assert re.search(rf"outbound retry queue={qid} pending=1 attempts=2", log)
+        assert len(sink.messages) == 1 and sink.messages[0][0] == ["bob@busy.test"]
+        assert marker.encode() in sink.messages[0][1]
+        assert "outbound notice" not in log  # a temporary failure tells nobody
     finally:
         sink.close()
