@@ -145,8 +145,9 @@ static void on_aaaa(void *arg, struct dns_answer *ans)
     l->q = NULL;
     add_addrs(l, ans, DNS_T_AAAA);
     dns_answer_free(ans);
-    if (l->n_addrs == 0) {
-        snprintf(l->error, sizeof l->error, "no address for mta-sts.%s", l->domain);
+    if (l->n_addrs == 0 || l->r->fetch_pool == NULL) { /* none, or stopping */
+        snprintf(l->error, sizeof l->error, "%s mta-sts.%s",
+                 l->n_addrs ? "stopping: not fetching from" : "no address for", l->domain);
         after_fetch(l);
         return;
     }
