@@ -3,22 +3,22 @@
  * MOVE (UIDPLUS), EXPUNGE and UID EXPUNGE, CLOSE.  On a worker with the
  * store locked (session.h).  FETCH works in slices of FETCH_SLICE_BYTES of
  * output so that a client asking for every body of a big folder costs
- * bounded memory: the loop sends a slice, then runs the next. */
+ * bounded memory: the loop sends a slice, then runs the next.  Its cost is
+ * per message, so a slice reads its rows in batches (one statement each,
+ * only the columns the items print) and decrypts every body into one
+ * buffer, and items that need only the header decrypt only the chunks
+ * that hold it. */
 #include <event2/buffer.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/mem.h"
 #include "imap/session.h"
-#include "crypto/seal.h"
 #include "mime/section.h"
 
 #define FETCH_SLICE_BYTES (1024 * 1024)
@@ -26,56 +26,84 @@
 
 /* ---- FETCH ----------------------------------------------------------------------- */
 
-/* A message body opened for the items of one FETCH response. */
+/* The rows of a FETCH are read FETCH_ROWS at a time, with one statement
+ * over their UID range (mailbox_messages_list()); a read ends early where
+ * the UIDs asked for spread over more than FETCH_SPREAD times their count,
+ * since the statement walks every row of the range. */
+#define FETCH_ROWS 128
+#define FETCH_SPREAD 4
+
+/* The state of one FETCH slice (one cmd_fetch() call). */
+struct fetch_ctx {
+    struct imap *s;
+    struct mailbox *mb;
+    const struct imap_args_fetch *a;
+    enum section_status failure;
+    unsigned cols;             /* the store texts the items print (enum mailbox_cols) */
+    bool sets_seen;            /* an item sets \Seen */
+    bool headers_only;         /* every body item lies in the top header block */
+    struct mailbox_body plain; /* the decrypted bodies: one buffer for the slice */
+    struct sm_buf section;     /* one item's bytes (a literal needs its length first) */
+};
+
+/* A message body opened for the items of one FETCH response: its
+ * plaintext is in the slice's buffer (fetch_ctx.plain), read into the
+ * heap, never mapped: unmapping a mapping per message made every CPU
+ * flush its TLB, a third of FETCH's time. */
 struct body {
     bool open, failed;
-    unsigned char *data;
+    const unsigned char *data;
     size_t len;
     struct mime_part_offsets *parts;
     unsigned n_parts;
 };
 
-/* The body is read into the heap, not mapped: unmapping a mapping per
- * message made every CPU flush its TLB, a third of FETCH's time. */
-static int body_open(struct mailbox *mb, const struct mailbox_message *m, struct body *b)
+/* An end of the top header block no earlier than the real one: the first
+ * part's body start when the top entity is that part, else where the first
+ * part's header starts (after the top header and the preamble). */
+static uint64_t header_bound(const struct body *b)
 {
-    const char *error;
-    struct stat st;
+    if (b->n_parts == 0)
+        return 0;
+    const struct mime_part_offsets *p = &b->parts[0];
+    return p->header_start == 0 ? p->body_start : p->header_start;
+}
+
+/* Decrypt the body into x->plain; for header items only the chunks that
+ * hold the header.  The part offsets only bound it (tree.c and section.c
+ * could read a malformed header differently), so the prefix is checked
+ * and, short of the header's empty line, the whole body read. */
+static int read_plain(struct fetch_ctx *x, const struct mailbox_message *m,
+                      const struct body *b, const char **error_r)
+{
+    uint64_t want = x->headers_only ? header_bound(b) + 1 : 0;
+    if (mailbox_body_read(x->mb, m->file, want, FETCH_BODY_MAX, &x->plain, error_r) < 0)
+        return -1;
+    if (x->plain.whole || section_header_complete(x->plain.data, x->plain.len))
+        return 0;
+    return mailbox_body_read(x->mb, m->file, 0, FETCH_BODY_MAX, &x->plain, error_r);
+}
+
+static int body_open(struct fetch_ctx *x, const struct mailbox_message *m, struct body *b)
+{
+    const char *error = "bad part offsets";
     if (b->open || b->failed)
         return b->failed ? -1 : 0;
-    int fd = mailbox_open_body(mb, m->file, &error);
-    if (fd < 0 || fstat(fd, &st) < 0 || (uint64_t)st.st_size > FETCH_BODY_MAX ||
-        mailbox_parts_decode(m->parts, &b->parts, &b->n_parts) < 0) {
-        log_warn("imap body-unreadable uid=%u error=\"%s\"", m->uid,
-                 fd < 0 ? error : "bad part offsets");
-        if (fd >= 0)
-            close(fd);
+    if (mailbox_parts_decode(m->parts, &b->parts, &b->n_parts) < 0 ||
+        read_plain(x, m, b, &error) < 0) {
+        log_warn("imap body-unreadable uid=%u error=\"%s\"", m->uid, error);
         b->failed = true;
         return -1;
     }
-    b->len = (size_t)st.st_size;
-    b->data = sm_malloc(b->len + 1);
-    size_t got = 0;
-    while (got < b->len) {
-        ssize_t n = pread(fd, b->data + got, b->len - got, (off_t)got);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    if (got != b->len) {
-        b->failed = true;
-        return -1;
-    }
+    b->data = x->plain.data;
+    b->len = x->plain.len;
     b->open = true;
     return 0;
 }
 
+/* The plaintext stays in the slice's buffer until the slice ends. */
 static void body_close(struct body *b)
 {
-    if (b->data != NULL)
-        seal_wipe(b->data, b->len); /* plaintext of a message: leave nothing behind */
-    free(b->data);
     mailbox_parts_free(b->parts, b->n_parts);
     memset(b, 0, sizeof *b);
 }
@@ -124,10 +152,11 @@ static const enum section_kind section_kinds[] = {
 
 /* Serve one body item; returns a status other than SECTION_OK for the
  * tagged reply (the response so far stays: it is well-formed). */
-static enum section_status put_section(struct imap *s, const struct imap_fetch_item *it,
+static enum section_status put_section(struct fetch_ctx *x, const struct imap_fetch_item *it,
                                        const struct imap_section *sec, enum imap_fetch_att att,
                                        const char *name, struct body *b)
 {
+    struct imap *s = x->s;
     unsigned parts[IMAP_SECTION_PARTS_MAX];
     for (size_t i = 0; i < sec->n_parts; i++)
         parts[i] = sec->parts[i];
@@ -148,20 +177,19 @@ static enum section_status put_section(struct imap *s, const struct imap_fetch_i
         }
         return st;
     }
-    struct sm_buf out;
-    sm_buf_init(&out, FETCH_BODY_MAX);
+    struct sm_buf *out = &x->section;
+    sm_buf_reset(out);
     st = att == IMAP_FETCH_BINARY
-             ? section_binary(&msg, &spec, it->partial ? &partial : NULL, &out, &res, &error)
-             : section_body(&msg, &spec, it->partial ? &partial : NULL, &out, &res, &error);
+             ? section_binary(&msg, &spec, it->partial ? &partial : NULL, out, &res, &error)
+             : section_body(&msg, &spec, it->partial ? &partial : NULL, out, &res, &error);
     if (st == SECTION_OK) {
         if (name != NULL)
             imap_printf(s, "%s", name);
         else
             put_section_name(s, att == IMAP_FETCH_BINARY ? "BINARY" : "BODY", it);
-        imap_printf(s, " %s{%zu}\r\n", res.has_nul ? "~" : "", out.len);
-        evbuffer_add(s->out, out.data ? (const char *)out.data : "", out.len);
+        imap_printf(s, " %s{%zu}\r\n", res.has_nul ? "~" : "", out->len);
+        evbuffer_add(s->out, out->data ? (const char *)out->data : "", out->len);
     }
-    sm_buf_free(&out);
     return st;
 }
 
@@ -196,13 +224,6 @@ static bool sections_valid(const struct imap_args_fetch *a)
     }
     return true;
 }
-
-struct fetch_ctx {
-    struct imap *s;
-    struct mailbox *mb;
-    const struct imap_args_fetch *a;
-    enum section_status failure;
-};
 
 static bool item_sets_seen(const struct imap_fetch_item *it)
 {
@@ -239,15 +260,15 @@ static enum section_status put_item(struct fetch_ctx *x, const struct imap_fetch
     case IMAP_FETCH_UID: imap_printf(s, "UID %u", m->uid); break;
     case IMAP_FETCH_MODSEQ: imap_printf(s, "MODSEQ (%llu)", (unsigned long long)m->modseq); break;
     default:
-        if (body_open(x->mb, m, b) < 0)
+        if (body_open(x, m, b) < 0)
             return SECTION_CORRUPT;
         if (it->att == IMAP_FETCH_RFC822)
-            return put_section(s, it, &whole, IMAP_FETCH_BODY_SECTION, "RFC822", b);
+            return put_section(x, it, &whole, IMAP_FETCH_BODY_SECTION, "RFC822", b);
         if (it->att == IMAP_FETCH_RFC822_HEADER)
-            return put_section(s, it, &header, IMAP_FETCH_BODY_SECTION, "RFC822.HEADER", b);
+            return put_section(x, it, &header, IMAP_FETCH_BODY_SECTION, "RFC822.HEADER", b);
         if (it->att == IMAP_FETCH_RFC822_TEXT)
-            return put_section(s, it, &text, IMAP_FETCH_BODY_SECTION, "RFC822.TEXT", b);
-        return put_section(s, it, &it->section, it->att, NULL, b);
+            return put_section(x, it, &text, IMAP_FETCH_BODY_SECTION, "RFC822.TEXT", b);
+        return put_section(x, it, &it->section, it->att, NULL, b);
     }
     return SECTION_OK;
 }
@@ -255,10 +276,7 @@ static enum section_status put_item(struct fetch_ctx *x, const struct imap_fetch
 /* \Seen on a fetched body (not in EXAMINE); the new flags go with the reply. */
 static bool mark_seen(struct fetch_ctx *x, struct mailbox_message *m)
 {
-    bool wants = false;
-    for (size_t i = 0; i < x->a->n_items; i++)
-        wants |= item_sets_seen(&x->a->items[i]);
-    if (!wants || x->s->view.readonly || (m->flags & MAILBOX_SEEN))
+    if (!x->sets_seen || x->s->view.readonly || (m->flags & MAILBOX_SEEN))
         return false;
     struct mailbox_message after;
     const char *error;
@@ -272,18 +290,12 @@ static bool mark_seen(struct fetch_ctx *x, struct mailbox_message *m)
     return true;
 }
 
-static void fetch_one(struct fetch_ctx *x, uint32_t uid)
+static void fetch_one(struct fetch_ctx *x, struct mailbox_message *m)
 {
     struct imap *s = x->s;
-    struct mailbox_message m;
-    const char *error;
-    if (mailbox_message_get(x->mb, s->view.folder, uid, &m, &error) != 1)
-        return; /* expunged by someone else: reported at the next sync */
-    if (x->a->has_changedsince && m.modseq <= x->a->changedsince)
+    if (x->a->has_changedsince && m->modseq <= x->a->changedsince)
         return;
-    bool seen_now = mark_seen(x, &m);
-    if (seen_now) /* the store reused its strings: read the message again */
-        mailbox_message_get(x->mb, s->view.folder, uid, &m, &error);
+    bool seen_now = mark_seen(x, m);
     /* each item goes to a scratch buffer first: one that could not be
      * served (BINARY of an unknown encoding) leaves no trace, and when none
      * could, no empty "FETCH ()" is sent (it would not parse) */
@@ -293,7 +305,7 @@ static void fetch_one(struct fetch_ctx *x, uint32_t uid)
     for (size_t i = 0; i < x->a->n_items; i++) {
         const struct imap_fetch_item *it = &x->a->items[i];
         s->out = item;
-        enum section_status st = put_item(x, it, &m, &b);
+        enum section_status st = put_item(x, it, m, &b);
         if (st != SECTION_OK && x->failure == SECTION_OK)
             x->failure = st;
         if (evbuffer_get_length(item) > 0) {
@@ -308,18 +320,18 @@ static void fetch_one(struct fetch_ctx *x, uint32_t uid)
     s->out = list;
     const char *sep = evbuffer_get_length(list) > 0 ? " " : "";
     if (s->cmd->uid && !uid_sent)
-        imap_printf(s, "%sUID %u", sep, uid);
+        imap_printf(s, "%sUID %u", sep, m->uid);
     sep = evbuffer_get_length(list) > 0 ? " " : "";
     if (seen_now && !flags_sent) {
         imap_printf(s, "%sFLAGS ", sep);
-        imap_put_flags(s, m.flags, m.keywords);
+        imap_put_flags(s, m->flags, m->keywords);
     }
     sep = evbuffer_get_length(list) > 0 ? " " : "";
     if (s->condstore && !modseq_sent && (x->a->has_changedsince || seen_now))
-        imap_printf(s, "%sMODSEQ (%llu)", sep, (unsigned long long)m.modseq);
+        imap_printf(s, "%sMODSEQ (%llu)", sep, (unsigned long long)m->modseq);
     s->out = out;
     if (evbuffer_get_length(list) > 0) {
-        imap_printf(s, "* %u FETCH (", view_seq(&s->view, uid));
+        imap_printf(s, "* %u FETCH (", view_seq(&s->view, m->uid));
         evbuffer_add_buffer(s->out, list);
         imap_printf(s, ")\r\n");
     }
@@ -328,44 +340,96 @@ static void fetch_one(struct fetch_ctx *x, uint32_t uid)
     body_close(&b);
 }
 
-void cmd_fetch(struct imap *s, struct mailbox *mb)
+/* What the items need, once per slice: which store texts, whether a body
+ * item sets \Seen, whether every body item lies in the top header. */
+static void fetch_plan(struct fetch_ctx *x)
+{
+    x->headers_only = true;
+    for (size_t i = 0; i < x->a->n_items; i++) {
+        const struct imap_fetch_item *it = &x->a->items[i];
+        struct section_spec spec = {NULL, (unsigned)it->section.n_parts,
+                                    section_kinds[it->section.text], NULL, 0};
+        x->sets_seen |= item_sets_seen(it);
+        x->cols |= it->att == IMAP_FETCH_ENVELOPE        ? MAILBOX_COL_ENVELOPE
+                   : it->att == IMAP_FETCH_BODYSTRUCTURE ? MAILBOX_COL_BODYSTRUCTURE
+                   : it->att == IMAP_FETCH_BODY          ? MAILBOX_COL_BODY
+                                                         : 0;
+        if (it->att == IMAP_FETCH_RFC822 || it->att == IMAP_FETCH_RFC822_TEXT ||
+            it->att == IMAP_FETCH_BINARY || it->att == IMAP_FETCH_BINARY_SIZE ||
+            (it->att == IMAP_FETCH_BODY_SECTION && !section_header_only(&spec)))
+            x->headers_only = false;
+    }
+}
+
+/* How many of uids[0..n) one read takes: ascending, at most FETCH_ROWS,
+ * their range at most FETCH_SPREAD times their count. */
+static size_t batch_len(const uint32_t *uids, size_t n)
+{
+    size_t k = 1;
+    while (k < n && k < FETCH_ROWS && uids[k] > uids[k - 1] &&
+           uids[k] - uids[0] < FETCH_SPREAD * (k + 1))
+        k++;
+    return k;
+}
+
+/* Serve the next batch of s->job_uids; false when the slice is full. */
+static bool fetch_batch(struct fetch_ctx *x)
+{
+    struct imap *s = x->s;
+    struct mailbox_list l;
+    const char *error;
+    const uint32_t *uids = s->job_uids + s->job_cursor;
+    size_t k = batch_len(uids, s->job_n - s->job_cursor), row = 0;
+    int r = mailbox_messages_list(x->mb, s->view.folder, uids, k, x->cols, &l, &error);
+    if (r == -1) {
+        log_warn("%016" PRIx64 " imap fetch-read-failed error=\"%s\"", client_id(s->c), error);
+        x->failure = SECTION_CORRUPT;
+    }
+    /* a UID with no row was expunged by someone else: reported at the next sync */
+    for (size_t i = 0; i < k; i++) {
+        s->job_cursor++;
+        if (row < l.n && l.v[row].uid == uids[i])
+            fetch_one(x, &l.v[row++]);
+        if (evbuffer_get_length(s->out) > FETCH_SLICE_BYTES && s->job_cursor < s->job_n)
+            break;
+    }
+    mailbox_list_free(&l);
+    return !(evbuffer_get_length(s->out) > FETCH_SLICE_BYTES && s->job_cursor < s->job_n);
+}
+
+/* The first slice: checks, then the UIDs to work through. */
+static bool fetch_start(struct imap *s, struct mailbox *mb)
 {
     const struct imap_args_fetch *a = &s->cmd->args.fetch;
-    struct fetch_ctx x = {s, mb, a, SECTION_OK};
-    if (!s->job_more) {
-        if (a->vanished && !s->qresync) {
-            imap_tagged(s, "BAD", "VANISHED needs ENABLE QRESYNC");
-            return;
-        }
-        if (!view_seqs_valid(s, &a->set, s->cmd->uid)) {
-            imap_tagged(s, "BAD", "Invalid message sequence number");
-            return;
-        }
-        if (!sections_valid(a)) {
-            imap_tagged(s, "BAD", "Invalid section");
-            return;
-        }
-        bool asks_modseq = a->has_changedsince;
-        for (size_t i = 0; i < a->n_items; i++)
-            asks_modseq |= a->items[i].att == IMAP_FETCH_MODSEQ;
-        if (asks_modseq)
-            imap_condstore_on(s, mb);
-        s->job_n = view_resolve(s, &a->set, s->cmd->uid, &s->job_uids);
-        s->job_cursor = 0;
-        if (a->vanished) /* UID FETCH ... (CHANGEDSINCE n VANISHED): RFC 7162 §3.2.6 */
-            view_vanished_earlier(s, mb, a->changedsince, &a->set);
+    if (a->vanished && !s->qresync) {
+        imap_tagged(s, "BAD", "VANISHED needs ENABLE QRESYNC");
+        return false;
     }
-    s->job_more = false;
-    while (s->job_cursor < s->job_n) {
-        fetch_one(&x, s->job_uids[s->job_cursor++]);
-        if (evbuffer_get_length(s->out) > FETCH_SLICE_BYTES && s->job_cursor < s->job_n) {
-            s->job_more = true;
-            return;
-        }
+    if (!view_seqs_valid(s, &a->set, s->cmd->uid)) {
+        imap_tagged(s, "BAD", "Invalid message sequence number");
+        return false;
     }
+    if (!sections_valid(a)) {
+        imap_tagged(s, "BAD", "Invalid section");
+        return false;
+    }
+    bool asks_modseq = a->has_changedsince;
+    for (size_t i = 0; i < a->n_items; i++)
+        asks_modseq |= a->items[i].att == IMAP_FETCH_MODSEQ;
+    if (asks_modseq)
+        imap_condstore_on(s, mb);
+    s->job_n = view_resolve(s, &a->set, s->cmd->uid, &s->job_uids);
+    s->job_cursor = 0;
+    if (a->vanished) /* UID FETCH ... (CHANGEDSINCE n VANISHED): RFC 7162 §3.2.6 */
+        view_vanished_earlier(s, mb, a->changedsince, &a->set);
+    return true;
+}
+
+static void fetch_done(struct imap *s, enum section_status failure)
+{
     free(s->job_uids);
     s->job_uids = NULL;
-    switch (x.failure) {
+    switch (failure) {
     case SECTION_OK: imap_tagged(s, "OK", "FETCH completed"); break;
     case SECTION_BAD: imap_tagged(s, "BAD", "Invalid section"); break;
     case SECTION_TOO_BIG: imap_tagged(s, "NO", "[LIMIT] Section too big"); break;
@@ -373,6 +437,22 @@ void cmd_fetch(struct imap *s, struct mailbox *mb)
     case SECTION_CORRUPT: imap_tagged(s, "NO", "[PARSE] Some message data could not be read");
         break;
     }
+}
+
+void cmd_fetch(struct imap *s, struct mailbox *mb)
+{
+    struct fetch_ctx x = {.s = s, .mb = mb, .a = &s->cmd->args.fetch, .failure = SECTION_OK};
+    if (!s->job_more && !fetch_start(s, mb))
+        return;
+    s->job_more = false;
+    fetch_plan(&x);
+    sm_buf_init(&x.section, FETCH_BODY_MAX);
+    while (s->job_cursor < s->job_n && !s->job_more)
+        s->job_more = !fetch_batch(&x);
+    sm_buf_wipe_free(&x.section); /* message content: leave nothing behind */
+    mailbox_body_release(&x.plain);
+    if (!s->job_more)
+        fetch_done(s, x.failure);
 }
 
 /* ---- STORE ---------------------------------------------------------------------------- */

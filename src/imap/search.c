@@ -19,9 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/mem.h"
@@ -56,6 +53,7 @@ struct search_ctx {
     size_t n_fts;
     uint32_t max_uid;
     const char *headers;     /* search_headers of the message being evaluated */
+    struct mailbox_body *body; /* bodies read for HEADER on a raw field, one buffer */
 };
 
 static void collect(void *arg, const struct mailbox_message *m)
@@ -228,7 +226,9 @@ static bool lines_match(const char *lines, size_t len, const char *name, const c
 }
 
 /* HEADER on a field the store does not keep: the raw field from the
- * message itself (its header block through section.h). */
+ * message itself (its header block through section.h), decrypted into the
+ * search's one body buffer: the first chunk, or all of it when the header
+ * goes on past that. */
 static bool header_field_raw(const struct search_ctx *x, const struct msg *m, const char *name,
                              const char *str)
 {
@@ -236,34 +236,26 @@ static bool header_field_raw(const struct search_ctx *x, const struct msg *m, co
     struct mime_part_offsets *parts = NULL;
     unsigned n_parts = 0;
     bool found = false;
-    int fd = mailbox_open_body(x->mb, m->file, &error);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0 || mailbox_parts_decode(m->parts, &parts, &n_parts) < 0) {
-        if (fd >= 0)
-            close(fd);
+    struct mailbox_body *b = x->body;
+    if (mailbox_body_read(x->mb, m->file, 1, SIZE_MAX, b, &error) < 0 ||
+        (!b->whole && !section_header_complete(b->data, b->len) &&
+         mailbox_body_read(x->mb, m->file, 0, SIZE_MAX, b, &error) < 0) ||
+        mailbox_parts_decode(m->parts, &parts, &n_parts) < 0)
         return false;
+    const char *fields[] = {name};
+    struct section_spec spec = {NULL, 0, SECTION_HEADER_FIELDS, fields, 1};
+    struct section_msg msg = {b->data, b->len, parts, n_parts};
+    struct sm_buf out;
+    sm_buf_init(&out, MIME_SEARCH_HEADERS_MAX);
+    if (section_body(&msg, &spec, NULL, &out, NULL, &error) == SECTION_OK) {
+        /* unfold: continuation lines join their field */
+        for (size_t i = 0; i + 2 < out.len; i++)
+            if (out.data[i] == '\r' && out.data[i + 1] == '\n' &&
+                (out.data[i + 2] == ' ' || out.data[i + 2] == '\t'))
+                out.data[i] = out.data[i + 1] = ' ';
+        found = lines_match(sm_buf_str(&out), out.len, name, str);
     }
-    size_t len = (size_t)st.st_size;
-    void *map = len > 0 ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
-    close(fd);
-    if (map != MAP_FAILED) {
-        const char *fields[] = {name};
-        struct section_spec spec = {NULL, 0, SECTION_HEADER_FIELDS, fields, 1};
-        struct section_msg msg = {map, len, parts, n_parts};
-        struct sm_buf out;
-        sm_buf_init(&out, MIME_SEARCH_HEADERS_MAX);
-        if (section_body(&msg, &spec, NULL, &out, NULL, &error) == SECTION_OK) {
-            /* unfold: continuation lines join their field */
-            for (size_t i = 0; i + 2 < out.len; i++)
-                if (out.data[i] == '\r' && out.data[i + 1] == '\n' &&
-                    (out.data[i + 2] == ' ' || out.data[i + 2] == '\t'))
-                    out.data[i] = out.data[i + 1] = ' ';
-            found = lines_match(sm_buf_str(&out), out.len, name, str);
-        }
-        sm_buf_free(&out);
-        if (len > 0)
-            munmap(map, len);
-    }
+    sm_buf_wipe_free(&out);
     mailbox_parts_free(parts, n_parts);
     return found;
 }
@@ -526,7 +518,8 @@ void cmd_search(struct imap *s, struct mailbox *mb)
         imap_tagged(s, "NO", "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
         return;
     }
-    struct search_ctx x = {.s = s, .mb = mb};
+    struct mailbox_body body = MAILBOX_BODY_INIT;
+    struct search_ctx x = {.s = s, .mb = mb, .body = &body};
     x.max_uid = s->view.n > 0 ? s->view.uids[s->view.n - 1] : 0;
     resolve_sets(a->keys, (uint32_t)s->view.n, x.max_uid);
     if (uses_modseq(a->keys))
@@ -568,6 +561,7 @@ out:
         free(x.msgs[i].parts);
     }
     free(x.msgs);
+    mailbox_body_release(&body); /* wipes the plaintext */
     for (size_t i = 0; i < x.n_fts; i++)
         free(x.fts[i].uids);
     free(x.fts);

@@ -397,6 +397,10 @@ static void message_target(const struct msg *m, const struct section_spec *spec,
                            size_t end, struct target *t)
 {
     size_t hdr_end, body, text;
+    t->start = start;
+    t->end = end;
+    if (spec->kind == SECTION_NONE) /* the whole message: no header boundary needed */
+        return;
     header_block(m, start, end, &hdr_end, &text);
     t->eoh = text > hdr_end;
     body = text;
@@ -404,8 +408,6 @@ static void message_target(const struct msg *m, const struct section_spec *spec,
         body -= final_break(m, start, body);
         hdr_end = hdr_end < body ? hdr_end : body;
     }
-    t->start = start;
-    t->end = end;
     if (spec->kind == SECTION_HEADER) {
         t->end = body;
     } else if (spec->kind == SECTION_TEXT) {
@@ -493,6 +495,24 @@ static enum section_status finish(enum section_status st, const struct sink *s, 
         res->has_nul = s->has_nul;
     }
     return SECTION_OK;
+}
+
+bool section_header_complete(const unsigned char *data, size_t len)
+{
+    struct msg m;
+    size_t hdr_end, body;
+    memset(&m, 0, sizeof m);
+    m.p = data;
+    m.len = data != NULL ? len : 0;
+    header_block(&m, 0, m.len, &hdr_end, &body);
+    return hdr_end < m.len;
+}
+
+bool section_header_only(const struct section_spec *spec)
+{
+    return spec->n_part == 0 &&
+           (spec->kind == SECTION_HEADER || spec->kind == SECTION_HEADER_FIELDS ||
+            spec->kind == SECTION_HEADER_FIELDS_NOT);
 }
 
 enum section_status section_body(const struct section_msg *m, const struct section_spec *spec,

@@ -155,6 +155,16 @@ enum section_status section_binary_size(const struct section_msg *m,
 enum section_status section_body_size(const struct section_msg *m, const struct section_spec *spec,
                                       uint64_t *size_r, const char **error_r);
 
+/* Whether spec (for section_body()) reads nothing but the top header
+ * block: HEADER, HEADER.FIELDS and HEADER.FIELDS.NOT without a part. */
+bool section_header_only(const struct section_spec *spec);
+
+/* Whether data[0..len), the start of a message, holds its whole top
+ * header block, the empty line that ends it included.  Then section_body()
+ * gives the same for a header_only spec on this prefix as on the whole
+ * message (a FETCH of headers decrypts only the chunks that hold them). */
+bool section_header_complete(const unsigned char *data, size_t len);
+
 /* A message read from a file, for callers without stored offsets. */
 struct section_file {
     struct section_msg msg;   /* valid until section_file_close() */

@@ -590,6 +590,38 @@ int drop_read_flags(const char *mailbox_dir, enum drop_area area, const char *na
     return ret;
 }
 
+int drop_read_mem(const char *mailbox_dir, enum drop_area area, const char *name,
+                  const uint8_t pk[DROP_PK_BYTES], const uint8_t sk[DROP_SK_BYTES],
+                  uint64_t want, uint64_t max, struct sealfile_plain *p, const char **error_r)
+{
+    char path[4096];
+    const uint8_t *meta;
+    size_t meta_len;
+
+    p->len = 0;
+    if (!drop_name_valid(name)) {
+        *error_r = "invalid message file name";
+        return -1;
+    }
+    if (path_of(path, sizeof path, mailbox_dir, area_dir(area), name, error_r) < 0)
+        return -1;
+    /* sealfile_read_mem() refuses anything but a regular file before reading */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
+        *error_r = errno == ENOENT ? "message file is missing" : errno_msg("cannot open message");
+        return errno == ENOENT ? DROP_MISSING : -1;
+    }
+    int ret = sealfile_read_mem(fd, MAGIC, META_MAX, pk, sk, want, max, p, &meta, &meta_len,
+                                error_r);
+    close(fd);
+    if (ret == 0 && meta_check(meta, meta_len, name, NULL, NULL) < 0) {
+        *error_r = "message file does not belong under this name (swapped or renamed)";
+        sealfile_plain_free(p); /* wipes what was decrypted */
+        ret = -1;
+    }
+    return ret;
+}
+
 int drop_move_to_msg(const char *mailbox_dir, const char *name, const char **error_r)
 {
     char from[4096], to[4096];

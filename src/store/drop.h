@@ -82,6 +82,17 @@ int drop_read_flags(const char *mailbox_dir, enum drop_area area, const char *na
                     int64_t *received_r, uint64_t *size_r, unsigned *flags_r,
                     const char **error_r);
 
+/* drop_read() into memory, for readers that serve many bodies (FETCH):
+ * sealfile_read_mem() with want, max and the buffers of p, reused from
+ * file to file.  No stat before the open: a missing file is told apart
+ * by its own return value, so the caller can try the other area.
+ * Returns 0, DROP_MISSING (no file name in area), or -1 with *error_r. */
+#define DROP_MISSING (-2)
+struct sealfile_plain;
+int drop_read_mem(const char *mailbox_dir, enum drop_area area, const char *name,
+                  const uint8_t pk[DROP_PK_BYTES], const uint8_t sk[DROP_SK_BYTES],
+                  uint64_t want, uint64_t max, struct sealfile_plain *p, const char **error_r);
+
 /* Move drop/name to msg/name.  If msg/name exists already (a repeated
  * import), drop/name is removed instead.  Not synced: call drop_sync()
  * after a batch.  Returns 0, or -1 with *error_r. */

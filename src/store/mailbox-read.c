@@ -5,7 +5,10 @@
  * name (its counts are kept by triggers), a message by (folder, UID), the
  * UIDs of a folder in its primary key order, changes through the
  * (folder, MODSEQ) indexes of mail and expunged.  Message rows are read
- * with their large columns (search text) untouched. */
+ * with their large columns (search text) untouched; a FETCH reads its rows
+ * in batches, one statement each (mailbox_messages_list()).  Bodies are
+ * decrypted into a buffer the caller reuses (mailbox_body_read()): a
+ * memfd, mapped and unmapped per message, cost FETCH half its time. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +19,7 @@
 #include "core/mem.h"
 #include "store/drop.h"
 #include "store/mailbox-internal.h"
+#include "store/sealfile.h"
 
 /* --- folders -------------------------------------------------------------------- */
 
@@ -243,6 +247,94 @@ int mailbox_message_get(struct mailbox *mb, const char *folder, uint32_t uid,
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* The rows of a FETCH: the texts an item may not need are read only when
+ * asked (CASE is evaluated lazily: an unread column costs nothing more). */
+static const char SQL_LIST[] =
+    "SELECT m.uid, m.flags, m.keywords, m.modseq, g.size, g.internaldate, g.file, g.parts,"
+    " CASE WHEN ?4 THEN g.envelope ELSE '' END, CASE WHEN ?5 THEN g.bodystructure ELSE '' END,"
+    " CASE WHEN ?6 THEN g.body ELSE '' END"
+    " FROM mail m JOIN messages g ON g.id = m.message_id"
+    " WHERE m.folder_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid";
+
+enum { N_LIST_TEXTS = 6 }; /* keywords, file, parts, envelope, bodystructure, body */
+
+/* Row st as l->v[l->n], its strings copied into one block of their own. */
+static void list_add(struct mailbox_list *l, size_t *cap, sqlite3_stmt *st)
+{
+    static const int cols[N_LIST_TEXTS] = {2, 6, 7, 8, 9, 10};
+    if (l->n == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        l->v = sm_realloc(l->v, *cap * sizeof *l->v);
+    }
+    struct mailbox_message *m = &l->v[l->n++];
+    memset(m, 0, sizeof *m);
+    m->uid = (uint32_t)sqlite3_column_int64(st, 0);
+    m->flags = (unsigned)sqlite3_column_int(st, 1);
+    m->modseq = (uint64_t)sqlite3_column_int64(st, 3);
+    m->size = (uint64_t)sqlite3_column_int64(st, 4);
+    m->internaldate = sqlite3_column_int64(st, 5);
+    const char *text[N_LIST_TEXTS];
+    size_t len[N_LIST_TEXTS], total = 0;
+    for (size_t i = 0; i < N_LIST_TEXTS; i++) {
+        text[i] = mb_col_text(st, cols[i]);
+        total += (len[i] = (size_t)sqlite3_column_bytes(st, cols[i]) + 1);
+    }
+    char *p = sm_malloc(total);
+    const char **field[N_LIST_TEXTS] = {&m->keywords, &m->file,          &m->parts,
+                                        &m->envelope, &m->bodystructure, &m->body};
+    for (size_t i = 0; i < N_LIST_TEXTS; i++) {
+        memcpy(p, text[i], len[i]);
+        *field[i] = p;
+        p += len[i];
+    }
+    m->subject = m->from = m->to = m->cc = m->message_id = "";
+}
+
+/* The row's uid is one the caller asked for (both lists ascending). */
+static bool list_wanted(const uint32_t *uids, size_t n, size_t *next, uint32_t uid)
+{
+    while (*next < n && uids[*next] < uid)
+        (*next)++;
+    return *next < n && uids[*next] == uid;
+}
+
+int mailbox_messages_list(struct mailbox *mb, const char *folder, const uint32_t *uids, size_t n,
+                          unsigned cols, struct mailbox_list *l, const char **error_r)
+{
+    int64_t id;
+    size_t cap = 0, next = 0;
+    memset(l, 0, sizeof *l);
+    int rc = n == 0 ? 0 : mb_folder_id(mb, folder, &id, NULL, error_r);
+    if (n == 0 || rc < 0)
+        return rc;
+    sqlite3_stmt *st = mb_stmt(mb, SQL_LIST, error_r);
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, uids[0]);
+    sqlite3_bind_int64(st, 3, uids[n - 1]);
+    sqlite3_bind_int(st, 4, (cols & MAILBOX_COL_ENVELOPE) != 0);
+    sqlite3_bind_int(st, 5, (cols & MAILBOX_COL_BODYSTRUCTURE) != 0);
+    sqlite3_bind_int(st, 6, (cols & MAILBOX_COL_BODY) != 0);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if (list_wanted(uids, n, &next, (uint32_t)sqlite3_column_int64(st, 0)))
+            list_add(l, &cap, st);
+    if (rc != SQLITE_DONE) {
+        *error_r = mb_db_error(mb, "store");
+        mailbox_list_free(l);
+    }
+    mb_done(mb, st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+void mailbox_list_free(struct mailbox_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free((void *)(uintptr_t)l->v[i].keywords); /* the block of the row's strings */
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
 static const char SQL_UIDS[] = "SELECT uid FROM mail WHERE folder_id = ?1 ORDER BY uid";
 static const char SQL_COUNT[] = "SELECT messages FROM folders WHERE id = ?1";
 
@@ -464,4 +556,38 @@ int mailbox_open_body(struct mailbox *mb, const char *file, const char **error_r
         return -1;
     }
     return fd;
+}
+
+/* A file of area into b; DROP_MISSING when there is none. */
+static int body_from(struct mailbox *mb, enum drop_area area, const char *file, uint64_t want,
+                     uint64_t max, struct mailbox_body *b, const char **error_r)
+{
+    int r = drop_read_mem(mb->dir, area, file, mb->pk, mb->sk, want, max, b->mem, error_r);
+    b->data = r == 0 ? b->mem->data : NULL;
+    b->len = r == 0 ? b->mem->len : 0;
+    b->whole = r == 0 && b->mem->len == b->mem->size;
+    return r;
+}
+
+/* As mailbox_read_body(): msg/, else drop/, else msg/ again, each tried by
+ * opening it (no stat: the file is in msg/ nearly always). */
+int mailbox_body_read(struct mailbox *mb, const char *file, uint64_t want, uint64_t max,
+                      struct mailbox_body *b, const char **error_r)
+{
+    if (b->mem == NULL)
+        b->mem = sm_calloc(1, sizeof *b->mem);
+    int r = body_from(mb, DROP_AREA_MSG, file, want, max, b, error_r);
+    if (r == DROP_MISSING)
+        r = body_from(mb, DROP_AREA_DROP, file, want, max, b, error_r);
+    if (r == DROP_MISSING)
+        r = body_from(mb, DROP_AREA_MSG, file, want, max, b, error_r);
+    return r == 0 ? 0 : -1;
+}
+
+void mailbox_body_release(struct mailbox_body *b)
+{
+    if (b->mem != NULL)
+        sealfile_plain_free(b->mem);
+    free(b->mem);
+    memset(b, 0, sizeof *b);
 }

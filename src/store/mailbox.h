@@ -191,6 +191,33 @@ int mailbox_messages_range(struct mailbox *mb, const char *folder, uint32_t uid_
                            void (*fn)(void *arg, const struct mailbox_message *m), void *arg,
                            const char **error_r);
 
+/* What mailbox_messages_list() reads besides the fields it always fills
+ * (uid, flags, keywords, modseq, size, internaldate, file, parts). */
+enum mailbox_cols {
+    MAILBOX_COL_ENVELOPE = 1,
+    MAILBOX_COL_BODYSTRUCTURE = 2,
+    MAILBOX_COL_BODY = 4,
+};
+
+/* Messages read together by mailbox_messages_list(). */
+struct mailbox_list {
+    struct mailbox_message *v; /* in UID order; strings owned by the list */
+    size_t n;
+};
+
+/* The messages of folder whose UIDs are among uids[0..n) (ascending), read
+ * with one statement, so in one read transaction, over the UID range
+ * uids[0]..uids[n-1] (UIDs the folder does not hold are left out: the
+ * caller keeps the range dense).  Only the fields named above and the
+ * columns cols asks for are read; the other strings are "".  Nothing
+ * calls back while the statement runs: the caller may write to the store
+ * (\Seen) between the messages.  Returns 0 with *l (free it with
+ * mailbox_list_free()), MAILBOX_NONEXISTENT, or -1 with *l empty. */
+int mailbox_messages_list(struct mailbox *mb, const char *folder, const uint32_t *uids, size_t n,
+                          unsigned cols, struct mailbox_list *l, const char **error_r);
+/* Free what mailbox_messages_list() gave; *l is then empty. */
+void mailbox_list_free(struct mailbox_list *l);
+
 /* One message.  Returns 1 with *m filled (its strings stay valid until
  * the next call on mb), 0 when folder has no such UID,
  * MAILBOX_NONEXISTENT (no such folder), or -1. */
@@ -313,9 +340,36 @@ int mailbox_search_headers(struct mailbox *mb, const char *folder,
 int mailbox_read_body(struct mailbox *mb, const char *file, int out, const char **error_r);
 
 /* The body of the message stored in file (m->file), decrypted and
- * authenticated, in a new memfd (offset 0; the caller closes it): what
- * FETCH and RETR serve from.  Returns the descriptor, or -1. */
+ * authenticated, in a new memfd (offset 0; the caller closes it), for
+ * readers that need a descriptor (the web API's MIME view); FETCH, RETR
+ * and SEARCH read into memory (mailbox_body_read()).  Returns the
+ * descriptor, or -1. */
 int mailbox_open_body(struct mailbox *mb, const char *file, const char **error_r);
+
+/* A message body decrypted into memory: what FETCH, RETR and SEARCH
+ * HEADER serve from.  One buffer, reused from message to message (grown to
+ * the largest one read): no file, mapping or allocation per message.
+ * Zero it before the first read (MAILBOX_BODY_INIT); mailbox_body_release()
+ * wipes the plaintext and frees it. */
+struct sealfile_plain;
+struct mailbox_body {
+    const unsigned char *data; /* len bytes, then a NUL; valid until the next read */
+    size_t len;
+    bool whole;                /* data is the whole body, not a prefix (see want) */
+    struct sealfile_plain *mem; /* the buffers, kept between reads */
+};
+#define MAILBOX_BODY_INIT {NULL, 0, false, NULL}
+
+/* Decrypt and authenticate the body stored in file (m->file) into b.
+ * want == 0 reads it whole; otherwise at least its first want bytes (whole
+ * 64 KiB chunks of it; b->whole tells whether that was all of it), e.g.
+ * the header that the part offsets say ends before want.  A body (or the
+ * prefix asked for) larger than max fails.  Returns 0, or -1 with
+ * *error_r and b->len 0. */
+int mailbox_body_read(struct mailbox *mb, const char *file, uint64_t want, uint64_t max,
+                      struct mailbox_body *b, const char **error_r);
+/* Wipe and free b's buffers; b is then empty and may be read into again. */
+void mailbox_body_release(struct mailbox_body *b);
 
 struct mailbox_check {
     bool integrity_ok;

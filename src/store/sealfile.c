@@ -356,3 +356,192 @@ int sealfile_read(int in, const char magic[SEALFILE_MAGIC_LEN], size_t meta_max,
     free(pr.data);
     return ret;
 }
+
+/* --- reading into memory ------------------------------------------------------ */
+
+/* Where the parts of a sealed file lie, from its prefix and length.  The
+ * writer's layout is fixed (every chunk but the last holds 64 KiB), so
+ * each chunk's offset and length follow from the size: the whole file
+ * (prefix and first chunk) is read with one pread when it is small. */
+struct layout {
+    size_t prefix_len, meta_len;
+    size_t head;        /* bytes at the start of p->raw: the prefix and what followed */
+    uint64_t size, chunks;
+};
+
+static ssize_t pread_full(int fd, uint8_t *buf, size_t len, off_t off)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = pread(fd, buf + got, len - got, off + (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+/* Replace a buffer by an empty one of at least n bytes, wiping the old
+ * one when it held plaintext (realloc could leave a copy behind). */
+static void grow(uint8_t **buf, size_t *cap, size_t n, bool secret)
+{
+    if (*cap >= n)
+        return;
+    if (secret && *buf != NULL)
+        seal_wipe(*buf, *cap);
+    free(*buf);
+    *buf = sm_malloc(n);
+    *cap = n;
+}
+
+/* Read the head of the file (the prefix and, for a small file, all of it)
+ * into p->raw and check the magic, the metadata length and the file
+ * length against the size. */
+static int read_head(int in, const char *magic, size_t meta_max, uint64_t file_len,
+                     struct sealfile_plain *p, struct layout *l, const char **error_r)
+{
+    if (meta_max > SEALFILE_META_MAX)
+        meta_max = SEALFILE_META_MAX;
+    size_t head = FIXED_LEN + meta_max + KEYS_LEN + 4 + CHUNK_CIPHER_MAX;
+    if (file_len < head)
+        head = (size_t)file_len;
+    grow(&p->raw, &p->raw_cap, head < FIXED_LEN ? FIXED_LEN : head, false);
+    ssize_t n = pread_full(in, p->raw, head, 0);
+    if (n < 0) {
+        *error_r = errno_msg("cannot read sealed file");
+        return -1;
+    }
+    if ((size_t)n < SEALFILE_MAGIC_LEN || memcmp(p->raw, magic, SEALFILE_MAGIC_LEN) != 0) {
+        *error_r = "not a sealed file of this kind (bad magic or version)";
+        return -1;
+    }
+    l->head = (size_t)n;
+    l->size = sm_get_be64(p->raw + OFF_SIZE);
+    l->meta_len = l->head >= FIXED_LEN ? sm_get_be32(p->raw + 16) : SIZE_MAX;
+    if (l->meta_len > meta_max) {
+        *error_r = l->head < FIXED_LEN ? "truncated sealed file" : "sealed file metadata too large";
+        return -1;
+    }
+    l->prefix_len = FIXED_LEN + l->meta_len + KEYS_LEN;
+    l->chunks = l->size == 0 ? 1 : (l->size - 1) / CHUNK_PLAIN + 1;
+    if (l->size > (uint64_t)INT64_MAX / 2 || l->head < l->prefix_len ||
+        file_len != l->prefix_len + l->chunks * (4 + SEAL_STREAM_ABYTES) + l->size) {
+        *error_r = "sealed file is truncated or damaged (length does not match size)";
+        return -1;
+    }
+    return 0;
+}
+
+/* The bytes [off, off + len) of the file: in the head already, or read
+ * into p->raw after the prefix (which stays for the metadata). */
+static const uint8_t *file_bytes(int in, struct sealfile_plain *p, const struct layout *l,
+                                 uint64_t off, size_t len, const char **error_r)
+{
+    if (off + len <= l->head)
+        return p->raw + off;
+    uint8_t *to = p->raw + l->prefix_len; /* raw_cap >= prefix + one chunk: see read_head */
+    if (pread_full(in, to, len, (off_t)off) != (ssize_t)len) {
+        *error_r = errno_msg("cannot read sealed file");
+        return NULL;
+    }
+    return to;
+}
+
+/* Authenticate and decrypt chunks [0, need) straight into p->data. */
+static int pull_chunks(int in, struct sealfile_plain *p, const struct layout *l, uint64_t need,
+                       struct seal_stream *st, const uint8_t ad[AD_LEN], const char **error_r)
+{
+    for (uint64_t i = 0; i < need; i++) {
+        bool last = i == l->chunks - 1, final = false;
+        size_t plen = last ? (size_t)(l->size - i * CHUNK_PLAIN) : CHUNK_PLAIN;
+        size_t clen = plen + SEAL_STREAM_ABYTES;
+        uint64_t off = l->prefix_len + i * (4 + CHUNK_CIPHER_MAX);
+        const uint8_t *c = file_bytes(in, p, l, off, 4 + clen, error_r);
+        if (c == NULL)
+            return -1;
+        if (sm_get_be32(c) != clen) {
+            *error_r = "damaged sealed file (bad chunk length)";
+            return -1;
+        }
+        if (seal_stream_pull(st, c + 4, clen, ad, last ? AD_LEN : SEAL_HASH_BYTES,
+                             p->data + i * CHUNK_PLAIN, &final) < 0 ||
+            final != last) {
+            *error_r = "sealed file is damaged, truncated or not for this key";
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Open the stream (the X25519 of the file key) and decrypt what want asks. */
+static int decrypt_mem(int in, const uint8_t *pk, const uint8_t *sk, uint64_t want,
+                       uint64_t max, struct sealfile_plain *p, const struct layout *l,
+                       const char **error_r)
+{
+    uint8_t ad[AD_LEN];
+    uint64_t need = want == 0 || want >= l->size ? l->chunks : (want - 1) / CHUNK_PLAIN + 1;
+    uint64_t len = need == l->chunks ? l->size : need * CHUNK_PLAIN;
+    if (len > max || len >= SIZE_MAX) {
+        *error_r = "message too large to read into memory";
+        return -1;
+    }
+    memset(p->raw + OFF_SIZE, 0, 8); /* H is computed with the size unknown */
+    seal_hash(ad, p->raw, l->prefix_len);
+    sm_put_be64(ad + SEAL_HASH_BYTES, l->size);
+    const uint8_t *keys = p->raw + FIXED_LEN + l->meta_len;
+    struct seal_stream *st =
+        seal_stream_pull_new(keys, keys + SEAL_SEALED_KEY_BYTES, pk, sk, error_r);
+    if (st == NULL)
+        return -1;
+    grow(&p->data, &p->cap, (size_t)len + 1, true);
+    int ret = pull_chunks(in, p, l, need, st, ad, error_r);
+    seal_stream_free(&st);
+    if (ret < 0) {
+        seal_wipe(p->data, p->cap);
+        return -1;
+    }
+    p->len = (size_t)len;
+    p->data[p->len] = '\0';
+    return 0;
+}
+
+int sealfile_read_mem(int in, const char magic[SEALFILE_MAGIC_LEN], size_t meta_max,
+                      const uint8_t pk[SEALFILE_PK_BYTES], const uint8_t sk[SEALFILE_SK_BYTES],
+                      uint64_t want, uint64_t max, struct sealfile_plain *p,
+                      const uint8_t **meta_r, size_t *meta_len_r, const char **error_r)
+{
+    struct layout l;
+    struct stat sb;
+    p->len = 0;
+    p->size = 0;
+    if (seal_init() < 0) {
+        *error_r = "libsodium cannot be initialised";
+        return -1;
+    }
+    if (fstat(in, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+        *error_r = "sealed file is not a regular file";
+        return -1;
+    }
+    if (read_head(in, magic, meta_max, (uint64_t)sb.st_size, p, &l, error_r) < 0 ||
+        decrypt_mem(in, pk, sk, want, max, p, &l, error_r) < 0)
+        return -1;
+    p->size = l.size;
+    if (meta_r != NULL) {
+        *meta_r = p->raw + FIXED_LEN;
+        *meta_len_r = l.meta_len;
+    }
+    return 0;
+}
+
+void sealfile_plain_free(struct sealfile_plain *p)
+{
+    if (p->data != NULL)
+        seal_wipe(p->data, p->cap);
+    free(p->data);
+    free(p->raw);
+    memset(p, 0, sizeof *p);
+}

@@ -45,4 +45,36 @@ int sealfile_read(int in, const char magic[SEALFILE_MAGIC_LEN], size_t meta_max,
                   int out, uint8_t **meta_r, size_t *meta_len_r, uint64_t *size_r,
                   const char **error_r);
 
+/* Plaintext read into memory by sealfile_read_mem(), with the buffers it
+ * reuses from file to file (a FETCH of many messages grows them to the
+ * largest message once instead of allocating per message).  Zero it
+ * before the first use; sealfile_plain_free() wipes the plaintext. */
+struct sealfile_plain {
+    uint8_t *data;    /* len plaintext bytes, then a NUL */
+    size_t len;
+    uint64_t size;    /* plaintext size of the whole content (len < size: a prefix) */
+    size_t cap;
+    uint8_t *raw;     /* ciphertext scratch (not secret) */
+    size_t raw_cap;
+};
+
+/* sealfile_read() into memory: open the sealed file in (a regular file),
+ * check its magic and length, and decrypt into p->data, every chunk
+ * authenticated before it is used.  want == 0 (or >= the size) reads the
+ * whole content, the FINAL chunk and the size included; otherwise only the
+ * 64 KiB chunks that cover the first want bytes are read and
+ * authenticated (each chunk is bound to the file's prefix and to its place
+ * in the stream, so the prefix served is authentic; damage further on goes
+ * unnoticed by this call).  Content larger than max fails.  *meta_r (when
+ * not NULL) points to the metadata inside p->raw, valid until the next
+ * call.  Returns 0, or -1 with *error_r and p->len 0 (nothing decrypted
+ * stays readable). */
+int sealfile_read_mem(int in, const char magic[SEALFILE_MAGIC_LEN], size_t meta_max,
+                      const uint8_t pk[SEALFILE_PK_BYTES], const uint8_t sk[SEALFILE_SK_BYTES],
+                      uint64_t want, uint64_t max, struct sealfile_plain *p,
+                      const uint8_t **meta_r, size_t *meta_len_r, const char **error_r);
+
+/* Wipe the plaintext and free both buffers; *p is then empty (reusable). */
+void sealfile_plain_free(struct sealfile_plain *p);
+
 #endif

@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "crypto/seal.h"
 #include "store/drop.h"
+#include "store/sealfile.h"
 
 static char root[64];
 static uint8_t pk[32], sk[32], pk2[32], sk2[32];
@@ -64,15 +65,23 @@ static int memfd_with(const void *data, size_t len)
     return fd;
 }
 
-/* The plaintext of name, or NULL (and *error_r) when it does not open. */
+/* The plaintext of name, or NULL (and *error_r) when it does not open;
+ * drop_read_mem() must agree with drop_read() on both. */
 static char *read_back(enum drop_area area, const char *name, const uint8_t *k_pk,
                        const uint8_t *k_sk, size_t *len_r, int64_t *received_r,
                        const char **error_r)
 {
+    struct sealfile_plain mem = {0};
+    const char *mem_error = NULL;
+    int r_mem = drop_read_mem(root, area, name, k_pk, k_sk, 0, UINT64_MAX, &mem, &mem_error);
     int out = memfd_create("out", 0);
     uint64_t size = 0;
     if (drop_read(root, area, name, k_pk, k_sk, out, received_r, &size, error_r) < 0) {
         close(out);
+        if (r_mem == 0)
+            fail_msg("drop_read refused %s (%s), drop_read_mem did not", name, *error_r);
+        assert_int_equal(mem.len, 0);
+        sealfile_plain_free(&mem);
         return NULL;
     }
     off_t len = lseek(out, 0, SEEK_END);
@@ -80,8 +89,30 @@ static char *read_back(enum drop_area area, const char *name, const uint8_t *k_p
     assert_int_equal(pread(out, buf, (size_t)len, 0), len);
     close(out);
     assert_int_equal(size, (uint64_t)len);
+    if (r_mem != 0)
+        fail_msg("drop_read_mem refused %s: %s", name, mem_error);
+    assert_int_equal(mem.len, (size_t)len);
+    assert_int_equal(mem.size, size);
+    assert_memory_equal(mem.data, buf, (size_t)len);
+    sealfile_plain_free(&mem);
     *len_r = (size_t)len;
     return buf;
+}
+
+/* drop_read_mem() of only the chunks that cover the first want bytes. */
+static void check_prefix(const char *name, const char *data, size_t size, uint64_t want,
+                         struct sealfile_plain *mem)
+{
+    const char *error = NULL;
+    size_t expect = want == 0 || want >= size ? size : (size_t)((want - 1) / 65536 + 1) * 65536;
+    if (expect > size)
+        expect = size;
+    if (drop_read_mem(root, DROP_AREA_MSG, name, pk, sk, want, UINT64_MAX, mem, &error) != 0)
+        fail_msg("prefix %llu of %zu: %s", (unsigned long long)want, size, error);
+    assert_int_equal(mem->len, expect);
+    assert_int_equal(mem->size, size);
+    assert_memory_equal(mem->data, data, expect);
+    assert_int_equal(mem->data[expect], 0);
 }
 
 static void test_round_trips(void **state)
@@ -121,9 +152,31 @@ static void test_round_trips(void **state)
         back = read_back(DROP_AREA_MSG, name, pk, sk, &len, &received, &error);
         assert_non_null(back);
         free(back);
+        /* prefixes, with the buffers reused from read to read */
+        struct sealfile_plain mem = {0};
+        static const uint64_t wants[] = {1, 65535, 65536, 65537, 131073, 1u << 30, 0};
+        for (size_t w = 0; w < sizeof wants / sizeof wants[0]; w++)
+            check_prefix(name, data, sizes[i], wants[w], &mem);
+        /* too large for the caller's bound; not there at all */
+        if (sizes[i] > 0)
+            assert_int_equal(drop_read_mem(root, DROP_AREA_MSG, name, pk, sk, 0, sizes[i] - 1,
+                                           &mem, &error), -1);
+        assert_int_equal(drop_read_mem(root, DROP_AREA_DROP, name, pk, sk, 0, UINT64_MAX, &mem,
+                                       &error), DROP_MISSING);
+        sealfile_plain_free(&mem);
         free(data);
     }
     assert_int_equal(drop_sync(root, &error), 0);
+}
+
+static void deliver_text_len(const char *name, const char *text, size_t len)
+{
+    const char *error = NULL;
+    uint64_t sealed;
+    int body = memfd_with(text, len);
+    if (drop_deliver(root, name, pk, 1, body, &sealed, &error) != 1)
+        fail_msg("deliver %s: %s", name, error);
+    close(body);
 }
 
 static void deliver_text(const char *name, const char *text)
@@ -176,6 +229,21 @@ static void test_damage_is_refused(void **state)
     char *ok = read_back(DROP_AREA_DROP, "1000000000000001", pk, sk, &len, NULL, &error);
     assert_non_null(ok);
     free(ok);
+
+    /* a damaged second chunk: the first one alone still reads (it is
+     * authentic on its own), the whole file does not */
+    static char big[65536 + 100];
+    memset(big, 'b', sizeof big);
+    deliver_text_len("4000000000000004", big, sizeof big);
+    flip_byte("4000000000000004", -5);
+    struct sealfile_plain mem = {0};
+    assert_int_equal(drop_read_mem(root, DROP_AREA_DROP, "4000000000000004", pk, sk, 100,
+                                   UINT64_MAX, &mem, &error), 0);
+    assert_int_equal(mem.len, 65536);
+    assert_int_equal(drop_read_mem(root, DROP_AREA_DROP, "4000000000000004", pk, sk, 0,
+                                   UINT64_MAX, &mem, &error), -1);
+    assert_int_equal(mem.len, 0);
+    sealfile_plain_free(&mem);
 
     /* cut */
     assert_int_equal(truncate(path, st.st_size - 1), 0);

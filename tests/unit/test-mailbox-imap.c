@@ -791,6 +791,19 @@ static void test_append(void **state)
     assert_int_equal(got, sizeof multipart - 1);
     assert_memory_equal(back, multipart, sizeof multipart - 1);
     assert_int_equal(mailbox_open_body(mb, "00000000000000000000000000000000", &error), -1);
+    /* ... and into memory, the buffer reused from read to read */
+    struct mailbox_body mem = MAILBOX_BODY_INIT;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(mailbox_body_read(mb, file, i, SIZE_MAX, &mem, &error), 0);
+        assert_true(mem.whole);
+        assert_int_equal(mem.len, sizeof multipart - 1);
+        assert_memory_equal(mem.data, multipart, sizeof multipart - 1);
+    }
+    assert_int_equal(mailbox_body_read(mb, file, 0, 10, &mem, &error), -1);
+    assert_int_equal(mailbox_body_read(mb, "00000000000000000000000000000000", 0, SIZE_MAX, &mem,
+                                       &error), -1);
+    assert_int_equal(mem.len, 0);
+    mailbox_body_release(&mem);
 
     unsigned hits = 0;
     assert_int_equal(mailbox_search_text(mb, "Sent", "kingfisher", count_hit, &hits, &error), 1);
@@ -827,6 +840,16 @@ static void test_append(void **state)
     assert_int_equal(pread(body, round, big, 0), (ssize_t)big);
     assert_memory_equal(round, data, big);
     close(body);
+    /* its first chunk only (a FETCH of the header), then all of it */
+    assert_int_equal(mailbox_body_read(mb, m.file, 20, SIZE_MAX, &mem, &error), 0);
+    assert_false(mem.whole);
+    assert_int_equal(mem.len, 65536);
+    assert_memory_equal(mem.data, data, 65536);
+    assert_int_equal(mailbox_body_read(mb, m.file, 0, SIZE_MAX, &mem, &error), 0);
+    assert_true(mem.whole);
+    assert_int_equal(mem.len, big);
+    assert_memory_equal(mem.data, data, big);
+    mailbox_body_release(&mem);
     free(round);
     free(data);
     store_close(&s);
@@ -907,6 +930,33 @@ static void test_changes(void **state)
     struct mailbox_message m;
     assert_int_equal(mailbox_message_get(mb, "INBOX", uids[3], &m, &error), 0);
     assert_int_equal(mailbox_message_get(mb, "Nope", uids[0], &m, &error), MAILBOX_NONEXISTENT);
+
+    /* lists: the UIDs asked for that the folder holds (uids[3] is gone,
+     * uids[2] not asked for), with only the texts asked for */
+    struct mailbox_list l;
+    uint32_t want[] = {uids[0], uids[1], uids[3], uids[4], fresh};
+    assert_int_equal(mailbox_messages_list(mb, "INBOX", want, 5, MAILBOX_COL_ENVELOPE, &l,
+                                           &error), 0);
+    assert_int_equal(l.n, 4);
+    assert_int_equal(l.v[0].uid, uids[0]);
+    assert_int_equal(l.v[1].uid, uids[1]);
+    assert_string_equal(l.v[1].keywords, "seen-by-x");
+    assert_int_equal(l.v[2].uid, uids[4]);
+    assert_int_equal(l.v[3].uid, fresh);
+    assert_int_equal(mailbox_message_get(mb, "INBOX", fresh, &m, &error), 1);
+    assert_string_equal(l.v[3].envelope, m.envelope);
+    assert_string_equal(l.v[3].file, m.file);
+    assert_string_equal(l.v[3].parts, m.parts);
+    assert_int_equal(l.v[3].size, m.size);
+    assert_int_equal(l.v[3].modseq, m.modseq);
+    assert_string_equal(l.v[3].bodystructure, "");
+    assert_string_equal(l.v[3].body, "");
+    mailbox_list_free(&l);
+    assert_int_equal(mailbox_messages_list(mb, "INBOX", want, 0, 0, &l, &error), 0);
+    assert_int_equal(l.n, 0);
+    assert_int_equal(mailbox_messages_list(mb, "Nope", want, 5, 0, &l, &error),
+                     MAILBOX_NONEXISTENT);
+    assert_int_equal(l.n, 0);
     store_close(&s);
 }
 

@@ -366,6 +366,46 @@ static void check_part(const struct section_msg *m, const unsigned *num, unsigne
     check_section(m, &spec, true);
 }
 
+/* The header sections of a prefix that holds the whole top header
+ * (section_header_complete()) are those of the whole message: what lets
+ * FETCH decrypt only the first chunks of a message for them. */
+static void check_header_prefixes(const struct section_msg *m)
+{
+    static const char *const names[] = {"Subject", "from", "Content-Type"};
+    static const enum section_kind kinds[] = {SECTION_HEADER, SECTION_HEADER_FIELDS,
+                                              SECTION_HEADER_FIELDS_NOT};
+    if (!section_header_complete(m->data, m->len)) /* FETCH reads such a message whole */
+        return;
+    size_t first = 0, hi = m->len; /* the shortest complete prefix (completeness only grows) */
+    while (first < hi) {
+        size_t mid = first + (hi - first) / 2;
+        if (section_header_complete(m->data, mid))
+            hi = mid;
+        else
+            first = mid + 1;
+    }
+    assert_false(first > 0 && section_header_complete(m->data, first - 1));
+    for (size_t k = 0; k < 3; k++) {
+        struct section_spec spec = {NULL, 0, kinds[k], names, 3};
+        assert_true(section_header_only(&spec));
+        struct sm_buf whole, part;
+        const char *error;
+        sm_buf_init(&whole, 0);
+        assert_int_equal(section_body(m, &spec, NULL, &whole, NULL, &error), SECTION_OK);
+        for (size_t len = first; len <= m->len && len < first + 4; len++) {
+            struct section_msg prefix = {m->data, len, m->parts, m->n_parts};
+            sm_buf_init(&part, 0);
+            assert_int_equal(section_body(&prefix, &spec, NULL, &part, NULL, &error), SECTION_OK);
+            assert_int_equal(part.len, whole.len);
+            assert_memory_equal(part.data, whole.data, whole.len);
+            sm_buf_free(&part);
+        }
+        sm_buf_free(&whole);
+    }
+    struct section_spec text = {NULL, 0, SECTION_TEXT, NULL, 0};
+    assert_false(section_header_only(&text));
+}
+
 static void check_message(const char *path)
 {
     size_t len = 0;
@@ -375,6 +415,7 @@ static void check_message(const char *path)
     load_bytes(&l, msg, len);
     const struct section_msg *m = &l.f.msg;
     check_part(m, NULL, 0);
+    check_header_prefixes(m);
     for (unsigned i = 0; i < m->n_parts; i++) {
         unsigned num[SECTION_PART_MAX + 1], n = 0;
         char *e = m->parts[i].section;
