@@ -81,6 +81,9 @@ struct mime_part_offsets {
 };
 
 struct mime_summary {
+    uint64_t size;         /* octets of the message in IMAP form, every bare LF
+                            * counted as CRLF: RFC822.SIZE, what FETCH BODY[]
+                            * and POP3 RETR send (RFC 9051 §2.3.4, RFC 1939 §11) */
     char *envelope;        /* IMAP ENVELOPE: "(date subject from ... message-id)" */
     char *bodystructure;   /* IMAP BODYSTRUCTURE, extensible form */
     char *body;            /* IMAP BODY, non-extensible form */

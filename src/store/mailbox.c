@@ -4,7 +4,8 @@
  * flags, expunge and copy in mailbox-flags.c, messages coming in (import
  * and append) in mailbox-append.c, reading in mailbox-read.c.
  *
- * SCHEMA (PRAGMA user_version 2).  store: one row, the last UIDVALIDITY
+ * SCHEMA (PRAGMA user_version 2, the base that mailbox-migrate.c brings to
+ * MB_STORE_VERSION, which says what each later format changed).  store: one row, the last UIDVALIDITY
  * handed out (a new folder gets a greater one, even after DELETE and
  * CREATE of the same name).  folders: name, special-use role, UIDVALIDITY,
  * UIDNEXT, HIGHESTMODSEQ, subscription, and counts (messages, unseen,
@@ -468,7 +469,8 @@ int mailbox_create(const char *mailbox_dir, const uint8_t *mk, const char **erro
     if (sealvfs_open(path, mk, true, &db, error_r) < 0)
         return -1;
     int ret = exec(db, "BEGIN IMMEDIATE", error_r) < 0 || exec(db, schema, error_r) < 0 ||
-                      add_folders(db, error_r) < 0 || exec(db, "COMMIT", error_r) < 0
+                      mb_schema_finish(db, error_r) < 0 || add_folders(db, error_r) < 0 ||
+                      exec(db, "COMMIT", error_r) < 0
                   ? -1
                   : 0;
     sealvfs_close(&db);
@@ -481,24 +483,6 @@ static int count_commit(void *arg)
 {
     ((struct mailbox *)arg)->commits++;
     return 0; /* let it commit */
-}
-
-static int check_version(sqlite3 *db, const char **error_r)
-{
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW) {
-        *error_r = db_error(db, "store");
-        sqlite3_finalize(st);
-        return -1;
-    }
-    int version = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    if (version != MB_STORE_VERSION) {
-        *error_r = mb_errorf("store format %d not supported", version);
-        return -1;
-    }
-    return 0;
 }
 
 struct mailbox *mailbox_open(const char *mailbox_dir, const uint8_t *mk,
@@ -517,7 +501,8 @@ struct mailbox *mailbox_open(const char *mailbox_dir, const uint8_t *mk,
     }
     if (sealvfs_open(path, mk, false, &db, error_r) < 0)
         return NULL;
-    if (check_version(db, error_r) < 0) {
+    int version;
+    if (mb_format_read(db, &version, error_r) < 0) {
         sealvfs_close(&db);
         return NULL;
     }
@@ -529,6 +514,10 @@ struct mailbox *mailbox_open(const char *mailbox_dir, const uint8_t *mk,
     memcpy(mb->pk, pk, MAILBOX_KEY_BYTES);
     memcpy(mb->sk, sk, MAILBOX_KEY_BYTES);
     sqlite3_commit_hook(db, count_commit, mb);
+    if (version != MB_STORE_VERSION && mb_migrate(mb, error_r) < 0) {
+        mailbox_close(&mb);
+        return NULL;
+    }
     return mb;
 }
 

@@ -79,8 +79,10 @@ int mailbox_create(const char *mailbox_dir, const uint8_t *mk, const char **erro
 
 /* Open the store of mailbox_dir with mk (NULL: plain) and the mailbox's
  * key pair (for reading message files and sealing appended ones).  A
- * wrong mk, a damaged store or a store of another format version ("store
- * format N not supported") fails here.  Returns NULL with *error_r. */
+ * store of an older format is upgraded first (once, in one transaction;
+ * it may read every body: see mailbox-migrate.c).  A wrong mk, a damaged
+ * store or a store of a format this binary does not know ("store format
+ * N not supported") fails here.  Returns NULL with *error_r. */
 struct mailbox *mailbox_open(const char *mailbox_dir, const uint8_t *mk,
                              const uint8_t pk[MAILBOX_KEY_BYTES],
                              const uint8_t sk[MAILBOX_KEY_BYTES], const char **error_r);
@@ -165,7 +167,8 @@ int mailbox_folder_keywords(struct mailbox *mb, const char *folder,
 struct mailbox_message {
     uint32_t uid;
     unsigned flags;        /* enum mailbox_flag bits */
-    uint64_t size;         /* octets of the message as stored */
+    uint64_t size;         /* octets of the message in IMAP form (a bare LF counts as
+                            * CRLF): RFC822.SIZE, what BODY[] and RETR send */
     int64_t internaldate;
     const char *subject, *from, *envelope, *bodystructure;
     const char *file;      /* name of the body file (drop.h) */

@@ -495,7 +495,24 @@ def test_imap_answers_as_the_rfcs_say(live):
     raw.cmd("STORE 1 +FLAGS (\\Deleted)")
     untagged, tagged = raw.cmd("EXPUNGE")
     assert untagged == [b"* VANISHED 1"] and b"OK [HIGHESTMODSEQ " in tagged  # RFC 7162 §3.2.7
+    # S4: a message stored with bare LF is served with CRLF, and every size counts that
+    lf = b"From: c@example.org\nSubject: bare LF\n\nline one\nline two\n"
+    raw.send(b"a1 APPEND INBOX {%d+}\r\n" % len(lf) + lf + b"\r\n")
+    assert raw.until("a1")[1].startswith(b"a1 OK")
+    untagged, _ = raw.cmd("FETCH 2 (RFC822.SIZE BODY.PEEK[])")
+    m = re.search(rb"RFC822\.SIZE (\d+) BODY\[\] \{(\d+)\}", untagged[-1])
+    assert m and int(m.group(1)) == int(m.group(2)) == len(lf) + lf.count(b"\n")  # §2.3.4
+    sizes = [int(x) for x in re.findall(rb"RFC822\.SIZE (\d+)", b"".join(
+        raw.cmd("FETCH 1:* RFC822.SIZE")[0]))]
+    untagged, _ = raw.cmd("STATUS INBOX (SIZE)")
+    assert untagged == [b"* STATUS \"INBOX\" (SIZE %d)" % sum(sizes)]  # RFC 8438 §3
     raw.close()
+    p = poplib.POP3_SSL("127.0.0.1", live.pop3s_port, context=no_verify_context())
+    p.user(ALICE)
+    p.pass_(PASSWORD)
+    assert [int(x.split()[1]) for x in p.list()[1]] == sizes  # RFC 1939 §11
+    assert p.retr(2)[0] == b"+OK %d octets" % sizes[1]
+    p.quit()
 
 
 def test_pop3_bad_input_gets_err_not_a_crash(live):
