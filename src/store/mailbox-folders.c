@@ -482,28 +482,60 @@ int mailbox_folder_rename(struct mailbox *mb, const char *from, const char *to,
 
 /* --- subscriptions and keywords ------------------------------------------------- */
 
-static const char SQL_SUBSCRIBE[] = "UPDATE folders SET subscribed = ?2 WHERE name = ?1";
+/* Subscriptions are names, not folders (RFC 9051 §6.3.7-8, RFC 3501
+ * §6.3.9): DELETE and RENAME leave them alone, and a subscription outlives
+ * its folder.  A new one needs an existing folder (RFC 9051 allows the
+ * check), which also bounds how fast the set can grow; its size is
+ * bounded too. */
+static const char SQL_SUBSCRIBE[] = "INSERT OR IGNORE INTO subscriptions (name) VALUES (?1)";
+static const char SQL_UNSUBSCRIBE[] = "DELETE FROM subscriptions WHERE name = ?1";
+static const char SQL_SUBSCRIPTION_COUNT[] = "SELECT count(*) FROM subscriptions";
+static const char SQL_SUBSCRIPTIONS[] = "SELECT name FROM subscriptions ORDER BY name";
 
 int mailbox_folder_subscribe(struct mailbox *mb, const char *name, bool subscribed,
                              const char **error_r)
 {
     char canon[MAILBOX_FOLDER_MAX + 1];
+    int64_t id;
     if (!mb_folder_canon(name, canon)) {
         *error_r = "no such folder";
         return MAILBOX_NONEXISTENT;
     }
-    sqlite3_stmt *st = mb_stmt(mb, SQL_SUBSCRIBE, error_r);
+    if (subscribed) {
+        int r = mb_folder_id(mb, canon, &id, NULL, error_r);
+        if (r < 0)
+            return r;
+        sqlite3_stmt *st = mb_stmt(mb, SQL_SUBSCRIPTION_COUNT, error_r);
+        int64_t n = st != NULL ? single_value(mb, st, error_r) : -1;
+        if (n < 0)
+            return -1;
+        if (n >= MAILBOX_SUBSCRIPTIONS_MAX) {
+            *error_r = "too many subscriptions";
+            return -1;
+        }
+    }
+    sqlite3_stmt *st = mb_stmt(mb, subscribed ? SQL_SUBSCRIBE : SQL_UNSUBSCRIBE, error_r);
     if (st == NULL)
         return -1;
     sqlite3_bind_text(st, 1, canon, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, subscribed);
-    if (mb_run(mb, st, error_r) != SQLITE_DONE)
+    return mb_run(mb, st, error_r) == SQLITE_DONE ? 0 : -1;
+}
+
+int mailbox_subscriptions(struct mailbox *mb, void (*fn)(void *arg, const char *name),
+                          void *arg, const char **error_r)
+{
+    int rc, n = 0;
+    sqlite3_stmt *st = mb_stmt(mb, SQL_SUBSCRIPTIONS, error_r);
+    if (st == NULL)
         return -1;
-    if (sqlite3_changes(mb->db) == 0) {
-        *error_r = "no such folder";
-        return MAILBOX_NONEXISTENT;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        fn(arg, mb_col_text(st, 0));
+        n++;
     }
-    return 0;
+    if (rc != SQLITE_DONE)
+        *error_r = mb_db_error(mb, "store");
+    mb_done(mb, st);
+    return rc == SQLITE_DONE ? n : -1;
 }
 
 static const char SQL_KEYWORDS[] =

@@ -15,7 +15,10 @@
  * Steps:
  *   3  messages.size is the IMAP size, every bare LF counted as CRLF
  *      (RFC 9051 §2.3.4: RFC822.SIZE matches FETCH BODY[]), and
- *      folders.bytes follows it (STATUS SIZE, the quota). */
+ *      folders.bytes follows it (STATUS SIZE, the quota).
+ *   4  subscriptions are a set of names of their own, no longer a column
+ *      of folders: they outlive DELETE and stay put on RENAME (RFC 9051
+ *      §6.3.5-7). */
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +37,10 @@ static const struct {
     bool reanalyse;
 } steps[] = {
     /* 3 */ {"", true},
+    /* 4 */ {"CREATE TABLE subscriptions (name TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;"
+             "INSERT INTO subscriptions (name) SELECT name FROM folders WHERE subscribed <> 0;"
+             "ALTER TABLE folders DROP COLUMN subscribed;",
+             false},
 };
 
 _Static_assert(BASE_VERSION + sizeof steps / sizeof steps[0] == MB_STORE_VERSION,

@@ -8,7 +8,7 @@
  * MB_STORE_VERSION, which says what each later format changed).  store: one row, the last UIDVALIDITY
  * handed out (a new folder gets a greater one, even after DELETE and
  * CREATE of the same name).  folders: name, special-use role, UIDVALIDITY,
- * UIDNEXT, HIGHESTMODSEQ, subscription, and counts (messages, unseen,
+ * UIDNEXT, HIGHESTMODSEQ, and counts (messages, unseen,
  * \Deleted, bytes) kept by triggers on mail, so STATUS costs no scan.
  * messages: one row per stored body: its file name, size, dates, the IMAP
  * ENVELOPE/BODYSTRUCTURE/BODY texts, sort fields, the MIME part offsets
@@ -431,27 +431,38 @@ static int make_dirs(const char *mailbox_dir, const char **error_r)
 
 static int add_folders(sqlite3 *db, const char **error_r)
 {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "INSERT INTO folders (name, special_use, uidvalidity, subscribed)"
-                               " VALUES (?1, ?2, ?3, 1)", -1, &st, NULL) != SQLITE_OK) {
+    sqlite3_stmt *st, *sub;
+    if (sqlite3_prepare_v2(db, "INSERT INTO folders (name, special_use, uidvalidity)"
+                               " VALUES (?1, ?2, ?3)", -1, &st, NULL) != SQLITE_OK) {
         *error_r = db_error(db, "store");
+        return -1;
+    }
+    if (sqlite3_prepare_v2(db, "INSERT INTO subscriptions (name) VALUES (?1)", -1, &sub,
+                           NULL) != SQLITE_OK) {
+        *error_r = db_error(db, "store");
+        sqlite3_finalize(st);
         return -1;
     }
     /* RFC 9051 §2.3.1.1: UIDVALIDITY must grow if a folder is recreated;
      * starting from the clock keeps it growing across a re-created store */
     uint32_t validity = (uint32_t)time(NULL);
-    for (size_t i = 0; i < N_STANDARD; i++) {
+    int ret = 0;
+    for (size_t i = 0; i < N_STANDARD && ret == 0; i++) {
         sqlite3_bind_text(st, 1, standard_folders[i].name, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, standard_folders[i].special_use, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, validity + (uint32_t)i);
-        if (sqlite3_step(st) != SQLITE_DONE) {
+        sqlite3_bind_text(sub, 1, standard_folders[i].name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE || sqlite3_step(sub) != SQLITE_DONE) {
             *error_r = db_error(db, "store");
-            sqlite3_finalize(st);
-            return -1;
+            ret = -1;
         }
         sqlite3_reset(st);
+        sqlite3_reset(sub);
     }
     sqlite3_finalize(st);
+    sqlite3_finalize(sub);
+    if (ret < 0)
+        return -1;
     char sql[128];
     snprintf(sql, sizeof sql, "INSERT INTO store (id, last_uidvalidity) VALUES (1, %u)",
              validity + (uint32_t)N_STANDARD - 1);

@@ -46,6 +46,7 @@ struct mailbox;
 #define MAILBOX_FOLDER_MAX 255           /* bytes of a folder name */
 #define MAILBOX_FOLDER_LEVELS 16         /* levels of a folder name ("a/b/c" is 3) */
 #define MAILBOX_FOLDERS_MAX 1000         /* folders per store */
+#define MAILBOX_SUBSCRIPTIONS_MAX 1000   /* subscribed names per store */
 #define MAILBOX_KEYWORD_MAX 128          /* bytes of one keyword */
 #define MAILBOX_KEYWORDS_TEXT_MAX 16384  /* bytes of a keywords argument */
 #define MAILBOX_MESSAGE_KEYWORDS 64      /* keywords on one message */
@@ -111,7 +112,7 @@ struct mailbox_folder {
     uint64_t highestmodseq;
     uint64_t messages, unseen, bytes;
     uint64_t deleted;      /* messages flagged \Deleted */
-    bool subscribed;
+    bool subscribed;       /* its name is subscribed */
 };
 
 /* Call fn for each folder in name order (INBOX first).  Count or -1. */
@@ -143,7 +144,8 @@ int mailbox_folder_create(struct mailbox *mb, const char *name, const char *spec
 int mailbox_folder_delete(struct mailbox *mb, const char *name, const char **error_r);
 
 /* Rename folder from, and its children, to to (missing parents of to are
- * created; UIDVALIDITY, UIDs, flags, special use and subscription stay).
+ * created; UIDVALIDITY, UIDs, flags and special use stay; subscriptions
+ * stay with the old names).
  * Renaming INBOX moves all its mail into a new folder to and leaves INBOX
  * empty (RFC 9051 §6.3.6): the moved UIDs count as expunged from INBOX.
  * Returns 0, MAILBOX_NONEXISTENT (from), MAILBOX_EXISTS (to, or a child's
@@ -151,10 +153,19 @@ int mailbox_folder_delete(struct mailbox *mb, const char *name, const char **err
 int mailbox_folder_rename(struct mailbox *mb, const char *from, const char *to,
                           const char **error_r);
 
-/* Set whether folder name is subscribed (LSUB, LIST (SUBSCRIBED)).
- * Returns 0, MAILBOX_NONEXISTENT, -1. */
+/* Subscribe (LSUB, LIST (SUBSCRIBED)) or unsubscribe name.  A
+ * subscription belongs to the name, not to a folder: it stays when the
+ * folder is deleted or renamed (RFC 9051 §6.3.5-7).  Subscribing needs an
+ * existing folder and fails past MAILBOX_SUBSCRIPTIONS_MAX; unsubscribing
+ * a name that is not subscribed succeeds (RFC 9051 §6.3.8).  Returns 0,
+ * MAILBOX_NONEXISTENT (subscribing a name no folder has), -1. */
 int mailbox_folder_subscribe(struct mailbox *mb, const char *name, bool subscribed,
                              const char **error_r);
+
+/* Call fn for each subscribed name (canonical: "INBOX" in upper case), in
+ * byte order, whether or not a folder has it.  Count or -1. */
+int mailbox_subscriptions(struct mailbox *mb, void (*fn)(void *arg, const char *name),
+                          void *arg, const char **error_r);
 
 /* The keywords folder knows, in the spelling it first saw (for FLAGS and
  * PERMANENTFLAGS): each one used in it, except that when a new one would

@@ -495,6 +495,26 @@ def test_imap_answers_as_the_rfcs_say(live):
     raw.cmd("STORE 1 +FLAGS (\\Deleted)")
     untagged, tagged = raw.cmd("EXPUNGE")
     assert untagged == [b"* VANISHED 1"] and b"OK [HIGHESTMODSEQ " in tagged  # RFC 7162 §3.2.7
+    # S9: a subscription belongs to a name, not to a folder (RFC 9051 §6.3.5-8)
+    for c in ("CREATE Gone", "SUBSCRIBE Gone", "DELETE Gone", "CREATE Subs", "SUBSCRIBE Subs",
+              "RENAME Subs Subs2"):
+        assert b" OK " in raw.cmd(c)[1]
+    assert raw.cmd('LSUB "" Gone')[0] == [b'* LSUB () "/" "Gone"']
+    assert raw.cmd('LIST (SUBSCRIBED) "" Gone')[0] == [
+        b'* LIST (\\NonExistent \\Subscribed) "/" "Gone"']
+    assert raw.cmd('LSUB "" Subs*')[0] == [b'* LSUB () "/" "Subs"']
+    for c in ("UNSUBSCRIBE Gone", "UNSUBSCRIBE NeverSubscribed"):
+        assert b" OK " in raw.cmd(c)[1]
+    # S10: a level above a subscribed name that "%" does not reach (RFC 3501 §6.3.9, RFC 5258)
+    for c in ("CREATE Work/Sub", "SUBSCRIBE Work/Sub", "CREATE Parent/Child", "DELETE Parent"):
+        assert b" OK " in raw.cmd(c)[1]
+    assert b'* LSUB (\\Noselect) "/" "Work"' in raw.cmd('LSUB "" %')[0]
+    assert b'* LIST (\\HasChildren) "/" "Work" ("CHILDINFO" ("SUBSCRIBED"))' in raw.cmd(
+        'LIST (SUBSCRIBED RECURSIVEMATCH) "" %')[0]
+    # S11: a level with folders below but no folder of its own (RFC 9051 §6.3.9)
+    assert b'* LIST (\\Noselect \\HasChildren) "/" "Parent"' in raw.cmd('LIST "" %')[0]
+    assert b'* LIST (\\NonExistent \\HasChildren) "/" "Parent"' in raw.cmd(
+        'LIST () "" %')[0]
     # S4: a message stored with bare LF is served with CRLF, and every size counts that
     lf = b"From: c@example.org\nSubject: bare LF\n\nline one\nline two\n"
     raw.send(b"a1 APPEND INBOX {%d+}\r\n" % len(lf) + lf + b"\r\n")

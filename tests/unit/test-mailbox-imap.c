@@ -339,7 +339,7 @@ static void test_folder_rename(void **state)
     struct mailbox_folder f = folder(mb, "Z/Y");
     assert_int_equal(f.uidvalidity, validity);
     assert_int_equal(f.messages, 1);
-    assert_true(f.subscribed);
+    assert_false(f.subscribed); /* the subscription stays with the old name (RFC 9051 §6.3.6) */
     struct mailbox_message m;
     assert_int_equal(mailbox_message_get(mb, "Z/Y", uid, &m, &error), 1);
     assert_string_equal(m.keywords, "$Work");
@@ -391,6 +391,12 @@ static void test_folder_rename(void **state)
     store_close(&s);
 }
 
+static void collect_name(void *arg, const char *name)
+{
+    strcat(arg, name);
+    strcat(arg, " ");
+}
+
 static void test_folder_subscribe(void **state)
 {
     struct store s;
@@ -404,6 +410,22 @@ static void test_folder_subscribe(void **state)
     assert_int_equal(mailbox_folder_subscribe(s.mb, "News", false, &error), 0);
     assert_false(folder(s.mb, "News").subscribed);
     assert_int_equal(mailbox_folder_subscribe(s.mb, "Nope", true, &error), MAILBOX_NONEXISTENT);
+    /* RFC 9051 §6.3.8: unsubscribing a name that is not subscribed is fine */
+    assert_int_equal(mailbox_folder_subscribe(s.mb, "Nope", false, &error), 0);
+    assert_int_equal(mailbox_folder_subscribe(s.mb, "News", false, &error), 0);
+
+    /* a subscription is a name: it outlives DELETE and stays put on RENAME */
+    char names[256] = "";
+    assert_int_equal(mailbox_folder_subscribe(s.mb, "News", true, &error), 0);
+    assert_int_equal(mailbox_folder_delete(s.mb, "News", &error), 0);
+    assert_int_equal(mailbox_folder_create(s.mb, "Old", NULL, &error), 0);
+    assert_int_equal(mailbox_folder_subscribe(s.mb, "Old", true, &error), 0);
+    assert_int_equal(mailbox_folder_rename(s.mb, "Old", "New", &error), 0);
+    assert_false(folder(s.mb, "New").subscribed);
+    assert_int_equal(mailbox_subscriptions(s.mb, collect_name, names, &error), 8);
+    assert_string_equal(names, "Archive Drafts INBOX Junk News Old Sent Trash ");
+    assert_int_equal(mailbox_folder_subscribe(s.mb, "News", false, &error), 0);
+    assert_int_equal(mailbox_subscriptions(s.mb, collect_name, names, &error), 7);
     store_close(&s);
 }
 
@@ -1127,13 +1149,22 @@ static void test_upgrade(void **state)
     close(fd);
     store_close(&s);
 
-    /* format 2: the size of a message was the octets of its file */
+    /* format 2: the size of a message was the octets of its file, and a
+     * subscription was a column of its folder */
     store_sql(&s, "UPDATE messages SET size = 38; UPDATE folders SET bytes = 38"
-                  " WHERE name = 'INBOX'; PRAGMA user_version = 2");
+                  " WHERE name = 'INBOX';"
+                  "ALTER TABLE folders ADD COLUMN subscribed INTEGER NOT NULL DEFAULT 0;"
+                  "UPDATE folders SET subscribed = 1 WHERE name IN ('INBOX', 'Sent');"
+                  "DROP TABLE subscriptions; PRAGMA user_version = 2");
     s.mb = open_ok(&s);
     assert_int_equal(mailbox_message_get(s.mb, "INBOX", uid, &m, &error), 1);
     assert_int_equal(m.size, sizeof text - 1 + 4); /* each LF counts as CRLF */
     assert_int_equal(folder(s.mb, "INBOX").bytes, sizeof text - 1 + 4);
+    char names[64] = "";
+    assert_int_equal(mailbox_subscriptions(s.mb, collect_name, names, &error), 2);
+    assert_string_equal(names, "INBOX Sent ");
+    assert_true(folder(s.mb, "Sent").subscribed);
+    assert_false(folder(s.mb, "Trash").subscribed);
     store_close(&s);
     s.mb = open_ok(&s); /* upgraded once: opens as it is now */
     store_close(&s);
