@@ -18,7 +18,9 @@
  *      folders.bytes follows it (STATUS SIZE, the quota).
  *   4  subscriptions are a set of names of their own, no longer a column
  *      of folders: they outlive DELETE and stay put on RENAME (RFC 9051
- *      §6.3.5-7). */
+ *      §6.3.5-7).
+ *   5  search_headers (and so the full-text index) holds the MIME header
+ *      fields of every part, for SEARCH TEXT (RFC 9051 §6.4.4). */
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +43,7 @@ static const struct {
              "INSERT INTO subscriptions (name) SELECT name FROM folders WHERE subscribed <> 0;"
              "ALTER TABLE folders DROP COLUMN subscribed;",
              false},
+    /* 5 */ {"", true},
 };
 
 _Static_assert(BASE_VERSION + sizeof steps / sizeof steps[0] == MB_STORE_VERSION,

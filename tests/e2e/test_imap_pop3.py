@@ -515,11 +515,20 @@ def test_imap_answers_as_the_rfcs_say(live):
     assert b'* LIST (\\Noselect \\HasChildren) "/" "Parent"' in raw.cmd('LIST "" %')[0]
     assert b'* LIST (\\NonExistent \\HasChildren) "/" "Parent"' in raw.cmd(
         'LIST () "" %')[0]
+    # S3: TEXT looks at the MIME header fields of parts, parameters decoded (RFC 9051 §6.4.4)
+    att = (b"From: d@example.org\r\nSubject: attached\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nsee the file\r\n"
+           b"--b\r\nContent-Type: application/octet-stream\r\n"
+           b"Content-Disposition: attachment; filename*0=quarterly-; filename*1=numbers.ods\r\n"
+           b"Content-Transfer-Encoding: base64\r\n\r\nAAAA\r\n--b--\r\n")
+    raw.send(b"a0 APPEND INBOX {%d+}\r\n" % len(att) + att + b"\r\n")
+    assert raw.until("a0")[1].startswith(b"a0 OK")
+    assert raw.cmd('SEARCH TEXT "quarterly-numbers.ods"')[0] == [b"* SEARCH 2"]
     # S4: a message stored with bare LF is served with CRLF, and every size counts that
     lf = b"From: c@example.org\nSubject: bare LF\n\nline one\nline two\n"
     raw.send(b"a1 APPEND INBOX {%d+}\r\n" % len(lf) + lf + b"\r\n")
     assert raw.until("a1")[1].startswith(b"a1 OK")
-    untagged, _ = raw.cmd("FETCH 2 (RFC822.SIZE BODY.PEEK[])")
+    untagged, _ = raw.cmd("FETCH * (RFC822.SIZE BODY.PEEK[])")
     m = re.search(rb"RFC822\.SIZE (\d+) BODY\[\] \{(\d+)\}", untagged[-1])
     assert m and int(m.group(1)) == int(m.group(2)) == len(lf) + lf.count(b"\n")  # §2.3.4
     sizes = [int(x) for x in re.findall(rb"RFC822\.SIZE (\d+)", b"".join(
@@ -531,7 +540,7 @@ def test_imap_answers_as_the_rfcs_say(live):
     p.user(ALICE)
     p.pass_(PASSWORD)
     assert [int(x.split()[1]) for x in p.list()[1]] == sizes  # RFC 1939 §11
-    assert p.retr(2)[0] == b"+OK %d octets" % sizes[1]
+    assert p.retr(len(sizes))[0] == b"+OK %d octets" % sizes[-1]
     p.quit()
 
 

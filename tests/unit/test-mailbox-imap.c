@@ -1136,13 +1136,21 @@ static void store_sql(const struct store *s, const char *sql)
     sealvfs_close(&db);
 }
 
+static void count_uid(void *arg, uint32_t uid)
+{
+    (void)uid;
+    (*(unsigned *)arg)++;
+}
+
 static void test_upgrade(void **state)
 {
+    unsigned hits = 0;
     struct store s;
     struct mailbox_message m;
     const char *error = NULL;
     uint32_t uid;
-    static const char text[] = "Subject: lf\nFrom: a@example.org\n\nbody\n"; /* bare LFs */
+    static const char text[] = "Subject: lf\nFrom: a@example.org\n" /* bare LFs */
+                               "Content-Type: text/plain; name=report.bin\n\nbody\n";
     store_new(&s, state);
     int fd = message_fd(text);
     assert_int_equal(mailbox_append(s.mb, "INBOX", fd, 0, NULL, 0, &uid, NULL, &error), 0);
@@ -1151,15 +1159,19 @@ static void test_upgrade(void **state)
 
     /* format 2: the size of a message was the octets of its file, and a
      * subscription was a column of its folder */
-    store_sql(&s, "UPDATE messages SET size = 38; UPDATE folders SET bytes = 38"
-                  " WHERE name = 'INBOX';"
+    store_sql(&s, "UPDATE messages SET size = 80, search_headers = 'Subject: lf';"
+                  "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');"
+                  "UPDATE folders SET bytes = 80 WHERE name = 'INBOX';"
                   "ALTER TABLE folders ADD COLUMN subscribed INTEGER NOT NULL DEFAULT 0;"
                   "UPDATE folders SET subscribed = 1 WHERE name IN ('INBOX', 'Sent');"
                   "DROP TABLE subscriptions; PRAGMA user_version = 2");
     s.mb = open_ok(&s);
     assert_int_equal(mailbox_message_get(s.mb, "INBOX", uid, &m, &error), 1);
-    assert_int_equal(m.size, sizeof text - 1 + 4); /* each LF counts as CRLF */
-    assert_int_equal(folder(s.mb, "INBOX").bytes, sizeof text - 1 + 4);
+    assert_int_equal(m.size, sizeof text - 1 + 5); /* each LF counts as CRLF */
+    assert_int_equal(folder(s.mb, "INBOX").bytes, sizeof text - 1 + 5);
+    /* format 5: the MIME header fields are indexed for TEXT */
+    assert_int_equal(mailbox_search_text(s.mb, "INBOX", "\"report.bin\"", count_uid, &hits,
+                                         &error), 1);
     char names[64] = "";
     assert_int_equal(mailbox_subscriptions(s.mb, collect_name, names, &error), 2);
     assert_string_equal(names, "INBOX Sent ");

@@ -208,7 +208,10 @@ static const struct summary_case {
     {"mixed-endings", 0, "mixed line endings", "a@example.com", "b@example.com", "", "", 3,
      "CRLF line\nLF line\nlast\nK\xc3\xa4se", NULL, NULL},
     {"rfc822-nested", 1738742400, "Fwd: the original", "fwd@example.com", "you@example.net", "",
-     "<outer@example.com>", 9, "Caf\xc3\xa9 at noon?", "hidden", NULL},
+     "<outer@example.com>", 9, "Caf\xc3\xa9 at noon?", "hidden",
+     /* the MIME header fields of parts too (RFC 9051 §6.4.4 TEXT) */
+     "Content-Type: message/rfc822; name=original.eml\n"
+     "Content-Disposition: attachment; filename=original.eml\n"},
     {"groups", 1738774800, "groups", "alice@example.com", "", "carol@example.com",
      "<groups@example.com>", 1, "body", NULL, "Bcc: hidden@example.com\n"},
     {"addresses", 0, "addresses", "john@example.com", "routed@example.com", "x@y", "", 1, NULL,
