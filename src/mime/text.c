@@ -467,3 +467,21 @@ void text_extract(struct analysis *a, const struct mnode *root, struct mime_summ
     sm_buf_free(&b);
     out->search_truncated |= full;
 }
+
+char *mime_casemap(const char *s)
+{
+    char *valid = text_utf8_sanitise(s, strlen(s));
+    struct sm_buf b;
+    sm_buf_init(&b, 0);
+    for (char *p = valid; *p != '\0'; p = g_utf8_next_char(p)) {
+        char out[6];
+        gint n = g_unichar_to_utf8(g_unichar_totitle(g_utf8_get_char(p)), out);
+        sm_buf_append(&b, out, (size_t)n);
+    }
+    gchar *nfd = g_utf8_normalize(sm_buf_str(&b), -1, G_NORMALIZE_NFD);
+    char *key = sm_strdup(nfd != NULL ? nfd : sm_buf_str(&b));
+    g_free(nfd);
+    sm_buf_free(&b);
+    sm_freep(&valid);
+    return key;
+}

@@ -542,6 +542,25 @@ def test_imap_answers_as_the_rfcs_say(live):
     assert [int(x.split()[1]) for x in p.list()[1]] == sizes  # RFC 1939 §11
     assert p.retr(len(sizes))[0] == b"+OK %d octets" % sizes[-1]
     p.quit()
+    # S16, S17: SORT collates with i;unicode-casemap (RFC 5256 §7, RFC 5051); DISPLAYFROM
+    # sorts by display name (RFC 5957), and SORT=DISPLAY says so
+    raw = RawIMAP(live.imap_port)
+    raw.cmd(f'LOGIN {ALICE} "{PASSWORD}"')
+    assert b" SORT=DISPLAY " in b"".join(raw.cmd("CAPABILITY")[0]) + b" "
+    raw.cmd("CREATE Sorting")
+    for sender, subject in ((b'"Smith, John \\"JJ\\"" <john@example.com>', b"bare LF"),
+                            (b"=?utf-8?q?J=C3=B6rg_=C3=85berg?= <jorg@example.org>",
+                             b"=?utf-8?q?=C3=84rve?="),
+                            (b"Newsletter <zz-news@example.com>", b"alternative"),
+                            (b"<aaa@example.com>", b"Zeta")):
+        msg = b"From: " + sender + b"\r\nSubject: " + subject + b"\r\n\r\nbody\r\n"
+        raw.send(b"a2 APPEND Sorting {%d+}\r\n" % len(msg) + msg + b"\r\n")
+        assert raw.until("a2")[1].startswith(b"a2 OK")
+    raw.cmd("SELECT Sorting")
+    assert raw.cmd("SORT (SUBJECT) UTF-8 ALL")[0] == [b"* SORT 3 2 1 4"]  # Ä is A + U+0308
+    assert raw.cmd("SORT (FROM) UTF-8 ALL")[0] == [b"* SORT 4 1 2 3"]
+    assert raw.cmd("SORT (DISPLAYFROM) UTF-8 ALL")[0] == [b"* SORT 4 2 3 1"]
+    raw.close()
 
 
 def test_pop3_bad_input_gets_err_not_a_crash(live):
