@@ -62,7 +62,7 @@ static void qresync_changed(void *arg, const struct mailbox_message *m)
     if (seq == 0 || (q->known->n > 0 && !imap_seqset_contains(q->known, m->uid, UINT32_MAX)))
         return;
     imap_printf(q->s, "* %u FETCH (UID %u FLAGS ", seq, m->uid);
-    imap_put_flags(q->s, m->flags, m->keywords);
+    imap_put_flags(q->s, m->flags | view_recent(&q->s->view, m->uid), m->keywords);
     imap_printf(q->s, " MODSEQ (%llu))\r\n", (unsigned long long)m->modseq);
 }
 
@@ -111,8 +111,8 @@ void cmd_select(struct imap *s, struct mailbox *mb)
     }
     put_flag_lists(s, mb, folder, examine);
     imap_printf(s, "* %zu EXISTS\r\n", s->view.n);
-    if (!s->rev2)
-        imap_printf(s, "* 0 RECENT\r\n");
+    if (!s->rev2) /* RFC 3501 §7.3.2; RFC 9051 dropped it */
+        imap_printf(s, "* %zu RECENT\r\n", view_recent_count(&s->view));
     struct first_unseen unseen = {0};
     if (!s->rev2 && f.unseen > 0 && /* RFC 3501 §6.3.1: REQUIRED for IMAP4rev1 */
         mailbox_messages(mb, folder, find_unseen, &unseen, &error) >= 0 && unseen.uid != 0)
@@ -370,7 +370,8 @@ static struct below nodes_below(const struct list_ctx *x, size_t i)
     return b;
 }
 
-static void put_status(struct imap *s, const struct mailbox_folder *f, unsigned items);
+static void put_status(struct imap *s, struct mailbox *mb, const struct mailbox_folder *f,
+                       unsigned items);
 
 /* LSUB (RFC 3501 §6.3.9): the subscribed names; with "%", a level above a
  * subscribed name the pattern does not reach, flagged \Noselect. */
@@ -419,7 +420,7 @@ static void list_one(struct list_ctx *x, const struct list_node *n, const struct
         imap_printf(s, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
     imap_printf(s, "\r\n");
     if (f != NULL && (a->ret & IMAP_LIST_RET_STATUS))
-        put_status(s, f, a->status_items);
+        put_status(s, x->mb, f, a->status_items);
 }
 
 static void list_node(struct list_ctx *x, size_t i)
@@ -504,9 +505,15 @@ void cmd_list(struct imap *s, struct mailbox *mb)
 
 /* ---- STATUS ------------------------------------------------------------------------- */
 
-static void put_status(struct imap *s, const struct mailbox_folder *f, unsigned items)
+static void put_status(struct imap *s, struct mailbox *mb, const struct mailbox_folder *f,
+                       unsigned items)
 {
     const char *sep = "";
+    uint64_t recent = 0;
+    uint32_t before;
+    const char *error;
+    if (items & IMAP_STATUS_RECENT) /* the messages no session has been shown yet */
+        mailbox_recent(mb, f->name, 0, &before, &recent, &error);
     imap_printf(s, "* STATUS ");
     imap_put_mailbox(s, f->name);
     imap_printf(s, " (");
@@ -521,7 +528,7 @@ static void put_status(struct imap *s, const struct mailbox_folder *f, unsigned 
     ITEM(IMAP_STATUS_UNSEEN, "UNSEEN %llu", (unsigned long long)f->unseen)
     ITEM(IMAP_STATUS_DELETED, "DELETED %llu", (unsigned long long)f->deleted)
     ITEM(IMAP_STATUS_SIZE, "SIZE %llu", (unsigned long long)f->bytes)
-    ITEM(IMAP_STATUS_RECENT, "RECENT %u", 0u)
+    ITEM(IMAP_STATUS_RECENT, "RECENT %llu", (unsigned long long)recent)
     ITEM(IMAP_STATUS_HIGHESTMODSEQ, "HIGHESTMODSEQ %llu", (unsigned long long)f->highestmodseq)
     ITEM(IMAP_STATUS_APPENDLIMIT, "APPENDLIMIT %llu",
          (unsigned long long)client_cfg(s->c)->imap_append_limit)
@@ -544,7 +551,7 @@ void cmd_status(struct imap *s, struct mailbox *mb)
     }
     if (a->items & IMAP_STATUS_HIGHESTMODSEQ)
         s->condstore = true;
-    put_status(s, &f, a->items);
+    put_status(s, mb, &f, a->items);
     imap_tagged(s, "OK", "STATUS completed");
 }
 

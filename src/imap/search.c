@@ -305,8 +305,11 @@ static bool matches(const struct search_ctx *x, const struct imap_search_node *n
         if (n->key == IMAP_SK_SEQSET)
             return imap_seqset_contains(&n->set, m->seq, (uint32_t)x->s->view.n);
         return imap_seqset_contains(&n->set, m->uid, x->max_uid);
-    case IMAP_SK_ALL: case IMAP_SK_OLD: return true;
-    case IMAP_SK_NEW: case IMAP_SK_RECENT: return false; /* no \Recent (RFC 9051 drops it) */
+    case IMAP_SK_ALL: return true;
+    /* \Recent to this session (RFC 3501 §6.4.4; RFC 9051 dropped these keys) */
+    case IMAP_SK_OLD: return !view_recent(&x->s->view, m->uid);
+    case IMAP_SK_RECENT: return view_recent(&x->s->view, m->uid);
+    case IMAP_SK_NEW: return view_recent(&x->s->view, m->uid) && !(m->flags & MAILBOX_SEEN);
     case IMAP_SK_ANSWERED: return m->flags & MAILBOX_ANSWERED;
     case IMAP_SK_DELETED: return m->flags & MAILBOX_DELETED;
     case IMAP_SK_DRAFT: return m->flags & MAILBOX_DRAFT;

@@ -107,6 +107,10 @@ void imap_put_flags(struct imap *s, unsigned flags, const char *keywords)
             imap_printf(s, "%s%s", first ? "" : " ", system_flags[i].name);
             first = false;
         }
+    if ((flags & IMAP_FLAG_RECENT) && !s->rev2) { /* RFC 9051 has no \Recent */
+        imap_printf(s, "%s\\Recent", first ? "" : " ");
+        first = false;
+    }
     if (keywords != NULL && keywords[0] != '\0')
         imap_printf(s, "%s%s", first ? "" : " ", keywords);
     imap_printf(s, ")");

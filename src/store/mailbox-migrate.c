@@ -20,7 +20,9 @@
  *      of folders: they outlive DELETE and stay put on RENAME (RFC 9051
  *      §6.3.5-7).
  *   5  search_headers (and so the full-text index) holds the MIME header
- *      fields of every part, for SEARCH TEXT (RFC 9051 §6.4.4). */
+ *      fields of every part, for SEARCH TEXT (RFC 9051 §6.4.4).
+ *   6  folders.recent_uid: the highest UID shown as \Recent to a session
+ *      (RFC 3501 §2.3.2); the mail of an upgraded store is not recent. */
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +46,9 @@ static const struct {
              "ALTER TABLE folders DROP COLUMN subscribed;",
              false},
     /* 5 */ {"", true},
+    /* 6 */ {"ALTER TABLE folders ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;"
+             "UPDATE folders SET recent_uid = uidnext - 1;",
+             false},
 };
 
 _Static_assert(BASE_VERSION + sizeof steps / sizeof steps[0] == MB_STORE_VERSION,

@@ -167,6 +167,15 @@ int mailbox_folder_subscribe(struct mailbox *mb, const char *name, bool subscrib
 int mailbox_subscriptions(struct mailbox *mb, void (*fn)(void *arg, const char *name),
                           void *arg, const char **error_r);
 
+/* \Recent (IMAP4rev1): the store keeps, per folder, the highest UID
+ * some session has been shown as recent.  *before_r gets it; when claim
+ * is greater it becomes claim (a read-write SELECT or a session that sees
+ * new mail claims them: they are recent to it alone).  With count_r, the
+ * number of messages above *before_r (STATUS RECENT: claim 0).  Returns
+ * 0, MAILBOX_NONEXISTENT, -1. */
+int mailbox_recent(struct mailbox *mb, const char *folder, uint32_t claim, uint32_t *before_r,
+                   uint64_t *count_r, const char **error_r);
+
 /* The keywords folder knows, in the spelling it first saw (for FLAGS and
  * PERMANENTFLAGS): each one used in it, except that when a new one would
  * pass MAILBOX_FOLDER_KEYWORDS, those no message holds any more are

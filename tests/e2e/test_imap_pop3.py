@@ -209,13 +209,14 @@ def test_imap_fetch_search_store_expunge(live):
     assert typ == "OK" and data == [b"3"]
 
     typ, data = m.fetch("1:*", "(UID FLAGS RFC822.SIZE ENVELOPE)")
-    assert len(data) == 3 and b"imap-alpha" in data[0] and b"FLAGS ()" in data[0]
+    # \Recent: this is the first session to see them (RFC 3501 §2.3.2)
+    assert len(data) == 3 and b"imap-alpha" in data[0] and b"FLAGS (\\Recent)" in data[0]
     typ, data = m.fetch("2", "(BODY.PEEK[])")
     body = data[0][1]
     assert b"imap-bravo" in body and split_auth_results(body)[1].startswith(b"Received: ")
     size = int(re.search(rb"RFC822.SIZE (\d+)", m.fetch("2", "(RFC822.SIZE)")[1][0]).group(1))
     assert size == len(body)
-    assert m.fetch("2", "(FLAGS)")[1] == [b"2 (FLAGS ())"]  # PEEK left \Seen alone
+    assert m.fetch("2", "(FLAGS)")[1] == [b"2 (FLAGS (\\Recent))"]  # PEEK left \Seen alone
     m.fetch("2", "(BODY[TEXT])")
     assert b"\\Seen" in m.fetch("2", "(FLAGS)")[1][0]
     partial = m.fetch("2", "(BODY.PEEK[]<0.10>)")[1][0]
@@ -287,12 +288,13 @@ def test_imap_idle_sees_new_mail_and_other_sessions(live):
 
     deliver(live, ALICE, ["idle-one"])
     assert a.line() == b"* 2 EXISTS"
+    assert a.line() == b"* 2 RECENT"  # an IMAP4rev1 session: both are new to it
 
     b = imap(live, tls=False)
     b.login(ALICE, PASSWORD)
     b.select("INBOX")
     b.store("1", "+FLAGS", r"\Flagged")
-    assert a.line() == b"* 1 FETCH (FLAGS (\\Flagged))"
+    assert a.line() == b"* 1 FETCH (FLAGS (\\Flagged \\Recent))"
     b.logout()
 
     a.send(b"DONE\r\n")
@@ -556,10 +558,20 @@ def test_imap_answers_as_the_rfcs_say(live):
         msg = b"From: " + sender + b"\r\nSubject: " + subject + b"\r\n\r\nbody\r\n"
         raw.send(b"a2 APPEND Sorting {%d+}\r\n" % len(msg) + msg + b"\r\n")
         assert raw.until("a2")[1].startswith(b"a2 OK")
-    raw.cmd("SELECT Sorting")
+    assert raw.cmd("STATUS Sorting (RECENT)")[0] == [b'* STATUS "Sorting" (RECENT 4)']
+    untagged, _ = raw.cmd("SELECT Sorting")
     assert raw.cmd("SORT (SUBJECT) UTF-8 ALL")[0] == [b"* SORT 3 2 1 4"]  # Ä is A + U+0308
     assert raw.cmd("SORT (FROM) UTF-8 ALL")[0] == [b"* SORT 4 1 2 3"]
     assert raw.cmd("SORT (DISPLAYFROM) UTF-8 ALL")[0] == [b"* SORT 4 2 3 1"]
+    # S20: a message is \Recent to the first session that sees it (RFC 3501 §2.3.2)
+    assert b"* 4 RECENT" in untagged
+    assert raw.cmd("FETCH 1 (FLAGS)")[0] == [b"* 1 FETCH (FLAGS (\\Recent))"]
+    assert raw.cmd("SEARCH RECENT")[0] == [b"* SEARCH 1 2 3 4"]
+    other = RawIMAP(live.imap_port)
+    other.cmd(f'LOGIN {ALICE} "{PASSWORD}"')
+    assert b"* 0 RECENT" in other.cmd("SELECT Sorting")[0]
+    assert other.cmd("SEARCH RECENT")[0] == [b"* SEARCH"]
+    other.close()
     raw.close()
 
 
@@ -623,7 +635,7 @@ def test_imap_hostile_input_costs_little(live):
     _, tagged = raw.cmd(f"FETCH 1 (BODY[HEADER.FIELDS ({names})])")
     assert b" BAD " in tagged
     untagged, _ = raw.cmd("FETCH 1 (FLAGS)")
-    assert untagged == [b"* 1 FETCH (FLAGS ())"]  # \Seen was not set
+    assert untagged == [b"* 1 FETCH (FLAGS (\\Recent))"]  # \Seen was not set
     raw.n += 1
     raw.send(f"r{raw.n} IDLE\r\n".encode())
     assert raw.line().startswith(b"+ ")

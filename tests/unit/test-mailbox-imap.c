@@ -429,6 +429,31 @@ static void test_folder_subscribe(void **state)
     store_close(&s);
 }
 
+/* \Recent: the first session to see a message claims it. */
+static void test_recent(void **state)
+{
+    struct store s;
+    const char *error = NULL;
+    uint32_t before;
+    uint64_t count;
+    store_new(&s, state);
+    append(s.mb, "INBOX", 1, 0, NULL);
+    uint32_t two = append(s.mb, "INBOX", 2, 0, NULL);
+    assert_int_equal(mailbox_recent(s.mb, "INBOX", 0, &before, &count, &error), 0);
+    assert_int_equal(before, 0); /* STATUS RECENT: nobody claimed them */
+    assert_int_equal(count, 2);
+    assert_int_equal(mailbox_recent(s.mb, "INBOX", two, &before, NULL, &error), 0);
+    assert_int_equal(before, 0); /* this session claims both */
+    assert_int_equal(mailbox_recent(s.mb, "INBOX", two, &before, &count, &error), 0);
+    assert_int_equal(before, two); /* the next one gets none */
+    assert_int_equal(count, 0);
+    assert_int_equal(mailbox_recent(s.mb, "INBOX", 1, &before, NULL, &error), 0);
+    assert_int_equal(before, two); /* never back */
+    assert_int_equal(mailbox_recent(s.mb, "Nope", 1, &before, NULL, &error),
+                     MAILBOX_NONEXISTENT);
+    store_close(&s);
+}
+
 /* --- flags ---------------------------------------------------------------------- */
 
 static void collect_keyword(void *arg, const char *kw)
@@ -1164,7 +1189,8 @@ static void test_upgrade(void **state)
                   "UPDATE folders SET bytes = 80 WHERE name = 'INBOX';"
                   "ALTER TABLE folders ADD COLUMN subscribed INTEGER NOT NULL DEFAULT 0;"
                   "UPDATE folders SET subscribed = 1 WHERE name IN ('INBOX', 'Sent');"
-                  "DROP TABLE subscriptions; PRAGMA user_version = 2");
+                  "DROP TABLE subscriptions; ALTER TABLE folders DROP COLUMN recent_uid;"
+                  "PRAGMA user_version = 2");
     s.mb = open_ok(&s);
     assert_int_equal(mailbox_message_get(s.mb, "INBOX", uid, &m, &error), 1);
     assert_int_equal(m.size, sizeof text - 1 + 5); /* each LF counts as CRLF */
@@ -1177,6 +1203,12 @@ static void test_upgrade(void **state)
     assert_string_equal(names, "INBOX Sent ");
     assert_true(folder(s.mb, "Sent").subscribed);
     assert_false(folder(s.mb, "Trash").subscribed);
+    /* format 6: the mail of an upgraded store is not \Recent any more */
+    uint32_t before;
+    uint64_t recent;
+    assert_int_equal(mailbox_recent(s.mb, "INBOX", 0, &before, &recent, &error), 0);
+    assert_int_equal(before, uid);
+    assert_int_equal(recent, 0);
     store_close(&s);
     s.mb = open_ok(&s); /* upgraded once: opens as it is now */
     store_close(&s);
@@ -1283,7 +1315,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         BOTH(test_folder_create),   BOTH(test_folder_limit),  BOTH(test_folder_delete),
-        BOTH(test_folder_rename),   BOTH(test_folder_subscribe), BOTH(test_flags),
+        BOTH(test_folder_rename),   BOTH(test_folder_subscribe), BOTH(test_recent),
+        BOTH(test_flags),
         BOTH(test_expunge),         BOTH(test_copy_move),     BOTH(test_append),
         cmocka_unit_test(test_parts_decode),
         BOTH(test_changes),         BOTH(test_change_token),  BOTH(test_transactions),
