@@ -402,12 +402,12 @@ static void list_one(struct list_ctx *x, const struct list_node *n, const struct
     if ((a->select & IMAP_LIST_SEL_SPECIAL_USE) && (f == NULL || f->special_use[0] == '\0'))
         return;
     /* a name no folder has: \NonExistent implies \Noselect (RFC 5258 §3.4), and
-     * "no children" says nothing of a name that is not there */
+     * "no children" says nothing of a name that is not there, unless asked (as Dovecot) */
     struct sm_buf attrs;
     sm_buf_init(&attrs, 0);
     if (f == NULL)
         sm_buf_printf(&attrs, " %s", a->extended ? "\\NonExistent" : "\\Noselect");
-    if (f != NULL || b->folder)
+    if (f != NULL || b->folder || (a->ret & IMAP_LIST_RET_CHILDREN))
         sm_buf_printf(&attrs, " %s", b->folder ? "\\HasChildren" : "\\HasNoChildren");
     if (n->subscribed && (sub_only || (a->ret & IMAP_LIST_RET_SUBSCRIBED)))
         sm_buf_printf(&attrs, " \\Subscribed");

@@ -504,6 +504,8 @@ def test_imap_answers_as_the_rfcs_say(live):
     assert raw.cmd('LSUB "" Gone')[0] == [b'* LSUB () "/" "Gone"']
     assert raw.cmd('LIST (SUBSCRIBED) "" Gone')[0] == [
         b'* LIST (\\NonExistent \\Subscribed) "/" "Gone"']
+    assert raw.cmd('LIST (SUBSCRIBED) "" Gone RETURN (CHILDREN)')[0] == [
+        b'* LIST (\\NonExistent \\HasNoChildren \\Subscribed) "/" "Gone"']
     assert raw.cmd('LSUB "" Subs*')[0] == [b'* LSUB () "/" "Subs"']
     for c in ("UNSUBSCRIBE Gone", "UNSUBSCRIBE NeverSubscribed"):
         assert b" OK " in raw.cmd(c)[1]
