@@ -572,13 +572,14 @@ int mailbox_recent(struct mailbox *mb, const char *folder, uint32_t claim, uint3
                    uint64_t *count_r, const char **error_r)
 {
     char canon[MAILBOX_FOLDER_MAX + 1];
-    struct mb_txn t;
+    struct mb_txn t = {0};
     int64_t id;
     if (!mb_folder_canon(folder, canon)) {
         *error_r = "no such folder";
         return MAILBOX_NONEXISTENT;
     }
-    if (mb_txn_begin(mb, &t, error_r) < 0)
+    bool claiming = claim > 0; /* only a claim writes: reading takes no write lock */
+    if (claiming && mb_txn_begin(mb, &t, error_r) < 0)
         return -1;
     int r = recent_read(mb, canon, &id, before_r, error_r);
     sqlite3_stmt *st = NULL;
@@ -600,6 +601,8 @@ int mailbox_recent(struct mailbox *mb, const char *folder, uint32_t claim, uint3
             *count_r = n < 0 ? 0 : (uint64_t)n;
         }
     }
+    if (!claiming)
+        return r;
     if (r < 0) {
         mb_txn_abort(mb, &t);
         return r;
