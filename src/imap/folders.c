@@ -62,7 +62,7 @@ static void qresync_changed(void *arg, const struct mailbox_message *m)
     if (seq == 0 || (q->known->n > 0 && !imap_seqset_contains(q->known, m->uid, UINT32_MAX)))
         return;
     imap_printf(q->s, "* %u FETCH (UID %u FLAGS ", seq, m->uid);
-    imap_put_flags(q->s, m->flags, m->keywords);
+    imap_put_flags(q->s, m->flags | view_recent(&q->s->view, m->uid), m->keywords);
     imap_printf(q->s, " MODSEQ (%llu))\r\n", (unsigned long long)m->modseq);
 }
 
@@ -111,8 +111,8 @@ void cmd_select(struct imap *s, struct mailbox *mb)
     }
     put_flag_lists(s, mb, folder, examine);
     imap_printf(s, "* %zu EXISTS\r\n", s->view.n);
-    if (!s->rev2)
-        imap_printf(s, "* 0 RECENT\r\n");
+    if (!s->rev2) /* RFC 3501 §7.3.2; RFC 9051 dropped it */
+        imap_printf(s, "* %zu RECENT\r\n", view_recent_count(&s->view));
     struct first_unseen unseen = {0};
     if (!s->rev2 && f.unseen > 0 && /* RFC 3501 §6.3.1: REQUIRED for IMAP4rev1 */
         mailbox_messages(mb, folder, find_unseen, &unseen, &error) >= 0 && unseen.uid != 0)
@@ -251,6 +251,18 @@ static bool pattern_match(const char *pat, const char *name)
     return row[n];
 }
 
+/* The names LIST and LSUB consider: every folder, every subscribed name
+ * (a subscription may outlive its folder) and every ancestor of those
+ * (a level of the hierarchy that is no folder: after DELETE of a parent,
+ * or above a subscribed name), each once, in byte order so that the
+ * descendants of a name form one run (lower bound of "name/"). */
+struct list_node {
+    char *name;
+    long folder;     /* index into list_ctx.folders, -1 when no folder has the name */
+    bool subscribed;
+    bool matched;    /* some pattern matches the name */
+};
+
 struct list_ctx {
     struct imap *s;
     struct mailbox *mb;
@@ -260,6 +272,8 @@ struct list_ctx {
     bool lsub;
     struct mailbox_folder *folders;
     size_t n, cap;
+    struct list_node *nodes;
+    size_t n_nodes, cap_nodes;
 };
 
 static void collect_folder(void *arg, const struct mailbox_folder *f)
@@ -272,13 +286,34 @@ static void collect_folder(void *arg, const struct mailbox_folder *f)
     x->folders[x->n++] = *f;
 }
 
-static bool has_children(const struct list_ctx *x, const char *name)
+static void add_node(struct list_ctx *x, const char *name, size_t len, long folder,
+                     bool subscribed)
 {
-    size_t len = strlen(name);
-    for (size_t i = 0; i < x->n; i++)
-        if (strncmp(x->folders[i].name, name, len) == 0 && x->folders[i].name[len] == '/')
-            return true;
-    return false;
+    if (x->n_nodes == x->cap_nodes) {
+        x->cap_nodes = x->cap_nodes ? 2 * x->cap_nodes : 32;
+        x->nodes = sm_realloc(x->nodes, x->cap_nodes * sizeof *x->nodes);
+    }
+    x->nodes[x->n_nodes++] = (struct list_node){sm_strndup(name, len), folder, subscribed, false};
+}
+
+/* name, and each of its ancestors as a name of its own */
+static void add_with_ancestors(struct list_ctx *x, const char *name, long folder,
+                               bool subscribed)
+{
+    add_node(x, name, strlen(name), folder, subscribed);
+    for (const char *p = strchr(name, '/'); p != NULL; p = strchr(p + 1, '/'))
+        if (p > name)
+            add_node(x, name, (size_t)(p - name), -1, false);
+}
+
+static void collect_subscription(void *arg, const char *name)
+{
+    add_with_ancestors(arg, name, -1, true);
+}
+
+static int node_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct list_node *)a)->name, ((const struct list_node *)b)->name);
 }
 
 static bool matches_any(const struct list_ctx *x, const char *name)
@@ -289,28 +324,115 @@ static bool matches_any(const struct list_ctx *x, const char *name)
     return false;
 }
 
-static void put_status(struct imap *s, const struct mailbox_folder *f, unsigned items);
+/* Sort the names and merge the duplicates. */
+static void nodes_merge(struct list_ctx *x)
+{
+    qsort(x->nodes, x->n_nodes, sizeof *x->nodes, node_cmp);
+    size_t out = 0;
+    for (size_t i = 0; i < x->n_nodes; i++) {
+        struct list_node *n = &x->nodes[i];
+        if (out > 0 && strcmp(x->nodes[out - 1].name, n->name) == 0) {
+            struct list_node *keep = &x->nodes[out - 1];
+            if (n->folder >= 0)
+                keep->folder = n->folder;
+            keep->subscribed |= n->subscribed;
+            free(n->name);
+            continue;
+        }
+        x->nodes[out++] = *n;
+    }
+    x->n_nodes = out;
+    for (size_t i = 0; i < x->n_nodes; i++)
+        x->nodes[i].matched = matches_any(x, x->nodes[i].name);
+}
 
-static void list_one(struct list_ctx *x, const struct mailbox_folder *f)
+struct below {
+    bool folder;           /* a folder below the name: \HasChildren */
+    bool subscribed_unmatched; /* a subscribed name below that no pattern matches */
+};
+
+/* What lies below node i: the run of names starting with "name/". */
+static struct below nodes_below(const struct list_ctx *x, size_t i)
+{
+    struct below b = {false, false};
+    const char *name = x->nodes[i].name;
+    size_t len = strlen(name);
+    for (size_t j = i + 1; j < x->n_nodes; j++) {
+        const struct list_node *d = &x->nodes[j];
+        int c = strncmp(d->name, name, len);
+        if (c > 0)
+            break;
+        if (d->name[len] != '/')
+            continue; /* "name-x" sorts between "name" and "name/x" */
+        b.folder |= d->folder >= 0;
+        b.subscribed_unmatched |= d->subscribed && !d->matched;
+    }
+    return b;
+}
+
+static void put_status(struct imap *s, struct mailbox *mb, const struct mailbox_folder *f,
+                       unsigned items);
+
+/* LSUB (RFC 3501 §6.3.9): the subscribed names; with "%", a level above a
+ * subscribed name the pattern does not reach, flagged \Noselect. */
+static void lsub_one(struct list_ctx *x, const struct list_node *n, const struct below *b)
+{
+    if (!n->subscribed && !b->subscribed_unmatched)
+        return;
+    imap_printf(x->s, "* LSUB (%s) \"/\" ", n->subscribed ? "" : "\\Noselect");
+    imap_put_mailbox(x->s, n->name);
+    imap_printf(x->s, "\r\n");
+}
+
+/* LIST (RFC 9051 §6.3.9, RFC 5258): folders, levels of the hierarchy with
+ * folders below (\Noselect, or \NonExistent in the extended syntax) and,
+ * with the SUBSCRIBED selection, subscribed names (\NonExistent when no
+ * folder has them) and, with RECURSIVEMATCH, names above subscribed names
+ * the patterns do not reach (CHILDINFO). */
+static void list_one(struct list_ctx *x, const struct list_node *n, const struct below *b)
 {
     struct imap *s = x->s;
     const struct imap_args_list *a = x->a;
-    bool sub_only = x->lsub || (a->select & IMAP_LIST_SEL_SUBSCRIBED);
-    if ((sub_only && !f->subscribed) || !matches_any(x, f->name))
+    const struct mailbox_folder *f = n->folder >= 0 ? &x->folders[n->folder] : NULL;
+    bool sub_only = (a->select & IMAP_LIST_SEL_SUBSCRIBED) != 0;
+    bool childinfo = sub_only && (a->select & IMAP_LIST_SEL_RECURSIVEMATCH) &&
+                     b->subscribed_unmatched;
+    if (sub_only ? !n->subscribed && !childinfo : f == NULL && !b->folder)
         return;
-    if ((a->select & IMAP_LIST_SEL_SPECIAL_USE) && f->special_use[0] == '\0')
+    if ((a->select & IMAP_LIST_SEL_SPECIAL_USE) && (f == NULL || f->special_use[0] == '\0'))
         return;
-    imap_printf(s, "* %s (%s", x->lsub ? "LSUB" : "LIST",
-                has_children(x, f->name) ? "\\HasChildren" : "\\HasNoChildren");
-    if (f->subscribed && (sub_only || (a->ret & IMAP_LIST_RET_SUBSCRIBED)))
-        imap_printf(s, " \\Subscribed");
-    if (f->special_use[0] != '\0' && !x->lsub)
-        imap_printf(s, " %s", f->special_use);
-    imap_printf(s, ") \"/\" ");
-    imap_put_mailbox(s, f->name);
+    /* a name no folder has: \NonExistent implies \Noselect (RFC 5258 §3.4), and
+     * "no children" says nothing of a name that is not there, unless asked (as Dovecot) */
+    struct sm_buf attrs;
+    sm_buf_init(&attrs, 0);
+    if (f == NULL)
+        sm_buf_printf(&attrs, " %s", a->extended ? "\\NonExistent" : "\\Noselect");
+    if (f != NULL || b->folder || (a->ret & IMAP_LIST_RET_CHILDREN))
+        sm_buf_printf(&attrs, " %s", b->folder ? "\\HasChildren" : "\\HasNoChildren");
+    if (n->subscribed && (sub_only || (a->ret & IMAP_LIST_RET_SUBSCRIBED)))
+        sm_buf_printf(&attrs, " \\Subscribed");
+    if (f != NULL && f->special_use[0] != '\0')
+        sm_buf_printf(&attrs, " %s", f->special_use);
+    imap_printf(s, "* LIST (%s) \"/\" ", attrs.len > 0 ? sm_buf_str(&attrs) + 1 : "");
+    sm_buf_free(&attrs);
+    imap_put_mailbox(s, n->name);
+    if (childinfo)
+        imap_printf(s, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
     imap_printf(s, "\r\n");
-    if (a->ret & IMAP_LIST_RET_STATUS)
-        put_status(s, f, a->status_items);
+    if (f != NULL && (a->ret & IMAP_LIST_RET_STATUS))
+        put_status(s, x->mb, f, a->status_items);
+}
+
+static void list_node(struct list_ctx *x, size_t i)
+{
+    const struct list_node *n = &x->nodes[i];
+    if (!n->matched)
+        return;
+    struct below b = nodes_below(x, i);
+    if (x->lsub)
+        lsub_one(x, n, &b);
+    else
+        list_one(x, n, &b);
 }
 
 static int list_patterns(struct list_ctx *x)
@@ -334,6 +456,19 @@ static int list_patterns(struct list_ctx *x)
     return 0;
 }
 
+/* Every name LIST or LSUB may show; 0 or -1 with *error_r. */
+static int list_gather(struct list_ctx *x, const char **error_r)
+{
+    if (mailbox_folders(x->mb, collect_folder, x, error_r) < 0)
+        return -1;
+    for (size_t i = 0; i < x->n; i++)
+        add_with_ancestors(x, x->folders[i].name, (long)i, false);
+    if (mailbox_subscriptions(x->mb, collect_subscription, x, error_r) < 0)
+        return -1;
+    nodes_merge(x);
+    return 0;
+}
+
 void cmd_list(struct imap *s, struct mailbox *mb)
 {
     struct list_ctx x = {.s = s, .mb = mb, .a = &s->cmd->args.list,
@@ -346,11 +481,16 @@ void cmd_list(struct imap *s, struct mailbox *mb)
         return;
     }
     if (list_patterns(&x) == 0) {
-        if (mailbox_folders(mb, collect_folder, &x, &error) < 0)
+        if (list_gather(&x, &error) < 0)
             imap_store_failed(s, MAILBOX_ERR, error);
         else {
-            for (size_t i = 0; i < x.n; i++)
-                list_one(&x, &x.folders[i]);
+            /* INBOX first, then byte order */
+            for (size_t i = 0; i < x.n_nodes; i++)
+                if (strcmp(x.nodes[i].name, "INBOX") == 0)
+                    list_node(&x, i);
+            for (size_t i = 0; i < x.n_nodes; i++)
+                if (strcmp(x.nodes[i].name, "INBOX") != 0)
+                    list_node(&x, i);
             imap_tagged(s, "OK", "%s completed", x.lsub ? "LSUB" : "LIST");
         }
     }
@@ -358,13 +498,22 @@ void cmd_list(struct imap *s, struct mailbox *mb)
         free(x.patterns[i]);
     free(x.patterns);
     free(x.folders);
+    for (size_t i = 0; i < x.n_nodes; i++)
+        free(x.nodes[i].name);
+    free(x.nodes);
 }
 
 /* ---- STATUS ------------------------------------------------------------------------- */
 
-static void put_status(struct imap *s, const struct mailbox_folder *f, unsigned items)
+static void put_status(struct imap *s, struct mailbox *mb, const struct mailbox_folder *f,
+                       unsigned items)
 {
     const char *sep = "";
+    uint64_t recent = 0;
+    uint32_t before;
+    const char *error;
+    if (items & IMAP_STATUS_RECENT) /* the messages no session has been shown yet */
+        mailbox_recent(mb, f->name, 0, &before, &recent, &error);
     imap_printf(s, "* STATUS ");
     imap_put_mailbox(s, f->name);
     imap_printf(s, " (");
@@ -379,7 +528,7 @@ static void put_status(struct imap *s, const struct mailbox_folder *f, unsigned 
     ITEM(IMAP_STATUS_UNSEEN, "UNSEEN %llu", (unsigned long long)f->unseen)
     ITEM(IMAP_STATUS_DELETED, "DELETED %llu", (unsigned long long)f->deleted)
     ITEM(IMAP_STATUS_SIZE, "SIZE %llu", (unsigned long long)f->bytes)
-    ITEM(IMAP_STATUS_RECENT, "RECENT %u", 0u)
+    ITEM(IMAP_STATUS_RECENT, "RECENT %llu", (unsigned long long)recent)
     ITEM(IMAP_STATUS_HIGHESTMODSEQ, "HIGHESTMODSEQ %llu", (unsigned long long)f->highestmodseq)
     ITEM(IMAP_STATUS_APPENDLIMIT, "APPENDLIMIT %llu",
          (unsigned long long)client_cfg(s->c)->imap_append_limit)
@@ -402,7 +551,7 @@ void cmd_status(struct imap *s, struct mailbox *mb)
     }
     if (a->items & IMAP_STATUS_HIGHESTMODSEQ)
         s->condstore = true;
-    put_status(s, &f, a->items);
+    put_status(s, mb, &f, a->items);
     imap_tagged(s, "OK", "STATUS completed");
 }
 

@@ -248,7 +248,7 @@ static enum section_status put_item(struct fetch_ctx *x, const struct imap_fetch
     case IMAP_FETCH_ENVELOPE: imap_printf(s, "ENVELOPE %s", m->envelope); break;
     case IMAP_FETCH_FLAGS:
         imap_printf(s, "FLAGS ");
-        imap_put_flags(s, m->flags, m->keywords);
+        imap_put_flags(s, m->flags | view_recent(&s->view, m->uid), m->keywords);
         break;
     case IMAP_FETCH_INTERNALDATE:
         imap_printf(s, "INTERNALDATE ");
@@ -324,7 +324,7 @@ static void fetch_one(struct fetch_ctx *x, struct mailbox_message *m)
     sep = evbuffer_get_length(list) > 0 ? " " : "";
     if (seen_now && !flags_sent) {
         imap_printf(s, "%sFLAGS ", sep);
-        imap_put_flags(s, m->flags, m->keywords);
+        imap_put_flags(s, m->flags | view_recent(&s->view, m->uid), m->keywords);
     }
     sep = evbuffer_get_length(list) > 0 ? " " : "";
     if (s->condstore && !modseq_sent && (x->a->has_changedsince || seen_now))
@@ -516,7 +516,7 @@ void cmd_store(struct imap *s, struct mailbox *mb)
             continue;
         }
         imap_printf(s, "FLAGS ");
-        imap_put_flags(s, after.flags, after.keywords);
+        imap_put_flags(s, after.flags | view_recent(&s->view, after.uid), after.keywords);
         if (s->condstore)
             imap_printf(s, " MODSEQ (%llu)", (unsigned long long)after.modseq);
         imap_printf(s, ")\r\n");

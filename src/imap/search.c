@@ -23,9 +23,13 @@
 #include "core/buf.h"
 #include "core/mem.h"
 #include "imap/session.h"
+#include "mime/mime.h"
 #include "mime/section.h"
 
 #define FTS_QUERY_MAX 2048
+
+/* The text sort keys, compared as i;unicode-casemap keys (RFC 5256 §7). */
+enum sort_key { K_SUBJECT, K_FROM, K_TO, K_CC, K_DISPLAYFROM, K_DISPLAYTO, SORT_KEYS };
 
 struct msg {
     uint32_t uid, seq;
@@ -33,6 +37,8 @@ struct msg {
     uint64_t size, modseq;
     int64_t internaldate, date;
     char *keywords, *subject, *from, *to, *cc, *file, *parts;
+    char *envelope;           /* only for SORT DISPLAYFROM/DISPLAYTO */
+    char *key[SORT_KEYS];     /* collation keys, made for SORT (sort_keys_make) */
     bool hit;
 };
 
@@ -54,6 +60,7 @@ struct search_ctx {
     uint32_t max_uid;
     const char *headers;     /* search_headers of the message being evaluated */
     struct mailbox_body *body; /* bodies read for HEADER on a raw field, one buffer */
+    bool envelopes;          /* keep each message's ENVELOPE (display sort keys) */
 };
 
 static void collect(void *arg, const struct mailbox_message *m)
@@ -70,7 +77,8 @@ static void collect(void *arg, const struct mailbox_message *m)
         .uid = m->uid, .seq = seq, .flags = m->flags, .size = m->size, .modseq = m->modseq,
         .internaldate = m->internaldate, .date = m->date, .keywords = sm_strdup(m->keywords),
         .subject = sm_strdup(m->subject), .from = sm_strdup(m->from), .to = sm_strdup(m->to),
-        .cc = sm_strdup(m->cc), .file = sm_strdup(m->file), .parts = sm_strdup(m->parts)};
+        .cc = sm_strdup(m->cc), .file = sm_strdup(m->file), .parts = sm_strdup(m->parts),
+        .envelope = x->envelopes ? sm_strdup(m->envelope) : NULL};
 }
 
 /* ---- full-text sets --------------------------------------------------------------- */
@@ -289,8 +297,11 @@ static bool matches(const struct search_ctx *x, const struct imap_search_node *n
         if (n->key == IMAP_SK_SEQSET)
             return imap_seqset_contains(&n->set, m->seq, (uint32_t)x->s->view.n);
         return imap_seqset_contains(&n->set, m->uid, x->max_uid);
-    case IMAP_SK_ALL: case IMAP_SK_OLD: return true;
-    case IMAP_SK_NEW: case IMAP_SK_RECENT: return false; /* no \Recent (RFC 9051 drops it) */
+    case IMAP_SK_ALL: return true;
+    /* \Recent to this session (RFC 3501 §6.4.4; RFC 9051 dropped these keys) */
+    case IMAP_SK_OLD: return !view_recent(&x->s->view, m->uid);
+    case IMAP_SK_RECENT: return view_recent(&x->s->view, m->uid);
+    case IMAP_SK_NEW: return view_recent(&x->s->view, m->uid) && !(m->flags & MAILBOX_SEEN);
     case IMAP_SK_ANSWERED: return m->flags & MAILBOX_ANSWERED;
     case IMAP_SK_DELETED: return m->flags & MAILBOX_DELETED;
     case IMAP_SK_DRAFT: return m->flags & MAILBOX_DRAFT;
@@ -391,11 +402,54 @@ static int cmp_u64(uint64_t a, uint64_t b)
     return a < b ? -1 : a > b;
 }
 
+static enum sort_key criterion_key(enum imap_sort_criterion c)
+{
+    switch (c) {
+    case IMAP_SORT_SUBJECT: return K_SUBJECT;
+    case IMAP_SORT_FROM: return K_FROM;
+    case IMAP_SORT_TO: return K_TO;
+    case IMAP_SORT_CC: return K_CC;
+    case IMAP_SORT_DISPLAYFROM: return K_DISPLAYFROM;
+    case IMAP_SORT_DISPLAYTO: return K_DISPLAYTO;
+    default: return SORT_KEYS;
+    }
+}
+
+/* The collation keys the sort program needs, once per message rather
+ * than once per comparison. */
+static void sort_keys_make(const struct imap_args_search *a, struct msg *m)
+{
+    for (size_t i = 0; i < a->n_sort; i++) {
+        enum sort_key k = criterion_key(a->sort[i].criterion);
+        if (k == SORT_KEYS || m->key[k] != NULL)
+            continue;
+        char *text = k == K_SUBJECT ? sm_strdup(base_subject(m->subject))
+                     : k == K_FROM  ? sm_strdup(m->from)
+                     : k == K_TO    ? sm_strdup(m->to)
+                     : k == K_CC    ? sm_strdup(m->cc)
+                                    : mime_envelope_display(m->envelope != NULL ? m->envelope : "",
+                                                            k == K_DISPLAYFROM ? MIME_ENV_FROM
+                                                                               : MIME_ENV_TO);
+        m->key[k] = mime_casemap(text);
+        free(text);
+    }
+}
+
+static bool sorts_by_display(const struct imap_args_search *a)
+{
+    for (size_t i = 0; i < a->n_sort; i++)
+        if (criterion_key(a->sort[i].criterion) >= K_DISPLAYFROM &&
+            criterion_key(a->sort[i].criterion) < SORT_KEYS)
+            return true;
+    return false;
+}
+
 static int sort_cmp(const void *pa, const void *pb)
 {
     const struct msg *a = *(const struct msg *const *)pa, *b = *(const struct msg *const *)pb;
     for (size_t i = 0; i < sort_args->n_sort; i++) {
         int c = 0;
+        enum sort_key k = criterion_key(sort_args->sort[i].criterion);
         switch (sort_args->sort[i].criterion) {
         case IMAP_SORT_ARRIVAL: c = cmp_u64((uint64_t)a->internaldate, (uint64_t)b->internaldate);
             break;
@@ -404,12 +458,7 @@ static int sort_cmp(const void *pa, const void *pb)
                         (uint64_t)(b->date ? b->date : b->internaldate));
             break;
         case IMAP_SORT_SIZE: c = cmp_u64(a->size, b->size); break;
-        case IMAP_SORT_CC: c = strcasecmp(a->cc, b->cc); break;
-        case IMAP_SORT_FROM: case IMAP_SORT_DISPLAYFROM: c = strcasecmp(a->from, b->from); break;
-        case IMAP_SORT_TO: case IMAP_SORT_DISPLAYTO: c = strcasecmp(a->to, b->to); break;
-        case IMAP_SORT_SUBJECT:
-            c = strcasecmp(base_subject(a->subject), base_subject(b->subject));
-            break;
+        default: c = strcmp(a->key[k], b->key[k]); break;
         }
         if (c != 0)
             return sort_args->sort[i].reverse ? -c : c;
@@ -519,7 +568,8 @@ void cmd_search(struct imap *s, struct mailbox *mb)
         return;
     }
     struct mailbox_body body = MAILBOX_BODY_INIT;
-    struct search_ctx x = {.s = s, .mb = mb, .body = &body};
+    struct search_ctx x = {.s = s, .mb = mb, .body = &body,
+                           .envelopes = sort && sorts_by_display(a)};
     x.max_uid = s->view.n > 0 ? s->view.uids[s->view.n - 1] : 0;
     resolve_sets(a->keys, (uint32_t)s->view.n, x.max_uid);
     if (uses_modseq(a->keys))
@@ -544,6 +594,8 @@ void cmd_search(struct imap *s, struct mailbox *mb)
         if (x.msgs[i].hit)
             hits[n++] = &x.msgs[i];
     if (sort) {
+        for (size_t i = 0; i < n; i++)
+            sort_keys_make(a, hits[i]);
         sort_args = a;
         qsort(hits, n, sizeof *hits, sort_cmp);
     }
@@ -559,6 +611,9 @@ out:
         free(x.msgs[i].cc);
         free(x.msgs[i].file);
         free(x.msgs[i].parts);
+        free(x.msgs[i].envelope);
+        for (size_t k = 0; k < SORT_KEYS; k++)
+            free(x.msgs[i].key[k]);
     }
     free(x.msgs);
     mailbox_body_release(&body); /* wipes the plaintext */

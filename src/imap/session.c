@@ -107,6 +107,10 @@ void imap_put_flags(struct imap *s, unsigned flags, const char *keywords)
             imap_printf(s, "%s%s", first ? "" : " ", system_flags[i].name);
             first = false;
         }
+    if ((flags & IMAP_FLAG_RECENT) && !s->rev2) { /* RFC 9051 has no \Recent */
+        imap_printf(s, "%s\\Recent", first ? "" : " ");
+        first = false;
+    }
     if (keywords != NULL && keywords[0] != '\0')
         imap_printf(s, "%s%s", first ? "" : " ", keywords);
     imap_printf(s, ")");
@@ -228,7 +232,7 @@ static void put_capabilities(struct imap *s)
         return;
     }
     imap_printf(s, " UIDPLUS MOVE SPECIAL-USE NAMESPACE UNSELECT ESEARCH SEARCHRES CONDSTORE"
-                   " QRESYNC QUOTA QUOTA=RES-STORAGE STATUS=SIZE UTF8=ACCEPT SORT"
+                   " QRESYNC QUOTA QUOTA=RES-STORAGE STATUS=SIZE UTF8=ACCEPT SORT SORT=DISPLAY"
                    " LIST-EXTENDED LIST-STATUS CHILDREN BINARY COMPRESS=DEFLATE"
                    " MULTIAPPEND CREATE-SPECIAL-USE"
                    " APPENDLIMIT=%" PRIu64,

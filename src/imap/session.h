@@ -23,6 +23,8 @@ struct imap_view {
     size_t n, cap;
     uint64_t modseq;         /* changes up to here have been reported */
     uint64_t token;          /* mailbox_change_token() at the last sync */
+    uint32_t *recent;        /* ascending: the UIDs that are \Recent to this session */
+    size_t n_recent, cap_recent;
 };
 
 enum imap_state { IMAP_NOTAUTH, IMAP_AUTH, IMAP_SELECTED, IMAP_LOGOUT };
@@ -63,7 +65,10 @@ void imap_tagged(struct imap *s, const char *status, const char *fmt, ...) SM_PR
 void imap_put_string(struct imap *s, const char *str, size_t len);
 /* A mailbox name from the store (UTF-8) in the client's encoding. */
 void imap_put_mailbox(struct imap *s, const char *utf8_name);
-/* The flag list "(\Seen $Label)" of flags and keywords. */
+/* Not a stored flag: \Recent to this session (view_recent()). */
+#define IMAP_FLAG_RECENT 0x100u
+/* The flag list "(\Seen $Label)" of flags (with IMAP_FLAG_RECENT: \Recent,
+ * except in IMAP4rev2, which has none) and keywords. */
 void imap_put_flags(struct imap *s, unsigned flags, const char *keywords);
 /* The store's answer to a failed call: "NO [NONEXISTENT] ..." and friends. */
 void imap_store_failed(struct imap *s, int status, const char *error);
@@ -92,6 +97,11 @@ void view_sync(struct imap *s, struct mailbox *mb, bool may_expunge);
 size_t uid_find(const uint32_t *uids, size_t n, uint32_t uid);
 /* The sequence number of uid (0 when not in the view). */
 uint32_t view_seq(const struct imap_view *v, uint32_t uid);
+/* IMAP_FLAG_RECENT when uid is \Recent to this session (RFC 3501 §2.3.2:
+ * it was the first session to see it), else 0. */
+unsigned view_recent(const struct imap_view *v, uint32_t uid);
+/* How many messages of the view are \Recent to this session. */
+size_t view_recent_count(const struct imap_view *v);
 /* Resolve a set (sequence numbers, or UIDs when uid) to UIDs in the view,
  * ascending, into *uids_r (malloc'd).  "$" uses the saved result.
  * Returns the count. */

@@ -26,7 +26,49 @@ static void view_add(struct imap_view *v, uint32_t uid)
 static void view_reset(struct imap_view *v)
 {
     free(v->uids);
+    free(v->recent);
     memset(v, 0, sizeof *v);
+}
+
+/* The UIDs of the view above before (ascending, from index from on) are
+ * recent to this session. */
+static void recent_add(struct imap_view *v, size_t from, uint32_t before)
+{
+    for (size_t i = from; i < v->n; i++) {
+        if (v->uids[i] <= before)
+            continue;
+        if (v->n_recent == v->cap_recent) {
+            v->cap_recent = v->cap_recent ? 2 * v->cap_recent : 64;
+            v->recent = sm_realloc(v->recent, v->cap_recent * sizeof *v->recent);
+        }
+        v->recent[v->n_recent++] = v->uids[i];
+    }
+}
+
+/* \Recent (RFC 3501 §2.3.2): the messages from index from on that no
+ * session has been shown are recent to this one; a read-write session
+ * claims them, so that no other session sees them as recent. */
+static void recent_claim(struct imap_view *v, struct mailbox *mb, size_t from)
+{
+    uint32_t before;
+    const char *error;
+    uint32_t top = v->n > 0 ? v->uids[v->n - 1] : 0;
+    if (from < v->n &&
+        mailbox_recent(mb, v->folder, v->readonly ? 0 : top, &before, NULL, &error) == 0)
+        recent_add(v, from, before);
+}
+
+unsigned view_recent(const struct imap_view *v, uint32_t uid)
+{
+    return uid_find(v->recent, v->n_recent, uid) < v->n_recent ? IMAP_FLAG_RECENT : 0;
+}
+
+size_t view_recent_count(const struct imap_view *v)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < v->n_recent; i++)
+        n += view_seq(v, v->recent[i]) != 0;
+    return n;
 }
 
 size_t uid_find(const uint32_t *uids, size_t n, uint32_t uid)
@@ -67,6 +109,7 @@ int view_select(struct imap *s, struct mailbox *mb, const char *folder, bool rea
     v->uidvalidity = f.uidvalidity;
     v->modseq = f.highestmodseq;
     snprintf(v->folder, sizeof v->folder, "%s", folder);
+    recent_claim(v, mb, 0);
     return 0;
 }
 
@@ -138,7 +181,7 @@ static void report_flags(void *arg, const struct mailbox_message *m)
     if (s->qresync)
         imap_printf(s, "UID %u ", m->uid);
     imap_printf(s, "FLAGS ");
-    imap_put_flags(s, m->flags, m->keywords);
+    imap_put_flags(s, m->flags | view_recent(&s->view, m->uid), m->keywords);
     if (s->condstore)
         imap_printf(s, " MODSEQ (%llu)", (unsigned long long)m->modseq);
     imap_printf(s, ")\r\n");
@@ -194,13 +237,18 @@ void view_sync(struct imap *s, struct mailbox *mb, bool may_expunge)
     bool added = false;
     if (may_expunge)
         sync_expunges(s, now, n_now);
+    size_t first_new = v->n;
     for (size_t i = 0; i < n_now; i++)
         if (now[i] > x.last_known) {
             view_add(v, now[i]);
             added = true;
         }
-    if (added)
+    if (added) {
+        recent_claim(v, mb, first_new);
         imap_printf(s, "* %zu EXISTS\r\n", v->n);
+        if (!s->rev2)
+            imap_printf(s, "* %zu RECENT\r\n", view_recent_count(v));
+    }
     if (f.highestmodseq > v->modseq)
         mailbox_changes(mb, v->folder, v->modseq, report_flags, NULL, &x, &error);
     v->modseq = f.highestmodseq;

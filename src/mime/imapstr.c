@@ -225,3 +225,92 @@ bool imap_syntax_check(const char *s, size_t len, unsigned *top_items)
     }
     return false;
 }
+
+/* --- reading an ENVELOPE back (SORT DISPLAYFROM/DISPLAYTO) ------------------------- */
+
+/* The string item at s[*i] (quoted, literal or NIL) into *out (NULL for
+ * NIL), *i past it; false if it is none. */
+static bool read_nstring(const char *s, size_t len, size_t *i, char **out)
+{
+    size_t start = *i;
+    *out = NULL;
+    if (start < len && s[start] == '"') {
+        if (!check_quoted(s, len, i))
+            return false;
+        char *v = sm_malloc(*i - start), *o = v;
+        for (size_t j = start + 1; j + 1 < *i; j++) {
+            if (s[j] == '\\')
+                j++;
+            *o++ = s[j];
+        }
+        *o = '\0';
+        *out = v;
+        return true;
+    }
+    if (start < len && s[start] == '{') {
+        if (!check_literal(s, len, i))
+            return false;
+        const char *body = (const char *)memchr(s + start, '\n', *i - start) + 1;
+        *out = sm_strndup(body, (size_t)(s + *i - body));
+        return true;
+    }
+    return check_atom(s, len, i) && *i - start == 3;
+}
+
+/* Skip one item at s[*i] (string, atom or list), bounded by the depth. */
+static bool skip_item(const char *s, size_t len, size_t *i, unsigned depth)
+{
+    if (*i >= len || depth > 8)
+        return false;
+    if (s[*i] == '"')
+        return check_quoted(s, len, i);
+    if (s[*i] == '{')
+        return check_literal(s, len, i);
+    if (s[*i] != '(')
+        return check_atom(s, len, i);
+    for ((*i)++; *i < len && s[*i] != ')';) {
+        if (!skip_item(s, len, i, depth + 1))
+            return false;
+        if (*i < len && s[*i] == ' ')
+            (*i)++;
+    }
+    if (*i >= len)
+        return false;
+    (*i)++;
+    return true;
+}
+
+char *mime_envelope_display(const char *envelope, unsigned field)
+{
+    size_t len = strlen(envelope), i = 1;
+    char *v[4] = {NULL, NULL, NULL, NULL};
+    if (len == 0 || envelope[0] != '(')
+        return sm_strdup("");
+    for (unsigned f = 0; f < field; f++) /* date, subject, from, ... */
+        if (!skip_item(envelope, len, &i, 0) || i >= len || envelope[i++] != ' ')
+            return sm_strdup("");
+    /* the first address: "((" name adl mailbox host ")" */
+    bool ok = i + 1 < len && envelope[i] == '(' && envelope[i + 1] == '(';
+    i += 2;
+    for (unsigned k = 0; k < 4 && ok; k++) {
+        ok = read_nstring(envelope, len, &i, &v[k]) &&
+             (k == 3 || (i < len && envelope[i++] == ' '));
+    }
+    char *key = NULL;
+    if (ok && v[0] != NULL) { /* RFC 5957 §3: the decoded name, when not empty */
+        struct analysis a;
+        analysis_begin(&a, NULL, 0);
+        key = text_decode_header(&a, v[0]);
+        analysis_end(&a);
+        if (key[0] == '\0')
+            sm_freep(&key);
+    }
+    if (key == NULL && ok && v[2] != NULL && v[3] != NULL) {
+        key = sm_malloc(strlen(v[2]) + strlen(v[3]) + 2);
+        sprintf(key, "%s@%s", v[2], v[3]);
+    } else if (key == NULL && ok && v[2] != NULL)
+        key = sm_strdup(v[2]);
+    for (unsigned k = 0; k < 4; k++)
+        sm_freep(&v[k]);
+    return key != NULL ? key : sm_strdup("");
+}

@@ -149,6 +149,7 @@ static void analyse(const unsigned char *p, size_t len, struct mime_summary *out
     struct analysis a;
     analysis_begin(&a, p, len);
 
+    out->size = msg_vsize(&a.m, 0, len);
     struct mnode *root = tree_parse(&a);
     struct sm_buf b;
     sm_buf_init(&b, 0);

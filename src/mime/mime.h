@@ -81,6 +81,9 @@ struct mime_part_offsets {
 };
 
 struct mime_summary {
+    uint64_t size;         /* octets of the message in IMAP form, every bare LF
+                            * counted as CRLF: RFC822.SIZE, what FETCH BODY[]
+                            * and POP3 RETR send (RFC 9051 §2.3.4, RFC 1939 §11) */
     char *envelope;        /* IMAP ENVELOPE: "(date subject from ... message-id)" */
     char *bodystructure;   /* IMAP BODYSTRUCTURE, extensible form */
     char *body;            /* IMAP BODY, non-extensible form */
@@ -116,6 +119,22 @@ int mime_analyse_fd(int fd, struct mime_summary *out, const char **error_r);
 /* Free everything mime_analyse_fd() allocated in s and zero it; accepts a
  * zeroed or already freed summary. */
 void mime_summary_free(struct mime_summary *s);
+
+/* The i;unicode-casemap collation key of the UTF-8 text s (RFC 5051 §2,
+ * which SORT must use, RFC 5256 §7): every character mapped to its
+ * titlecase (the simple mapping), then the whole text in full canonical
+ * decomposition (NFD); keys compare with strcmp().  Bytes that are not
+ * valid UTF-8 are read as Latin-1, controls become spaces.  malloc'd,
+ * never NULL; thread-safe. */
+char *mime_casemap(const char *s);
+
+/* RFC 5957 §3, the display sort value of the first address of field
+ * (MIME_ENV_FROM or MIME_ENV_TO) of an ENVELOPE text made by
+ * mime_analyse_fd(): its name with RFC 2047 words decoded, or when that is
+ * empty "mailbox@host", or the mailbox, or "".  malloc'd, never NULL. */
+#define MIME_ENV_FROM 2
+#define MIME_ENV_TO 5
+char *mime_envelope_display(const char *envelope, unsigned field);
 
 /* Release GMime's global state (g_mime_shutdown()); for tests and tools
  * that want a clean leak report.  mime_init() must not be called again. */

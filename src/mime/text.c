@@ -381,6 +381,73 @@ static void collect_headers(struct analysis *a, const struct mnode *root, struct
     }
 }
 
+/* Append "value" to line, line breaks and controls made blanks. */
+static void line_add(struct sm_buf *line, const char *value)
+{
+    char *clean = text_utf8_sanitise(value, strlen(value));
+    for (char *c = clean; *c != '\0'; c++)
+        if (*c == '\n' || *c == '\t')
+            *c = ' ';
+    sm_buf_append(line, clean, strlen(clean));
+    sm_freep(&clean);
+}
+
+static void line_params(struct sm_buf *line, const struct mparam *p, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        sm_buf_append(line, "; ", 2);
+        line_add(line, p[i].name);
+        sm_buf_append(line, "=", 1);
+        line_add(line, p[i].value);
+    }
+}
+
+static void put_line(struct sm_buf *b, struct sm_buf *line, bool *full)
+{
+    if (!*full && line->len > 0)
+        *full = !append_bounded(b, line->data, line->len) || !append_bounded(b, "\n", 1);
+    sm_buf_free(line);
+}
+
+/* The MIME header fields of every part (RFC 9051 §6.4.4: TEXT looks at
+ * them too), as "Name: value" lines with the parameter values decoded
+ * (RFC 2231 continuations and charsets, RFC 2047 words), so that TEXT
+ * finds an attachment by its file name. */
+static void collect_mime_headers(struct analysis *a, const struct mnode *n, struct sm_buf *b,
+                                 bool *full)
+{
+    for (; n != NULL && !*full; n = n->next) {
+        struct sm_buf line;
+        struct hfield f;
+        sm_buf_init(&line, 0);
+        /* a default type is no header to find */
+        if (hdr_find(&a->m, n->hdr_start, n->hdr_end, "Content-Type", false, &f)) {
+            sm_buf_printf(&line, "Content-Type: ");
+            line_add(&line, n->type);
+            sm_buf_append(&line, "/", 1);
+            line_add(&line, n->subtype);
+            line_params(&line, n->params, n->n_params);
+        }
+        put_line(b, &line, full);
+        sm_buf_init(&line, 0);
+        if (n->disposition != NULL) {
+            sm_buf_printf(&line, "Content-Disposition: ");
+            line_add(&line, n->disposition);
+            line_params(&line, n->disp_params, n->n_disp_params);
+        }
+        put_line(b, &line, full);
+        sm_buf_init(&line, 0);
+        if (n->description != NULL) {
+            char *text = text_decode_header(a, n->description);
+            sm_buf_printf(&line, "Content-Description: ");
+            line_add(&line, text);
+            sm_freep(&text);
+        }
+        put_line(b, &line, full);
+        collect_mime_headers(a, n->child, b, full);
+    }
+}
+
 void text_extract(struct analysis *a, const struct mnode *root, struct mime_summary *out)
 {
     struct sm_buf b;
@@ -388,6 +455,7 @@ void text_extract(struct analysis *a, const struct mnode *root, struct mime_summ
     size_t input = INPUT_MAX;
     sm_buf_init(&b, MIME_SEARCH_HEADERS_MAX);
     collect_headers(a, root, &b, &full);
+    collect_mime_headers(a, root, &b, &full);
     out->search_headers = sm_strdup(sm_buf_str(&b));
     sm_buf_free(&b);
     out->search_truncated = full;
@@ -398,4 +466,22 @@ void text_extract(struct analysis *a, const struct mnode *root, struct mime_summ
     out->search_text = sm_strdup(sm_buf_str(&b));
     sm_buf_free(&b);
     out->search_truncated |= full;
+}
+
+char *mime_casemap(const char *s)
+{
+    char *valid = text_utf8_sanitise(s, strlen(s));
+    struct sm_buf b;
+    sm_buf_init(&b, 0);
+    for (char *p = valid; *p != '\0'; p = g_utf8_next_char(p)) {
+        char out[6];
+        gint n = g_unichar_to_utf8(g_unichar_totitle(g_utf8_get_char(p)), out);
+        sm_buf_append(&b, out, (size_t)n);
+    }
+    gchar *nfd = g_utf8_normalize(sm_buf_str(&b), -1, G_NORMALIZE_NFD);
+    char *key = sm_strdup(nfd != NULL ? nfd : sm_buf_str(&b));
+    g_free(nfd);
+    sm_buf_free(&b);
+    sm_freep(&valid);
+    return key;
 }

@@ -58,7 +58,7 @@ void mb_parts_encode(const struct mime_summary *s, struct sm_buf *b)
     }
 }
 
-int mb_insert_message(struct mailbox *mb, const char *file, uint64_t size, int64_t received,
+int mb_insert_message(struct mailbox *mb, const char *file, int64_t received,
                       const struct mime_summary *s, int64_t *id_r, const char **error_r)
 {
     struct sm_buf parts;
@@ -68,7 +68,7 @@ int mb_insert_message(struct mailbox *mb, const char *file, uint64_t size, int64
     sm_buf_init(&parts, 0);
     mb_parts_encode(s, &parts);
     sqlite3_bind_text(st, 1, file, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)s->size); /* the IMAP size, not the file's */
     sqlite3_bind_int64(st, 3, received);
     sqlite3_bind_int64(st, 4, s->date);
     const char *text[] = {s->subject,       s->from, s->to,      s->cc,
@@ -139,7 +139,7 @@ static int import_one(struct mailbox *mb, int64_t inbox, int64_t junk, const cha
         log_warn("mailbox import-refused file=%s error=\"%s\"", file, why);
         stats->refused++;
     } else {
-        ret = mb_insert_message(mb, file, size, received, &s, &id, error_r) < 0 ||
+        ret = mb_insert_message(mb, file, received, &s, &id, error_r) < 0 ||
                       mb_insert_mail(mb, (flags & DROP_F_JUNK) && junk > 0 ? junk : inbox, id,
                                      0, "", &uid, error_r) < 0
                   ? -1
@@ -227,14 +227,14 @@ static int store_file(struct mailbox *mb, int fd, int64_t internaldate, char *na
 }
 
 /* The rows of an appended message whose file is name. */
-static int append_rows(struct mailbox *mb, int64_t folder, const char *name, uint64_t size,
-                       int64_t internaldate, const struct mime_summary *s, unsigned flags,
-                       struct mb_keywords *k, uint32_t *uid_r, const char **error_r)
+static int append_rows(struct mailbox *mb, int64_t folder, const char *name, int64_t internaldate,
+                       const struct mime_summary *s, unsigned flags, struct mb_keywords *k,
+                       uint32_t *uid_r, const char **error_r)
 {
     struct sm_buf kw;
     int64_t id;
     if (mb_keywords_adopt(mb, folder, k, true, error_r) < 0 ||
-        mb_insert_message(mb, name, size, internaldate, s, &id, error_r) < 0)
+        mb_insert_message(mb, name, internaldate, s, &id, error_r) < 0)
         return -1;
     sm_buf_init(&kw, 0);
     mb_keywords_join(k, &kw);
@@ -244,7 +244,7 @@ static int append_rows(struct mailbox *mb, int64_t folder, const char *name, uin
 }
 
 /* The file is durable in msg/: record it in one transaction. */
-static int append_record(struct mailbox *mb, int64_t folder, const char *name, uint64_t size,
+static int append_record(struct mailbox *mb, int64_t folder, const char *name,
                          int64_t internaldate, const struct mime_summary *s, unsigned flags,
                          struct mb_keywords *k, uint32_t *uid_r, const char **error_r)
 {
@@ -255,7 +255,7 @@ static int append_record(struct mailbox *mb, int64_t folder, const char *name, u
         return -1;
     }
     mb_names_add(&mb->fresh, name); /* removed again if the rows roll back */
-    if (append_rows(mb, folder, name, size, internaldate, s, flags, k, uid_r, error_r) < 0) {
+    if (append_rows(mb, folder, name, internaldate, s, flags, k, uid_r, error_r) < 0) {
         mb_txn_abort(mb, &t);
         return -1;
     }
@@ -291,8 +291,7 @@ int mailbox_append(struct mailbox *mb, const char *folder, int fd, unsigned flag
     ret = -1;
     if (mime_analyse_fd(fd, &s, error_r) == 0) {
         if (store_file(mb, fd, internaldate, name, error_r) == 0)
-            ret = append_record(mb, id, name, (uint64_t)st.st_size, internaldate, &s, flags, &k,
-                                &uid, error_r);
+            ret = append_record(mb, id, name, internaldate, &s, flags, &k, &uid, error_r);
         mime_summary_free(&s);
     }
     mb_keywords_free(&k);

@@ -482,28 +482,132 @@ int mailbox_folder_rename(struct mailbox *mb, const char *from, const char *to,
 
 /* --- subscriptions and keywords ------------------------------------------------- */
 
-static const char SQL_SUBSCRIBE[] = "UPDATE folders SET subscribed = ?2 WHERE name = ?1";
+/* Subscriptions are names, not folders (RFC 9051 §6.3.7-8, RFC 3501
+ * §6.3.9): DELETE and RENAME leave them alone, and a subscription outlives
+ * its folder.  A new one needs an existing folder (RFC 9051 allows the
+ * check), which also bounds how fast the set can grow; its size is
+ * bounded too. */
+static const char SQL_SUBSCRIBE[] = "INSERT OR IGNORE INTO subscriptions (name) VALUES (?1)";
+static const char SQL_UNSUBSCRIBE[] = "DELETE FROM subscriptions WHERE name = ?1";
+static const char SQL_SUBSCRIPTION_COUNT[] = "SELECT count(*) FROM subscriptions";
+static const char SQL_SUBSCRIPTIONS[] = "SELECT name FROM subscriptions ORDER BY name";
 
 int mailbox_folder_subscribe(struct mailbox *mb, const char *name, bool subscribed,
                              const char **error_r)
 {
     char canon[MAILBOX_FOLDER_MAX + 1];
+    int64_t id;
     if (!mb_folder_canon(name, canon)) {
         *error_r = "no such folder";
         return MAILBOX_NONEXISTENT;
     }
-    sqlite3_stmt *st = mb_stmt(mb, SQL_SUBSCRIBE, error_r);
+    if (subscribed) {
+        int r = mb_folder_id(mb, canon, &id, NULL, error_r);
+        if (r < 0)
+            return r;
+        sqlite3_stmt *st = mb_stmt(mb, SQL_SUBSCRIPTION_COUNT, error_r);
+        int64_t n = st != NULL ? single_value(mb, st, error_r) : -1;
+        if (n < 0)
+            return -1;
+        if (n >= MAILBOX_SUBSCRIPTIONS_MAX) {
+            *error_r = "too many subscriptions";
+            return -1;
+        }
+    }
+    sqlite3_stmt *st = mb_stmt(mb, subscribed ? SQL_SUBSCRIBE : SQL_UNSUBSCRIBE, error_r);
     if (st == NULL)
         return -1;
     sqlite3_bind_text(st, 1, canon, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, subscribed);
-    if (mb_run(mb, st, error_r) != SQLITE_DONE)
+    return mb_run(mb, st, error_r) == SQLITE_DONE ? 0 : -1;
+}
+
+int mailbox_subscriptions(struct mailbox *mb, void (*fn)(void *arg, const char *name),
+                          void *arg, const char **error_r)
+{
+    int rc, n = 0;
+    sqlite3_stmt *st = mb_stmt(mb, SQL_SUBSCRIPTIONS, error_r);
+    if (st == NULL)
         return -1;
-    if (sqlite3_changes(mb->db) == 0) {
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        fn(arg, mb_col_text(st, 0));
+        n++;
+    }
+    if (rc != SQLITE_DONE)
+        *error_r = mb_db_error(mb, "store");
+    mb_done(mb, st);
+    return rc == SQLITE_DONE ? n : -1;
+}
+
+/* --- \Recent ---------------------------------------------------------------------- */
+
+/* folders.recent_uid is the highest UID a session has been shown as
+ * \Recent (RFC 3501 §2.3.2: recent to the first session that sees it);
+ * a read-write session claims the UIDs above it. */
+static const char SQL_RECENT_GET[] = "SELECT id, recent_uid FROM folders WHERE name = ?1";
+static const char SQL_RECENT_SET[] =
+    "UPDATE folders SET recent_uid = ?2 WHERE id = ?1 AND recent_uid < ?2";
+static const char SQL_RECENT_COUNT[] =
+    "SELECT count(*) FROM mail WHERE folder_id = ?1 AND uid > ?2";
+
+static int recent_read(struct mailbox *mb, const char *canon, int64_t *id_r, uint32_t *recent_r,
+                       const char **error_r)
+{
+    sqlite3_stmt *st = mb_stmt(mb, SQL_RECENT_GET, error_r);
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_text(st, 1, canon, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *id_r = sqlite3_column_int64(st, 0);
+        *recent_r = (uint32_t)sqlite3_column_int64(st, 1);
+    } else if (rc == SQLITE_DONE)
+        *error_r = "no such folder";
+    else
+        *error_r = mb_db_error(mb, "store");
+    mb_done(mb, st);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? MAILBOX_NONEXISTENT : -1;
+}
+
+int mailbox_recent(struct mailbox *mb, const char *folder, uint32_t claim, uint32_t *before_r,
+                   uint64_t *count_r, const char **error_r)
+{
+    char canon[MAILBOX_FOLDER_MAX + 1];
+    struct mb_txn t = {0};
+    int64_t id;
+    if (!mb_folder_canon(folder, canon)) {
         *error_r = "no such folder";
         return MAILBOX_NONEXISTENT;
     }
-    return 0;
+    bool claiming = claim > 0; /* only a claim writes: reading takes no write lock */
+    if (claiming && mb_txn_begin(mb, &t, error_r) < 0)
+        return -1;
+    int r = recent_read(mb, canon, &id, before_r, error_r);
+    sqlite3_stmt *st = NULL;
+    if (r == 0 && claim > *before_r) {
+        r = (st = mb_stmt(mb, SQL_RECENT_SET, error_r)) != NULL ? 0 : -1;
+        if (r == 0) {
+            sqlite3_bind_int64(st, 1, id);
+            sqlite3_bind_int64(st, 2, claim);
+            r = mb_run(mb, st, error_r) == SQLITE_DONE ? 0 : -1;
+        }
+    }
+    if (r == 0 && count_r != NULL) {
+        r = (st = mb_stmt(mb, SQL_RECENT_COUNT, error_r)) != NULL ? 0 : -1;
+        if (r == 0) {
+            sqlite3_bind_int64(st, 1, id);
+            sqlite3_bind_int64(st, 2, *before_r);
+            int64_t n = single_value(mb, st, error_r);
+            r = n < 0 ? -1 : 0;
+            *count_r = n < 0 ? 0 : (uint64_t)n;
+        }
+    }
+    if (!claiming)
+        return r;
+    if (r < 0) {
+        mb_txn_abort(mb, &t);
+        return r;
+    }
+    return mb_txn_commit(mb, &t, error_r);
 }
 
 static const char SQL_KEYWORDS[] =

@@ -23,7 +23,7 @@
 #include "store/mailbox.h"
 
 #define MB_STMT_CACHE 64
-#define MB_STORE_VERSION 2
+#define MB_STORE_VERSION 6 /* the format; mailbox-migrate.c upgrades older ones */
 #define MB_FLAGS_ALL 31u /* every enum mailbox_flag bit */
 
 struct mime_summary;
@@ -87,6 +87,16 @@ void mb_txn_abort(struct mailbox *mb, struct mb_txn *t);
 /* Remove the doomed files (after a real commit); errors are logged. */
 void mb_remove_doomed(struct mailbox *mb);
 
+/* Formats (mailbox-migrate.c).  Bring a new store's base schema (format
+ * 2) to MB_STORE_VERSION.  0 or -1. */
+int mb_schema_finish(sqlite3 *db, const char **error_r);
+/* The store's format in *version_r; -1 with *error_r when this binary
+ * cannot open it. */
+int mb_format_read(sqlite3 *db, int *version_r, const char **error_r);
+/* Upgrade an opened store of an older format (see mailbox-migrate.c).
+ * 0 or -1. */
+int mb_migrate(struct mailbox *mb, const char **error_r);
+
 /* The canonical form of a folder name for a lookup: "INBOX" and an
  * "INBOX/" prefix in upper case.  False when name is too long (no folder
  * can have it). */
@@ -105,8 +115,9 @@ int mb_next_uid(struct mailbox *mb, int64_t folder, uint32_t *uid_r, uint64_t *m
 /* A new MODSEQ of folder.  0 or -1. */
 int mb_next_modseq(struct mailbox *mb, int64_t folder, uint64_t *modseq_r,
                    const char **error_r);
-/* Record a body: a messages row for the analysed file.  0 with *id_r, or -1. */
-int mb_insert_message(struct mailbox *mb, const char *file, uint64_t size, int64_t received,
+/* Record a body: a messages row for the analysed file (its size is s->size,
+ * the IMAP size).  0 with *id_r, or -1. */
+int mb_insert_message(struct mailbox *mb, const char *file, int64_t received,
                       const struct mime_summary *s, int64_t *id_r, const char **error_r);
 /* Put message id into folder with the next UID and a new MODSEQ.  0 with
  * *uid_r, or -1. */

@@ -25,7 +25,7 @@
 
 #define FOLDER_COLUMNS                                                                      \
     "name, special_use, uidvalidity, uidnext, highestmodseq, messages, unseen, bytes,"      \
-    " deleted, subscribed"
+    " deleted, EXISTS (SELECT 1 FROM subscriptions s WHERE s.name = folders.name)"
 
 static const char SQL_FOLDERS[] =
     "SELECT " FOLDER_COLUMNS " FROM folders ORDER BY name <> 'INBOX', name";

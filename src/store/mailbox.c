@@ -4,10 +4,11 @@
  * flags, expunge and copy in mailbox-flags.c, messages coming in (import
  * and append) in mailbox-append.c, reading in mailbox-read.c.
  *
- * SCHEMA (PRAGMA user_version 2).  store: one row, the last UIDVALIDITY
+ * SCHEMA (PRAGMA user_version 2, the base that mailbox-migrate.c brings to
+ * MB_STORE_VERSION, which says what each later format changed).  store: one row, the last UIDVALIDITY
  * handed out (a new folder gets a greater one, even after DELETE and
  * CREATE of the same name).  folders: name, special-use role, UIDVALIDITY,
- * UIDNEXT, HIGHESTMODSEQ, subscription, and counts (messages, unseen,
+ * UIDNEXT, HIGHESTMODSEQ, and counts (messages, unseen,
  * \Deleted, bytes) kept by triggers on mail, so STATUS costs no scan.
  * messages: one row per stored body: its file name, size, dates, the IMAP
  * ENVELOPE/BODYSTRUCTURE/BODY texts, sort fields, the MIME part offsets
@@ -430,27 +431,38 @@ static int make_dirs(const char *mailbox_dir, const char **error_r)
 
 static int add_folders(sqlite3 *db, const char **error_r)
 {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "INSERT INTO folders (name, special_use, uidvalidity, subscribed)"
-                               " VALUES (?1, ?2, ?3, 1)", -1, &st, NULL) != SQLITE_OK) {
+    sqlite3_stmt *st, *sub;
+    if (sqlite3_prepare_v2(db, "INSERT INTO folders (name, special_use, uidvalidity)"
+                               " VALUES (?1, ?2, ?3)", -1, &st, NULL) != SQLITE_OK) {
         *error_r = db_error(db, "store");
+        return -1;
+    }
+    if (sqlite3_prepare_v2(db, "INSERT INTO subscriptions (name) VALUES (?1)", -1, &sub,
+                           NULL) != SQLITE_OK) {
+        *error_r = db_error(db, "store");
+        sqlite3_finalize(st);
         return -1;
     }
     /* RFC 9051 §2.3.1.1: UIDVALIDITY must grow if a folder is recreated;
      * starting from the clock keeps it growing across a re-created store */
     uint32_t validity = (uint32_t)time(NULL);
-    for (size_t i = 0; i < N_STANDARD; i++) {
+    int ret = 0;
+    for (size_t i = 0; i < N_STANDARD && ret == 0; i++) {
         sqlite3_bind_text(st, 1, standard_folders[i].name, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, standard_folders[i].special_use, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, validity + (uint32_t)i);
-        if (sqlite3_step(st) != SQLITE_DONE) {
+        sqlite3_bind_text(sub, 1, standard_folders[i].name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE || sqlite3_step(sub) != SQLITE_DONE) {
             *error_r = db_error(db, "store");
-            sqlite3_finalize(st);
-            return -1;
+            ret = -1;
         }
         sqlite3_reset(st);
+        sqlite3_reset(sub);
     }
     sqlite3_finalize(st);
+    sqlite3_finalize(sub);
+    if (ret < 0)
+        return -1;
     char sql[128];
     snprintf(sql, sizeof sql, "INSERT INTO store (id, last_uidvalidity) VALUES (1, %u)",
              validity + (uint32_t)N_STANDARD - 1);
@@ -468,7 +480,8 @@ int mailbox_create(const char *mailbox_dir, const uint8_t *mk, const char **erro
     if (sealvfs_open(path, mk, true, &db, error_r) < 0)
         return -1;
     int ret = exec(db, "BEGIN IMMEDIATE", error_r) < 0 || exec(db, schema, error_r) < 0 ||
-                      add_folders(db, error_r) < 0 || exec(db, "COMMIT", error_r) < 0
+                      mb_schema_finish(db, error_r) < 0 || add_folders(db, error_r) < 0 ||
+                      exec(db, "COMMIT", error_r) < 0
                   ? -1
                   : 0;
     sealvfs_close(&db);
@@ -481,24 +494,6 @@ static int count_commit(void *arg)
 {
     ((struct mailbox *)arg)->commits++;
     return 0; /* let it commit */
-}
-
-static int check_version(sqlite3 *db, const char **error_r)
-{
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW) {
-        *error_r = db_error(db, "store");
-        sqlite3_finalize(st);
-        return -1;
-    }
-    int version = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    if (version != MB_STORE_VERSION) {
-        *error_r = mb_errorf("store format %d not supported", version);
-        return -1;
-    }
-    return 0;
 }
 
 struct mailbox *mailbox_open(const char *mailbox_dir, const uint8_t *mk,
@@ -517,7 +512,8 @@ struct mailbox *mailbox_open(const char *mailbox_dir, const uint8_t *mk,
     }
     if (sealvfs_open(path, mk, false, &db, error_r) < 0)
         return NULL;
-    if (check_version(db, error_r) < 0) {
+    int version;
+    if (mb_format_read(db, &version, error_r) < 0) {
         sealvfs_close(&db);
         return NULL;
     }
@@ -529,6 +525,10 @@ struct mailbox *mailbox_open(const char *mailbox_dir, const uint8_t *mk,
     memcpy(mb->pk, pk, MAILBOX_KEY_BYTES);
     memcpy(mb->sk, sk, MAILBOX_KEY_BYTES);
     sqlite3_commit_hook(db, count_commit, mb);
+    if (version != MB_STORE_VERSION && mb_migrate(mb, error_r) < 0) {
+        mailbox_close(&mb);
+        return NULL;
+    }
     return mb;
 }
 

@@ -46,6 +46,7 @@ struct mailbox;
 #define MAILBOX_FOLDER_MAX 255           /* bytes of a folder name */
 #define MAILBOX_FOLDER_LEVELS 16         /* levels of a folder name ("a/b/c" is 3) */
 #define MAILBOX_FOLDERS_MAX 1000         /* folders per store */
+#define MAILBOX_SUBSCRIPTIONS_MAX 1000   /* subscribed names per store */
 #define MAILBOX_KEYWORD_MAX 128          /* bytes of one keyword */
 #define MAILBOX_KEYWORDS_TEXT_MAX 16384  /* bytes of a keywords argument */
 #define MAILBOX_MESSAGE_KEYWORDS 64      /* keywords on one message */
@@ -79,8 +80,10 @@ int mailbox_create(const char *mailbox_dir, const uint8_t *mk, const char **erro
 
 /* Open the store of mailbox_dir with mk (NULL: plain) and the mailbox's
  * key pair (for reading message files and sealing appended ones).  A
- * wrong mk, a damaged store or a store of another format version ("store
- * format N not supported") fails here.  Returns NULL with *error_r. */
+ * store of an older format is upgraded first (once, in one transaction;
+ * it may read every body: see mailbox-migrate.c).  A wrong mk, a damaged
+ * store or a store of a format this binary does not know ("store format
+ * N not supported") fails here.  Returns NULL with *error_r. */
 struct mailbox *mailbox_open(const char *mailbox_dir, const uint8_t *mk,
                              const uint8_t pk[MAILBOX_KEY_BYTES],
                              const uint8_t sk[MAILBOX_KEY_BYTES], const char **error_r);
@@ -109,7 +112,7 @@ struct mailbox_folder {
     uint64_t highestmodseq;
     uint64_t messages, unseen, bytes;
     uint64_t deleted;      /* messages flagged \Deleted */
-    bool subscribed;
+    bool subscribed;       /* its name is subscribed */
 };
 
 /* Call fn for each folder in name order (INBOX first).  Count or -1. */
@@ -141,7 +144,8 @@ int mailbox_folder_create(struct mailbox *mb, const char *name, const char *spec
 int mailbox_folder_delete(struct mailbox *mb, const char *name, const char **error_r);
 
 /* Rename folder from, and its children, to to (missing parents of to are
- * created; UIDVALIDITY, UIDs, flags, special use and subscription stay).
+ * created; UIDVALIDITY, UIDs, flags and special use stay; subscriptions
+ * stay with the old names).
  * Renaming INBOX moves all its mail into a new folder to and leaves INBOX
  * empty (RFC 9051 §6.3.6): the moved UIDs count as expunged from INBOX.
  * Returns 0, MAILBOX_NONEXISTENT (from), MAILBOX_EXISTS (to, or a child's
@@ -149,10 +153,28 @@ int mailbox_folder_delete(struct mailbox *mb, const char *name, const char **err
 int mailbox_folder_rename(struct mailbox *mb, const char *from, const char *to,
                           const char **error_r);
 
-/* Set whether folder name is subscribed (LSUB, LIST (SUBSCRIBED)).
- * Returns 0, MAILBOX_NONEXISTENT, -1. */
+/* Subscribe (LSUB, LIST (SUBSCRIBED)) or unsubscribe name.  A
+ * subscription belongs to the name, not to a folder: it stays when the
+ * folder is deleted or renamed (RFC 9051 §6.3.5-7).  Subscribing needs an
+ * existing folder and fails past MAILBOX_SUBSCRIPTIONS_MAX; unsubscribing
+ * a name that is not subscribed succeeds (RFC 9051 §6.3.8).  Returns 0,
+ * MAILBOX_NONEXISTENT (subscribing a name no folder has), -1. */
 int mailbox_folder_subscribe(struct mailbox *mb, const char *name, bool subscribed,
                              const char **error_r);
+
+/* Call fn for each subscribed name (canonical: "INBOX" in upper case), in
+ * byte order, whether or not a folder has it.  Count or -1. */
+int mailbox_subscriptions(struct mailbox *mb, void (*fn)(void *arg, const char *name),
+                          void *arg, const char **error_r);
+
+/* \Recent (IMAP4rev1): the store keeps, per folder, the highest UID
+ * some session has been shown as recent.  *before_r gets it; when claim
+ * is greater it becomes claim (a read-write SELECT or a session that sees
+ * new mail claims them: they are recent to it alone).  With count_r, the
+ * number of messages above *before_r (STATUS RECENT: claim 0).  Returns
+ * 0, MAILBOX_NONEXISTENT, -1. */
+int mailbox_recent(struct mailbox *mb, const char *folder, uint32_t claim, uint32_t *before_r,
+                   uint64_t *count_r, const char **error_r);
 
 /* The keywords folder knows, in the spelling it first saw (for FLAGS and
  * PERMANENTFLAGS): each one used in it, except that when a new one would
@@ -165,7 +187,8 @@ int mailbox_folder_keywords(struct mailbox *mb, const char *folder,
 struct mailbox_message {
     uint32_t uid;
     unsigned flags;        /* enum mailbox_flag bits */
-    uint64_t size;         /* octets of the message as stored */
+    uint64_t size;         /* octets of the message in IMAP form (a bare LF counts as
+                            * CRLF): RFC822.SIZE, what BODY[] and RETR send */
     int64_t internaldate;
     const char *subject, *from, *envelope, *bodystructure;
     const char *file;      /* name of the body file (drop.h) */

@@ -209,13 +209,14 @@ def test_imap_fetch_search_store_expunge(live):
     assert typ == "OK" and data == [b"3"]
 
     typ, data = m.fetch("1:*", "(UID FLAGS RFC822.SIZE ENVELOPE)")
-    assert len(data) == 3 and b"imap-alpha" in data[0] and b"FLAGS ()" in data[0]
+    # \Recent: this is the first session to see them (RFC 3501 §2.3.2)
+    assert len(data) == 3 and b"imap-alpha" in data[0] and b"FLAGS (\\Recent)" in data[0]
     typ, data = m.fetch("2", "(BODY.PEEK[])")
     body = data[0][1]
     assert b"imap-bravo" in body and split_auth_results(body)[1].startswith(b"Received: ")
     size = int(re.search(rb"RFC822.SIZE (\d+)", m.fetch("2", "(RFC822.SIZE)")[1][0]).group(1))
     assert size == len(body)
-    assert m.fetch("2", "(FLAGS)")[1] == [b"2 (FLAGS ())"]  # PEEK left \Seen alone
+    assert m.fetch("2", "(FLAGS)")[1] == [b"2 (FLAGS (\\Recent))"]  # PEEK left \Seen alone
     m.fetch("2", "(BODY[TEXT])")
     assert b"\\Seen" in m.fetch("2", "(FLAGS)")[1][0]
     partial = m.fetch("2", "(BODY.PEEK[]<0.10>)")[1][0]
@@ -287,12 +288,13 @@ def test_imap_idle_sees_new_mail_and_other_sessions(live):
 
     deliver(live, ALICE, ["idle-one"])
     assert a.line() == b"* 2 EXISTS"
+    assert a.line() == b"* 2 RECENT"  # an IMAP4rev1 session: both are new to it
 
     b = imap(live, tls=False)
     b.login(ALICE, PASSWORD)
     b.select("INBOX")
     b.store("1", "+FLAGS", r"\Flagged")
-    assert a.line() == b"* 1 FETCH (FLAGS (\\Flagged))"
+    assert a.line() == b"* 1 FETCH (FLAGS (\\Flagged \\Recent))"
     b.logout()
 
     a.send(b"DONE\r\n")
@@ -495,6 +497,83 @@ def test_imap_answers_as_the_rfcs_say(live):
     raw.cmd("STORE 1 +FLAGS (\\Deleted)")
     untagged, tagged = raw.cmd("EXPUNGE")
     assert untagged == [b"* VANISHED 1"] and b"OK [HIGHESTMODSEQ " in tagged  # RFC 7162 §3.2.7
+    # S9: a subscription belongs to a name, not to a folder (RFC 9051 §6.3.5-8)
+    for c in ("CREATE Gone", "SUBSCRIBE Gone", "DELETE Gone", "CREATE Subs", "SUBSCRIBE Subs",
+              "RENAME Subs Subs2"):
+        assert b" OK " in raw.cmd(c)[1]
+    assert raw.cmd('LSUB "" Gone')[0] == [b'* LSUB () "/" "Gone"']
+    assert raw.cmd('LIST (SUBSCRIBED) "" Gone')[0] == [
+        b'* LIST (\\NonExistent \\Subscribed) "/" "Gone"']
+    assert raw.cmd('LIST (SUBSCRIBED) "" Gone RETURN (CHILDREN)')[0] == [
+        b'* LIST (\\NonExistent \\HasNoChildren \\Subscribed) "/" "Gone"']
+    assert raw.cmd('LSUB "" Subs*')[0] == [b'* LSUB () "/" "Subs"']
+    for c in ("UNSUBSCRIBE Gone", "UNSUBSCRIBE NeverSubscribed"):
+        assert b" OK " in raw.cmd(c)[1]
+    # S10: a level above a subscribed name that "%" does not reach (RFC 3501 §6.3.9, RFC 5258)
+    for c in ("CREATE Work/Sub", "SUBSCRIBE Work/Sub", "CREATE Parent/Child", "DELETE Parent"):
+        assert b" OK " in raw.cmd(c)[1]
+    assert b'* LSUB (\\Noselect) "/" "Work"' in raw.cmd('LSUB "" %')[0]
+    assert b'* LIST (\\HasChildren) "/" "Work" ("CHILDINFO" ("SUBSCRIBED"))' in raw.cmd(
+        'LIST (SUBSCRIBED RECURSIVEMATCH) "" %')[0]
+    # S11: a level with folders below but no folder of its own (RFC 9051 §6.3.9)
+    assert b'* LIST (\\Noselect \\HasChildren) "/" "Parent"' in raw.cmd('LIST "" %')[0]
+    assert b'* LIST (\\NonExistent \\HasChildren) "/" "Parent"' in raw.cmd(
+        'LIST () "" %')[0]
+    # S3: TEXT looks at the MIME header fields of parts, parameters decoded (RFC 9051 §6.4.4)
+    att = (b"From: d@example.org\r\nSubject: attached\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nsee the file\r\n"
+           b"--b\r\nContent-Type: application/octet-stream\r\n"
+           b"Content-Disposition: attachment; filename*0=quarterly-; filename*1=numbers.ods\r\n"
+           b"Content-Transfer-Encoding: base64\r\n\r\nAAAA\r\n--b--\r\n")
+    raw.send(b"a0 APPEND INBOX {%d+}\r\n" % len(att) + att + b"\r\n")
+    assert raw.until("a0")[1].startswith(b"a0 OK")
+    assert raw.cmd('SEARCH TEXT "quarterly-numbers.ods"')[0] == [b"* SEARCH 2"]
+    # S4: a message stored with bare LF is served with CRLF, and every size counts that
+    lf = b"From: c@example.org\nSubject: bare LF\n\nline one\nline two\n"
+    raw.send(b"a1 APPEND INBOX {%d+}\r\n" % len(lf) + lf + b"\r\n")
+    assert raw.until("a1")[1].startswith(b"a1 OK")
+    untagged, _ = raw.cmd("FETCH * (RFC822.SIZE BODY.PEEK[])")
+    m = re.search(rb"RFC822\.SIZE (\d+) BODY\[\] \{(\d+)\}", untagged[-1])
+    assert m and int(m.group(1)) == int(m.group(2)) == len(lf) + lf.count(b"\n")  # §2.3.4
+    sizes = [int(x) for x in re.findall(rb"RFC822\.SIZE (\d+)", b"".join(
+        raw.cmd("FETCH 1:* RFC822.SIZE")[0]))]
+    untagged, _ = raw.cmd("STATUS INBOX (SIZE)")
+    assert untagged == [b"* STATUS \"INBOX\" (SIZE %d)" % sum(sizes)]  # RFC 8438 §3
+    raw.close()
+    p = poplib.POP3_SSL("127.0.0.1", live.pop3s_port, context=no_verify_context())
+    p.user(ALICE)
+    p.pass_(PASSWORD)
+    assert [int(x.split()[1]) for x in p.list()[1]] == sizes  # RFC 1939 §11
+    assert p.retr(len(sizes))[0] == b"+OK %d octets" % sizes[-1]
+    p.quit()
+    # S16, S17: SORT collates with i;unicode-casemap (RFC 5256 §7, RFC 5051); DISPLAYFROM
+    # sorts by display name (RFC 5957), and SORT=DISPLAY says so
+    raw = RawIMAP(live.imap_port)
+    raw.cmd(f'LOGIN {ALICE} "{PASSWORD}"')
+    assert b" SORT=DISPLAY " in b"".join(raw.cmd("CAPABILITY")[0]) + b" "
+    raw.cmd("CREATE Sorting")
+    for sender, subject in ((b'"Smith, John \\"JJ\\"" <john@example.com>', b"bare LF"),
+                            (b"=?utf-8?q?J=C3=B6rg_=C3=85berg?= <jorg@example.org>",
+                             b"=?utf-8?q?=C3=84rve?="),
+                            (b"Newsletter <zz-news@example.com>", b"alternative"),
+                            (b"<aaa@example.com>", b"Zeta")):
+        msg = b"From: " + sender + b"\r\nSubject: " + subject + b"\r\n\r\nbody\r\n"
+        raw.send(b"a2 APPEND Sorting {%d+}\r\n" % len(msg) + msg + b"\r\n")
+        assert raw.until("a2")[1].startswith(b"a2 OK")
+    assert raw.cmd("STATUS Sorting (RECENT)")[0] == [b'* STATUS "Sorting" (RECENT 4)']
+    untagged, _ = raw.cmd("SELECT Sorting")
+    assert raw.cmd("SORT (SUBJECT) UTF-8 ALL")[0] == [b"* SORT 3 2 1 4"]  # Ä is A + U+0308
+    assert raw.cmd("SORT (FROM) UTF-8 ALL")[0] == [b"* SORT 4 1 2 3"]
+    assert raw.cmd("SORT (DISPLAYFROM) UTF-8 ALL")[0] == [b"* SORT 4 2 3 1"]
+    # S20: a message is \Recent to the first session that sees it (RFC 3501 §2.3.2)
+    assert b"* 4 RECENT" in untagged
+    assert raw.cmd("FETCH 1 (FLAGS)")[0] == [b"* 1 FETCH (FLAGS (\\Recent))"]
+    assert raw.cmd("SEARCH RECENT")[0] == [b"* SEARCH 1 2 3 4"]
+    other = RawIMAP(live.imap_port)
+    other.cmd(f'LOGIN {ALICE} "{PASSWORD}"')
+    assert b"* 0 RECENT" in other.cmd("SELECT Sorting")[0]
+    assert other.cmd("SEARCH RECENT")[0] == [b"* SEARCH"]
+    other.close()
     raw.close()
 
 
@@ -558,7 +637,7 @@ def test_imap_hostile_input_costs_little(live):
     _, tagged = raw.cmd(f"FETCH 1 (BODY[HEADER.FIELDS ({names})])")
     assert b" BAD " in tagged
     untagged, _ = raw.cmd("FETCH 1 (FLAGS)")
-    assert untagged == [b"* 1 FETCH (FLAGS ())"]  # \Seen was not set
+    assert untagged == [b"* 1 FETCH (FLAGS (\\Recent))"]  # \Seen was not set
     raw.n += 1
     raw.send(f"r{raw.n} IDLE\r\n".encode())
     assert raw.line().startswith(b"+ ")

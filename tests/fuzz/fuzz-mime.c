@@ -49,6 +49,17 @@ static void check(const struct mime_summary *s, size_t size)
     check_utf8("search_text", s->search_text, MIME_SEARCH_TEXT_MAX);
     if (s->from == NULL || s->to == NULL || s->cc == NULL || s->message_id == NULL)
         fail("sort keys", "NULL");
+    if (s->size < size)
+        fail("size", "below the stored octets");
+    /* the SORT keys read back from what was stored */
+    static const unsigned fields[] = {MIME_ENV_FROM, MIME_ENV_TO};
+    for (size_t i = 0; i < 2; i++) {
+        char *display = mime_envelope_display(s->envelope, fields[i]);
+        char *key = mime_casemap(display);
+        check_utf8("display", key, (size_t)-1);
+        free(display);
+        free(key);
+    }
     if (s->n_parts < 1 || s->n_parts > MIME_PARTS_MAX || s->n_sections < 1)
         fail("parts", s->bodystructure);
     for (unsigned i = 0; i < s->n_sections; i++) {

@@ -339,7 +339,7 @@ static void test_folder_rename(void **state)
     struct mailbox_folder f = folder(mb, "Z/Y");
     assert_int_equal(f.uidvalidity, validity);
     assert_int_equal(f.messages, 1);
-    assert_true(f.subscribed);
+    assert_false(f.subscribed); /* the subscription stays with the old name (RFC 9051 §6.3.6) */
     struct mailbox_message m;
     assert_int_equal(mailbox_message_get(mb, "Z/Y", uid, &m, &error), 1);
     assert_string_equal(m.keywords, "$Work");
@@ -391,6 +391,12 @@ static void test_folder_rename(void **state)
     store_close(&s);
 }
 
+static void collect_name(void *arg, const char *name)
+{
+    strcat(arg, name);
+    strcat(arg, " ");
+}
+
 static void test_folder_subscribe(void **state)
 {
     struct store s;
@@ -404,6 +410,47 @@ static void test_folder_subscribe(void **state)
     assert_int_equal(mailbox_folder_subscribe(s.mb, "News", false, &error), 0);
     assert_false(folder(s.mb, "News").subscribed);
     assert_int_equal(mailbox_folder_subscribe(s.mb, "Nope", true, &error), MAILBOX_NONEXISTENT);
+    /* RFC 9051 §6.3.8: unsubscribing a name that is not subscribed is fine */
+    assert_int_equal(mailbox_folder_subscribe(s.mb, "Nope", false, &error), 0);
+    assert_int_equal(mailbox_folder_subscribe(s.mb, "News", false, &error), 0);
+
+    /* a subscription is a name: it outlives DELETE and stays put on RENAME */
+    char names[256] = "";
+    assert_int_equal(mailbox_folder_subscribe(s.mb, "News", true, &error), 0);
+    assert_int_equal(mailbox_folder_delete(s.mb, "News", &error), 0);
+    assert_int_equal(mailbox_folder_create(s.mb, "Old", NULL, &error), 0);
+    assert_int_equal(mailbox_folder_subscribe(s.mb, "Old", true, &error), 0);
+    assert_int_equal(mailbox_folder_rename(s.mb, "Old", "New", &error), 0);
+    assert_false(folder(s.mb, "New").subscribed);
+    assert_int_equal(mailbox_subscriptions(s.mb, collect_name, names, &error), 8);
+    assert_string_equal(names, "Archive Drafts INBOX Junk News Old Sent Trash ");
+    assert_int_equal(mailbox_folder_subscribe(s.mb, "News", false, &error), 0);
+    assert_int_equal(mailbox_subscriptions(s.mb, collect_name, names, &error), 7);
+    store_close(&s);
+}
+
+/* \Recent: the first session to see a message claims it. */
+static void test_recent(void **state)
+{
+    struct store s;
+    const char *error = NULL;
+    uint32_t before;
+    uint64_t count;
+    store_new(&s, state);
+    append(s.mb, "INBOX", 1, 0, NULL);
+    uint32_t two = append(s.mb, "INBOX", 2, 0, NULL);
+    assert_int_equal(mailbox_recent(s.mb, "INBOX", 0, &before, &count, &error), 0);
+    assert_int_equal(before, 0); /* STATUS RECENT: nobody claimed them */
+    assert_int_equal(count, 2);
+    assert_int_equal(mailbox_recent(s.mb, "INBOX", two, &before, NULL, &error), 0);
+    assert_int_equal(before, 0); /* this session claims both */
+    assert_int_equal(mailbox_recent(s.mb, "INBOX", two, &before, &count, &error), 0);
+    assert_int_equal(before, two); /* the next one gets none */
+    assert_int_equal(count, 0);
+    assert_int_equal(mailbox_recent(s.mb, "INBOX", 1, &before, NULL, &error), 0);
+    assert_int_equal(before, two); /* never back */
+    assert_int_equal(mailbox_recent(s.mb, "Nope", 1, &before, NULL, &error),
+                     MAILBOX_NONEXISTENT);
     store_close(&s);
 }
 
@@ -834,7 +881,10 @@ static void test_append(void **state)
     assert_int_equal(mailbox_append(mb, "INBOX", fd, 0, NULL, 0, &uid, NULL, &error), 0);
     close(fd);
     assert_int_equal(mailbox_message_get(mb, "INBOX", uid, &m, &error), 1);
-    assert_int_equal(m.size, big);
+    size_t lfs = 0; /* the IMAP size counts each bare LF as CRLF (RFC 9051 §2.3.4) */
+    for (size_t i = 0; i < big; i++)
+        lfs += data[i] == '\n';
+    assert_int_equal(m.size, big + lfs);
     body = mailbox_open_body(mb, m.file, &error);
     char *round = malloc(big);
     assert_int_equal(pread(body, round, big, 0), (ssize_t)big);
@@ -1147,6 +1197,73 @@ static void test_orphans_and_version(void **state)
     assert_string_equal(error, "store format 1 not supported");
 }
 
+/* --- an older format is upgraded when opened ---------------------------------------- */
+
+/* Run sql on the closed store of s (through the VFS: it may be sealed). */
+static void store_sql(const struct store *s, const char *sql)
+{
+    char path[256];
+    const char *error = NULL;
+    sqlite3 *db;
+    snprintf(path, sizeof path, "%s/store.db", s->dir);
+    assert_int_equal(sealvfs_open(path, s->key, false, &db, &error), 0);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sealvfs_close(&db);
+}
+
+static void count_uid(void *arg, uint32_t uid)
+{
+    (void)uid;
+    (*(unsigned *)arg)++;
+}
+
+static void test_upgrade(void **state)
+{
+    unsigned hits = 0;
+    struct store s;
+    struct mailbox_message m;
+    const char *error = NULL;
+    uint32_t uid;
+    static const char text[] = "Subject: lf\nFrom: a@example.org\n" /* bare LFs */
+                               "Content-Type: text/plain; name=report.bin\n\nbody\n";
+    store_new(&s, state);
+    int fd = message_fd(text);
+    assert_int_equal(mailbox_append(s.mb, "INBOX", fd, 0, NULL, 0, &uid, NULL, &error), 0);
+    close(fd);
+    store_close(&s);
+
+    /* format 2: the size of a message was the octets of its file, and a
+     * subscription was a column of its folder */
+    store_sql(&s, "UPDATE messages SET size = 80, search_headers = 'Subject: lf';"
+                  "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');"
+                  "UPDATE folders SET bytes = 80 WHERE name = 'INBOX';"
+                  "ALTER TABLE folders ADD COLUMN subscribed INTEGER NOT NULL DEFAULT 0;"
+                  "UPDATE folders SET subscribed = 1 WHERE name IN ('INBOX', 'Sent');"
+                  "DROP TABLE subscriptions; ALTER TABLE folders DROP COLUMN recent_uid;"
+                  "PRAGMA user_version = 2");
+    s.mb = open_ok(&s);
+    assert_int_equal(mailbox_message_get(s.mb, "INBOX", uid, &m, &error), 1);
+    assert_int_equal(m.size, sizeof text - 1 + 5); /* each LF counts as CRLF */
+    assert_int_equal(folder(s.mb, "INBOX").bytes, sizeof text - 1 + 5);
+    /* format 5: the MIME header fields are indexed for TEXT */
+    assert_int_equal(mailbox_search_text(s.mb, "INBOX", "\"report.bin\"", count_uid, &hits,
+                                         &error), 1);
+    char names[64] = "";
+    assert_int_equal(mailbox_subscriptions(s.mb, collect_name, names, &error), 2);
+    assert_string_equal(names, "INBOX Sent ");
+    assert_true(folder(s.mb, "Sent").subscribed);
+    assert_false(folder(s.mb, "Trash").subscribed);
+    /* format 6: the mail of an upgraded store is not \Recent any more */
+    uint32_t before;
+    uint64_t recent;
+    assert_int_equal(mailbox_recent(s.mb, "INBOX", 0, &before, &recent, &error), 0);
+    assert_int_equal(before, uid);
+    assert_int_equal(recent, 0);
+    store_close(&s);
+    s.mb = open_ok(&s); /* upgraded once: opens as it is now */
+    store_close(&s);
+}
+
 /* --- a large folder ------------------------------------------------------------- */
 
 static double now_ms(void)
@@ -1248,12 +1365,13 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         BOTH(test_folder_create),   BOTH(test_folder_limit),  BOTH(test_folder_delete),
-        BOTH(test_folder_rename),   BOTH(test_folder_subscribe), BOTH(test_flags),
+        BOTH(test_folder_rename),   BOTH(test_folder_subscribe), BOTH(test_recent),
+        BOTH(test_flags),
         BOTH(test_expunge),         BOTH(test_copy_move),     BOTH(test_append),
         cmocka_unit_test(test_parts_decode),
         BOTH(test_changes),         BOTH(test_change_token),  BOTH(test_transactions),
         BOTH(test_reentry),
-        BOTH(test_orphans_and_version), BOTH(test_large_folder),
+        BOTH(test_orphans_and_version), BOTH(test_upgrade), BOTH(test_large_folder),
     };
     log_init("test-mailbox-imap", false, LOG_LEVEL_ERROR);
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -208,7 +208,10 @@ static const struct summary_case {
     {"mixed-endings", 0, "mixed line endings", "a@example.com", "b@example.com", "", "", 3,
      "CRLF line\nLF line\nlast\nK\xc3\xa4se", NULL, NULL},
     {"rfc822-nested", 1738742400, "Fwd: the original", "fwd@example.com", "you@example.net", "",
-     "<outer@example.com>", 9, "Caf\xc3\xa9 at noon?", "hidden", NULL},
+     "<outer@example.com>", 9, "Caf\xc3\xa9 at noon?", "hidden",
+     /* the MIME header fields of parts too (RFC 9051 §6.4.4 TEXT) */
+     "Content-Type: message/rfc822; name=original.eml\n"
+     "Content-Disposition: attachment; filename=original.eml\n"},
     {"groups", 1738774800, "groups", "alice@example.com", "", "carol@example.com",
      "<groups@example.com>", 1, "body", NULL, "Bcc: hidden@example.com\n"},
     {"addresses", 0, "addresses", "john@example.com", "routed@example.com", "x@y", "", 1, NULL,
@@ -252,6 +255,35 @@ static void test_summary(void **state)
         mime_summary_free(&s);
         free(eml);
     }
+}
+
+/* SORT keys: i;unicode-casemap (RFC 5051) and the RFC 5957 display value. */
+static void test_sort_keys(void **state)
+{
+    (void)state;
+    char *a = mime_casemap("\xc3\xa4rve s\xc3\xb6nder"), *b = mime_casemap("alternative"),
+         *c = mime_casemap("Bare LF"), *d = mime_casemap("\xc7\x86"), *e = mime_casemap("x\xff");
+    assert_string_equal(a, "A\xcc\x88RVE SO\xcc\x88NDER"); /* titlecase, then NFD */
+    assert_true(strcmp(b, a) < 0 && strcmp(a, c) < 0);    /* alternative < Ärve < Bare */
+    assert_string_equal(d, "\xc7\x85"); /* U+01C6 dz titlecases to U+01C5 Dz */
+    assert_string_equal(e, "XY\xcc\x88"); /* not UTF-8: read as Latin-1: y diaeresis */
+    free(a), free(b), free(c), free(d), free(e);
+
+    static const char eml[] = "From: \"Smith, John \\\"JJ\\\"\" <john@example.com>\r\n"
+                              "To: <rcpt@example.net>, =?utf-8?q?J=C3=B6rg?= <j@example.org>\r\n"
+                              "Subject: keys\r\n\r\nbody\r\n";
+    struct mime_summary s;
+    analyse(eml, sizeof eml - 1, &s);
+    char *from = mime_envelope_display(s.envelope, MIME_ENV_FROM);
+    char *to = mime_envelope_display(s.envelope, MIME_ENV_TO);
+    char *none = mime_envelope_display("(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)", MIME_ENV_TO);
+    char *junk = mime_envelope_display("(\"unterminated", MIME_ENV_FROM);
+    assert_string_equal(from, "Smith, John \"JJ\"");
+    assert_string_equal(to, "rcpt@example.net"); /* no name: mailbox@host */
+    assert_string_equal(none, "");
+    assert_string_equal(junk, "");
+    free(from), free(to), free(none), free(junk);
+    mime_summary_free(&s);
 }
 
 static const struct section_case {
@@ -524,7 +556,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden),      cmocka_unit_test(test_regular_file),
-        cmocka_unit_test(test_line_ends),   cmocka_unit_test(test_summary),
+        cmocka_unit_test(test_line_ends),   cmocka_unit_test(test_summary), cmocka_unit_test(test_sort_keys),
         cmocka_unit_test(test_sections),    cmocka_unit_test(test_limits),
         cmocka_unit_test(test_errors),      cmocka_unit_test(test_threads),
         cmocka_unit_test(test_small_stack), cmocka_unit_test(test_charset_guard),

@@ -1,0 +1,235 @@
+/* mailbox-migrate.c — upgrading a mailbox store of an older format.
+ *
+ * The base schema in mailbox.c is format 2.  Every later format is a step
+ * here: SQL, and, when what mime_analyse_fd() computes for a message
+ * changed, a re-analysis of every stored body.  A new store gets the SQL
+ * of all steps at creation (nothing to re-analyse).  An existing store is
+ * upgraded when its owner opens it, since only a holder of the keys can
+ * read the bodies: all missing steps run in one IMMEDIATE transaction,
+ * the format is read again inside it (two sessions opening at once
+ * upgrade once), and the bodies are analysed once however many steps ask
+ * for it.  A crash rolls the whole upgrade back; the next open does it
+ * again.  A body that cannot be read keeps its old figures (logged), so
+ * one damaged file does not lock its owner out.
+ *
+ * Steps:
+ *   3  messages.size is the IMAP size, every bare LF counted as CRLF
+ *      (RFC 9051 §2.3.4: RFC822.SIZE matches FETCH BODY[]), and
+ *      folders.bytes follows it (STATUS SIZE, the quota).
+ *   4  subscriptions are a set of names of their own, no longer a column
+ *      of folders: they outlive DELETE and stay put on RENAME (RFC 9051
+ *      §6.3.5-7).
+ *   5  search_headers (and so the full-text index) holds the MIME header
+ *      fields of every part, for SEARCH TEXT (RFC 9051 §6.4.4).
+ *   6  folders.recent_uid: the highest UID shown as \Recent to a session
+ *      (RFC 3501 §2.3.2); the mail of an upgraded store is not recent. */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "mime/mime.h"
+#include "store/mailbox-internal.h"
+
+#define BASE_VERSION 2
+
+static const struct {
+    const char *sql;  /* "" when the step only re-analyses */
+    bool reanalyse;
+} steps[] = {
+    /* 3 */ {"", true},
+    /* 4 */ {"CREATE TABLE subscriptions (name TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;"
+             "INSERT INTO subscriptions (name) SELECT name FROM folders WHERE subscribed <> 0;"
+             "ALTER TABLE folders DROP COLUMN subscribed;",
+             false},
+    /* 5 */ {"", true},
+    /* 6 */ {"ALTER TABLE folders ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;"
+             "UPDATE folders SET recent_uid = uidnext - 1;",
+             false},
+};
+
+_Static_assert(BASE_VERSION + sizeof steps / sizeof steps[0] == MB_STORE_VERSION,
+               "MB_STORE_VERSION is the last step");
+
+static int set_version(sqlite3 *db, int version, const char **error_r)
+{
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", version);
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        *error_r = mb_errorf("store: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    return 0;
+}
+
+/* The SQL of the steps after from, and the new format number. */
+static int apply_sql(sqlite3 *db, int from, const char **error_r)
+{
+    for (int v = from + 1; v <= MB_STORE_VERSION; v++) {
+        const char *sql = steps[v - BASE_VERSION - 1].sql;
+        if (sql[0] != '\0' && sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+            *error_r = mb_errorf("store upgrade to format %d: %s", v, sqlite3_errmsg(db));
+            return -1;
+        }
+    }
+    return set_version(db, MB_STORE_VERSION, error_r);
+}
+
+int mb_schema_finish(sqlite3 *db, const char **error_r)
+{
+    return apply_sql(db, BASE_VERSION, error_r);
+}
+
+int mb_format_read(sqlite3 *db, int *version_r, const char **error_r)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        *error_r = mb_errorf("store: %s", sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        return -1;
+    }
+    *version_r = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (*version_r < BASE_VERSION || *version_r > MB_STORE_VERSION) {
+        *error_r = mb_errorf("store format %d not supported", *version_r);
+        return -1;
+    }
+    return 0;
+}
+
+/* --- re-analysis ------------------------------------------------------------------ */
+
+struct body_ref {
+    int64_t id;
+    char *file;
+};
+
+static const char SQL_BODIES[] = "SELECT id, file FROM messages ORDER BY id";
+/* messages_fts has external content: its old entry goes before the row changes */
+static const char SQL_FTS_DELETE[] =
+    "INSERT INTO messages_fts (messages_fts, rowid, search_headers, search_text)"
+    " SELECT 'delete', id, search_headers, search_text FROM messages WHERE id = ?1";
+static const char SQL_REANALYSED[] =
+    "UPDATE messages SET size = ?2, search_headers = ?3, search_text = ?4 WHERE id = ?1";
+static const char SQL_FTS_INSERT[] =
+    "INSERT INTO messages_fts (rowid, search_headers, search_text)"
+    " SELECT id, search_headers, search_text FROM messages WHERE id = ?1";
+static const char SQL_FOLDER_BYTES[] =
+    "UPDATE folders SET bytes = (SELECT coalesce(sum(g.size), 0) FROM mail m"
+    " JOIN messages g ON g.id = m.message_id WHERE m.folder_id = folders.id)";
+
+static int step_id(struct mailbox *mb, const char *sql, int64_t id, const char **error_r)
+{
+    sqlite3_stmt *st = mb_stmt(mb, sql, error_r);
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    return mb_run(mb, st, error_r) == SQLITE_DONE ? 0 : -1;
+}
+
+static int record(struct mailbox *mb, int64_t id, const struct mime_summary *s,
+                  const char **error_r)
+{
+    if (step_id(mb, SQL_FTS_DELETE, id, error_r) < 0)
+        return -1;
+    sqlite3_stmt *st = mb_stmt(mb, SQL_REANALYSED, error_r);
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)s->size);
+    sqlite3_bind_text(st, 3, s->search_headers != NULL ? s->search_headers : "", -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, s->search_text != NULL ? s->search_text : "", -1, SQLITE_STATIC);
+    if (mb_run(mb, st, error_r) != SQLITE_DONE)
+        return -1;
+    return step_id(mb, SQL_FTS_INSERT, id, error_r);
+}
+
+/* Analyse one body again and record what changed; an unreadable body
+ * keeps its row as it was. */
+static int reanalyse_one(struct mailbox *mb, const struct body_ref *b, const char **error_r)
+{
+    const char *why;
+    struct mime_summary s;
+    int fd = mailbox_open_body(mb, b->file, &why);
+    if (fd < 0) {
+        log_warn("mailbox upgrade-skipped file=%s error=\"%s\"", b->file, why);
+        return 0;
+    }
+    int ret = 0;
+    if (mime_analyse_fd(fd, &s, &why) < 0)
+        log_warn("mailbox upgrade-skipped file=%s error=\"%s\"", b->file, why);
+    else {
+        ret = record(mb, b->id, &s, error_r);
+        mime_summary_free(&s);
+    }
+    close(fd);
+    return ret;
+}
+
+static int reanalyse(struct mailbox *mb, const char **error_r)
+{
+    sqlite3_stmt *st = mb_stmt(mb, SQL_BODIES, error_r);
+    if (st == NULL)
+        return -1;
+    struct body_ref *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) { /* collect first, then write */
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            v = sm_realloc(v, cap * sizeof *v);
+        }
+        v[n].id = sqlite3_column_int64(st, 0);
+        v[n++].file = sm_strdup(mb_col_text(st, 1));
+    }
+    int ret = rc == SQLITE_DONE ? 0 : -1;
+    if (ret < 0)
+        *error_r = mb_db_error(mb, "store");
+    mb_done(mb, st);
+    for (size_t i = 0; i < n && ret == 0; i++)
+        ret = reanalyse_one(mb, &v[i], error_r);
+    for (size_t i = 0; i < n; i++)
+        free(v[i].file);
+    free(v);
+    if (ret == 0)
+        ret = mb_exec(mb, SQL_FOLDER_BYTES, error_r);
+    if (ret == 0)
+        log_info("mailbox upgraded bodies=%zu", n);
+    return ret;
+}
+
+/* --- the upgrade ---------------------------------------------------------------- */
+
+int mb_migrate(struct mailbox *mb, const char **error_r)
+{
+    int version;
+    if (mb_format_read(mb->db, &version, error_r) < 0)
+        return -1;
+    if (version == MB_STORE_VERSION)
+        return 0;
+    struct mb_txn t;
+    if (mb_txn_begin(mb, &t, error_r) < 0)
+        return -1;
+    bool again = false;
+    int ret = mb_format_read(mb->db, &version, error_r); /* inside the lock now */
+    for (int v = version + 1; ret == 0 && v <= MB_STORE_VERSION; v++)
+        again |= steps[v - BASE_VERSION - 1].reanalyse;
+    if (ret == 0 && version < MB_STORE_VERSION)
+        ret = apply_sql(mb->db, version, error_r);
+    if (ret == 0 && again)
+        ret = reanalyse(mb, error_r);
+    if (ret < 0) {
+        mb_txn_abort(mb, &t);
+        return -1;
+    }
+    if (mb_txn_commit(mb, &t, error_r) < 0)
+        return -1;
+    if (version < MB_STORE_VERSION)
+        log_info("mailbox format-upgraded from=%d to=%d", version, MB_STORE_VERSION);
+    return 0;
+}
