@@ -14,8 +14,10 @@
  * Due entries are tried from there, oldest id first, up to max_parallel
  * at a time; a finished attempt starts the next one without reading the
  * queue.  A full scan every scan_interval (outbound_scan()) is the safety
- * net: it reads every state file, so what the CLI changed, copies the
- * forwarder queued and anything missed are found within scan_interval;
+ * net: it lists the queue and reads the state of each entry not already
+ * due or running, so what the CLI changed (a retry makes an entry due, a
+ * removal takes it away), copies the forwarder queued and anything
+ * missed are found within scan_interval;
  * an entry an attempt or the router changed meanwhile keeps the newer,
  * in-memory time.  Nothing here is trusted for safety: each attempt
  * locks the entry and reads its state again.  File work (opening,

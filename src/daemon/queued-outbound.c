@@ -1179,7 +1179,17 @@ struct scan {
     uint64_t gen;          /* ob->gen when it started */
     struct due *found;     /* every entry, by id */
     size_t n, cap;
+    /* entries due or running when it started, by id: their state files
+     * are not read (an attempt reads them anyway, and the CLI can only
+     * make an entry due or remove it, which the listing shows) */
+    char (*known)[OUTQ_ID_LEN + 1];
+    size_t n_known;
 };
+
+static int cmp_id(const void *x, const void *y)
+{
+    return strcmp(x, y);
+}
 
 static void scan_one(void *arg, const char *id)
 {
@@ -1193,9 +1203,23 @@ static void scan_one(void *arg, const char *id)
     struct due *d = &s->found[s->n++];
     *d = (struct due){.next_attempt = NOT_KNOWN};
     snprintf(d->id, sizeof d->id, "%s", id);
+    if (bsearch(id, s->known, s->n_known, sizeof *s->known, cmp_id) != NULL) {
+        d->next_attempt = 0;
+        return;
+    }
     if (outq_load(s->ob->queue_dir, id, &e, &error) == 0)
         d->next_attempt = e.next_attempt;
     outq_entry_free(&e);
+}
+
+/* The ids scan_one() need not read (ob->due is sorted: so is this). */
+static void scan_known(struct scan *s, const struct outbound *ob)
+{
+    int64_t now = now_s();
+    s->known = sm_calloc(ob->n_due ? ob->n_due : 1, sizeof *s->known);
+    for (size_t i = 0; i < ob->n_due; i++)
+        if (ob->due[i].running || ob->due[i].next_attempt <= now)
+            memcpy(s->known[s->n_known++], ob->due[i].id, sizeof *s->known);
 }
 
 static void scan_work(void *arg)
@@ -1237,6 +1261,7 @@ static void scan_done(void *arg)
         start_due(ob);
     }
     free(s->found);
+    free(s->known);
     free(s);
     if (ob->scan_again)
         outbound_scan(ob); /* it may have listed the directory too early */
@@ -1255,6 +1280,7 @@ void outbound_scan(struct outbound *ob)
     struct scan *s = sm_calloc(1, sizeof *s);
     s->ob = ob;
     s->gen = ++ob->gen;
+    scan_known(s, ob);
     workpool_submit(ob->files, scan_work, scan_done, s);
 }
 
