@@ -1105,13 +1105,16 @@ static void start_due(struct outbound *ob)
     }
 }
 
-/* An attempt ended: what it learnt about its entry. */
+/* An attempt ended: what it learnt about its entry.  While a scan runs,
+ * an entry that went stays as NOT_KNOWN (newer than the scan, so its
+ * merge keeps it, and the next scan drops it): the scan may have listed
+ * it before it went, and it must not come back as due. */
 static void due_update(struct outbound *ob, const struct attempt *a)
 {
-    if (a->gone)
+    if (a->gone && !ob->scanning)
         due_drop(ob, a->id);
     else
-        due_set(ob, a->id, a->next_known)->running = false;
+        due_set(ob, a->id, a->gone ? NOT_KNOWN : a->next_known)->running = false;
 }
 
 /* --- attempts ------------------------------------------------------------------- */
