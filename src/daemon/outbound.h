@@ -7,9 +7,22 @@
  * RFC 6376 / RFC 8463; the author domain is what DMARC aligns with, so
  * it is the one that signs), then makes it a durable outq entry.
  *
- * Delivery (loop thread): every scan_interval, and at once after new
- * entries were routed, the due entries are tried, up to max_parallel at
- * a time.  One attempt of one entry:
+ * Delivery (loop thread): the loop keeps every entry's id and next
+ * attempt time in memory, filled by a full scan at start, by the router
+ * (outbound_routed() after each routed batch: new entries go out at once)
+ * and by each attempt's end (its saved state, or the entry is gone).
+ * Due entries are tried from there, oldest id first, up to max_parallel
+ * at a time; a finished attempt starts the next one without reading the
+ * queue.  A full scan every scan_interval (outbound_scan()) is the safety
+ * net: it lists the queue and reads the state of each entry not already
+ * due or running, so what the CLI changed (a retry makes an entry due, a
+ * removal takes it away), copies the forwarder queued and anything
+ * missed are found within scan_interval;
+ * an entry an attempt or the router changed meanwhile keeps the newer,
+ * in-memory time.  Nothing here is trusted for safety: each attempt
+ * locks the entry and reads its state again.  File work (opening,
+ * saving, removing, scans) runs on the engine's own OUTBOUND_THREADS
+ * workers, so it never waits behind routing.  One attempt of one entry:
  *   - its lock is taken (the CLI waits) and its message decrypted into a
  *     memfd; an entry whose spool file still exists is left alone (it is
  *     being routed: sending it now could send it twice);
@@ -28,7 +41,9 @@
  *     the whole session's before any recipient was answered;
  *   - after each session that decided anything, the state is saved
  *     durably BEFORE the next session starts: a recipient a server
- *     accepted is never sent again.
+ *     accepted is never sent again.  When the session settled every
+ *     recipient (all delivered), there is no next session and the
+ *     entry's durable removal is that record: no save comes first.
  * After the attempt: recipients still pending get the next attempt time
  * from the retry schedule, or fail when the entry is older than max_age;
  * failed recipients get a DSN (dsn.h) written to the spool, so it is
@@ -63,8 +78,12 @@ struct outbound_params {
 /* Start: DNS resolver, TLS client context, the queue directory (created,
  * crash leftovers removed), the spool for notices.  NULL with *error_r. */
 struct outbound *outbound_new(const struct outbound_params *p, const char **error_r);
-/* Look for due entries now (new entries were routed). */
-void outbound_kick(struct outbound *ob);
+/* The entries ids were routed (outbound_enqueue) and their spool entries
+ * are gone: try them now.  Loop thread. */
+void outbound_routed(struct outbound *ob, const char *const *ids, size_t n);
+/* Read the whole queue now (entries were created by another writer, the
+ * forwarder), as the periodic scan does.  Loop thread. */
+void outbound_scan(struct outbound *ob);
 /* Attempts still running (sessions are abandoned by outbound_free; the
  * state saved so far stays). */
 unsigned outbound_active(const struct outbound *ob);

@@ -2,9 +2,16 @@
  *
  * Everything but file I/O runs on queued's loop: DNS through libunbound
  * on the same event_base, SMTP sessions through smtp/client.h.  File work
- * (locking, decrypting, saving state) goes to queued's worker pool; an
- * attempt waits for it, so the loop and the worker never touch an entry
- * at the same time.
+ * (locking, decrypting, saving state, scans) goes to our own worker pool
+ * (ob->files, apart from queued's routing batches); an attempt waits for
+ * it, so the loop and the worker never touch an entry at the same time.
+ *
+ * The entries known live in ob->due, an array sorted by id with each
+ * one's next attempt time: the router's new ids (outbound_routed(), once
+ * their spool entries are gone), each attempt's outcome and the periodic full
+ * scan (scan_merge()) keep it current, and start_due() starts attempts
+ * from it, so the queue directory is read once per scan_interval, not
+ * after every attempt.
  *
  * An attempt is a small state machine:
  *   OPEN (worker) -> per domain: MTA-STS, MX -> per host: A, AAAA, [TLSA] ->
@@ -61,12 +68,26 @@ static const char *const SIGNED_FIELDS[] = {
     "content-type", "content-transfer-encoding", "sender", "list-id", "list-unsubscribe",
 };
 
+#ifndef OUTBOUND_THREADS  /* -D for measurements */
+#define OUTBOUND_THREADS 2  /* file work of attempts and scans in flight */
+#endif
+
 struct attempt;
+
+/* A queue entry the loop knows of (ob->due, sorted by id). */
+struct due {
+    char id[OUTQ_ID_LEN + 1];
+    int64_t next_attempt;  /* NOT_KNOWN: left to the next full scan */
+    uint64_t touched;      /* ob->gen when an attempt or the router last set it */
+    bool running;          /* an attempt holds it */
+};
+#define NOT_KNOWN INT64_MAX
 
 struct outbound {
     const struct sm_config *cfg;
     struct event_base *base;
-    struct workpool *pool;
+    struct workpool *pool;   /* queued's: MTA-STS fetches */
+    struct workpool *files;  /* ours: attempts' file work, scans */
     const uint8_t *pk, *sk;
     char spool_dir[4096], queue_dir[4096];
     struct dns_resolver *dns;
@@ -79,9 +100,13 @@ struct outbound {
     void *arg;
     struct event *scan_ev;
     struct event *wake_ev;   /* resumes attempts waiting for a session slot */
-    bool scanning, rescan, stopping;
+    bool scanning, stopping;
+    bool scan_again;         /* a scan was asked for while one ran */
     struct attempt *attempts;
     unsigned n_active;
+    struct due *due;         /* every entry known, by id */
+    size_t n_due, cap_due;
+    uint64_t gen;            /* counts full scans started */
 };
 
 struct mxhost {
@@ -94,6 +119,8 @@ struct attempt {
     struct attempt *next;
     char id[OUTQ_ID_LEN + 1];
     int skip;                /* OPEN: 1 nothing to do now, -1 error */
+    bool gone;               /* the entry no longer exists */
+    int64_t next_known;      /* its next attempt as saved, or NOT_KNOWN */
     char error[ERROR_MAX];
     struct outq_entry e;
     int msg_fd, lock_fd;
@@ -344,7 +371,8 @@ static void open_work(void *arg)
 
     a->lock_fd = outq_lock(ob->queue_dir, a->id, false, &error);
     if (a->lock_fd < 0) {
-        a->skip = strcmp(error, "busy") == 0 || strcmp(error, "no such entry") == 0 ? 1 : -1;
+        a->gone = strcmp(error, "no such entry") == 0;
+        a->skip = strcmp(error, "busy") == 0 || a->gone ? 1 : -1;
         snprintf(a->error, sizeof a->error, "%s", error);
         return;
     }
@@ -353,6 +381,8 @@ static void open_work(void *arg)
         snprintf(a->error, sizeof a->error, "%s", error);
         return;
     }
+    if (a->e.next_attempt > now_s())
+        a->next_known = a->e.next_attempt; /* the CLI or a crash changed it */
     if (a->e.next_attempt > now_s() ||
         (snprintf(path, sizeof path, "%s/incoming/%s", ob->spool_dir, a->id) < (int)sizeof path &&
          stat(path, &st) == 0)) {
@@ -387,6 +417,8 @@ static void remove_work(void *arg)
     if (outq_remove(a->ob->queue_dir, a->id, &error) < 0) {
         a->skip = -1;
         snprintf(a->error, sizeof a->error, "%s", error);
+    } else {
+        a->gone = true;
     }
 }
 
@@ -439,16 +471,24 @@ static void save_done_next(void *arg)
     next_domain(a);
 }
 
+/* True when every recipient is settled for good (delivered or bounced):
+ * then the attempt's end removes the entry and no other session or
+ * notice comes first, so a save now would only cost two more syncs. */
+static bool all_settled(const struct attempt *a)
+{
+    return outq_count(&a->e, OUTQ_PENDING) == 0 && outq_count(&a->e, OUTQ_FAILED) == 0;
+}
+
 /* The current domain is done for this attempt: save what was decided
  * before anything else is sent. */
 static void domain_done(struct attempt *a)
 {
     dns_answer_free(a->tlsa);
     a->tlsa = NULL;
-    if (a->dirty)
-        workpool_submit(a->ob->pool, save_work, save_done_next, a);
+    if (a->dirty && !all_settled(a))
+        workpool_submit(a->ob->files, save_work, save_done_next, a);
     else
-        next_domain(a);
+        next_domain(a); /* finish() removes a settled entry durably */
 }
 
 static void domain_fail(struct attempt *a, bool permanent, const char *why)
@@ -863,7 +903,7 @@ static void notice_committed(void *arg, bool ok, const char *queue_id)
     }
     if (!ok) {
         log_warn("outbound notice-not-written queue=%s (retried at the next attempt)", a->id);
-        workpool_submit(a->ob->pool, save_work, finish_saved, a);
+        workpool_submit(a->ob->files, save_work, finish_saved, a);
         return;
     }
     log_info("outbound notice queue=%s notice=%s action=%s", a->id, queue_id,
@@ -951,8 +991,7 @@ static void notices(struct attempt *a)
         if (write_notice(a, true))
             return;
     }
-    bool complete = outq_count(&a->e, OUTQ_PENDING) == 0 && outq_count(&a->e, OUTQ_FAILED) == 0;
-    workpool_submit(a->ob->pool, complete ? remove_work : save_work, finish_saved, a);
+    workpool_submit(a->ob->files, all_settled(a) ? remove_work : save_work, finish_saved, a);
 }
 
 static void finish(struct attempt *a)
@@ -984,15 +1023,98 @@ static void finish(struct attempt *a)
 static void finish_saved(void *arg)
 {
     struct attempt *a = arg;
+    if (a->skip == 0 && !a->gone)
+        a->next_known = a->e.next_attempt;
     if (a->skip < 0)
         log_warn("outbound state-not-saved queue=%s error=\"%s\"", a->id, a->error);
-    else if (outq_count(&a->e, OUTQ_PENDING) == 0 && outq_count(&a->e, OUTQ_FAILED) == 0)
+    else if (all_settled(a))
         log_info("outbound done queue=%s delivered=%zu bounced=%zu", a->id,
                  outq_count(&a->e, OUTQ_DELIVERED), outq_count(&a->e, OUTQ_BOUNCED));
     else
         log_info("outbound retry queue=%s pending=%zu attempts=%u next_in=%" PRId64 "s", a->id,
                  outq_count(&a->e, OUTQ_PENDING), a->e.attempts, a->e.next_attempt - now_s());
     attempt_end(a);
+}
+
+/* --- the entries known (loop) ------------------------------------------------------ */
+
+/* Where id is in ob->due, or where it would go; *found says which. */
+static size_t due_pos(const struct outbound *ob, const char *id, bool *found)
+{
+    size_t lo = 0, hi = ob->n_due;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(ob->due[mid].id, id);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+/* Record id with its next attempt time (added when new). */
+static struct due *due_set(struct outbound *ob, const char *id, int64_t next_attempt)
+{
+    bool found;
+    size_t i = due_pos(ob, id, &found);
+    if (!found) {
+        if (ob->n_due == ob->cap_due) {
+            ob->cap_due = ob->cap_due ? ob->cap_due * 2 : 256;
+            ob->due = sm_realloc(ob->due, ob->cap_due * sizeof *ob->due);
+        }
+        memmove(ob->due + i + 1, ob->due + i, (ob->n_due - i) * sizeof *ob->due);
+        ob->n_due++;
+        ob->due[i] = (struct due){.running = false};
+        snprintf(ob->due[i].id, sizeof ob->due[i].id, "%s", id);
+    }
+    ob->due[i].next_attempt = next_attempt;
+    ob->due[i].touched = ob->gen;
+    return &ob->due[i];
+}
+
+static void due_drop(struct outbound *ob, const char *id)
+{
+    bool found;
+    size_t i = due_pos(ob, id, &found);
+    if (found) {
+        memmove(ob->due + i, ob->due + i + 1, (ob->n_due - i - 1) * sizeof *ob->due);
+        ob->n_due--;
+    }
+}
+
+static void attempt_start(struct outbound *ob, const char *id);
+
+/* Start attempts for the due entries, oldest id first, while there is room. */
+static void start_due(struct outbound *ob)
+{
+    int64_t now = now_s();
+    for (size_t i = 0; i < ob->n_due && !ob->stopping; i++) {
+        if (ob->n_active >= ob->cfg->queue_max_parallel)
+            return;
+        struct due *d = &ob->due[i];
+        if (!d->running && d->next_attempt <= now) {
+            d->running = true;
+            attempt_start(ob, d->id);
+        }
+    }
+}
+
+/* An attempt ended: what it learnt about its entry.  While a scan runs,
+ * an entry that went stays as NOT_KNOWN (newer than the scan, so its
+ * merge keeps it, and the next scan drops it): the scan may have listed
+ * it before it went, and it must not come back as due. */
+static void due_update(struct outbound *ob, const struct attempt *a)
+{
+    if (a->gone && !ob->scanning)
+        due_drop(ob, a->id);
+    else
+        due_set(ob, a->id, a->gone ? NOT_KNOWN : a->next_known)->running = false;
 }
 
 /* --- attempts ------------------------------------------------------------------- */
@@ -1009,6 +1131,7 @@ static void attempt_end(struct attempt *a)
     outq_unlock(a->lock_fd);
     if (a->msg_fd >= 0)
         close(a->msg_fd);
+    due_update(ob, a);
     outq_entry_free(&a->e);
     free(a->idx);
     free(a->tried);
@@ -1019,8 +1142,8 @@ static void attempt_end(struct attempt *a)
         }
     ob->n_active--;
     free(a);
-    if (!ob->stopping && ob->rescan)
-        outbound_kick(ob);
+    if (!ob->stopping)
+        start_due(ob); /* from memory: no scan */
 }
 
 static void open_done(void *arg)
@@ -1039,59 +1162,96 @@ static void open_done(void *arg)
     next_domain(a);
 }
 
-static bool active(const struct outbound *ob, const char *id)
-{
-    for (const struct attempt *a = ob->attempts; a != NULL; a = a->next)
-        if (strcmp(a->id, id) == 0)
-            return true;
-    return false;
-}
-
 static void attempt_start(struct outbound *ob, const char *id)
 {
     struct attempt *a = sm_calloc(1, sizeof *a);
     a->ob = ob;
     snprintf(a->id, sizeof a->id, "%s", id);
     a->msg_fd = a->lock_fd = -1;
+    a->next_known = NOT_KNOWN;
     a->next = ob->attempts;
     ob->attempts = a;
     ob->n_active++;
-    workpool_submit(ob->pool, open_work, open_done, a);
+    workpool_submit(ob->files, open_work, open_done, a);
 }
 
-/* --- scanning ------------------------------------------------------------------- */
+/* --- scanning: the safety net (the CLI, forwarded copies, what we missed) ---- */
 
 struct scan {
     struct outbound *ob;
-    char (*due)[OUTQ_ID_LEN + 1];
+    uint64_t gen;          /* ob->gen when it started */
+    struct due *found;     /* every entry, by id */
     size_t n, cap;
-    int64_t now;
+    /* entries due or running when it started, by id: their state files
+     * are not read (an attempt reads them anyway, and the CLI can only
+     * make an entry due or remove it, which the listing shows) */
+    char (*known)[OUTQ_ID_LEN + 1];
+    size_t n_known;
 };
+
+static int cmp_id(const void *x, const void *y)
+{
+    return strcmp(x, y);
+}
 
 static void scan_one(void *arg, const char *id)
 {
     struct scan *s = arg;
     struct outq_entry e;
     const char *error;
-    if (outq_load(s->ob->queue_dir, id, &e, &error) < 0)
-        return;
-    if (e.next_attempt <= s->now) {
-        if (s->n == s->cap) {
-            s->cap = s->cap ? s->cap * 2 : 64;
-            s->due = sm_realloc(s->due, s->cap * sizeof *s->due);
-        }
-        snprintf(s->due[s->n++], OUTQ_ID_LEN + 1, "%s", id);
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 64;
+        s->found = sm_realloc(s->found, s->cap * sizeof *s->found);
     }
+    struct due *d = &s->found[s->n++];
+    *d = (struct due){.next_attempt = NOT_KNOWN};
+    snprintf(d->id, sizeof d->id, "%s", id);
+    if (bsearch(id, s->known, s->n_known, sizeof *s->known, cmp_id) != NULL) {
+        d->next_attempt = 0;
+        return;
+    }
+    if (outq_load(s->ob->queue_dir, id, &e, &error) == 0)
+        d->next_attempt = e.next_attempt;
     outq_entry_free(&e);
+}
+
+/* The ids scan_one() need not read (ob->due is sorted: so is this). */
+static void scan_known(struct scan *s, const struct outbound *ob)
+{
+    int64_t now = now_s();
+    s->known = sm_calloc(ob->n_due ? ob->n_due : 1, sizeof *s->known);
+    for (size_t i = 0; i < ob->n_due; i++)
+        if (ob->due[i].running || ob->due[i].next_attempt <= now)
+            memcpy(s->known[s->n_known++], ob->due[i].id, sizeof *s->known);
 }
 
 static void scan_work(void *arg)
 {
     struct scan *s = arg;
     const char *error;
-    s->now = now_s();
     if (outq_list(s->ob->queue_dir, scan_one, s, &error) < 0)
         log_warn("outbound scan-failed error=\"%s\"", error);
+}
+
+/* Take what the scan found, except for entries an attempt or the router
+ * changed since it started (ours is newer); drop what it did not find. */
+static void scan_merge(struct outbound *ob, const struct scan *s)
+{
+    struct due *old = ob->due;
+    size_t n_old = ob->n_due, i = 0, j = 0;
+    ob->due = NULL;
+    ob->n_due = ob->cap_due = 0;
+    while (i < n_old || j < s->n) {
+        int c = i == n_old ? 1 : j == s->n ? -1 : strcmp(old[i].id, s->found[j].id);
+        bool keep_ours = c <= 0 && (old[i].running || old[i].touched >= s->gen);
+        if (keep_ours)
+            *due_set(ob, old[i].id, old[i].next_attempt) = old[i];
+        else if (c >= 0)
+            due_set(ob, s->found[j].id, s->found[j].next_attempt);
+        i += c <= 0;
+        j += c >= 0;
+    }
+    free(old);
 }
 
 static void scan_done(void *arg)
@@ -1099,33 +1259,50 @@ static void scan_done(void *arg)
     struct scan *s = arg;
     struct outbound *ob = s->ob;
     ob->scanning = false;
-    for (size_t i = 0; i < s->n && !ob->stopping; i++) {
-        if (ob->n_active >= ob->cfg->queue_max_parallel) {
-            ob->rescan = true; /* more when a slot frees */
-            break;
-        }
-        if (!active(ob, s->due[i]))
-            attempt_start(ob, s->due[i]);
+    if (!ob->stopping) {
+        scan_merge(ob, s);
+        start_due(ob);
     }
-    free(s->due);
+    free(s->found);
+    free(s->known);
     free(s);
+    if (ob->scan_again)
+        outbound_scan(ob); /* it may have listed the directory too early */
 }
 
-void outbound_kick(struct outbound *ob)
+void outbound_scan(struct outbound *ob)
 {
-    if (ob->stopping || ob->scanning)
+    if (ob->stopping)
         return;
-    ob->rescan = false;
+    if (ob->scanning) {
+        ob->scan_again = true;
+        return;
+    }
+    ob->scan_again = false;
     ob->scanning = true;
     struct scan *s = sm_calloc(1, sizeof *s);
     s->ob = ob;
-    workpool_submit(ob->pool, scan_work, scan_done, s);
+    s->gen = ++ob->gen;
+    scan_known(s, ob);
+    workpool_submit(ob->files, scan_work, scan_done, s);
+}
+
+void outbound_routed(struct outbound *ob, const char *const *ids, size_t n)
+{
+    if (ob->stopping)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (outq_id_valid(ids[i]))
+            due_set(ob, ids[i], 0);
+    start_due(ob);
 }
 
 static void on_scan_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    outbound_kick(arg);
+    struct outbound *ob = arg;
+    if (!ob->scanning) /* a long scan is not followed at once by another */
+        outbound_scan(ob);
 }
 
 /* --- life cycle ----------------------------------------------------------------- */
@@ -1142,6 +1319,7 @@ struct outbound *outbound_new(const struct outbound_params *p, const char **erro
     ob->sk = p->sk;
     ob->spool_ready = p->spool_ready;
     ob->arg = p->arg;
+    ob->files = workpool_new(p->base, OUTBOUND_THREADS);
     snprintf(ob->spool_dir, sizeof ob->spool_dir, "%s", p->spool_dir);
     if (outbound_queue_dir(ob->queue_dir, sizeof ob->queue_dir, cfg->data_dir) < 0) {
         *error_r = "queue: data_dir path too long";
@@ -1180,7 +1358,7 @@ struct outbound *outbound_new(const struct outbound_params *p, const char **erro
     ob->wake_ev = event_new(p->base, -1, 0, on_wake, ob);
     ob->scan_ev = event_new(p->base, -1, EV_PERSIST, on_scan_timer, ob);
     event_add(ob->scan_ev, &every);
-    outbound_kick(ob); /* what waited while queued was down */
+    outbound_scan(ob); /* what waited while queued was down */
     return ob;
 fail:
     outbound_free(&ob);
@@ -1216,6 +1394,7 @@ void outbound_free(struct outbound **obp)
     if (ob == NULL)
         return;
     outbound_stop(ob);
+    workpool_free(&ob->files); /* attempts waiting for file work end in their callbacks */
     spool_close(&ob->spool); /* runs the commit callbacks still due */
     while (ob->attempts != NULL)
         attempt_end(ob->attempts);
@@ -1226,6 +1405,7 @@ void outbound_free(struct outbound **obp)
     sts_resolver_free(&ob->sts);
     dns_resolver_free(&ob->dns);
     SSL_CTX_free(ob->tls);
+    free(ob->due);
     free(ob);
     *obp = NULL;
 }

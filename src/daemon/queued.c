@@ -50,6 +50,7 @@
 #define BATCH_MAX 32       /* entries per batch (<= DELIVER_BATCH_MAX) */
 #endif
 #define QUEUED_TRIM_THRESHOLD (16 * 1024 * 1024) /* free heap kept per arena (bytes) */
+#define QUEUED_MMAP_THRESHOLD (4 * 1024 * 1024)   /* larger blocks are mapped apart */
 /* Entries queued or in flight; past this, new ones wait in the spool for
  * a rescan (which lists them in id order, oldest first). */
 #define IN_FLIGHT_MAX 10000
@@ -185,11 +186,15 @@ static void job_done(void *arg)
     struct job *j = arg;
     struct queued *q = j->q;
     struct ipc_msg m;
-    bool outbound = false;
+    const char *routed[BATCH_MAX]; /* outbound entries (their ids are the spool ids) */
+    size_t n_routed = 0;
+    bool forwarded = false;
 
     for (size_t i = 0; i < j->n; i++) {
         const struct deliver_result *r = &j->res[i];
-        outbound |= r->stats.outbound > 0 || r->stats.forwarded > 0;
+        if (r->result >= 0 && r->stats.outbound > 0)
+            routed[n_routed++] = j->ids[i];
+        forwarded |= r->stats.forwarded > 0;
         in_flight_remove(q, j->ids[i]);
         if (r->result < 0) {
             q->failed++;
@@ -210,9 +215,11 @@ static void job_done(void *arg)
             log_warn("queued notify-failed mailbox=%s", j->changed[i]);
     }
     j->slot->busy = false;
+    if (!q->stopping)
+        outbound_routed(q->ob, routed, n_routed); /* they go out at once */
+    if (forwarded && !q->stopping)
+        outbound_scan(q->ob); /* the forwarder's copies: found by reading the queue */
     free(j);
-    if (outbound && !q->stopping)
-        outbound_kick(q->ob); /* the new outbound entries go out at once */
     queued_kick(q);
 }
 
@@ -333,6 +340,13 @@ int queued_main(const struct role_args *ra)
      * shootdown on every CPU, then page faults to get it back: about a
      * third of queued's CPU per message, measured.  Keep up to this much. */
     mallopt(M_TRIM_THRESHOLD, QUEUED_TRIM_THRESHOLD);
+#endif
+#ifdef M_MMAP_THRESHOLD
+    /* Setting the trim threshold freezes glibc's mmap threshold at 128
+     * KiB, and an SMTP client's buffers (2 x 64 KiB + 8, smtp/client.c)
+     * are just above it: an mmap and a munmap (a TLB shootdown) for every
+     * outbound session.  Buffers up to this size come from the heap. */
+    mallopt(M_MMAP_THRESHOLD, QUEUED_MMAP_THRESHOLD);
 #endif
     privsep_role_config(ra, &q.cfg);
     queued_load_key(&q);

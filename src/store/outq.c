@@ -514,11 +514,25 @@ static int read_small(const char *path, char **text_r, size_t *len_r, const char
         *error_r = errno == ENOENT ? "no such entry" : errno_msg("cannot open queue state");
         return -1;
     }
-    char *text = sm_malloc(OUTQ_STATE_MAX + 1);
-    ssize_t n = sm_read_full(fd, text, OUTQ_STATE_MAX + 1);
+    /* sized by the file (a few hundred bytes, usually): a buffer of
+     * OUTQ_STATE_MAX would be an mmap and munmap on every read */
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        *error_r = errno_msg("cannot read queue state");
+        close(fd);
+        return -1;
+    }
+    if (st.st_size > OUTQ_STATE_MAX) {
+        *error_r = "queue state file too large";
+        close(fd);
+        return -1;
+    }
+    size_t cap = (size_t)st.st_size + 1; /* one more: a file that grew is refused */
+    char *text = sm_malloc(cap);
+    ssize_t n = sm_read_full(fd, text, cap);
     close(fd);
-    if (n < 0 || n > OUTQ_STATE_MAX) {
-        *error_r = n < 0 ? errno_msg("cannot read queue state") : "queue state file too large";
+    if (n < 0 || (size_t)n == cap) {
+        *error_r = n < 0 ? errno_msg("cannot read queue state") : "queue state file changed";
         free(text);
         return -1;
     }
