@@ -420,6 +420,7 @@ static bool fetch_start(struct imap *s, struct mailbox *mb)
         imap_condstore_on(s, mb);
     s->job_n = view_resolve(s, &a->set, s->cmd->uid, &s->job_uids);
     s->job_cursor = 0;
+    s->job_failure = SECTION_OK;
     if (a->vanished) /* UID FETCH ... (CHANGEDSINCE n VANISHED): RFC 7162 §3.2.6 */
         view_vanished_earlier(s, mb, a->changedsince, &a->set);
     return true;
@@ -444,6 +445,8 @@ void cmd_fetch(struct imap *s, struct mailbox *mb)
     struct fetch_ctx x = {.s = s, .mb = mb, .a = &s->cmd->args.fetch, .failure = SECTION_OK};
     if (!s->job_more && !fetch_start(s, mb))
         return;
+    /* a failure in an earlier slice decides the tagged reply too */
+    x.failure = (enum section_status)s->job_failure;
     s->job_more = false;
     fetch_plan(&x);
     sm_buf_init(&x.section, FETCH_BODY_MAX);
@@ -451,6 +454,7 @@ void cmd_fetch(struct imap *s, struct mailbox *mb)
         s->job_more = !fetch_batch(&x);
     sm_buf_wipe_free(&x.section); /* message content: leave nothing behind */
     mailbox_body_release(&x.plain);
+    s->job_failure = (int)x.failure;
     if (!s->job_more)
         fetch_done(s, x.failure);
 }

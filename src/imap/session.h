@@ -49,6 +49,7 @@ struct imap {
     uint64_t job_cursor;     /* where the next slice starts */
     uint32_t *job_uids;      /* the UIDs a sliced FETCH works through */
     size_t job_n;
+    int job_failure;         /* a sliced FETCH's first failure (enum section_status) */
     bool notify_others;      /* the job changed the mailbox: tell the other sessions */
     struct deflate_pair *zip;/* COMPRESS=DEFLATE is active */
     struct evbuffer *zin;    /* with zip: the inflated input */

@@ -238,6 +238,40 @@ def test_imap_fetch_search_store_expunge(live):
     m.logout()
 
 
+def test_imap_a_damaged_message_fails_a_sliced_fetch(live):
+    """A FETCH is served in slices of about 1 MiB of output; a message that
+    cannot be read in the first slice must still make the command's tagged
+    reply NO [PARSE], and the other messages are served."""
+    live.add_user(ALICE, PASSWORD)
+    m = imap(live)
+    m.login(ALICE, PASSWORD)
+    sizes = [600_000, 700_000, 800_000, 100_000]  # the slice ends after the third
+    for i, size in enumerate(sizes):
+        line = ("wxyz"[i] * 76 + "\r\n").encode()
+        m.append("INBOX", None, None,
+                 f"From: <{ALICE}>\r\nSubject: big {i}\r\n\r\n".encode() + line * (size // 78))
+    m.logout()
+    res = live.cli("user", "list")
+    mailbox = re.search(rf"^{re.escape(ALICE)} .*mailbox=([0-9a-f]{{16}})", res.stdout, re.M).group(1)
+    files = sorted((live.data / "mailboxes" / mailbox / "msg").iterdir(),
+                   key=lambda p: p.stat().st_size)
+    assert len(files) == 4
+    first = files[1]  # 600 kB: the first message, in the first slice
+    damaged = bytearray(first.read_bytes())
+    damaged[len(damaged) // 2] ^= 0x01
+    first.write_bytes(damaged)
+
+    m = imap(live)
+    m.login(ALICE, PASSWORD)
+    m.select("INBOX")
+    typ, data = m.fetch("1:*", "(BODY.PEEK[])")
+    assert typ == "NO" and b"[PARSE]" in data[0], (typ, data[:1])
+    # the others came whole, in the same command (imaplib keeps them aside on NO)
+    served = [d[1] for d in m.untagged_responses.pop("FETCH", []) if isinstance(d, tuple)]
+    assert [b.count(b"\r\n") for b in served] == [3 + n // 78 for n in sizes[1:]]
+    m.logout()
+
+
 def test_imap_folders_copy_move_append(live):
     live.add_user(ALICE, PASSWORD)
     deliver(live, ALICE, ["fold-one", "fold-two"])
