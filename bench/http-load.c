@@ -46,6 +46,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loadlib.h"
+
 #define MAX_CONNS 256
 #define MAX_REQUESTS 10000000L
 #define MAX_SECONDS 600
@@ -72,8 +74,6 @@ static char request[REQ_MAX];
 static size_t request_len;
 static pthread_barrier_t ready, go; /* warm-up done; clock set */
 static atomic_long issued, ok_count, bad_count, err_count, reconnects, last_body = -1;
-static atomic_bool problem_told;
-static struct timespec deadline;
 
 /* One connection and its response parser. */
 struct conn {
@@ -96,84 +96,20 @@ struct worker {
     double *lat; /* seconds, of the timed responses */
 };
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static void problem(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void problem(const char *fmt, ...)
-{
-    if (atomic_exchange(&problem_told, true))
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("http-load: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
 static void conn_close(struct conn *c)
 {
-    if (c->ssl != NULL) {
-        SSL_free(c->ssl);
-        c->ssl = NULL;
-    }
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
+    load_close(&c->fd, &c->ssl);
 }
 
 static bool conn_open(struct conn *c)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port)};
-    struct timeval tv = {IO_TIMEOUT_S, 0};
-    int one = 1;
-    if (inet_pton(AF_INET, opt.host, &sa.sin_addr) != 1) {
-        problem("bad address %s", opt.host);
+    if ((c->fd = load_tcp_connect(opt.host, opt.port, IO_TIMEOUT_S)) < 0)
         return false;
-    }
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c->fd < 0) {
-        problem("socket: %s", strerror(errno));
-        return false;
-    }
-    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        problem("connect %s:%d: %s", opt.host, opt.port, strerror(errno));
-        conn_close(c);
-        return false;
-    }
     if (!opt.tls)
         return true;
-    c->ssl = SSL_new(ctx);
-    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_connect(c->ssl) != 1) {
-        char e[256];
-        ERR_error_string_n(ERR_get_error(), e, sizeof e);
-        problem("TLS handshake: %s", e);
+    if ((c->ssl = load_tls_start(ctx, c->fd)) == NULL) {
         conn_close(c);
         return false;
-    }
-    return true;
-}
-
-static bool send_all(struct conn *c, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = c->ssl != NULL ? SSL_write(c->ssl, p, (int)n) : write(c->fd, p, n);
-        if (w <= 0) {
-            if (w < 0 && c->ssl == NULL && errno == EINTR)
-                continue;
-            problem("write failed%s", c->ssl != NULL ? " (TLS)" : "");
-            return false;
-        }
-        p += w;
-        n -= (size_t)w;
     }
     return true;
 }
@@ -312,7 +248,7 @@ static int one_request(struct conn *c)
     c->st = P_HEAD;
     c->head_len = 0;
     c->line_len = 0;
-    if (!send_all(c, request, request_len))
+    if (!load_send_all(c->fd, c->ssl, request, request_len))
         return -1;
     for (;;) {
         if (opt.quickack) { /* the kernel clears it again: set before every read */
@@ -323,40 +259,32 @@ static int one_request(struct conn *c)
         if (r <= 0) {
             if (r < 0 && c->ssl == NULL && errno == EINTR)
                 continue;
-            problem("connection closed or timed out before the response was complete "
+            load_problem("connection closed or timed out before the response was complete "
                     "(%zu header bytes, %ld body bytes read)", c->head_len, c->body);
             return -1;
         }
         size_t rest = 0;
         int f = feed(c, buf, (size_t)r, &rest);
         if (f < 0) {
-            problem("malformed response (status %d)", c->status);
+            load_problem("malformed response (status %d)", c->status);
             return -1;
         }
         if (f == 0)
             continue;
         if (rest > 0) {
-            problem("%zu bytes after the response", rest);
+            load_problem("%zu bytes after the response", rest);
             return -1;
         }
         if (c->status != opt.status) {
-            problem("status %d (wanted %d)", c->status, opt.status);
+            load_problem("status %d (wanted %d)", c->status, opt.status);
             return 0;
         }
         if (opt.body_bytes >= 0 && c->body != opt.body_bytes) {
-            problem("body of %ld bytes (wanted %ld)", c->body, opt.body_bytes);
+            load_problem("body of %ld bytes (wanted %ld)", c->body, opt.body_bytes);
             return 0;
         }
         return 1;
     }
-}
-
-static bool past_deadline(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec > deadline.tv_sec ||
-           (t.tv_sec == deadline.tv_sec && t.tv_nsec >= deadline.tv_nsec);
 }
 
 /* After an error: open again, within the global reconnect budget. */
@@ -382,10 +310,10 @@ static void *worker_main(void *arg)
         atomic_fetch_add(&err_count, 1);
         goto out;
     }
-    while (!past_deadline() && atomic_fetch_add(&issued, 1) < opt.requests) {
-        double t0 = now_s();
+    while (!load_past_deadline() && atomic_fetch_add(&issued, 1) < opt.requests) {
+        double t0 = load_now_s();
         int r = one_request(c);
-        double dt = now_s() - t0;
+        double dt = load_now_s() - t0;
         atomic_store(&last_body, c->body);
         if (r > 0) {
             atomic_fetch_add(&ok_count, 1);
@@ -406,20 +334,6 @@ out:
     return NULL;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
 static void usage(void)
 {
     fputs("usage: http-load --port P [--host 127.0.0.1] [--tls] [--path /] [--header 'H: v']\n"
@@ -427,18 +341,6 @@ static void usage(void)
           "         [--status 200] [--body-bytes N] [--quickack]\n",
           stderr);
     exit(2);
-}
-
-static long num(const char *s, long lo, long hi, const char *what)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < lo || v > hi) {
-        fprintf(stderr, "http-load: %s must be %ld..%ld\n", what, lo, hi);
-        exit(2);
-    }
-    return v;
 }
 
 static void parse_opts(int argc, char **argv)
@@ -453,17 +355,17 @@ static void parse_opts(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
         case 'H': opt.host = optarg; break;
-        case 'p': opt.port = (int)num(optarg, 1, 65535, "--port"); break;
+        case 'p': opt.port = (int)load_num(optarg, 1, 65535, "--port"); break;
         case 't': opt.tls = true; break;
         case 'q': opt.quickack = true; break;
         case 'P': opt.path = optarg; break;
         case 'h': opt.header = optarg; break;
-        case 'c': opt.conns = (int)num(optarg, 1, MAX_CONNS, "--conns"); break;
-        case 'n': opt.requests = num(optarg, 1, MAX_REQUESTS, "--requests"); break;
-        case 's': opt.seconds = (double)num(optarg, 1, MAX_SECONDS, "--seconds"); break;
-        case 'w': opt.warmup = (int)num(optarg, 0, 100000, "--warmup"); break;
-        case 'S': opt.status = (int)num(optarg, 100, 599, "--status"); break;
-        case 'b': opt.body_bytes = num(optarg, 0, BODY_MAX, "--body-bytes"); break;
+        case 'c': opt.conns = (int)load_num(optarg, 1, MAX_CONNS, "--conns"); break;
+        case 'n': opt.requests = load_num(optarg, 1, MAX_REQUESTS, "--requests"); break;
+        case 's': opt.seconds = (double)load_num(optarg, 1, MAX_SECONDS, "--seconds"); break;
+        case 'w': opt.warmup = (int)load_num(optarg, 0, 100000, "--warmup"); break;
+        case 'S': opt.status = (int)load_num(optarg, 100, 599, "--status"); break;
+        case 'b': opt.body_bytes = load_num(optarg, 0, BODY_MAX, "--body-bytes"); break;
         default: usage();
         }
     }
@@ -482,6 +384,7 @@ static void parse_opts(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    load_init("http-load");
     parse_opts(argc, argv);
     if (opt.tls) {
         ctx = SSL_CTX_new(TLS_client_method());
@@ -503,13 +406,12 @@ int main(int argc, char **argv)
             return 1;
     }
     pthread_barrier_wait(&ready);
-    double cpu0 = cpu_s(), t0 = now_s();
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += (time_t)opt.seconds;
+    double cpu0 = load_cpu_s(), t0 = load_now_s();
+    load_deadline_in(opt.seconds);
     pthread_barrier_wait(&go);
     for (int i = 0; i < opt.conns; i++)
         pthread_join(w[i].th, NULL);
-    double wall = now_s() - t0, cpu = cpu_s() - cpu0;
+    double wall = load_now_s() - t0, cpu = load_cpu_s() - cpu0;
     long n = 0;
     for (int i = 0; i < opt.conns; i++)
         n += w[i].n_lat;
@@ -520,7 +422,7 @@ int main(int argc, char **argv)
         k += w[i].n_lat;
         free(w[i].lat);
     }
-    qsort(all, (size_t)n, sizeof *all, cmp_double);
+    qsort(all, (size_t)n, sizeof *all, load_cmp_double);
 #define PCT(q) (n > 0 ? all[(long)((double)(n - 1) * (q))] * 1e3 : 0.0)
     printf("RESULT ok=%ld bad=%ld errors=%ld reconnects=%ld wall_s=%.3f per_s=%.1f p50_ms=%.3f "
            "p90_ms=%.3f p99_ms=%.3f body_bytes=%ld cpu_s=%.3f\n",

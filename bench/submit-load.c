@@ -56,6 +56,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loadlib.h"
+
 #define MAX_SESSIONS 256
 #define MAX_MESSAGES 1000000L
 #define MAX_SECONDS 3600
@@ -83,8 +85,6 @@ static const char *from_domain;
 static char auth_line[3 * ARG_MAX_ + 64];
 static pthread_barrier_t ready, go;
 static atomic_long issued, ok_count, fail_count, err_count, reconnects;
-static atomic_bool problem_told;
-static struct timespec deadline;
 
 struct conn {
     int fd;
@@ -101,61 +101,10 @@ struct worker {
     double *lat; /* seconds from MAIL to the final 250 of each good message */
 };
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static void problem(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void problem(const char *fmt, ...)
-{
-    if (atomic_exchange(&problem_told, true))
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("submit-load: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
-static bool past_deadline(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec > deadline.tv_sec ||
-           (t.tv_sec == deadline.tv_sec && t.tv_nsec >= deadline.tv_nsec);
-}
-
 static void conn_close(struct conn *c)
 {
-    if (c->ssl != NULL) {
-        SSL_free(c->ssl);
-        c->ssl = NULL;
-    }
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
+    load_close(&c->fd, &c->ssl);
     c->len = 0;
-}
-
-static bool send_all(struct conn *c, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = c->ssl != NULL ? SSL_write(c->ssl, p, (int)(n > INT32_MAX ? INT32_MAX : n))
-                                   : write(c->fd, p, n);
-        if (w <= 0) {
-            if (w < 0 && c->ssl == NULL && errno == EINTR)
-                continue;
-            problem("write failed%s", c->ssl != NULL ? " (TLS)" : "");
-            return false;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
 }
 
 /* One complete reply (all its lines); returns its code, or -1 on a closed
@@ -169,7 +118,7 @@ static int read_reply(struct conn *c, char *last, size_t last_len)
         char *eol = memchr(c->buf + start, '\n', c->len - start);
         if (eol == NULL) {
             if (c->len == sizeof c->buf) {
-                problem("reply longer than %d bytes", REPLY_MAX);
+                load_problem("reply longer than %d bytes", REPLY_MAX);
                 return -1;
             }
             ssize_t r = c->ssl != NULL ? SSL_read(c->ssl, c->buf + c->len, (int)(sizeof c->buf - c->len))
@@ -177,7 +126,7 @@ static int read_reply(struct conn *c, char *last, size_t last_len)
             if (r <= 0) {
                 if (r < 0 && c->ssl == NULL && errno == EINTR)
                     continue;
-                problem("connection closed or timed out while waiting for a reply");
+                load_problem("connection closed or timed out while waiting for a reply");
                 return -1;
             }
             c->len += (size_t)r;
@@ -188,7 +137,7 @@ static int read_reply(struct conn *c, char *last, size_t last_len)
         lines++;
         if (line_len < 5 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' ||
             line[2] < '0' || line[2] > '9' || (line[3] != ' ' && line[3] != '-' && line[3] != '\r')) {
-            problem("malformed reply line");
+            load_problem("malformed reply line");
             return -1;
         }
         int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
@@ -205,7 +154,7 @@ static int read_reply(struct conn *c, char *last, size_t last_len)
             return code;
         }
     }
-    problem("reply of more than %d lines", REPLY_LINES_MAX);
+    load_problem("reply of more than %d lines", REPLY_LINES_MAX);
     return -1;
 }
 
@@ -214,12 +163,12 @@ static bool command(struct conn *c, const char *line, int want, const char *what
 {
     char buf[3 * ARG_MAX_ + 80], last[256];
     int n = snprintf(buf, sizeof buf, "%s\r\n", line);
-    if (n < 0 || (size_t)n >= sizeof buf || !send_all(c, buf, (size_t)n))
+    if (n < 0 || (size_t)n >= sizeof buf || !load_send_all(c->fd, c->ssl, buf, (size_t)n))
         return false;
     int code = read_reply(c, last, sizeof last);
     if (code != want) {
         if (code >= 0)
-            problem("%s: expected %d, got \"%s\"", what, want, last);
+            load_problem("%s: expected %d, got \"%s\"", what, want, last);
         return false;
     }
     return true;
@@ -228,31 +177,14 @@ static bool command(struct conn *c, const char *line, int want, const char *what
 /* Connect, greeting, EHLO, STARTTLS, EHLO, AUTH: a session ready for MAIL. */
 static bool conn_open(struct conn *c)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port)};
-    struct timeval tv = {IO_TIMEOUT_S, 0};
-    int one = 1;
     char ehlo[ARG_MAX_ + 8], last[256];
     c->len = 0;
-    if (inet_pton(AF_INET, opt.host, &sa.sin_addr) != 1) {
-        problem("bad address %s", opt.host);
+    if ((c->fd = load_tcp_connect(opt.host, opt.port, IO_TIMEOUT_S)) < 0)
         return false;
-    }
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c->fd < 0) {
-        problem("socket: %s", strerror(errno));
-        return false;
-    }
-    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        problem("connect %s:%d: %s", opt.host, opt.port, strerror(errno));
-        goto fail;
-    }
     int code = read_reply(c, last, sizeof last);
     if (code != 220) {
         if (code >= 0)
-            problem("greeting: \"%s\"", last);
+            load_problem("greeting: \"%s\"", last);
         goto fail;
     }
     snprintf(ehlo, sizeof ehlo, "EHLO %s", opt.ehlo);
@@ -262,16 +194,11 @@ static bool conn_open(struct conn *c)
         if (!command(c, "STARTTLS", 220, "STARTTLS"))
             goto fail;
         if (c->len != 0) {
-            problem("bytes after the STARTTLS reply");
+            load_problem("bytes after the STARTTLS reply");
             goto fail;
         }
-        c->ssl = SSL_new(ctx);
-        if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_connect(c->ssl) != 1) {
-            char e[256];
-            ERR_error_string_n(ERR_get_error(), e, sizeof e);
-            problem("TLS handshake: %s", e);
+        if ((c->ssl = load_tls_start(ctx, c->fd)) == NULL)
             goto fail;
-        }
         if (!command(c, ehlo, 250, "EHLO after STARTTLS"))
             goto fail;
     }
@@ -327,13 +254,13 @@ static int one_message(struct conn *c, long i)
     if (!command(c, "DATA", 354, "DATA"))
         return -1;
     size_t n = build_message(c, i);
-    if (!send_all(c, c->msg, n))
+    if (!load_send_all(c->fd, c->ssl, c->msg, n))
         return -1;
     int code = read_reply(c, last, sizeof last);
     if (code < 0)
         return -1;
     if (code != 250) {
-        problem("end of data of message %ld: \"%s\"", i, last);
+        load_problem("end of data of message %ld: \"%s\"", i, last);
         return 0;
     }
     return 1;
@@ -366,7 +293,7 @@ static void *worker_main(void *arg)
     }
     long sent_here = 0;
     for (;;) {
-        if (past_deadline())
+        if (load_past_deadline())
             break;
         long i = atomic_fetch_add(&issued, 1);
         if (i >= opt.messages)
@@ -381,13 +308,13 @@ static void *worker_main(void *arg)
             }
             sent_here = 0;
         }
-        double t0 = now_s();
+        double t0 = load_now_s();
         int r = one_message(c, i);
         sent_here++;
         if (r > 0) {
             atomic_fetch_add(&ok_count, 1);
             if (w->n_lat < w->cap_lat)
-                w->lat[w->n_lat++] = now_s() - t0;
+                w->lat[w->n_lat++] = load_now_s() - t0;
         } else {
             atomic_fetch_add(&fail_count, 1);
             if (r < 0) {
@@ -411,20 +338,6 @@ out:
     return NULL;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
 static void usage(void)
 {
     fputs("usage: submit-load --port P --from ADDR --rcpt ADDR [--user NAME --password-env VAR]\n"
@@ -433,18 +346,6 @@ static void usage(void)
           "         [--tag bench] [--ehlo client.bench.test]\n",
           stderr);
     exit(2);
-}
-
-static long num(const char *s, long lo, long hi, const char *what)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < lo || v > hi) {
-        fprintf(stderr, "submit-load: %s must be %ld..%ld\n", what, lo, hi);
-        exit(2);
-    }
-    return v;
 }
 
 /* Addresses, names and the tag go into command lines and headers: no
@@ -473,18 +374,18 @@ static void parse_opts(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
         case 'H': opt.host = optarg; break;
-        case 'p': opt.port = (int)num(optarg, 1, 65535, "--port"); break;
+        case 'p': opt.port = (int)load_num(optarg, 1, 65535, "--port"); break;
         case 'u': opt.user = optarg; break;
         case 'P': penv = optarg; break;
         case 'f': opt.from = optarg; break;
         case 'r': opt.rcpt = optarg; break;
         case 'T': opt.tag = optarg; break;
         case 'e': opt.ehlo = optarg; break;
-        case 'c': opt.sessions = (int)num(optarg, 1, MAX_SESSIONS, "--sessions"); break;
-        case 'n': opt.messages = num(optarg, 1, MAX_MESSAGES, "--messages"); break;
-        case 'l': opt.size = num(optarg, 1024, MAX_SIZE, "--size"); break;
-        case 'k': opt.per_conn = num(optarg, 0, MAX_MESSAGES, "--per-conn"); break;
-        case 's': opt.seconds = (double)num(optarg, 1, MAX_SECONDS, "--seconds"); break;
+        case 'c': opt.sessions = (int)load_num(optarg, 1, MAX_SESSIONS, "--sessions"); break;
+        case 'n': opt.messages = load_num(optarg, 1, MAX_MESSAGES, "--messages"); break;
+        case 'l': opt.size = load_num(optarg, 1024, MAX_SIZE, "--size"); break;
+        case 'k': opt.per_conn = load_num(optarg, 0, MAX_MESSAGES, "--per-conn"); break;
+        case 's': opt.seconds = (double)load_num(optarg, 1, MAX_SECONDS, "--seconds"); break;
         case 'x': opt.starttls = false; break;
         case 'a': opt.auth = false; break;
         default: usage();
@@ -514,6 +415,7 @@ static void parse_opts(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    load_init("submit-load");
     parse_opts(argc, argv);
     if (opt.starttls) {
         ctx = SSL_CTX_new(TLS_client_method());
@@ -526,7 +428,7 @@ int main(int argc, char **argv)
         return 1;
     pthread_barrier_init(&ready, NULL, (unsigned)opt.sessions + 1);
     pthread_barrier_init(&go, NULL, (unsigned)opt.sessions + 1);
-    double l0 = now_s();
+    double l0 = load_now_s();
     for (int i = 0; i < opt.sessions; i++) {
         w[i].cap_lat = opt.messages;
         w[i].lat = calloc((size_t)w[i].cap_lat, sizeof *w[i].lat);
@@ -534,14 +436,13 @@ int main(int argc, char **argv)
             return 1;
     }
     pthread_barrier_wait(&ready);
-    double cpu0 = cpu_s(), t0 = now_s();
+    double cpu0 = load_cpu_s(), t0 = load_now_s();
     double login = t0 - l0;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += (time_t)opt.seconds;
+    load_deadline_in(opt.seconds);
     pthread_barrier_wait(&go);
     for (int i = 0; i < opt.sessions; i++)
         pthread_join(w[i].th, NULL);
-    double wall = now_s() - t0, cpu = cpu_s() - cpu0;
+    double wall = load_now_s() - t0, cpu = load_cpu_s() - cpu0;
     long n = 0;
     for (int i = 0; i < opt.sessions; i++)
         n += w[i].n_lat;
@@ -554,7 +455,7 @@ int main(int argc, char **argv)
         k += w[i].n_lat;
         free(w[i].lat);
     }
-    qsort(all, (size_t)n, sizeof *all, cmp_double);
+    qsort(all, (size_t)n, sizeof *all, load_cmp_double);
 #define PCT(q) (n > 0 ? all[(long)((double)(n - 1) * (q))] * 1e3 : 0.0)
     long ok = atomic_load(&ok_count);
     printf("RESULT ok=%ld failed=%ld errors=%ld reconnects=%ld login_s=%.3f t0_mono=%.6f "

@@ -23,12 +23,13 @@ int sm_write_full(int fd, const void *data, size_t len)
     return 0;
 }
 
-ssize_t sm_read_full(int fd, void *data, size_t len)
+/* read() (off < 0) or pread() at off until len bytes or the end. */
+static ssize_t read_loop(int fd, uint8_t *p, size_t len, off_t off)
 {
-    uint8_t *p = data;
     size_t got = 0;
     while (got < len) {
-        ssize_t n = read(fd, p + got, len - got);
+        ssize_t n = off < 0 ? read(fd, p + got, len - got)
+                            : pread(fd, p + got, len - got, off + (off_t)got);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -38,4 +39,18 @@ ssize_t sm_read_full(int fd, void *data, size_t len)
         got += (size_t)n;
     }
     return (ssize_t)got;
+}
+
+ssize_t sm_read_full(int fd, void *data, size_t len)
+{
+    return read_loop(fd, data, len, -1);
+}
+
+ssize_t sm_pread_full(int fd, void *data, size_t len, off_t off)
+{
+    if (off < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    return read_loop(fd, data, len, off);
 }

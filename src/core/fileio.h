@@ -11,5 +11,7 @@ int sm_write_full(int fd, const void *data, size_t len);
 /* Read up to len bytes; the count (short only at end of file), or -1
  * with errno set. */
 ssize_t sm_read_full(int fd, void *data, size_t len);
+/* The same at offset off, with pread() (the file offset is untouched). */
+ssize_t sm_pread_full(int fd, void *data, size_t len, off_t off);
 
 #endif

@@ -521,13 +521,13 @@ int mailbox_folder_subscribe(struct mailbox *mb, const char *name, bool subscrib
     return mb_run(mb, st, error_r) == SQLITE_DONE ? 0 : -1;
 }
 
-int mailbox_subscriptions(struct mailbox *mb, void (*fn)(void *arg, const char *name),
-                          void *arg, const char **error_r)
+/* Run st (bound already) and call fn with the text of each row's first
+ * column; the count, or -1 with *error_r. */
+static int each_text_row(struct mailbox *mb, sqlite3_stmt *st,
+                         void (*fn)(void *arg, const char *text), void *arg,
+                         const char **error_r)
 {
     int rc, n = 0;
-    sqlite3_stmt *st = mb_stmt(mb, SQL_SUBSCRIPTIONS, error_r);
-    if (st == NULL)
-        return -1;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         fn(arg, mb_col_text(st, 0));
         n++;
@@ -536,6 +536,13 @@ int mailbox_subscriptions(struct mailbox *mb, void (*fn)(void *arg, const char *
         *error_r = mb_db_error(mb, "store");
     mb_done(mb, st);
     return rc == SQLITE_DONE ? n : -1;
+}
+
+int mailbox_subscriptions(struct mailbox *mb, void (*fn)(void *arg, const char *name),
+                          void *arg, const char **error_r)
+{
+    sqlite3_stmt *st = mb_stmt(mb, SQL_SUBSCRIPTIONS, error_r);
+    return st != NULL ? each_text_row(mb, st, fn, arg, error_r) : -1;
 }
 
 /* --- \Recent ---------------------------------------------------------------------- */
@@ -618,7 +625,6 @@ int mailbox_folder_keywords(struct mailbox *mb, const char *folder,
                             const char **error_r)
 {
     int64_t id;
-    int rc, n = 0;
     int r = mb_folder_id(mb, folder, &id, NULL, error_r);
     if (r < 0)
         return r;
@@ -626,12 +632,5 @@ int mailbox_folder_keywords(struct mailbox *mb, const char *folder,
     if (st == NULL)
         return -1;
     sqlite3_bind_int64(st, 1, id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        fn(arg, mb_col_text(st, 0));
-        n++;
-    }
-    if (rc != SQLITE_DONE)
-        *error_r = mb_db_error(mb, "store");
-    mb_done(mb, st);
-    return rc == SQLITE_DONE ? n : -1;
+    return each_text_row(mb, st, fn, arg, error_r);
 }

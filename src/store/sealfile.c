@@ -369,22 +369,6 @@ struct layout {
     uint64_t size, chunks;
 };
 
-static ssize_t pread_full(int fd, uint8_t *buf, size_t len, off_t off)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = pread(fd, buf + got, len - got, off + (off_t)got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    return (ssize_t)got;
-}
-
 /* Replace a buffer by an empty one of at least n bytes, wiping the old
  * one when it held plaintext (realloc could leave a copy behind). */
 static void grow(uint8_t **buf, size_t *cap, size_t n, bool secret)
@@ -410,7 +394,7 @@ static int read_head(int in, const char *magic, size_t meta_max, uint64_t file_l
     if (file_len < head)
         head = (size_t)file_len;
     grow(&p->raw, &p->raw_cap, head < FIXED_LEN ? FIXED_LEN : head, false);
-    ssize_t n = pread_full(in, p->raw, head, 0);
+    ssize_t n = sm_pread_full(in, p->raw, head, 0);
     if (n < 0) {
         *error_r = errno_msg("cannot read sealed file");
         return -1;
@@ -444,7 +428,7 @@ static const uint8_t *file_bytes(int in, struct sealfile_plain *p, const struct 
     if (off + len <= l->head)
         return p->raw + off;
     uint8_t *to = p->raw + l->prefix_len; /* raw_cap >= prefix + one chunk: see read_head */
-    if (pread_full(in, to, len, (off_t)off) != (ssize_t)len) {
+    if (sm_pread_full(in, to, len, (off_t)off) != (ssize_t)len) {
         *error_r = errno_msg("cannot read sealed file");
         return NULL;
     }
