@@ -30,21 +30,6 @@ static void copy_blob(uint8_t *out, size_t cap, size_t *len_r, sqlite3_stmt *st,
         memcpy(out, sqlite3_column_blob(st, col), *len_r);
 }
 
-/* 1 when sql (one ?1 text parameter) finds a row for address. */
-static int exists(struct directory *dir, const char *sql, const char *address)
-{
-    sqlite3_stmt *st = dir_prepare(dir, sql);
-    if (st == NULL)
-        return -1;
-    sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        dir_set_db_error(dir, "directory");
-        return -1;
-    }
-    return rc == SQLITE_ROW;
-}
 
 int directory_inbox_tombstoned(struct directory *dir, const uint8_t tomb[INBOX_TOMBSTONE_BYTES])
 {
@@ -72,7 +57,7 @@ static int address_taken(struct directory *dir, const char *address,
     };
     int r = directory_inbox_tombstoned(dir, tomb);
     for (size_t i = 0; r == 0 && i < sizeof queries / sizeof queries[0]; i++)
-        r = exists(dir, queries[i], address);
+        r = dir_exists(dir, queries[i], address);
     return r;
 }
 

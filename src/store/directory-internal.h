@@ -31,6 +31,9 @@ int dir_exec(struct directory *dir, const char *sql);
 int dir_query_int(struct directory *dir, const char *sql, int64_t *value_r);
 /* Prepare sql; NULL with the handle's error on failure. */
 sqlite3_stmt *dir_prepare(struct directory *dir, const char *sql);
+/* 1 when sql (one ?1 text parameter) finds a row for text, 0 when not,
+ * -1 with the handle's error. */
+int dir_exists(struct directory *dir, const char *sql, const char *text);
 /* Step a statement that returns no row, then finalize it: the SQLite
  * result code (SQLITE_DONE on success). */
 int dir_step_done(sqlite3_stmt *st);

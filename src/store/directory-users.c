@@ -173,13 +173,7 @@ static int insert_wrap(struct directory *dir, int64_t user_id, const struct dire
 /* 1 when address is the source of an alias. */
 static int alias_exists(struct directory *dir, const char *address)
 {
-    sqlite3_stmt *st = dir_prepare(dir, "SELECT 1 FROM aliases WHERE source = ?1 LIMIT 1");
-    if (st == NULL)
-        return -1;
-    sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    return dir_exists(dir, "SELECT 1 FROM aliases WHERE source = ?1 LIMIT 1", address);
 }
 
 /* --- mailboxes -------------------------------------------------------------- */

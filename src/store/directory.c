@@ -465,12 +465,12 @@ size_t directory_domains_each(const char *list, void (*fn)(void *arg, const char
     return count;
 }
 
-int directory_domain_hosted(struct directory *dir, const char *domain)
+int dir_exists(struct directory *dir, const char *sql, const char *text)
 {
-    sqlite3_stmt *st = dir_prepare(dir, "SELECT 1 FROM domains WHERE name = ?1");
+    sqlite3_stmt *st = dir_prepare(dir, sql);
     if (st == NULL)
         return -1;
-    sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
@@ -478,6 +478,11 @@ int directory_domain_hosted(struct directory *dir, const char *domain)
         return -1;
     }
     return rc == SQLITE_ROW;
+}
+
+int directory_domain_hosted(struct directory *dir, const char *domain)
+{
+    return dir_exists(dir, "SELECT 1 FROM domains WHERE name = ?1", domain);
 }
 
 int directory_domain_list(struct directory *dir, void (*fn)(void *arg, const char *domain),
