@@ -374,27 +374,6 @@ static bool uses_modseq(const struct imap_search_node *n)
 
 /* ---- SORT (RFC 5256) ----------------------------------------------------------------- */
 
-/* The base subject, roughly as RFC 5256 §2.1 defines it: leading "Re:",
- * "Fw:", "Fwd:" and "[...]" blobs and trailing "(fwd)" removed, case folded
- * by the comparison. */
-static const char *base_subject(const char *s)
-{
-    for (;;) {
-        while (*s == ' ' || *s == '\t')
-            s++;
-        if (strncasecmp(s, "re:", 3) == 0)
-            s += 3;
-        else if (strncasecmp(s, "fw:", 3) == 0)
-            s += 3;
-        else if (strncasecmp(s, "fwd:", 4) == 0)
-            s += 4;
-        else if (*s == '[' && strchr(s, ']') != NULL && strchr(s, ']')[1] != '\0')
-            s = strchr(s, ']') + 1;
-        else
-            return s;
-    }
-}
-
 static _Thread_local const struct imap_args_search *sort_args;
 
 static int cmp_u64(uint64_t a, uint64_t b)
@@ -423,7 +402,7 @@ static void sort_keys_make(const struct imap_args_search *a, struct msg *m)
         enum sort_key k = criterion_key(a->sort[i].criterion);
         if (k == SORT_KEYS || m->key[k] != NULL)
             continue;
-        char *text = k == K_SUBJECT ? sm_strdup(base_subject(m->subject))
+        char *text = k == K_SUBJECT ? mime_base_subject(m->subject)
                      : k == K_FROM  ? sm_strdup(m->from)
                      : k == K_TO    ? sm_strdup(m->to)
                      : k == K_CC    ? sm_strdup(m->cc)

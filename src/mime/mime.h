@@ -128,6 +128,13 @@ void mime_summary_free(struct mime_summary *s);
  * never NULL; thread-safe. */
 char *mime_casemap(const char *s);
 
+/* The base subject of RFC 5256 §2.1 (what SORT (SUBJECT) compares) of a
+ * decoded subject: whitespace runs made one space; "Re:", "Fw:", "Fwd:"
+ * leaders, "[...]" blobs, "(fwd)" trailers and "[fwd: ...]" wrappers
+ * removed as the RFC's algorithm says.  Not case folded (mime_casemap()
+ * does that).  malloc'd, never NULL. */
+char *mime_base_subject(const char *subject);
+
 /* RFC 5957 §3, the display sort value of the first address of field
  * (MIME_ENV_FROM or MIME_ENV_TO) of an ENVELOPE text made by
  * mime_analyse_fd(): its name with RFC 2047 words decoded, or when that is

@@ -599,6 +599,18 @@ def test_imap_answers_as_the_rfcs_say(live):
     assert raw.cmd("SORT (SUBJECT) UTF-8 ALL")[0] == [b"* SORT 3 2 1 4"]  # Ä is A + U+0308
     assert raw.cmd("SORT (FROM) UTF-8 ALL")[0] == [b"* SORT 4 1 2 3"]
     assert raw.cmd("SORT (DISPLAYFROM) UTF-8 ALL")[0] == [b"* SORT 4 2 3 1"]
+    # SORT (SUBJECT) compares base subjects (RFC 5256 §2.1): a blob inside "Re [x]:", the
+    # "(fwd)" trailer and the "[fwd: ...]" wrapper are all removed
+    raw.cmd("CREATE BaseSubject")
+    for subject in (b"[fwd: Re: [list] beta (fwd)]", b"Re [x]: alpha", b"gamma"):
+        msg = b"From: <a@example.com>\r\nSubject: " + subject + b"\r\n\r\nbody\r\n"
+        raw.send(b"a3 APPEND BaseSubject {%d+}\r\n" % len(msg) + msg + b"\r\n")
+        assert raw.until("a3")[1].startswith(b"a3 OK")
+    other = RawIMAP(live.imap_port)
+    other.cmd(f'LOGIN {ALICE} "{PASSWORD}"')
+    other.cmd("EXAMINE BaseSubject")
+    assert other.cmd("SORT (SUBJECT) UTF-8 ALL")[0] == [b"* SORT 2 1 3"]
+    other.close()
     # S20: a message is \Recent to the first session that sees it (RFC 3501 §2.3.2)
     assert b"* 4 RECENT" in untagged
     assert raw.cmd("FETCH 1 (FLAGS)")[0] == [b"* 1 FETCH (FLAGS (\\Recent))"]

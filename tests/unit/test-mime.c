@@ -286,6 +286,43 @@ static void test_sort_keys(void **state)
     mime_summary_free(&s);
 }
 
+/* RFC 5256 §2.1 base subjects: each case is a step of the algorithm. */
+static void test_base_subject(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"Re: hello", "hello"},
+        {"RE:  Fwd:\tFW: hello  ", "hello"},         /* step 1, then several leaders */
+        {"Re [list]: hello", "hello"},                /* a blob inside subj-refwd */
+        {"[list] Re: hello", "hello"},                /* blobs before subj-refwd */
+        {"[list] hello", "hello"},                    /* step 4 */
+        {"[a][b] hello", "hello"},                    /* step 4, repeated (step 5) */
+        {"[list]", "[list]"},                         /* step 4 keeps a blob with nothing after */
+        {"[a] [b]", "[b]"},
+        {"Re: [list]", "[list]"},
+        {"hello (fwd)", "hello"},                     /* step 2 */
+        {"hello (FWD)(fwd)  ", "hello"},
+        {"[Fwd: Re: hello]", "hello"},                /* step 6, then back to step 2 */
+        {"[fwd: [fwd: hello (fwd)]]", "hello"},
+        {"[fwd: hello", "[fwd: hello"},               /* no closing bracket: kept */
+        {"Reply: hello", "Reply: hello"},             /* "re" must be followed by ":" */
+        {"Re hello", "Re hello"},
+        {"Fwdx: hello", "Fwdx: hello"},
+        {"hello [x]", "hello [x]"},                   /* blobs count only at the start */
+        {"Re: Re:", ""},
+        {"", ""},
+        {"   ", ""},
+        {"[unterminated hello", "[unterminated hello"},
+        {"S\xc3\xa4tze Re: x", "S\xc3\xa4tze Re: x"}, /* only leaders are removed */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *b = mime_base_subject(cases[i][0]);
+        if (strcmp(b, cases[i][1]) != 0)
+            fail_msg("base subject of \"%s\": \"%s\", expected \"%s\"", cases[i][0], b, cases[i][1]);
+        free(b);
+    }
+}
+
 static const struct section_case {
     const char *name, *section, *body; /* body: exact bytes of the part's body */
 } section_cases[] = {
@@ -557,6 +594,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden),      cmocka_unit_test(test_regular_file),
         cmocka_unit_test(test_line_ends),   cmocka_unit_test(test_summary), cmocka_unit_test(test_sort_keys),
+        cmocka_unit_test(test_base_subject),
         cmocka_unit_test(test_sections),    cmocka_unit_test(test_limits),
         cmocka_unit_test(test_errors),      cmocka_unit_test(test_threads),
         cmocka_unit_test(test_small_stack), cmocka_unit_test(test_charset_guard),
