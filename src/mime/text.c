@@ -359,26 +359,56 @@ static void collect(struct analysis *a, const struct mnode *n, struct sm_buf *te
 
 static const char *const search_header_names[] = {"From", "Sender", "Reply-To", "To",
                                                   "Cc",   "Bcc",    "Subject"};
+#define N_SEARCH_HEADER_NAMES (sizeof search_header_names / sizeof search_header_names[0])
+/* The top-level fields collect_mime_headers() writes in its own form. */
+static const char *const mime_header_names[] = {"Content-Type", "Content-Disposition",
+                                                "Content-Description"};
 
+static bool field_is(const struct analysis *a, const struct hfield *f, const char *name)
+{
+    return f->name_len == strlen(name) &&
+           strncasecmp((const char *)a->m.p + f->name, name, f->name_len) == 0;
+}
+
+static bool field_in(const struct analysis *a, const struct hfield *f,
+                     const char *const names[], size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (field_is(a, f, names[i]))
+            return true;
+    return false;
+}
+
+/* One "Name: decoded value" line for field f, the name as written. */
+static void put_field(struct analysis *a, const struct hfield *f, struct sm_buf *b, bool *full)
+{
+    bool cut = false;
+    char *raw = hdr_value(&a->m, f, &cut), *text = text_decode_header(a, raw);
+    *full = !append_bounded(b, (const char *)a->m.p + f->name, f->name_len) ||
+            !append_bounded(b, ": ", 2) || !append_bounded(b, text, strlen(text)) ||
+            !append_bounded(b, "\n", 1);
+    sm_freep(&raw);
+    sm_freep(&text);
+}
+
+/* The top-level header fields, decoded: first the fields SEARCH keeps
+ * (FROM, TO, ... match on these lines), then every other field but the
+ * MIME ones, so that TEXT finds a word in any of them (RFC 9051 §6.4.4:
+ * "the header ... or body of the message"), and a long header cut at
+ * MIME_SEARCH_HEADERS_MAX loses the least useful fields. */
 static void collect_headers(struct analysis *a, const struct mnode *root, struct sm_buf *b,
                             bool *full)
 {
     struct hfield f;
     size_t pos = root->hdr_start;
-    while (!*full && hdr_next(&a->m, &pos, root->hdr_end, &f)) {
-        for (size_t i = 0; i < sizeof search_header_names / sizeof search_header_names[0]; i++) {
-            const char *name = search_header_names[i];
-            if (f.name_len != strlen(name) ||
-                strncasecmp((const char *)a->m.p + f.name, name, f.name_len) != 0)
-                continue;
-            bool cut = false;
-            char *raw = hdr_value(&a->m, &f, &cut), *text = text_decode_header(a, raw);
-            *full = !append_bounded(b, name, strlen(name)) || !append_bounded(b, ": ", 2) ||
-                    !append_bounded(b, text, strlen(text)) || !append_bounded(b, "\n", 1);
-            sm_freep(&raw);
-            sm_freep(&text);
-        }
-    }
+    while (!*full && hdr_next(&a->m, &pos, root->hdr_end, &f))
+        if (field_in(a, &f, search_header_names, N_SEARCH_HEADER_NAMES))
+            put_field(a, &f, b, full);
+    pos = root->hdr_start;
+    while (!*full && hdr_next(&a->m, &pos, root->hdr_end, &f))
+        if (!field_in(a, &f, search_header_names, N_SEARCH_HEADER_NAMES) &&
+            !field_in(a, &f, mime_header_names, 3))
+            put_field(a, &f, b, full);
 }
 
 /* Append "value" to line, line breaks and controls made blanks. */

@@ -22,7 +22,9 @@
  *   5  search_headers (and so the full-text index) holds the MIME header
  *      fields of every part, for SEARCH TEXT (RFC 9051 §6.4.4).
  *   6  folders.recent_uid: the highest UID shown as \Recent to a session
- *      (RFC 3501 §2.3.2); the mail of an upgraded store is not recent. */
+ *      (RFC 3501 §2.3.2); the mail of an upgraded store is not recent.
+ *   7  search_headers holds every top-level header field, decoded, for
+ *      SEARCH TEXT ("the header ... of the message", RFC 9051 §6.4.4). */
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +51,7 @@ static const struct {
     /* 6 */ {"ALTER TABLE folders ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;"
              "UPDATE folders SET recent_uid = uidnext - 1;",
              false},
+    /* 7 */ {"", true},
 };
 
 _Static_assert(BASE_VERSION + sizeof steps / sizeof steps[0] == MB_STORE_VERSION,

@@ -554,7 +554,7 @@ def test_imap_answers_as_the_rfcs_say(live):
     assert b'* LIST (\\NonExistent \\HasChildren) "/" "Parent"' in raw.cmd(
         'LIST () "" %')[0]
     # S3: TEXT looks at the MIME header fields of parts, parameters decoded (RFC 9051 §6.4.4)
-    att = (b"From: d@example.org\r\nSubject: attached\r\nMIME-Version: 1.0\r\n"
+    att = (b"From: d@example.org\r\nSubject: attached\r\nX-Ticket: zebra-4711\r\nMIME-Version: 1.0\r\n"
            b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nsee the file\r\n"
            b"--b\r\nContent-Type: application/octet-stream\r\n"
            b"Content-Disposition: attachment; filename*0=quarterly-; filename*1=numbers.ods\r\n"
@@ -562,6 +562,8 @@ def test_imap_answers_as_the_rfcs_say(live):
     raw.send(b"a0 APPEND INBOX {%d+}\r\n" % len(att) + att + b"\r\n")
     assert raw.until("a0")[1].startswith(b"a0 OK")
     assert raw.cmd('SEARCH TEXT "quarterly-numbers.ods"')[0] == [b"* SEARCH 2"]
+    # and every other top-level header field (the header "or body of the message")
+    assert raw.cmd('SEARCH TEXT "zebra-4711"')[0] == [b"* SEARCH 2"]
     # S4: a message stored with bare LF is served with CRLF, and every size counts that
     lf = b"From: c@example.org\nSubject: bare LF\n\nline one\nline two\n"
     raw.send(b"a1 APPEND INBOX {%d+}\r\n" % len(lf) + lf + b"\r\n")

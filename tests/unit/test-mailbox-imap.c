@@ -1224,7 +1224,7 @@ static void test_upgrade(void **state)
     struct mailbox_message m;
     const char *error = NULL;
     uint32_t uid;
-    static const char text[] = "Subject: lf\nFrom: a@example.org\n" /* bare LFs */
+    static const char text[] = "Subject: lf\nFrom: a@example.org\nX-Ticket: zebra\n" /* bare LFs */
                                "Content-Type: text/plain; name=report.bin\n\nbody\n";
     store_new(&s, state);
     int fd = message_fd(text);
@@ -1243,8 +1243,8 @@ static void test_upgrade(void **state)
                   "PRAGMA user_version = 2");
     s.mb = open_ok(&s);
     assert_int_equal(mailbox_message_get(s.mb, "INBOX", uid, &m, &error), 1);
-    assert_int_equal(m.size, sizeof text - 1 + 5); /* each LF counts as CRLF */
-    assert_int_equal(folder(s.mb, "INBOX").bytes, sizeof text - 1 + 5);
+    assert_int_equal(m.size, sizeof text - 1 + 6); /* each LF counts as CRLF */
+    assert_int_equal(folder(s.mb, "INBOX").bytes, sizeof text - 1 + 6);
     /* format 5: the MIME header fields are indexed for TEXT */
     assert_int_equal(mailbox_search_text(s.mb, "INBOX", "\"report.bin\"", count_uid, &hits,
                                          &error), 1);
@@ -1261,6 +1261,15 @@ static void test_upgrade(void **state)
     assert_int_equal(recent, 0);
     store_close(&s);
     s.mb = open_ok(&s); /* upgraded once: opens as it is now */
+    store_close(&s);
+
+    /* format 7: every top-level header field is indexed for TEXT */
+    store_sql(&s, "UPDATE messages SET search_headers = 'Subject: lf';"
+                  "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');"
+                  "PRAGMA user_version = 6");
+    s.mb = open_ok(&s);
+    hits = 0;
+    assert_int_equal(mailbox_search_text(s.mb, "INBOX", "zebra", count_uid, &hits, &error), 1);
     store_close(&s);
 }
 

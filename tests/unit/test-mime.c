@@ -286,6 +286,27 @@ static void test_sort_keys(void **state)
     mime_summary_free(&s);
 }
 
+/* TEXT searches every header field (RFC 9051 §6.4.4), so search_headers
+ * holds all top-level fields, decoded: the fields SEARCH keys match first,
+ * then the others in their order, then the MIME fields in their own form. */
+static void test_search_headers_all_fields(void **state)
+{
+    (void)state;
+    static const char eml[] = "Received: from relay.example by mx.example\r\n"
+                              "X-Ticket: =?utf-8?q?Z=C3=BCrich?=\r\n 4711\r\n"
+                              "From: <a@example.com>\r\n"
+                              "Content-Type: text/plain; charset=utf-8\r\n"
+                              "Subject: s\r\n\r\nbody\r\n";
+    struct mime_summary s;
+    analyse(eml, sizeof eml - 1, &s);
+    assert_string_equal(s.search_headers, "From: <a@example.com>\n"
+                                          "Subject: s\n"
+                                          "Received: from relay.example by mx.example\n"
+                                          "X-Ticket: Z\xc3\xbcrich 4711\n"
+                                          "Content-Type: text/plain; charset=utf-8\n");
+    mime_summary_free(&s);
+}
+
 /* RFC 5256 §2.1 base subjects: each case is a step of the algorithm. */
 static void test_base_subject(void **state)
 {
@@ -595,6 +616,7 @@ int main(void)
         cmocka_unit_test(test_golden),      cmocka_unit_test(test_regular_file),
         cmocka_unit_test(test_line_ends),   cmocka_unit_test(test_summary), cmocka_unit_test(test_sort_keys),
         cmocka_unit_test(test_base_subject),
+        cmocka_unit_test(test_search_headers_all_fields),
         cmocka_unit_test(test_sections),    cmocka_unit_test(test_limits),
         cmocka_unit_test(test_errors),      cmocka_unit_test(test_threads),
         cmocka_unit_test(test_small_stack), cmocka_unit_test(test_charset_guard),
