@@ -48,9 +48,9 @@ struct imap {
     struct evbuffer *tagged; /* a job's tagged reply, sent after its final sync */
     bool in_job;             /* on the worker: tagged replies go to s->tagged */
     bool job_more;           /* the command continues in another job (FETCH slices) */
-    uint64_t job_cursor;     /* where the next slice starts */
-    uint32_t *job_uids;      /* the UIDs a sliced FETCH works through */
-    size_t job_n;
+    uint64_t job_cursor;     /* where the next slice starts: a position in job_uids */
+    struct uidmap job_uids;  /* the UIDs a sliced FETCH works through (FETCH 1:* of a
+                              * folder without holes: one run, however slow the client) */
     int job_failure;         /* a sliced FETCH's first failure (enum section_status) */
     bool notify_others;      /* the job changed the mailbox: tell the other sessions */
     struct deflate_pair *zip;/* COMPRESS=DEFLATE is active */
@@ -127,6 +127,9 @@ size_t view_recent_count(const struct imap_view *v);
  * ascending, into *uids_r (malloc'd).  "$" uses the saved result.
  * Returns the count. */
 size_t view_resolve(struct imap *s, const struct imap_seqset *set, bool uid, uint32_t **uids_r);
+/* The same into a uidmap (out is cleared first): compact for long ranges. */
+size_t view_resolve_map(struct imap *s, const struct imap_seqset *set, bool uid,
+                        struct uidmap *out);
 /* A change this session made and reported itself got MODSEQ modseq: if
  * it is the next one, the sync need not report it again. */
 void view_own_change(struct imap *s, uint64_t modseq);

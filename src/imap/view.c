@@ -314,26 +314,24 @@ void view_vanished_earlier(struct imap *s, struct mailbox *mb, uint64_t since,
 
 /* ---- sets --------------------------------------------------------------- */
 
-static size_t resolve_saved(struct imap *s, uint32_t **uids_r)
+static void resolve_saved(struct imap *s, struct uidmap *out)
 {
-    uint32_t *out = sm_calloc(s->n_saved + 1, sizeof *out);
-    size_t n = 0;
     for (size_t i = 0; s->saved_valid && i < s->n_saved; i++)
         if (view_seq(&s->view, s->saved[i]) != 0)
-            out[n++] = s->saved[i];
-    *uids_r = out;
-    return n;
+            uidmap_append(out, s->saved[i]);
 }
 
-size_t view_resolve(struct imap *s, const struct imap_seqset *set, bool uid, uint32_t **uids_r)
+size_t view_resolve_map(struct imap *s, const struct imap_seqset *set, bool uid,
+                        struct uidmap *out)
 {
     struct imap_view *v = &s->view;
-    if (set->saved)
-        return resolve_saved(s, uids_r);
+    uidmap_clear(out);
+    if (set->saved) {
+        resolve_saved(s, out);
+        return uidmap_count(out);
+    }
     uint32_t max = uid ? view_max_uid(v) : view_count(v);
     struct imap_seqset copy = view_set_resolved(set, max);
-    uint32_t *out = sm_calloc(view_count(v) + 1, sizeof *out);
-    size_t n = 0;
     /* the ranges are sorted and disjoint: each is one walk of the view,
      * from the first message it holds to the last */
     for (size_t r = 0; r < copy.n; r++) {
@@ -345,9 +343,22 @@ size_t view_resolve(struct imap *s, const struct imap_seqset *set, bool uid, uin
             last--; /* hi itself is not in the view: the one below it is the last */
         for (uint32_t u = uidmap_iter_start(&it, &v->uids, seq); u != 0 && seq <= last;
              u = uidmap_iter_next(&it), seq++)
-            out[n++] = u;
+            uidmap_append(out, u);
     }
     free(copy.ranges);
+    uidmap_trim(out);
+    return uidmap_count(out);
+}
+
+size_t view_resolve(struct imap *s, const struct imap_seqset *set, bool uid, uint32_t **uids_r)
+{
+    struct uidmap m = {0};
+    size_t n = view_resolve_map(s, set, uid, &m), i = 0;
+    uint32_t *out = sm_calloc(n + 1, sizeof *out);
+    struct uidmap_iter it;
+    for (uint32_t u = uidmap_iter_start(&it, &m, 1); u != 0; u = uidmap_iter_next(&it))
+        out[i++] = u;
+    uidmap_clear(&m);
     *uids_r = out;
     return n;
 }
