@@ -110,7 +110,7 @@ void cmd_select(struct imap *s, struct mailbox *mb)
         return;
     }
     put_flag_lists(s, mb, folder, examine);
-    imap_printf(s, "* %zu EXISTS\r\n", s->view.n);
+    imap_printf(s, "* %u EXISTS\r\n", view_count(&s->view));
     if (!s->rev2) /* RFC 3501 §7.3.2; RFC 9051 dropped it */
         imap_printf(s, "* %zu RECENT\r\n", view_recent_count(&s->view));
     struct first_unseen unseen = {0};

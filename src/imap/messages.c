@@ -378,8 +378,13 @@ static bool fetch_batch(struct fetch_ctx *x)
     struct imap *s = x->s;
     struct mailbox_list l;
     const char *error;
-    const uint32_t *uids = s->job_uids + s->job_cursor;
-    size_t k = batch_len(uids, s->job_n - s->job_cursor), row = 0;
+    uint32_t uids[FETCH_ROWS];
+    size_t avail = 0, total = uidmap_count(&s->job_uids);
+    struct uidmap_iter it;
+    for (uint32_t u = uidmap_iter_start(&it, &s->job_uids, s->job_cursor + 1);
+         u != 0 && avail < FETCH_ROWS; u = uidmap_iter_next(&it))
+        uids[avail++] = u;
+    size_t k = batch_len(uids, avail), row = 0;
     int r = mailbox_messages_list(x->mb, s->view.folder, uids, k, x->cols, &l, &error);
     if (r == -1) {
         log_warn("%016" PRIx64 " imap fetch-read-failed error=\"%s\"", client_id(s->c), error);
@@ -390,11 +395,11 @@ static bool fetch_batch(struct fetch_ctx *x)
         s->job_cursor++;
         if (row < l.n && l.v[row].uid == uids[i])
             fetch_one(x, &l.v[row++]);
-        if (evbuffer_get_length(s->out) > FETCH_SLICE_BYTES && s->job_cursor < s->job_n)
+        if (evbuffer_get_length(s->out) > FETCH_SLICE_BYTES && s->job_cursor < total)
             break;
     }
     mailbox_list_free(&l);
-    return !(evbuffer_get_length(s->out) > FETCH_SLICE_BYTES && s->job_cursor < s->job_n);
+    return !(evbuffer_get_length(s->out) > FETCH_SLICE_BYTES && s->job_cursor < total);
 }
 
 /* The first slice: checks, then the UIDs to work through. */
@@ -418,7 +423,7 @@ static bool fetch_start(struct imap *s, struct mailbox *mb)
         asks_modseq |= a->items[i].att == IMAP_FETCH_MODSEQ;
     if (asks_modseq)
         imap_condstore_on(s, mb);
-    s->job_n = view_resolve(s, &a->set, s->cmd->uid, &s->job_uids);
+    view_resolve_map(s, &a->set, s->cmd->uid, &s->job_uids);
     s->job_cursor = 0;
     s->job_failure = SECTION_OK;
     if (a->vanished) /* UID FETCH ... (CHANGEDSINCE n VANISHED): RFC 7162 §3.2.6 */
@@ -428,8 +433,7 @@ static bool fetch_start(struct imap *s, struct mailbox *mb)
 
 static void fetch_done(struct imap *s, enum section_status failure)
 {
-    free(s->job_uids);
-    s->job_uids = NULL;
+    uidmap_clear(&s->job_uids);
     switch (failure) {
     case SECTION_OK: imap_tagged(s, "OK", "FETCH completed"); break;
     case SECTION_BAD: imap_tagged(s, "BAD", "Invalid section"); break;
@@ -450,7 +454,7 @@ void cmd_fetch(struct imap *s, struct mailbox *mb)
     s->job_more = false;
     fetch_plan(&x);
     sm_buf_init(&x.section, FETCH_BODY_MAX);
-    while (s->job_cursor < s->job_n && !s->job_more)
+    while (s->job_cursor < uidmap_count(&s->job_uids) && !s->job_more)
         s->job_more = !fetch_batch(&x);
     sm_buf_wipe_free(&x.section); /* message content: leave nothing behind */
     mailbox_body_release(&x.plain);

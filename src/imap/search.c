@@ -295,7 +295,7 @@ static bool matches(const struct search_ctx *x, const struct imap_search_node *n
         if (n->set.saved) /* "$" stands for the saved UIDs either way (RFC 5182) */
             return x->s->saved_valid && uid_find(x->s->saved, x->s->n_saved, m->uid) < x->s->n_saved;
         if (n->key == IMAP_SK_SEQSET)
-            return imap_seqset_contains(&n->set, m->seq, (uint32_t)x->s->view.n);
+            return imap_seqset_contains(&n->set, m->seq, view_count(&x->s->view));
         return imap_seqset_contains(&n->set, m->uid, x->max_uid);
     case IMAP_SK_ALL: return true;
     /* \Recent to this session (RFC 3501 §6.4.4; RFC 9051 dropped these keys) */
@@ -549,8 +549,8 @@ void cmd_search(struct imap *s, struct mailbox *mb)
     struct mailbox_body body = MAILBOX_BODY_INIT;
     struct search_ctx x = {.s = s, .mb = mb, .body = &body,
                            .envelopes = sort && sorts_by_display(a)};
-    x.max_uid = s->view.n > 0 ? s->view.uids[s->view.n - 1] : 0;
-    resolve_sets(a->keys, (uint32_t)s->view.n, x.max_uid);
+    x.max_uid = view_max_uid(&s->view);
+    resolve_sets(a->keys, view_count(&s->view), x.max_uid);
     if (uses_modseq(a->keys))
         imap_condstore_on(s, mb);
     if (mailbox_messages(mb, s->view.folder, collect, &x, &error) < 0) {

@@ -784,6 +784,7 @@ static void imap_free(void *arg)
     imap_command_free(&s->cmd);
     imap_reader_free(&s->reader);
     view_close(s);
+    uidmap_clear(&s->job_uids); /* a sliced FETCH the client left in the middle */
     free(s->saved);
     deflate_pair_free(&s->zip);
     if (s->zin != NULL)

@@ -10,21 +10,23 @@
 #include "core/log.h"
 #include "imap/imap.h"
 #include "imap/parse.h"
+#include "imap/uidmap.h"
 #include "store/mailbox.h"
 
 struct evbuffer;
 
-/* The selected folder as the client knows it. */
+/* The selected folder as the client knows it.  Every idle session that
+ * has a folder selected keeps this, so its UIDs are a uidmap (runs of
+ * consecutive UIDs: a few bytes for a folder without holes) and not an
+ * array of 4 bytes per message (issue #4, bench/README.md). */
 struct imap_view {
     bool selected, readonly;
     char folder[MAILBOX_FOLDER_MAX + 1]; /* UTF-8, as the store names it */
     uint32_t uidvalidity;
-    uint32_t *uids;          /* sequence number n is uids[n - 1] */
-    size_t n, cap;
+    struct uidmap uids;      /* sequence number n is uidmap_uid(&uids, n): view_uid() */
     uint64_t modseq;         /* changes up to here have been reported */
     uint64_t token;          /* mailbox_change_token() at the last sync */
-    uint32_t *recent;        /* ascending: the UIDs that are \Recent to this session */
-    size_t n_recent, cap_recent;
+    struct uidmap recent;    /* the UIDs of the view that are \Recent to this session */
 };
 
 enum imap_state { IMAP_NOTAUTH, IMAP_AUTH, IMAP_SELECTED, IMAP_LOGOUT };
@@ -46,9 +48,9 @@ struct imap {
     struct evbuffer *tagged; /* a job's tagged reply, sent after its final sync */
     bool in_job;             /* on the worker: tagged replies go to s->tagged */
     bool job_more;           /* the command continues in another job (FETCH slices) */
-    uint64_t job_cursor;     /* where the next slice starts */
-    uint32_t *job_uids;      /* the UIDs a sliced FETCH works through */
-    size_t job_n;
+    uint64_t job_cursor;     /* where the next slice starts: a position in job_uids */
+    struct uidmap job_uids;  /* the UIDs a sliced FETCH works through (FETCH 1:* of a
+                              * folder without holes: one run, however slow the client) */
     int job_failure;         /* a sliced FETCH's first failure (enum section_status) */
     bool notify_others;      /* the job changed the mailbox: tell the other sessions */
     struct deflate_pair *zip;/* COMPRESS=DEFLATE is active */
@@ -96,8 +98,26 @@ void view_close(struct imap *s);
 void view_sync(struct imap *s, struct mailbox *mb, bool may_expunge);
 /* The index of uid in the ascending uids[0..n), or n when absent. */
 size_t uid_find(const uint32_t *uids, size_t n, uint32_t uid);
+/* How many messages the view holds: the highest sequence number. */
+static inline uint32_t view_count(const struct imap_view *v)
+{
+    return (uint32_t)uidmap_count(&v->uids);
+}
+/* The UID of sequence number seq (0 when out of the view). */
+static inline uint32_t view_uid(const struct imap_view *v, uint32_t seq)
+{
+    return uidmap_uid(&v->uids, seq);
+}
+/* The highest UID of the view (0 when empty). */
+static inline uint32_t view_max_uid(const struct imap_view *v)
+{
+    return uidmap_max(&v->uids);
+}
 /* The sequence number of uid (0 when not in the view). */
-uint32_t view_seq(const struct imap_view *v, uint32_t uid);
+static inline uint32_t view_seq(const struct imap_view *v, uint32_t uid)
+{
+    return (uint32_t)uidmap_seq(&v->uids, uid);
+}
 /* IMAP_FLAG_RECENT when uid is \Recent to this session (RFC 3501 §2.3.2:
  * it was the first session to see it), else 0. */
 unsigned view_recent(const struct imap_view *v, uint32_t uid);
@@ -107,6 +127,9 @@ size_t view_recent_count(const struct imap_view *v);
  * ascending, into *uids_r (malloc'd).  "$" uses the saved result.
  * Returns the count. */
 size_t view_resolve(struct imap *s, const struct imap_seqset *set, bool uid, uint32_t **uids_r);
+/* The same into a uidmap (out is cleared first): compact for long ranges. */
+size_t view_resolve_map(struct imap *s, const struct imap_seqset *set, bool uid,
+                        struct uidmap *out);
 /* A change this session made and reported itself got MODSEQ modseq: if
  * it is the next one, the sync need not report it again. */
 void view_own_change(struct imap *s, uint64_t modseq);

@@ -1,6 +1,7 @@
 /* view.c — the selected folder as the client sees it (see session.h).
  *
- * The view is the UID list the client's sequence numbers index.  It moves
+ * The view is the UID list the client's sequence numbers index (a uidmap:
+ * runs of consecutive UIDs, see uidmap.h).  It moves
  * only when the session reports a change: new messages are appended with
  * EXISTS; messages gone from the store are removed with EXPUNGE (or
  * VANISHED under QRESYNC) only when RFC 9051 §7.5.1 allows it (not during
@@ -14,19 +15,10 @@
 #include "core/mem.h"
 #include "imap/session.h"
 
-static void view_add(struct imap_view *v, uint32_t uid)
-{
-    if (v->n == v->cap) {
-        v->cap = v->cap ? v->cap * 2 : 64;
-        v->uids = sm_realloc(v->uids, v->cap * sizeof *v->uids);
-    }
-    v->uids[v->n++] = uid;
-}
-
 static void view_reset(struct imap_view *v)
 {
-    free(v->uids);
-    free(v->recent);
+    uidmap_clear(&v->uids);
+    uidmap_clear(&v->recent);
     memset(v, 0, sizeof *v);
 }
 
@@ -34,15 +26,11 @@ static void view_reset(struct imap_view *v)
  * recent to this session. */
 static void recent_add(struct imap_view *v, size_t from, uint32_t before)
 {
-    for (size_t i = from; i < v->n; i++) {
-        if (v->uids[i] <= before)
-            continue;
-        if (v->n_recent == v->cap_recent) {
-            v->cap_recent = v->cap_recent ? 2 * v->cap_recent : 64;
-            v->recent = sm_realloc(v->recent, v->cap_recent * sizeof *v->recent);
-        }
-        v->recent[v->n_recent++] = v->uids[i];
-    }
+    struct uidmap_iter it;
+    for (uint32_t uid = uidmap_iter_start(&it, &v->uids, from + 1); uid != 0;
+         uid = uidmap_iter_next(&it))
+        if (uid > before)
+            uidmap_append(&v->recent, uid);
 }
 
 /* \Recent (RFC 3501 §2.3.2): the messages from index from on that no
@@ -52,23 +40,21 @@ static void recent_claim(struct imap_view *v, struct mailbox *mb, size_t from)
 {
     uint32_t before;
     const char *error;
-    uint32_t top = v->n > 0 ? v->uids[v->n - 1] : 0;
-    if (from < v->n &&
+    uint32_t top = view_max_uid(v);
+    if (from < view_count(v) &&
         mailbox_recent(mb, v->folder, v->readonly ? 0 : top, &before, NULL, &error) == 0)
         recent_add(v, from, before);
 }
 
 unsigned view_recent(const struct imap_view *v, uint32_t uid)
 {
-    return uid_find(v->recent, v->n_recent, uid) < v->n_recent ? IMAP_FLAG_RECENT : 0;
+    return uidmap_seq(&v->recent, uid) != 0 ? IMAP_FLAG_RECENT : 0;
 }
 
+/* The recent UIDs are all in the view: an expunge leaves both. */
 size_t view_recent_count(const struct imap_view *v)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < v->n_recent; i++)
-        n += view_seq(v, v->recent[i]) != 0;
-    return n;
+    return uidmap_count(&v->recent);
 }
 
 size_t uid_find(const uint32_t *uids, size_t n, uint32_t uid)
@@ -84,12 +70,6 @@ size_t uid_find(const uint32_t *uids, size_t n, uint32_t uid)
     return lo < n && uids[lo] == uid ? lo : n;
 }
 
-uint32_t view_seq(const struct imap_view *v, uint32_t uid)
-{
-    size_t i = uid_find(v->uids, v->n, uid);
-    return i < v->n ? (uint32_t)(i + 1) : 0;
-}
-
 int view_select(struct imap *s, struct mailbox *mb, const char *folder, bool readonly)
 {
     struct imap_view *v = &s->view;
@@ -100,10 +80,13 @@ int view_select(struct imap *s, struct mailbox *mb, const char *folder, bool rea
     int r = mailbox_folder_get(mb, folder, &f, &error);
     if (r <= 0)
         return r == 0 ? MAILBOX_NONEXISTENT : r;
+    uint32_t *uids;
+    size_t n;
     if (mailbox_change_token(mb, &v->token, &error) < 0 ||
-        (r = mailbox_uids(mb, folder, &v->uids, &v->n, &error)) < 0)
+        (r = mailbox_uids(mb, folder, &uids, &n, &error)) < 0)
         return r;
-    v->cap = v->n;
+    uidmap_from_array(&v->uids, uids, n);
+    free(uids);
     v->selected = true;
     v->readonly = readonly;
     v->uidvalidity = f.uidvalidity;
@@ -137,7 +120,8 @@ bool view_seqs_valid(const struct imap *s, const struct imap_seqset *set, bool u
         return true;
     for (size_t i = 0; i < set->n; i++) {
         uint32_t lo = set->ranges[i].lo, hi = set->ranges[i].hi;
-        if ((lo != IMAP_SEQ_STAR && lo > s->view.n) || (hi != IMAP_SEQ_STAR && hi > s->view.n))
+        uint32_t n = view_count(&s->view);
+        if ((lo != IMAP_SEQ_STAR && lo > n) || (hi != IMAP_SEQ_STAR && hi > n))
             return false;
     }
     return true;
@@ -152,15 +136,14 @@ void view_own_change(struct imap *s, uint64_t modseq)
 void view_expunged(struct imap *s, uint32_t uid)
 {
     struct imap_view *v = &s->view;
-    uint32_t seq = view_seq(v, uid);
+    size_t seq = uidmap_remove(&v->uids, uid);
     if (seq == 0)
         return;
-    memmove(&v->uids[seq - 1], &v->uids[seq], (v->n - seq) * sizeof *v->uids);
-    v->n--;
+    uidmap_remove(&v->recent, uid);
     if (s->qresync)
         imap_printf(s, "* VANISHED %u\r\n", uid);
     else
-        imap_printf(s, "* %u EXPUNGE\r\n", seq);
+        imap_printf(s, "* %zu EXPUNGE\r\n", seq);
 }
 
 /* ---- sync ---------------------------------------------------------------- */
@@ -187,20 +170,25 @@ static void report_flags(void *arg, const struct mailbox_message *m)
     imap_printf(s, ")\r\n");
 }
 
-/* Messages of the view the store no longer holds, reported and removed. */
+/* Messages of the view the store no longer holds, reported and removed:
+ * the view is rebuilt from those kept (one pass, whatever the holes). */
 static void sync_expunges(struct imap *s, const uint32_t *now, size_t n_now)
 {
     struct imap_view *v = &s->view;
+    struct uidmap kept = {0};
+    struct uidmap_iter it;
     size_t j = 0, keep = 0;
     uint32_t first_gone = 0, last_gone = 0;
-    for (size_t i = 0; i < v->n; i++) {
-        uint32_t uid = v->uids[i];
+    for (uint32_t uid = uidmap_iter_start(&it, &v->uids, 1); uid != 0;
+         uid = uidmap_iter_next(&it)) {
         while (j < n_now && now[j] < uid)
             j++;
         if (j < n_now && now[j] == uid) {
-            v->uids[keep++] = uid;
+            uidmap_append(&kept, uid);
+            keep++;
             continue;
         }
+        uidmap_remove(&v->recent, uid);
         if (!s->qresync) {
             /* each EXPUNGE renumbers what follows: the next gone one has
              * the sequence number of the first kept after it, so far */
@@ -217,7 +205,11 @@ static void sync_expunges(struct imap *s, const uint32_t *now, size_t n_now)
     }
     if (first_gone != 0)
         imap_printf(s, "* VANISHED %u:%u\r\n", first_gone, last_gone);
-    v->n = keep;
+    if (keep < uidmap_count(&v->uids)) {
+        uidmap_trim(&kept);
+        uidmap_move(&v->uids, &kept);
+    }
+    uidmap_clear(&kept);
 }
 
 void view_sync(struct imap *s, struct mailbox *mb, bool may_expunge)
@@ -233,19 +225,17 @@ void view_sync(struct imap *s, struct mailbox *mb, bool may_expunge)
     if (mailbox_folder_get(mb, v->folder, &f, &error) != 1 ||
         mailbox_uids(mb, v->folder, &now, &n_now, &error) < 0)
         return; /* the folder was deleted under us: the next command says so */
-    struct sync_ctx x = {s, v->n > 0 ? v->uids[v->n - 1] : 0};
+    struct sync_ctx x = {s, view_max_uid(v)};
     bool added = false;
     if (may_expunge)
         sync_expunges(s, now, n_now);
-    size_t first_new = v->n;
+    size_t first_new = view_count(v);
     for (size_t i = 0; i < n_now; i++)
-        if (now[i] > x.last_known) {
-            view_add(v, now[i]);
-            added = true;
-        }
+        if (now[i] > x.last_known)
+            added |= uidmap_append(&v->uids, now[i]);
     if (added) {
         recent_claim(v, mb, first_new);
-        imap_printf(s, "* %zu EXISTS\r\n", v->n);
+        imap_printf(s, "* %u EXISTS\r\n", view_count(v));
         if (!s->rev2)
             imap_printf(s, "* %zu RECENT\r\n", view_recent_count(v));
     }
@@ -324,41 +314,51 @@ void view_vanished_earlier(struct imap *s, struct mailbox *mb, uint64_t since,
 
 /* ---- sets --------------------------------------------------------------- */
 
-static size_t resolve_saved(struct imap *s, uint32_t **uids_r)
+static void resolve_saved(struct imap *s, struct uidmap *out)
 {
-    uint32_t *out = sm_calloc(s->n_saved + 1, sizeof *out);
-    size_t n = 0;
     for (size_t i = 0; s->saved_valid && i < s->n_saved; i++)
         if (view_seq(&s->view, s->saved[i]) != 0)
-            out[n++] = s->saved[i];
-    *uids_r = out;
-    return n;
+            uidmap_append(out, s->saved[i]);
+}
+
+size_t view_resolve_map(struct imap *s, const struct imap_seqset *set, bool uid,
+                        struct uidmap *out)
+{
+    struct imap_view *v = &s->view;
+    uidmap_clear(out);
+    if (set->saved) {
+        resolve_saved(s, out);
+        return uidmap_count(out);
+    }
+    uint32_t max = uid ? view_max_uid(v) : view_count(v);
+    struct imap_seqset copy = view_set_resolved(set, max);
+    /* the ranges are sorted and disjoint: each is one walk of the view,
+     * from the first message it holds to the last */
+    for (size_t r = 0; r < copy.n; r++) {
+        const struct imap_seq_range *q = &copy.ranges[r];
+        struct uidmap_iter it;
+        size_t seq = uid ? uidmap_seq_at_least(&v->uids, q->lo) : q->lo;
+        size_t last = uid ? uidmap_seq_at_least(&v->uids, q->hi) : q->hi;
+        if (uid && view_uid(v, (uint32_t)last) != q->hi)
+            last--; /* hi itself is not in the view: the one below it is the last */
+        for (uint32_t u = uidmap_iter_start(&it, &v->uids, seq); u != 0 && seq <= last;
+             u = uidmap_iter_next(&it), seq++)
+            uidmap_append(out, u);
+    }
+    free(copy.ranges);
+    uidmap_trim(out);
+    return uidmap_count(out);
 }
 
 size_t view_resolve(struct imap *s, const struct imap_seqset *set, bool uid, uint32_t **uids_r)
 {
-    struct imap_view *v = &s->view;
-    if (set->saved)
-        return resolve_saved(s, uids_r);
-    uint32_t max = uid ? (v->n > 0 ? v->uids[v->n - 1] : 0) : (uint32_t)v->n;
-    struct imap_seqset copy = view_set_resolved(set, max);
-    uint32_t *out = sm_calloc(v->n + 1, sizeof *out);
-    size_t n = 0;
-    if (uid) {
-        /* walk the view once, testing membership range by range */
-        size_t r = 0;
-        for (size_t i = 0; i < v->n && r < copy.n; i++) {
-            while (r < copy.n && copy.ranges[r].hi < v->uids[i])
-                r++;
-            if (r < copy.n && copy.ranges[r].lo <= v->uids[i])
-                out[n++] = v->uids[i];
-        }
-    } else {
-        for (size_t r = 0; r < copy.n; r++)
-            for (uint64_t q = copy.ranges[r].lo; q <= copy.ranges[r].hi && q <= v->n; q++)
-                out[n++] = v->uids[q - 1];
-    }
-    free(copy.ranges);
+    struct uidmap m = {0};
+    size_t n = view_resolve_map(s, set, uid, &m), i = 0;
+    uint32_t *out = sm_calloc(n + 1, sizeof *out);
+    struct uidmap_iter it;
+    for (uint32_t u = uidmap_iter_start(&it, &m, 1); u != 0; u = uidmap_iter_next(&it))
+        out[i++] = u;
+    uidmap_clear(&m);
     *uids_r = out;
     return n;
 }

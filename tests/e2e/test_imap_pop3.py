@@ -694,3 +694,89 @@ def test_imap_hostile_input_costs_little(live):
     _, tagged = raw.cmd("NOOP")
     assert b"OK" in tagged
     raw.close()
+
+
+def test_imap_expunges_in_a_run_seen_by_another_session(live):
+    """The view keeps its UIDs as runs (src/imap/uidmap.h): expunges by another
+    session split the one run of 1..12; the first session keeps its sequence
+    numbers until it is told (not during FETCH), then gets the EXPUNGEs with
+    the right numbers, and its later numbering, new mail, SEARCH, its own
+    EXPUNGE and MOVE agree with the UIDs; a QRESYNC session gets VANISHED."""
+    live.add_user(ALICE, PASSWORD)
+    b = imap(live, tls=False)
+    b.login(ALICE, PASSWORD)
+    for i in range(12):
+        assert b.append("INBOX", None, None, make_message(f"run-{i + 1}"))[0] == "OK"
+    a = RawIMAP(live.imap_port)
+    a.cmd(f'LOGIN {ALICE} "{PASSWORD}"')
+    untagged, _ = a.cmd("SELECT INBOX")
+    assert b"* 12 EXISTS" in untagged and b"* 12 RECENT" in untagged
+    q = RawIMAP(live.imap_port)
+    q.cmd(f'LOGIN {ALICE} "{PASSWORD}"')
+    q.cmd("ENABLE QRESYNC")
+    q.cmd("EXAMINE INBOX")
+
+    def uid_map(untagged):
+        return [(int(re.match(rb"\* (\d+) FETCH", l).group(1)),
+                 int(re.search(rb"[( ]UID (\d+)", l).group(1)))
+                for l in untagged if b" FETCH " in l]
+
+    # another session expunges UIDs 5, 6 (the middle of the run) and 9
+    b.select("INBOX")
+    b.uid("STORE", "5,6,9", "+FLAGS.SILENT", r"(\Deleted)")
+    assert b.expunge()[0] == "OK"
+    # FETCH may not report expunges (RFC 9051 §7.5.1): the numbering stays
+    untagged, tagged = a.cmd("FETCH 1:* (UID)")
+    assert tagged.startswith(b"r3 OK"), tagged
+    assert not any(b"EXPUNGE" in l for l in untagged), untagged
+    assert uid_map(untagged) == [(s, s) for s in range(1, 13) if s not in (5, 6, 9)]
+    untagged, _ = a.cmd("NOOP")
+    assert [l for l in untagged if b"EXPUNGE" in l] == \
+        [b"* 5 EXPUNGE", b"* 5 EXPUNGE", b"* 7 EXPUNGE"], untagged
+    untagged, _ = a.cmd("FETCH 1:* (UID)")
+    kept = [1, 2, 3, 4, 7, 8, 10, 11, 12]
+    assert uid_map(untagged) == list(enumerate(kept, 1))
+    untagged, _ = a.cmd("SEARCH 5:7")
+    assert untagged == [b"* SEARCH 5 6 7"]
+    untagged, _ = a.cmd("UID SEARCH UID 4:10")
+    assert untagged == [b"* SEARCH 4 7 8 10"]
+    untagged, _ = a.cmd("UID FETCH 6:9 (UID)")
+    assert uid_map(untagged) == [(5, 7), (6, 8)]
+    untagged, _ = q.cmd("NOOP")
+    text = b"\n".join(untagged)
+    assert b"* VANISHED 5:6" in text and b"* VANISHED 9" in text, untagged
+    b.logout()
+
+    # new mail after the holes (from a session with nothing selected, which
+    # claims no \Recent): a new run, numbered on from the last
+    c = imap(live, tls=False)
+    c.login(ALICE, PASSWORD)
+    for i in range(2):
+        assert c.append("INBOX", None, None, make_message(f"run-new-{i + 1}"))[0] == "OK"
+    c.logout()
+    untagged, _ = a.cmd("NOOP")
+    assert b"* 11 EXISTS" in untagged, untagged
+    assert b"* 11 RECENT" in untagged, untagged  # 9 kept + 2 new, all recent to it
+    untagged, _ = a.cmd("FETCH 9:* (UID FLAGS)")
+    assert uid_map(untagged) == [(9, 12), (10, 13), (11, 14)], untagged
+    assert all(b"\\Recent" in l for l in untagged), untagged
+
+    # its own EXPUNGE of the first message and MOVE of one in the middle
+    a.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    untagged, _ = a.cmd("EXPUNGE")
+    assert untagged == [b"* 1 EXPUNGE"], untagged
+    a.cmd("CREATE Elsewhere")
+    untagged, tagged = a.cmd("MOVE 5 Elsewhere")  # UID 8
+    assert b" OK " in tagged, tagged
+    assert b"* 5 EXPUNGE" in untagged, untagged
+    untagged, _ = a.cmd("FETCH 1:* (UID)")
+    assert [u for _, u in uid_map(untagged)] == [2, 3, 4, 7, 10, 11, 12, 13, 14]
+    assert [s for s, _ in uid_map(untagged)] == list(range(1, 10))
+    untagged, _ = q.cmd("NOOP")
+    text = b"\n".join(untagged)
+    assert b"* VANISHED 1" in text and b"* VANISHED 8" in text, untagged
+    untagged, _ = q.cmd("FETCH 1:* (UID)")
+    assert [u for _, u in uid_map(untagged)] == [2, 3, 4, 7, 10, 11, 12, 13, 14]
+    a.cmd("LOGOUT")
+    a.close()
+    q.close()
