@@ -44,6 +44,7 @@
 
 _Static_assert(SEALFILE_PK_BYTES == SEAL_PK_BYTES, "X25519 public key");
 _Static_assert(SEALFILE_SK_BYTES == SEAL_SK_BYTES, "X25519 secret key");
+_Static_assert(SEALFILE_KEY_BYTES == SEAL_FILE_KEY_BYTES, "file key");
 
 static _Thread_local char errbuf[256];
 
@@ -58,7 +59,8 @@ static const char *errno_msg(const char *what)
 /* Build and write the prefix; start the stream; H into ad. */
 static struct seal_stream *write_prefix(int out, const char *magic, const void *meta,
                                         size_t meta_len, const uint8_t *pk,
-                                        uint8_t ad[AD_LEN], const char **error_r)
+                                        uint8_t ad[AD_LEN], uint8_t *key_r,
+                                        const char **error_r)
 {
     size_t len = FIXED_LEN + meta_len + KEYS_LEN;
     uint8_t *prefix = sm_malloc(len);
@@ -68,7 +70,7 @@ static struct seal_stream *write_prefix(int out, const char *magic, const void *
         memcpy(prefix + FIXED_LEN, meta, meta_len);
     uint8_t *keys = prefix + FIXED_LEN + meta_len;
     struct seal_stream *st =
-        seal_stream_push_new(pk, keys, keys + SEAL_SEALED_KEY_BYTES, error_r);
+        seal_stream_push_new_key(pk, keys, keys + SEAL_SEALED_KEY_BYTES, key_r, error_r);
     if (st != NULL) {
         seal_hash(ad, prefix, len);
         if (sm_write_full(out, prefix, len) < 0) {
@@ -164,6 +166,15 @@ int sealfile_write(int out, const char magic[SEALFILE_MAGIC_LEN], const void *me
                    size_t meta_len, const uint8_t pk[SEALFILE_PK_BYTES], const void *prefix,
                    size_t prefix_len, int in, uint64_t *size_r, const char **error_r)
 {
+    return sealfile_write_key(out, magic, meta, meta_len, pk, prefix, prefix_len, in, size_r,
+                              NULL, error_r);
+}
+
+int sealfile_write_key(int out, const char magic[SEALFILE_MAGIC_LEN], const void *meta,
+                       size_t meta_len, const uint8_t pk[SEALFILE_PK_BYTES], const void *prefix,
+                       size_t prefix_len, int in, uint64_t *size_r, uint8_t *key_r,
+                       const char **error_r)
+{
     struct source src = {prefix, prefix_len, in};
     uint8_t ad[AD_LEN], size[8];
     off_t start = lseek(out, 0, SEEK_CUR);
@@ -176,10 +187,12 @@ int sealfile_write(int out, const char magic[SEALFILE_MAGIC_LEN], const void *me
         *error_r = start < 0 ? errno_msg("cannot seek") : "libsodium cannot be initialised";
         return -1;
     }
-    struct seal_stream *st = write_prefix(out, magic, meta, meta_len, pk, ad, error_r);
+    struct seal_stream *st = write_prefix(out, magic, meta, meta_len, pk, ad, key_r, error_r);
     if (st == NULL)
         return -1;
     int ret = write_chunks(out, &src, st, ad, size_r, error_r);
+    if (ret < 0 && key_r != NULL)
+        seal_wipe(key_r, SEALFILE_KEY_BYTES);
     seal_stream_free(&st);
     sm_put_be64(size, *size_r);
     if (ret == 0 && pwrite(out, size, sizeof size, start + OFF_SIZE) != (ssize_t)sizeof size) {
@@ -190,6 +203,21 @@ int sealfile_write(int out, const char magic[SEALFILE_MAGIC_LEN], const void *me
 }
 
 /* --- reading ------------------------------------------------------------------ */
+
+/* The stream of a file whose sealed key and stream header are at keys:
+ * from the recorded file key (no X25519), else by opening the sealed key
+ * with the key pair (handing the file key out when asked).  Either way
+ * every chunk is then checked against H, which covers the sealed key and
+ * the header too: a recorded key reads only the very file it was
+ * recorded for, byte for byte. */
+static struct seal_stream *open_stream(const struct sealfile_key *k, const uint8_t *keys,
+                                       const char **error_r)
+{
+    const uint8_t *header = keys + SEAL_SEALED_KEY_BYTES;
+    if (k->file_key != NULL)
+        return seal_stream_pull_with_key(k->file_key, header, error_r);
+    return seal_stream_pull_new_key(keys, header, k->pk, k->sk, k->key_r, error_r);
+}
 
 struct prefix {
     uint8_t *data; /* FIXED_LEN + meta_len + KEYS_LEN bytes */
@@ -327,6 +355,14 @@ int sealfile_read(int in, const char magic[SEALFILE_MAGIC_LEN], size_t meta_max,
                   int out, uint8_t **meta_r, size_t *meta_len_r, uint64_t *size_r,
                   const char **error_r)
 {
+    struct sealfile_key k = {.pk = pk, .sk = sk};
+    return sealfile_read_k(in, magic, meta_max, &k, out, meta_r, meta_len_r, size_r, error_r);
+}
+
+int sealfile_read_k(int in, const char magic[SEALFILE_MAGIC_LEN], size_t meta_max,
+                    const struct sealfile_key *k, int out, uint8_t **meta_r, size_t *meta_len_r,
+                    uint64_t *size_r, const char **error_r)
+{
     struct prefix pr;
     uint8_t ad[AD_LEN];
 
@@ -341,11 +377,11 @@ int sealfile_read(int in, const char magic[SEALFILE_MAGIC_LEN], size_t meta_max,
     seal_hash(ad, pr.data, pr.len);
     sm_put_be64(ad + SEAL_HASH_BYTES, pr.size);
     const uint8_t *keys = pr.data + FIXED_LEN + pr.meta_len;
-    struct seal_stream *st =
-        ret < 0 ? NULL
-                : seal_stream_pull_new(keys, keys + SEAL_SEALED_KEY_BYTES, pk, sk, error_r);
+    struct seal_stream *st = ret < 0 ? NULL : open_stream(k, keys, error_r);
     ret = st != NULL ? read_chunks(in, (off_t)pr.len, st, ad, pr.size, out, error_r) : -1;
     seal_stream_free(&st);
+    if (ret < 0 && k->key_r != NULL)
+        seal_wipe(k->key_r, SEALFILE_KEY_BYTES);
     if (ret == 0 && meta_r != NULL) {
         *meta_r = sm_malloc(pr.meta_len + 1);
         memcpy(*meta_r, pr.data + FIXED_LEN, pr.meta_len);
@@ -461,8 +497,8 @@ static int pull_chunks(int in, struct sealfile_plain *p, const struct layout *l,
     return 0;
 }
 
-/* Open the stream (the X25519 of the file key) and decrypt what want asks. */
-static int decrypt_mem(int in, const uint8_t *pk, const uint8_t *sk, uint64_t want,
+/* Open the stream (see open_stream()) and decrypt what want asks. */
+static int decrypt_mem(int in, const struct sealfile_key *k, uint64_t want,
                        uint64_t max, struct sealfile_plain *p, const struct layout *l,
                        const char **error_r)
 {
@@ -477,8 +513,7 @@ static int decrypt_mem(int in, const uint8_t *pk, const uint8_t *sk, uint64_t wa
     seal_hash(ad, p->raw, l->prefix_len);
     sm_put_be64(ad + SEAL_HASH_BYTES, l->size);
     const uint8_t *keys = p->raw + FIXED_LEN + l->meta_len;
-    struct seal_stream *st =
-        seal_stream_pull_new(keys, keys + SEAL_SEALED_KEY_BYTES, pk, sk, error_r);
+    struct seal_stream *st = open_stream(k, keys, error_r);
     if (st == NULL)
         return -1;
     grow(&p->data, &p->cap, (size_t)len + 1, true);
@@ -498,6 +533,16 @@ int sealfile_read_mem(int in, const char magic[SEALFILE_MAGIC_LEN], size_t meta_
                       uint64_t want, uint64_t max, struct sealfile_plain *p,
                       const uint8_t **meta_r, size_t *meta_len_r, const char **error_r)
 {
+    struct sealfile_key k = {.pk = pk, .sk = sk};
+    return sealfile_read_mem_k(in, magic, meta_max, &k, want, max, p, meta_r, meta_len_r,
+                               error_r);
+}
+
+int sealfile_read_mem_k(int in, const char magic[SEALFILE_MAGIC_LEN], size_t meta_max,
+                        const struct sealfile_key *k, uint64_t want, uint64_t max,
+                        struct sealfile_plain *p, const uint8_t **meta_r, size_t *meta_len_r,
+                        const char **error_r)
+{
     struct layout l;
     struct stat sb;
     p->len = 0;
@@ -511,8 +556,11 @@ int sealfile_read_mem(int in, const char magic[SEALFILE_MAGIC_LEN], size_t meta_
         return -1;
     }
     if (read_head(in, magic, meta_max, (uint64_t)sb.st_size, p, &l, error_r) < 0 ||
-        decrypt_mem(in, pk, sk, want, max, p, &l, error_r) < 0)
+        decrypt_mem(in, k, want, max, p, &l, error_r) < 0) {
+        if (k->key_r != NULL)
+            seal_wipe(k->key_r, SEALFILE_KEY_BYTES);
         return -1;
+    }
     p->size = l.size;
     if (meta_r != NULL) {
         *meta_r = p->raw + FIXED_LEN;
