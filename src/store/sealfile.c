@@ -418,19 +418,52 @@ static void grow(uint8_t **buf, size_t *cap, size_t n, bool secret)
     *cap = n;
 }
 
+/* The length a file must have by its prefix's fields (at least FIXED_LEN
+ * bytes at b), or 0 when they are out of bounds. */
+static uint64_t expected_length(const uint8_t *b, size_t meta_max)
+{
+    uint64_t size = sm_get_be64(b + OFF_SIZE), meta_len = sm_get_be32(b + 16);
+    if (size > (uint64_t)INT64_MAX / 2 || meta_len > meta_max)
+        return 0;
+    uint64_t chunks = size == 0 ? 1 : (size - 1) / CHUNK_PLAIN + 1;
+    return FIXED_LEN + meta_len + KEYS_LEN + chunks * (4 + SEAL_STREAM_ABYTES) + size;
+}
+
 /* Read the head of the file (the prefix and, for a small file, all of it)
  * into p->raw and check the magic, the metadata length and the file
- * length against the size. */
-static int read_head(int in, const char *magic, size_t meta_max, uint64_t file_len,
-                     struct sealfile_plain *p, struct layout *l, const char **error_r)
+ * length against the size.  One pread asks for more than a head can be:
+ * when fewer bytes come, exactly as many as the prefix says the file has,
+ * that was the whole file, with no fstat (one per message was 5% of a
+ * FETCH); a FIFO or a directory fails the pread (ESPIPE, EISDIR), and
+ * what is read must still pass every MAC.  Otherwise (a large file, or a
+ * short read that does not add up) fstat gives the length and makes sure
+ * it is a regular file, and the head is read again in full. */
+static int read_head(int in, const char *magic, size_t meta_max, struct sealfile_plain *p,
+                     struct layout *l, const char **error_r)
 {
     if (meta_max > SEALFILE_META_MAX)
         meta_max = SEALFILE_META_MAX;
     size_t head = FIXED_LEN + meta_max + KEYS_LEN + 4 + CHUNK_CIPHER_MAX;
-    if (file_len < head)
-        head = (size_t)file_len;
-    grow(&p->raw, &p->raw_cap, head < FIXED_LEN ? FIXED_LEN : head, false);
-    ssize_t n = sm_pread_full(in, p->raw, head, 0);
+    struct stat sb;
+    grow(&p->raw, &p->raw_cap, head + 1, false);
+    ssize_t n = pread(in, p->raw, head + 1, 0);
+    bool whole = n >= FIXED_LEN && (size_t)n <= head &&
+                 expected_length(p->raw, meta_max) == (uint64_t)n;
+    uint64_t file_len = whole ? (uint64_t)n : 0;
+    if (n >= 0 && !whole) {
+        if (fstat(in, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+            *error_r = "sealed file is not a regular file";
+            return -1;
+        }
+        file_len = (uint64_t)sb.st_size;
+        if ((size_t)n > head) {
+            n = (ssize_t)head; /* a large file: its head is all there */
+        } else {
+            if (file_len < head)
+                head = (size_t)file_len;
+            n = sm_pread_full(in, p->raw, head, 0);
+        }
+    }
     if (n < 0) {
         *error_r = errno_msg("cannot read sealed file");
         return -1;
@@ -544,18 +577,13 @@ int sealfile_read_mem_k(int in, const char magic[SEALFILE_MAGIC_LEN], size_t met
                         const char **error_r)
 {
     struct layout l;
-    struct stat sb;
     p->len = 0;
     p->size = 0;
     if (seal_init() < 0) {
         *error_r = "libsodium cannot be initialised";
         return -1;
     }
-    if (fstat(in, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-        *error_r = "sealed file is not a regular file";
-        return -1;
-    }
-    if (read_head(in, magic, meta_max, (uint64_t)sb.st_size, p, &l, error_r) < 0 ||
+    if (read_head(in, magic, meta_max, p, &l, error_r) < 0 ||
         decrypt_mem(in, k, want, max, p, &l, error_r) < 0) {
         if (k->key_r != NULL)
             seal_wipe(k->key_r, SEALFILE_KEY_BYTES);

@@ -368,6 +368,17 @@ static void test_file_key(void **state)
         close(fd);
     }
     assert_int_equal(read_with_key("5000000000000006", key2, 0, &mem, &error), 0);
+
+    /* what is not a regular file fails at once (no stat before the read) */
+    snprintf(path, sizeof path, "%s/msg/6000000000000006", root);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(read_with_key("6000000000000006", key2, 0, &mem, &error), -1);
+    assert_int_equal(drop_read_mem(root, DROP_AREA_MSG, "6000000000000006", pk, sk, 0,
+                                   UINT64_MAX, &mem, &error), -1);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(read_with_key("6000000000000006", key2, 0, &mem, &error), -1);
+    assert_int_equal(rmdir(path), 0);
     sealfile_plain_free(&mem);
 }
 
