@@ -613,23 +613,26 @@ int drop_read_mem(const char *mailbox_dir, enum drop_area area, const char *name
     return drop_read_mem_k(mailbox_dir, area, name, &k, want, max, p, error_r);
 }
 
-int drop_read_mem_k(const char *mailbox_dir, enum drop_area area, const char *name,
-                    const struct sealfile_key *k, uint64_t want, uint64_t max,
-                    struct sealfile_plain *p, const char **error_r)
+int drop_open_area(const char *mailbox_dir, enum drop_area area, const char **error_r)
 {
     char path[4096];
+    if (path_of(path, sizeof path, mailbox_dir, area_dir(area), "", error_r) < 0)
+        return -1;
+    int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        *error_r = errno_msg("cannot open mailbox directory");
+    return fd;
+}
+
+/* Open name in dfd (AT_FDCWD: name is a path) and read it into p. */
+static int read_mem_at(int dfd, const char *path, const char *name,
+                       const struct sealfile_key *k, uint64_t want, uint64_t max,
+                       struct sealfile_plain *p, const char **error_r)
+{
     const uint8_t *meta;
     size_t meta_len;
-
-    p->len = 0;
-    if (!drop_name_valid(name)) {
-        *error_r = "invalid message file name";
-        return -1;
-    }
-    if (path_of(path, sizeof path, mailbox_dir, area_dir(area), name, error_r) < 0)
-        return -1;
-    /* sealfile_read_mem() refuses anything but a regular file before reading */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    /* sealfile_read_mem() refuses anything but a regular file before using it */
+    int fd = openat(dfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) {
         *error_r = errno == ENOENT ? "message file is missing" : errno_msg("cannot open message");
         return errno == ENOENT ? DROP_MISSING : -1;
@@ -645,6 +648,32 @@ int drop_read_mem_k(const char *mailbox_dir, enum drop_area area, const char *na
         ret = -1;
     }
     return ret;
+}
+
+int drop_read_mem_k(const char *mailbox_dir, enum drop_area area, const char *name,
+                    const struct sealfile_key *k, uint64_t want, uint64_t max,
+                    struct sealfile_plain *p, const char **error_r)
+{
+    char path[4096];
+    p->len = 0;
+    if (!drop_name_valid(name)) {
+        *error_r = "invalid message file name";
+        return -1;
+    }
+    if (path_of(path, sizeof path, mailbox_dir, area_dir(area), name, error_r) < 0)
+        return -1;
+    return read_mem_at(AT_FDCWD, path, name, k, want, max, p, error_r);
+}
+
+int drop_read_mem_at(int dfd, const char *name, const struct sealfile_key *k, uint64_t want,
+                     uint64_t max, struct sealfile_plain *p, const char **error_r)
+{
+    p->len = 0;
+    if (!drop_name_valid(name)) { /* also: no slash, so the name stays in dfd */
+        *error_r = "invalid message file name";
+        return -1;
+    }
+    return read_mem_at(dfd, name, name, k, want, max, p, error_r);
 }
 
 int drop_move_to_msg(const char *mailbox_dir, const char *name, const char **error_r)

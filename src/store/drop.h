@@ -111,6 +111,13 @@ int drop_read_mem(const char *mailbox_dir, enum drop_area area, const char *name
 int drop_read_mem_k(const char *mailbox_dir, enum drop_area area, const char *name,
                     const struct sealfile_key *k, uint64_t want, uint64_t max,
                     struct sealfile_plain *p, const char **error_r);
+/* The directory of area, opened (O_PATH) for drop_read_mem_at(): a reader
+ * of many files walks the mailbox's path once, not per file.  The
+ * descriptor, or -1 with *error_r. */
+int drop_open_area(const char *mailbox_dir, enum drop_area area, const char **error_r);
+/* drop_read_mem_k() of file name in the directory dfd (drop_open_area()). */
+int drop_read_mem_at(int dfd, const char *name, const struct sealfile_key *k, uint64_t want,
+                     uint64_t max, struct sealfile_plain *p, const char **error_r);
 
 /* Move drop/name to msg/name.  If msg/name exists already (a repeated
  * import), drop/name is removed instead.  Not synced: call drop_sync()

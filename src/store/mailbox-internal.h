@@ -36,6 +36,7 @@ struct mb_names {
 
 struct mailbox {
     char *dir;
+    int area_fd[2];       /* drop/ and msg/ (O_PATH), for the body readers; -1: use dir */
     sqlite3 *db;
     uint8_t *pk; /* secret memory: the key pair, for message files */
     uint8_t *sk;

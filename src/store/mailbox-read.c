@@ -618,7 +618,9 @@ static int body_from(struct mailbox *mb, enum drop_area area, const char *file,
                      const struct sealfile_key *k, uint64_t want, uint64_t max,
                      struct mailbox_body *b, const char **error_r)
 {
-    int r = drop_read_mem_k(mb->dir, area, file, k, want, max, b->mem, error_r);
+    int dfd = mb->area_fd[area];
+    int r = dfd >= 0 ? drop_read_mem_at(dfd, file, k, want, max, b->mem, error_r)
+                     : drop_read_mem_k(mb->dir, area, file, k, want, max, b->mem, error_r);
     b->data = r == 0 ? b->mem->data : NULL;
     b->len = r == 0 ? b->mem->len : 0;
     b->whole = r == 0 && b->mem->len == b->mem->size;
