@@ -65,7 +65,8 @@ static const struct {
              "END;"
              /* the messages up to upto have no key yet; next is where the fill goes on */
              "CREATE TABLE key_fill (next INTEGER NOT NULL, upto INTEGER NOT NULL);"
-             "INSERT INTO key_fill SELECT 0, max(id) FROM messages HAVING count(*) > 0;",
+             "INSERT INTO key_fill SELECT 0, (SELECT max(id) FROM messages)"
+             "  WHERE EXISTS (SELECT 1 FROM messages);",
              false},
 };
 
