@@ -12,10 +12,13 @@
 
 #include <pthread.h>
 #include <sodium.h>
+#include <string.h>
 
 #include "core/log.h"
 
 _Static_assert(SEAL_PK_BYTES == crypto_box_PUBLICKEYBYTES, "public key size");
+_Static_assert(SEAL_FILE_KEY_BYTES == crypto_secretstream_xchacha20poly1305_KEYBYTES,
+               "file key size");
 _Static_assert(SEAL_SK_BYTES == crypto_box_SECRETKEYBYTES, "secret key size");
 _Static_assert(SEAL_SEALED_KEY_BYTES
                    == crypto_box_SEALBYTES + crypto_secretstream_xchacha20poly1305_KEYBYTES,
@@ -144,6 +147,14 @@ struct seal_stream *seal_stream_push_new(const uint8_t pk[SEAL_PK_BYTES],
                                          uint8_t header[SEAL_STREAM_HEADER_BYTES],
                                          const char **error_r)
 {
+    return seal_stream_push_new_key(pk, sealed_key, header, NULL, error_r);
+}
+
+struct seal_stream *seal_stream_push_new_key(const uint8_t pk[SEAL_PK_BYTES],
+                                             uint8_t sealed_key[SEAL_SEALED_KEY_BYTES],
+                                             uint8_t header[SEAL_STREAM_HEADER_BYTES],
+                                             uint8_t *key_r, const char **error_r)
+{
     struct seal_stream *st = stream_alloc();
 
     crypto_secretstream_xchacha20poly1305_keygen(st->key);
@@ -157,6 +168,8 @@ struct seal_stream *seal_stream_push_new(const uint8_t pk[SEAL_PK_BYTES],
         seal_stream_free(&st);
         return NULL;
     }
+    if (key_r != NULL)
+        memcpy(key_r, st->key, FILE_KEY_BYTES);
     sodium_memzero(st->key, sizeof st->key);
     return st;
 }
@@ -178,6 +191,29 @@ struct seal_stream *seal_stream_pull_new(const uint8_t sealed_key[SEAL_SEALED_KE
                                          const uint8_t pk[SEAL_PK_BYTES],
                                          const uint8_t sk[SEAL_SK_BYTES], const char **error_r)
 {
+    return seal_stream_pull_new_key(sealed_key, header, pk, sk, NULL, error_r);
+}
+
+/* The pull state from the key in st->key, which is wiped. */
+static struct seal_stream *pull_init(struct seal_stream *st,
+                                     const uint8_t header[SEAL_STREAM_HEADER_BYTES],
+                                     const char **error_r)
+{
+    int r = crypto_secretstream_xchacha20poly1305_init_pull(&st->state, header, st->key);
+    sodium_memzero(st->key, sizeof st->key);
+    if (r != 0) {
+        *error_r = "damaged stream header";
+        seal_stream_free(&st);
+    }
+    return st;
+}
+
+struct seal_stream *seal_stream_pull_new_key(const uint8_t sealed_key[SEAL_SEALED_KEY_BYTES],
+                                             const uint8_t header[SEAL_STREAM_HEADER_BYTES],
+                                             const uint8_t pk[SEAL_PK_BYTES],
+                                             const uint8_t sk[SEAL_SK_BYTES], uint8_t *key_r,
+                                             const char **error_r)
+{
     struct seal_stream *st = stream_alloc();
 
     if (crypto_box_seal_open(st->key, sealed_key, SEAL_SEALED_KEY_BYTES, pk, sk) != 0) {
@@ -185,13 +221,18 @@ struct seal_stream *seal_stream_pull_new(const uint8_t sealed_key[SEAL_SEALED_KE
         seal_stream_free(&st);
         return NULL;
     }
-    if (crypto_secretstream_xchacha20poly1305_init_pull(&st->state, header, st->key) != 0) {
-        *error_r = "damaged stream header";
-        seal_stream_free(&st);
-        return NULL;
-    }
-    sodium_memzero(st->key, sizeof st->key);
-    return st;
+    if (key_r != NULL)
+        memcpy(key_r, st->key, FILE_KEY_BYTES);
+    return pull_init(st, header, error_r);
+}
+
+struct seal_stream *seal_stream_pull_with_key(const uint8_t key[SEAL_FILE_KEY_BYTES],
+                                              const uint8_t header[SEAL_STREAM_HEADER_BYTES],
+                                              const char **error_r)
+{
+    struct seal_stream *st = stream_alloc();
+    memcpy(st->key, key, FILE_KEY_BYTES);
+    return pull_init(st, header, error_r);
 }
 
 int seal_stream_pull(struct seal_stream *st, const uint8_t *in, size_t len, const void *ad,

@@ -23,6 +23,7 @@
 #define SEAL_STREAM_HEADER_BYTES 24 /* crypto_secretstream_xchacha20poly1305_HEADERBYTES */
 #define SEAL_STREAM_ABYTES 17       /* per-chunk overhead (tag byte + MAC) */
 #define SEAL_HASH_BYTES 32          /* BLAKE2b-256 */
+#define SEAL_FILE_KEY_BYTES 32      /* a file's own stream key */
 
 struct seal_stream;
 
@@ -77,6 +78,14 @@ struct seal_stream *seal_stream_push_new(const uint8_t pk[SEAL_PK_BYTES],
                                          uint8_t sealed_key[SEAL_SEALED_KEY_BYTES],
                                          uint8_t header[SEAL_STREAM_HEADER_BYTES],
                                          const char **error_r);
+/* seal_stream_push_new() that also copies the fresh file key to key_r
+ * (SEAL_FILE_KEY_BYTES, when not NULL): for a writer that may read the
+ * file back and records the key where only the reader finds it (the
+ * mailbox store's encrypted rows).  The caller wipes its copy. */
+struct seal_stream *seal_stream_push_new_key(const uint8_t pk[SEAL_PK_BYTES],
+                                             uint8_t sealed_key[SEAL_SEALED_KEY_BYTES],
+                                             uint8_t header[SEAL_STREAM_HEADER_BYTES],
+                                             uint8_t *key_r, const char **error_r);
 /* Encrypt len bytes of in into out (len + SEAL_STREAM_ABYTES bytes), with
  * ad (adlen bytes, may be 0) authenticated; final marks the last chunk.
  * Returns 0, or -1 (the stream is then unusable). */
@@ -90,6 +99,19 @@ struct seal_stream *seal_stream_pull_new(const uint8_t sealed_key[SEAL_SEALED_KE
                                          const uint8_t header[SEAL_STREAM_HEADER_BYTES],
                                          const uint8_t pk[SEAL_PK_BYTES],
                                          const uint8_t sk[SEAL_SK_BYTES], const char **error_r);
+/* seal_stream_pull_new() that also copies the opened file key to key_r
+ * (SEAL_FILE_KEY_BYTES, when not NULL; the caller wipes it). */
+struct seal_stream *seal_stream_pull_new_key(const uint8_t sealed_key[SEAL_SEALED_KEY_BYTES],
+                                             const uint8_t header[SEAL_STREAM_HEADER_BYTES],
+                                             const uint8_t pk[SEAL_PK_BYTES],
+                                             const uint8_t sk[SEAL_SK_BYTES], uint8_t *key_r,
+                                             const char **error_r);
+/* A pull stream from a file key known already (recorded when the file was
+ * written or first opened): no X25519.  A wrong key is noticed by the
+ * first chunk's MAC, not here.  NULL with *error_r on a bad header. */
+struct seal_stream *seal_stream_pull_with_key(const uint8_t key[SEAL_FILE_KEY_BYTES],
+                                              const uint8_t header[SEAL_STREAM_HEADER_BYTES],
+                                              const char **error_r);
 /* Authenticate and decrypt one chunk of len bytes (len >= SEAL_STREAM_ABYTES)
  * into out (len - SEAL_STREAM_ABYTES bytes), with ad.  Sets *final_r when
  * the chunk was the last one.  Returns 0, or -1 when the chunk is not

@@ -77,11 +77,14 @@ static int read_plain(struct fetch_ctx *x, const struct mailbox_message *m,
                       const struct body *b, const char **error_r)
 {
     uint64_t want = x->headers_only ? header_bound(b) + 1 : 0;
-    if (mailbox_body_read(x->mb, m->file, want, FETCH_BODY_MAX, &x->plain, error_r) < 0)
+    /* the row brought the file's key: no X25519, no lookup */
+    if (mailbox_body_read_key(x->mb, m->file, m->file_key, want, FETCH_BODY_MAX, &x->plain,
+                              error_r) < 0)
         return -1;
     if (x->plain.whole || section_header_complete(x->plain.data, x->plain.len))
         return 0;
-    return mailbox_body_read(x->mb, m->file, 0, FETCH_BODY_MAX, &x->plain, error_r);
+    return mailbox_body_read_key(x->mb, m->file, m->file_key, 0, FETCH_BODY_MAX, &x->plain,
+                                 error_r);
 }
 
 static int body_open(struct fetch_ctx *x, const struct mailbox_message *m, struct body *b)

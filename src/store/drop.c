@@ -42,9 +42,12 @@
 
 #include "core/bytes.h"
 #include "core/mem.h"
+#include "crypto/seal.h"
 #include "store/sealfile.h"
 
 #define MAGIC "SEALDR\0\1"
+
+_Static_assert(DROP_KEY_BYTES == SEALFILE_KEY_BYTES, "file key");
 #define META_MAX (8 + DROP_NAME_MAX + 2)
 #define TMP_PREFIX ".tmp-"
 /* seconds before an unfinished .tmp file is garbage: far longer than a
@@ -153,7 +156,8 @@ static void meta_encode(uint8_t *meta, int64_t received, const char *name, unsig
 
 /* Seal body_fd into the open temporary file (not synced). */
 static int seal_into(int fd, const char *name, const uint8_t *pk, int64_t received, int body_fd,
-                     const struct drop_note *note, uint64_t *bytes_r, const char **error_r)
+                     const struct drop_note *note, uint64_t *bytes_r, uint8_t *key_r,
+                     const char **error_r)
 {
     uint8_t meta[META_MAX];
     size_t meta_len;
@@ -165,8 +169,9 @@ static int seal_into(int fd, const char *name, const uint8_t *pk, int64_t receiv
         *error_r = errno_msg("cannot rewind message");
         return -1;
     }
-    if (sealfile_write(fd, MAGIC, meta, meta_len, pk, note != NULL ? note->prefix : NULL,
-                       note != NULL ? note->prefix_len : 0, body_fd, &size, error_r) < 0)
+    if (sealfile_write_key(fd, MAGIC, meta, meta_len, pk, note != NULL ? note->prefix : NULL,
+                           note != NULL ? note->prefix_len : 0, body_fd, &size, key_r,
+                           error_r) < 0)
         return -1;
     if (fstat(fd, &st) < 0) {
         *error_r = errno_msg("cannot stat drop file");
@@ -250,7 +255,7 @@ int drop_batch_add_noted(struct drop_batch *b, const char *mailbox_dir, const ch
             *error_r = errno_msg("cannot create drop file");
             return -1;
         }
-        if (seal_into(it.fd, name, pk, received, body_fd, note, &it.bytes, error_r) < 0) {
+        if (seal_into(it.fd, name, pk, received, body_fd, note, &it.bytes, NULL, error_r) < 0) {
             close(it.fd);
             unlink(tmp);
             return -1;
@@ -567,6 +572,14 @@ int drop_read_flags(const char *mailbox_dir, enum drop_area area, const char *na
                     int64_t *received_r, uint64_t *size_r, unsigned *flags_r,
                     const char **error_r)
 {
+    struct sealfile_key k = {.pk = pk, .sk = sk};
+    return drop_read_k(mailbox_dir, area, name, &k, out, received_r, size_r, flags_r, error_r);
+}
+
+int drop_read_k(const char *mailbox_dir, enum drop_area area, const char *name,
+                const struct sealfile_key *k, int out, int64_t *received_r, uint64_t *size_r,
+                unsigned *flags_r, const char **error_r)
+{
     char path[4096];
     uint8_t *meta = NULL;
     size_t meta_len = 0;
@@ -580,10 +593,12 @@ int drop_read_flags(const char *mailbox_dir, enum drop_area area, const char *na
     int fd = open_file(path, error_r);
     if (fd < 0)
         return -1;
-    int ret = sealfile_read(fd, MAGIC, META_MAX, pk, sk, out, &meta, &meta_len, size_r, error_r);
+    int ret = sealfile_read_k(fd, MAGIC, META_MAX, k, out, &meta, &meta_len, size_r, error_r);
     close(fd);
     if (ret == 0 && meta_check(meta, meta_len, name, received_r, flags_r) < 0) {
         *error_r = "message file does not belong under this name (swapped or renamed)";
+        if (k->key_r != NULL)
+            seal_wipe(k->key_r, DROP_KEY_BYTES);
         ret = -1;
     }
     free(meta);
@@ -594,10 +609,52 @@ int drop_read_mem(const char *mailbox_dir, enum drop_area area, const char *name
                   const uint8_t pk[DROP_PK_BYTES], const uint8_t sk[DROP_SK_BYTES],
                   uint64_t want, uint64_t max, struct sealfile_plain *p, const char **error_r)
 {
+    struct sealfile_key k = {.pk = pk, .sk = sk};
+    return drop_read_mem_k(mailbox_dir, area, name, &k, want, max, p, error_r);
+}
+
+int drop_open_area(const char *mailbox_dir, enum drop_area area, const char **error_r)
+{
     char path[4096];
+    if (path_of(path, sizeof path, mailbox_dir, area_dir(area), "", error_r) < 0)
+        return -1;
+    int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        *error_r = errno_msg("cannot open mailbox directory");
+    return fd;
+}
+
+/* Open name in dfd (AT_FDCWD: name is a path) and read it into p. */
+static int read_mem_at(int dfd, const char *path, const char *name,
+                       const struct sealfile_key *k, uint64_t want, uint64_t max,
+                       struct sealfile_plain *p, const char **error_r)
+{
     const uint8_t *meta;
     size_t meta_len;
+    /* sealfile_read_mem() refuses anything but a regular file before using it */
+    int fd = openat(dfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
+        *error_r = errno == ENOENT ? "message file is missing" : errno_msg("cannot open message");
+        return errno == ENOENT ? DROP_MISSING : -1;
+    }
+    int ret = sealfile_read_mem_k(fd, MAGIC, META_MAX, k, want, max, p, &meta, &meta_len,
+                                  error_r);
+    close(fd);
+    if (ret == 0 && meta_check(meta, meta_len, name, NULL, NULL) < 0) {
+        *error_r = "message file does not belong under this name (swapped or renamed)";
+        sealfile_plain_free(p); /* wipes what was decrypted */
+        if (k->key_r != NULL)
+            seal_wipe(k->key_r, DROP_KEY_BYTES);
+        ret = -1;
+    }
+    return ret;
+}
 
+int drop_read_mem_k(const char *mailbox_dir, enum drop_area area, const char *name,
+                    const struct sealfile_key *k, uint64_t want, uint64_t max,
+                    struct sealfile_plain *p, const char **error_r)
+{
+    char path[4096];
     p->len = 0;
     if (!drop_name_valid(name)) {
         *error_r = "invalid message file name";
@@ -605,21 +662,18 @@ int drop_read_mem(const char *mailbox_dir, enum drop_area area, const char *name
     }
     if (path_of(path, sizeof path, mailbox_dir, area_dir(area), name, error_r) < 0)
         return -1;
-    /* sealfile_read_mem() refuses anything but a regular file before reading */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    if (fd < 0) {
-        *error_r = errno == ENOENT ? "message file is missing" : errno_msg("cannot open message");
-        return errno == ENOENT ? DROP_MISSING : -1;
+    return read_mem_at(AT_FDCWD, path, name, k, want, max, p, error_r);
+}
+
+int drop_read_mem_at(int dfd, const char *name, const struct sealfile_key *k, uint64_t want,
+                     uint64_t max, struct sealfile_plain *p, const char **error_r)
+{
+    p->len = 0;
+    if (!drop_name_valid(name)) { /* also: no slash, so the name stays in dfd */
+        *error_r = "invalid message file name";
+        return -1;
     }
-    int ret = sealfile_read_mem(fd, MAGIC, META_MAX, pk, sk, want, max, p, &meta, &meta_len,
-                                error_r);
-    close(fd);
-    if (ret == 0 && meta_check(meta, meta_len, name, NULL, NULL) < 0) {
-        *error_r = "message file does not belong under this name (swapped or renamed)";
-        sealfile_plain_free(p); /* wipes what was decrypted */
-        ret = -1;
-    }
-    return ret;
+    return read_mem_at(dfd, name, name, k, want, max, p, error_r);
 }
 
 int drop_move_to_msg(const char *mailbox_dir, const char *name, const char **error_r)
@@ -663,6 +717,14 @@ int drop_store(const char *mailbox_dir, enum drop_area area, const char *name,
                const uint8_t pk[DROP_PK_BYTES], int64_t received, int body_fd,
                uint64_t *sealed_bytes_r, const char **error_r)
 {
+    return drop_store_key(mailbox_dir, area, name, pk, received, body_fd, sealed_bytes_r, NULL,
+                          error_r);
+}
+
+int drop_store_key(const char *mailbox_dir, enum drop_area area, const char *name,
+                   const uint8_t pk[DROP_PK_BYTES], int64_t received, int body_fd,
+                   uint64_t *sealed_bytes_r, uint8_t *key_r, const char **error_r)
+{
     char tmpname[64];
     const char *sub = area_dir(area);
 
@@ -680,7 +742,7 @@ int drop_store(const char *mailbox_dir, enum drop_area area, const char *name,
         close(dfd);
         return -1;
     }
-    int ret = seal_into(fd, name, pk, received, body_fd, NULL, sealed_bytes_r, error_r);
+    int ret = seal_into(fd, name, pk, received, body_fd, NULL, sealed_bytes_r, key_r, error_r);
     if (ret == 0) {
         lock_dir(dfd); /* this first sync of a new file syncs the directory too */
         if (fdatasync(fd) < 0) {
@@ -700,6 +762,8 @@ int drop_store(const char *mailbox_dir, enum drop_area area, const char *name,
         *error_r = errno_msg("cannot sync mailbox directory");
         ret = -1;
     }
+    if (ret != 0 && key_r != NULL)
+        seal_wipe(key_r, DROP_KEY_BYTES); /* no file of ours holds it */
     close(dfd); /* releases the lock */
     return ret < 0 ? -1 : ret == 0 ? 1 : 0;
 }

@@ -23,6 +23,9 @@
 #define DROP_NAME_MAX 32
 #define DROP_PK_BYTES 32
 #define DROP_SK_BYTES 32
+#define DROP_KEY_BYTES 32 /* a file's own key (sealfile.h) */
+
+struct sealfile_key;
 
 enum drop_area { DROP_AREA_DROP, DROP_AREA_MSG };
 
@@ -62,6 +65,13 @@ int drop_store(const char *mailbox_dir, enum drop_area area, const char *name,
                const uint8_t pk[DROP_PK_BYTES], int64_t received, int body_fd,
                uint64_t *sealed_bytes_r, const char **error_r);
 
+/* drop_store() that also hands out the file's own key in key_r
+ * (DROP_KEY_BYTES, wiped unless 1 is returned): the owner's store records
+ * it and reads the file back without an X25519 (mailbox-append.c). */
+int drop_store_key(const char *mailbox_dir, enum drop_area area, const char *name,
+                   const uint8_t pk[DROP_PK_BYTES], int64_t received, int body_fd,
+                   uint64_t *sealed_bytes_r, uint8_t *key_r, const char **error_r);
+
 /* Call fn for each file name in mailbox_dir/drop, in name order (arrival
  * order for queued's names); leftovers of interrupted deliveries older
  * than a minute are removed on the way.  Returns the count or -1. */
@@ -81,6 +91,11 @@ int drop_read_flags(const char *mailbox_dir, enum drop_area area, const char *na
                     const uint8_t pk[DROP_PK_BYTES], const uint8_t sk[DROP_SK_BYTES], int out,
                     int64_t *received_r, uint64_t *size_r, unsigned *flags_r,
                     const char **error_r);
+/* drop_read_flags() opened as k says (sealfile.h: the key pair, handing
+ * out the file key when k->key_r is set, or a recorded file key). */
+int drop_read_k(const char *mailbox_dir, enum drop_area area, const char *name,
+                const struct sealfile_key *k, int out, int64_t *received_r, uint64_t *size_r,
+                unsigned *flags_r, const char **error_r);
 
 /* drop_read() into memory, for readers that serve many bodies (FETCH):
  * sealfile_read_mem() with want, max and the buffers of p, reused from
@@ -92,6 +107,17 @@ struct sealfile_plain;
 int drop_read_mem(const char *mailbox_dir, enum drop_area area, const char *name,
                   const uint8_t pk[DROP_PK_BYTES], const uint8_t sk[DROP_SK_BYTES],
                   uint64_t want, uint64_t max, struct sealfile_plain *p, const char **error_r);
+/* drop_read_mem() opened as k says. */
+int drop_read_mem_k(const char *mailbox_dir, enum drop_area area, const char *name,
+                    const struct sealfile_key *k, uint64_t want, uint64_t max,
+                    struct sealfile_plain *p, const char **error_r);
+/* The directory of area, opened (O_PATH) for drop_read_mem_at(): a reader
+ * of many files walks the mailbox's path once, not per file.  The
+ * descriptor, or -1 with *error_r. */
+int drop_open_area(const char *mailbox_dir, enum drop_area area, const char **error_r);
+/* drop_read_mem_k() of file name in the directory dfd (drop_open_area()). */
+int drop_read_mem_at(int dfd, const char *name, const struct sealfile_key *k, uint64_t want,
+                     uint64_t max, struct sealfile_plain *p, const char **error_r);
 
 /* Move drop/name to msg/name.  If msg/name exists already (a repeated
  * import), drop/name is removed instead.  Not synced: call drop_sync()

@@ -23,7 +23,7 @@
 #include "store/mailbox.h"
 
 #define MB_STMT_CACHE 64
-#define MB_STORE_VERSION 7 /* the format; mailbox-migrate.c upgrades older ones */
+#define MB_STORE_VERSION 8 /* the format; mailbox-migrate.c upgrades older ones */
 #define MB_FLAGS_ALL 31u /* every enum mailbox_flag bit */
 
 struct mime_summary;
@@ -36,6 +36,7 @@ struct mb_names {
 
 struct mailbox {
     char *dir;
+    int area_fd[2];       /* drop/ and msg/ (O_PATH), for the body readers; -1: use dir */
     sqlite3 *db;
     uint8_t *pk; /* secret memory: the key pair, for message files */
     uint8_t *sk;
@@ -116,9 +117,23 @@ int mb_next_uid(struct mailbox *mb, int64_t folder, uint32_t *uid_r, uint64_t *m
 int mb_next_modseq(struct mailbox *mb, int64_t folder, uint64_t *modseq_r,
                    const char **error_r);
 /* Record a body: a messages row for the analysed file (its size is s->size,
- * the IMAP size).  0 with *id_r, or -1. */
+ * the IMAP size) and, when file_key is not NULL, the file's own key
+ * (DROP_KEY_BYTES, in file_keys).  0 with *id_r, or -1. */
 int mb_insert_message(struct mailbox *mb, const char *file, int64_t received,
-                      const struct mime_summary *s, int64_t *id_r, const char **error_r);
+                      const struct mime_summary *s, const uint8_t *file_key, int64_t *id_r,
+                      const char **error_r);
+/* Record the file keys of up to max messages of an upgraded store that
+ * have none yet (format 8; one X25519 each, once), in a transaction of
+ * its own (nothing, not even a lock, once all are there).  0 or -1 (a
+ * body that cannot be read is logged and skipped: it keeps the
+ * sealed-key path). */
+/* Record key (32 bytes) as the file key of message id.  0 or -1. */
+int mb_record_file_key(struct mailbox *mb, int64_t id, const uint8_t key[32],
+                       const char **error_r);
+int mb_fill_file_keys(struct mailbox *mb, unsigned max, const char **error_r);
+/* Read the body in file (msg/, else drop/) with the key pair, in full, and
+ * hand out its file key (32 bytes; the caller wipes it).  0 or -1. */
+int mb_body_key(struct mailbox *mb, const char *file, uint8_t key_r[32], const char **error_r);
 /* Put message id into folder with the next UID and a new MODSEQ.  0 with
  * *uid_r, or -1. */
 int mb_insert_mail(struct mailbox *mb, int64_t folder, int64_t message, unsigned flags,

@@ -8,7 +8,17 @@
  * with their large columns (search text) untouched; a FETCH reads its rows
  * in batches, one statement each (mailbox_messages_list()).  Bodies are
  * decrypted into a buffer the caller reuses (mailbox_body_read()): a
- * memfd, mapped and unmapped per message, cost FETCH half its time. */
+ * memfd, mapped and unmapped per message, cost FETCH half its time.
+ *
+ * FILE KEYS.  A body file is opened with its own key, recorded in
+ * file_keys when the message arrived (format 8, mailbox-migrate.c): no
+ * X25519 per read.  The file is still authenticated in full (sealfile.h:
+ * every chunk is bound to the prefix, sealed key included), and the
+ * recorded key opens only the file it was recorded for, so a file
+ * replaced on disk by another one sealed to the mailbox's public key
+ * (which delivering processes know) is refused.  There is no fallback to
+ * the sealed key when the recorded one fails.  Only messages without a
+ * recorded key (an upgraded store not filled yet) open the sealed key. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +27,7 @@
 #include <unistd.h>
 
 #include "core/mem.h"
+#include "crypto/seal.h"
 #include "store/drop.h"
 #include "store/mailbox-internal.h"
 #include "store/sealfile.h"
@@ -252,8 +263,8 @@ int mailbox_message_get(struct mailbox *mb, const char *folder, uint32_t uid,
 static const char SQL_LIST[] =
     "SELECT m.uid, m.flags, m.keywords, m.modseq, g.size, g.internaldate, g.file, g.parts,"
     " CASE WHEN ?4 THEN g.envelope ELSE '' END, CASE WHEN ?5 THEN g.bodystructure ELSE '' END,"
-    " CASE WHEN ?6 THEN g.body ELSE '' END"
-    " FROM mail m JOIN messages g ON g.id = m.message_id"
+    " CASE WHEN ?6 THEN g.body ELSE '' END, k.key"
+    " FROM mail m JOIN messages g ON g.id = m.message_id LEFT JOIN file_keys k ON k.id = g.id"
     " WHERE m.folder_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid";
 
 enum { N_LIST_TEXTS = 6 }; /* keywords, file, parts, envelope, bodystructure, body */
@@ -279,13 +290,19 @@ static void list_add(struct mailbox_list *l, size_t *cap, sqlite3_stmt *st)
         text[i] = mb_col_text(st, cols[i]);
         total += (len[i] = (size_t)sqlite3_column_bytes(st, cols[i]) + 1);
     }
-    char *p = sm_malloc(total);
+    const void *key = sqlite3_column_blob(st, 11);
+    bool keyed = key != NULL && sqlite3_column_bytes(st, 11) == DROP_KEY_BYTES;
+    char *p = sm_malloc(total + (keyed ? DROP_KEY_BYTES : 0));
     const char **field[N_LIST_TEXTS] = {&m->keywords, &m->file,          &m->parts,
                                         &m->envelope, &m->bodystructure, &m->body};
     for (size_t i = 0; i < N_LIST_TEXTS; i++) {
         memcpy(p, text[i], len[i]);
         *field[i] = p;
         p += len[i];
+    }
+    if (keyed) { /* last in the block: wiped by mailbox_list_free() */
+        memcpy(p, key, DROP_KEY_BYTES);
+        m->file_key = (const uint8_t *)p;
     }
     m->subject = m->from = m->to = m->cc = m->message_id = "";
 }
@@ -329,8 +346,11 @@ int mailbox_messages_list(struct mailbox *mb, const char *folder, const uint32_t
 
 void mailbox_list_free(struct mailbox_list *l)
 {
-    for (size_t i = 0; i < l->n; i++)
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->v[i].file_key != NULL)
+            seal_wipe((void *)(uintptr_t)l->v[i].file_key, DROP_KEY_BYTES);
         free((void *)(uintptr_t)l->v[i].keywords); /* the block of the row's strings */
+    }
     free(l->v);
     memset(l, 0, sizeof *l);
 }
@@ -511,32 +531,67 @@ int mailbox_search_headers(struct mailbox *mb, const char *folder,
     return each_row(mb, st, header_row, &w, error_r);
 }
 
+/* The recorded key of file into key: 1 (and *k uses it), 0 when the
+ * message has none (k keeps the key pair), -1. */
+static const char SQL_FILE_KEY[] =
+    "SELECT k.key FROM messages g JOIN file_keys k ON k.id = g.id WHERE g.file = ?1";
+
+static int row_key(struct mailbox *mb, const char *file, uint8_t key[DROP_KEY_BYTES],
+                   struct sealfile_key *k, const char **error_r)
+{
+    sqlite3_stmt *st = mb_stmt(mb, SQL_FILE_KEY, error_r);
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_text(st, 1, file, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), found = 0;
+    if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 0) == DROP_KEY_BYTES) {
+        memcpy(key, sqlite3_column_blob(st, 0), DROP_KEY_BYTES);
+        k->file_key = key;
+        found = 1;
+    } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        *error_r = mb_db_error(mb, "store");
+        found = -1;
+    }
+    mb_done(mb, st);
+    return found;
+}
+
 /* Read file of area into out; a retry first empties out (a regular file
  * or memfd; a sink such as /dev/null needs nothing). */
-static int read_area(struct mailbox *mb, enum drop_area area, const char *file, int out,
-                     bool retry, const char **error_r)
+static int read_area(struct mailbox *mb, enum drop_area area, const char *file,
+                     const struct sealfile_key *k, int out, bool retry, const char **error_r)
 {
     if (retry && ((ftruncate(out, 0) < 0 && errno != EINVAL) ||
                   (lseek(out, 0, SEEK_SET) < 0 && errno != ESPIPE))) {
         *error_r = mb_errno_msg("cannot reset the body file");
         return -1;
     }
-    return drop_read(mb->dir, area, file, mb->pk, mb->sk, out, NULL, NULL, error_r);
+    return drop_read_k(mb->dir, area, file, k, out, NULL, NULL, NULL, error_r);
 }
 
 /* msg/, else drop/ (a file recorded by an import that died before moving
  * it), else msg/ again (another process's import moved it meanwhile). */
-int mailbox_read_body(struct mailbox *mb, const char *file, int out, const char **error_r)
+static int read_body_k(struct mailbox *mb, const char *file, const struct sealfile_key *k,
+                       int out, const char **error_r)
 {
-    if (read_area(mb, DROP_AREA_MSG, file, out, false, error_r) == 0)
+    if (read_area(mb, DROP_AREA_MSG, file, k, out, false, error_r) == 0)
         return 0;
     if (drop_exists(mb->dir, DROP_AREA_MSG, file))
         return -1; /* there, but damaged */
-    if (read_area(mb, DROP_AREA_DROP, file, out, true, error_r) == 0)
+    if (read_area(mb, DROP_AREA_DROP, file, k, out, true, error_r) == 0)
         return 0;
     if (!drop_exists(mb->dir, DROP_AREA_MSG, file))
         return -1;
-    return read_area(mb, DROP_AREA_MSG, file, out, true, error_r);
+    return read_area(mb, DROP_AREA_MSG, file, k, out, true, error_r);
+}
+
+int mailbox_read_body(struct mailbox *mb, const char *file, int out, const char **error_r)
+{
+    uint8_t key[DROP_KEY_BYTES];
+    struct sealfile_key k = {.pk = mb->pk, .sk = mb->sk};
+    int ret = row_key(mb, file, key, &k, error_r) < 0 ? -1 : read_body_k(mb, file, &k, out, error_r);
+    seal_wipe(key, sizeof key);
+    return ret;
 }
 
 int mailbox_open_body(struct mailbox *mb, const char *file, const char **error_r)
@@ -559,10 +614,13 @@ int mailbox_open_body(struct mailbox *mb, const char *file, const char **error_r
 }
 
 /* A file of area into b; DROP_MISSING when there is none. */
-static int body_from(struct mailbox *mb, enum drop_area area, const char *file, uint64_t want,
-                     uint64_t max, struct mailbox_body *b, const char **error_r)
+static int body_from(struct mailbox *mb, enum drop_area area, const char *file,
+                     const struct sealfile_key *k, uint64_t want, uint64_t max,
+                     struct mailbox_body *b, const char **error_r)
 {
-    int r = drop_read_mem(mb->dir, area, file, mb->pk, mb->sk, want, max, b->mem, error_r);
+    int dfd = mb->area_fd[area];
+    int r = dfd >= 0 ? drop_read_mem_at(dfd, file, k, want, max, b->mem, error_r)
+                     : drop_read_mem_k(mb->dir, area, file, k, want, max, b->mem, error_r);
     b->data = r == 0 ? b->mem->data : NULL;
     b->len = r == 0 ? b->mem->len : 0;
     b->whole = r == 0 && b->mem->len == b->mem->size;
@@ -571,17 +629,49 @@ static int body_from(struct mailbox *mb, enum drop_area area, const char *file, 
 
 /* As mailbox_read_body(): msg/, else drop/, else msg/ again, each tried by
  * opening it (no stat: the file is in msg/ nearly always). */
-int mailbox_body_read(struct mailbox *mb, const char *file, uint64_t want, uint64_t max,
-                      struct mailbox_body *b, const char **error_r)
+static int body_read_k(struct mailbox *mb, const char *file, const struct sealfile_key *k,
+                       uint64_t want, uint64_t max, struct mailbox_body *b, const char **error_r)
 {
     if (b->mem == NULL)
         b->mem = sm_calloc(1, sizeof *b->mem);
-    int r = body_from(mb, DROP_AREA_MSG, file, want, max, b, error_r);
+    int r = body_from(mb, DROP_AREA_MSG, file, k, want, max, b, error_r);
     if (r == DROP_MISSING)
-        r = body_from(mb, DROP_AREA_DROP, file, want, max, b, error_r);
+        r = body_from(mb, DROP_AREA_DROP, file, k, want, max, b, error_r);
     if (r == DROP_MISSING)
-        r = body_from(mb, DROP_AREA_MSG, file, want, max, b, error_r);
+        r = body_from(mb, DROP_AREA_MSG, file, k, want, max, b, error_r);
     return r == 0 ? 0 : -1;
+}
+
+int mailbox_body_read_key(struct mailbox *mb, const char *file, const uint8_t *file_key,
+                          uint64_t want, uint64_t max, struct mailbox_body *b,
+                          const char **error_r)
+{
+    struct sealfile_key k = {.pk = mb->pk, .sk = mb->sk, .file_key = file_key};
+    return body_read_k(mb, file, &k, want, max, b, error_r);
+}
+
+int mailbox_body_read(struct mailbox *mb, const char *file, uint64_t want, uint64_t max,
+                      struct mailbox_body *b, const char **error_r)
+{
+    uint8_t key[DROP_KEY_BYTES];
+    struct sealfile_key k = {.pk = mb->pk, .sk = mb->sk};
+    int ret = row_key(mb, file, key, &k, error_r) < 0
+                  ? -1
+                  : body_read_k(mb, file, &k, want, max, b, error_r);
+    seal_wipe(key, sizeof key);
+    if (ret < 0)
+        b->len = 0;
+    return ret;
+}
+
+int mb_body_key(struct mailbox *mb, const char *file, uint8_t key_r[DROP_KEY_BYTES],
+                const char **error_r)
+{
+    struct mailbox_body b = MAILBOX_BODY_INIT;
+    struct sealfile_key k = {.pk = mb->pk, .sk = mb->sk, .key_r = key_r};
+    int ret = body_read_k(mb, file, &k, 0, SIZE_MAX, &b, error_r);
+    mailbox_body_release(&b);
+    return ret;
 }
 
 void mailbox_body_release(struct mailbox_body *b)

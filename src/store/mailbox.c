@@ -519,6 +519,10 @@ struct mailbox *mailbox_open(const char *mailbox_dir, const uint8_t *mk,
     }
     struct mailbox *mb = sm_malloc(sizeof *mb);
     mb->dir = sm_strdup(mailbox_dir);
+    for (int a = DROP_AREA_DROP; a <= DROP_AREA_MSG; a++) {
+        const char *ignored; /* without it, the readers walk the path each time */
+        mb->area_fd[a] = drop_open_area(mailbox_dir, (enum drop_area)a, &ignored);
+    }
     mb->db = db;
     mb->pk = seal_secret_alloc(MAILBOX_KEY_BYTES);
     mb->sk = seal_secret_alloc(MAILBOX_KEY_BYTES);
@@ -549,6 +553,9 @@ void mailbox_close(struct mailbox **mbp)
     free(mb->kept);
     free(mb->kept_keywords);
     free(mb->dir);
+    for (int a = DROP_AREA_DROP; a <= DROP_AREA_MSG; a++)
+        if (mb->area_fd[a] >= 0)
+            close(mb->area_fd[a]);
     sm_freep(mbp);
 }
 

@@ -198,6 +198,8 @@ struct mailbox_message {
     int64_t date;          /* Date: header as unix time, 0 if none (SORT DATE) */
     const char *to, *cc, *message_id; /* first addresses, lowercase; Message-ID */
     const char *parts;     /* MIME part offsets, see mailbox_parts_decode() */
+    const uint8_t *file_key; /* the body file's own key (32 bytes; secret), read by
+                              * mailbox_messages_list() only; NULL: none recorded */
 };
 
 /* Call fn for each message of folder in UID order; the strings of *m are
@@ -359,7 +361,10 @@ int mailbox_search_headers(struct mailbox *mb, const char *folder,
                            const char **error_r);
 
 /* Write the body of the message stored in file (a name from
- * mailbox_messages) to out, authenticated.  Returns 0 or -1. */
+ * mailbox_messages) to out, authenticated.  The body is opened with the
+ * file key recorded for the message (no X25519; a file that is not the
+ * one recorded fails), or, when none is recorded (an upgraded store),
+ * with the key pair.  So are all readers below.  Returns 0 or -1. */
 int mailbox_read_body(struct mailbox *mb, const char *file, int out, const char **error_r);
 
 /* The body of the message stored in file (m->file), decrypted and
@@ -391,6 +396,13 @@ struct mailbox_body {
  * *error_r and b->len 0. */
 int mailbox_body_read(struct mailbox *mb, const char *file, uint64_t want, uint64_t max,
                       struct mailbox_body *b, const char **error_r);
+/* mailbox_body_read() with the file key of a row of mailbox_messages_list()
+ * (m->file_key) instead of a lookup: a FETCH reads its rows' keys with
+ * them.  NULL: the message has none recorded (the key pair opens the
+ * sealed key in the file, one X25519).  A wrong key fails. */
+int mailbox_body_read_key(struct mailbox *mb, const char *file, const uint8_t *file_key,
+                          uint64_t want, uint64_t max, struct mailbox_body *b,
+                          const char **error_r);
 /* Wipe and free b's buffers; b is then empty and may be read into again. */
 void mailbox_body_release(struct mailbox_body *b);
 

@@ -44,6 +44,7 @@
 
 _Static_assert(SEALFILE_PK_BYTES == SEAL_PK_BYTES, "X25519 public key");
 _Static_assert(SEALFILE_SK_BYTES == SEAL_SK_BYTES, "X25519 secret key");
+_Static_assert(SEALFILE_KEY_BYTES == SEAL_FILE_KEY_BYTES, "file key");
 
 static _Thread_local char errbuf[256];
 
@@ -58,7 +59,8 @@ static const char *errno_msg(const char *what)
 /* Build and write the prefix; start the stream; H into ad. */
 static struct seal_stream *write_prefix(int out, const char *magic, const void *meta,
                                         size_t meta_len, const uint8_t *pk,
-                                        uint8_t ad[AD_LEN], const char **error_r)
+                                        uint8_t ad[AD_LEN], uint8_t *key_r,
+                                        const char **error_r)
 {
     size_t len = FIXED_LEN + meta_len + KEYS_LEN;
     uint8_t *prefix = sm_malloc(len);
@@ -68,7 +70,7 @@ static struct seal_stream *write_prefix(int out, const char *magic, const void *
         memcpy(prefix + FIXED_LEN, meta, meta_len);
     uint8_t *keys = prefix + FIXED_LEN + meta_len;
     struct seal_stream *st =
-        seal_stream_push_new(pk, keys, keys + SEAL_SEALED_KEY_BYTES, error_r);
+        seal_stream_push_new_key(pk, keys, keys + SEAL_SEALED_KEY_BYTES, key_r, error_r);
     if (st != NULL) {
         seal_hash(ad, prefix, len);
         if (sm_write_full(out, prefix, len) < 0) {
@@ -164,6 +166,15 @@ int sealfile_write(int out, const char magic[SEALFILE_MAGIC_LEN], const void *me
                    size_t meta_len, const uint8_t pk[SEALFILE_PK_BYTES], const void *prefix,
                    size_t prefix_len, int in, uint64_t *size_r, const char **error_r)
 {
+    return sealfile_write_key(out, magic, meta, meta_len, pk, prefix, prefix_len, in, size_r,
+                              NULL, error_r);
+}
+
+int sealfile_write_key(int out, const char magic[SEALFILE_MAGIC_LEN], const void *meta,
+                       size_t meta_len, const uint8_t pk[SEALFILE_PK_BYTES], const void *prefix,
+                       size_t prefix_len, int in, uint64_t *size_r, uint8_t *key_r,
+                       const char **error_r)
+{
     struct source src = {prefix, prefix_len, in};
     uint8_t ad[AD_LEN], size[8];
     off_t start = lseek(out, 0, SEEK_CUR);
@@ -176,10 +187,12 @@ int sealfile_write(int out, const char magic[SEALFILE_MAGIC_LEN], const void *me
         *error_r = start < 0 ? errno_msg("cannot seek") : "libsodium cannot be initialised";
         return -1;
     }
-    struct seal_stream *st = write_prefix(out, magic, meta, meta_len, pk, ad, error_r);
+    struct seal_stream *st = write_prefix(out, magic, meta, meta_len, pk, ad, key_r, error_r);
     if (st == NULL)
         return -1;
     int ret = write_chunks(out, &src, st, ad, size_r, error_r);
+    if (ret < 0 && key_r != NULL)
+        seal_wipe(key_r, SEALFILE_KEY_BYTES);
     seal_stream_free(&st);
     sm_put_be64(size, *size_r);
     if (ret == 0 && pwrite(out, size, sizeof size, start + OFF_SIZE) != (ssize_t)sizeof size) {
@@ -190,6 +203,21 @@ int sealfile_write(int out, const char magic[SEALFILE_MAGIC_LEN], const void *me
 }
 
 /* --- reading ------------------------------------------------------------------ */
+
+/* The stream of a file whose sealed key and stream header are at keys:
+ * from the recorded file key (no X25519), else by opening the sealed key
+ * with the key pair (handing the file key out when asked).  Either way
+ * every chunk is then checked against H, which covers the sealed key and
+ * the header too: a recorded key reads only the very file it was
+ * recorded for, byte for byte. */
+static struct seal_stream *open_stream(const struct sealfile_key *k, const uint8_t *keys,
+                                       const char **error_r)
+{
+    const uint8_t *header = keys + SEAL_SEALED_KEY_BYTES;
+    if (k->file_key != NULL)
+        return seal_stream_pull_with_key(k->file_key, header, error_r);
+    return seal_stream_pull_new_key(keys, header, k->pk, k->sk, k->key_r, error_r);
+}
 
 struct prefix {
     uint8_t *data; /* FIXED_LEN + meta_len + KEYS_LEN bytes */
@@ -327,6 +355,14 @@ int sealfile_read(int in, const char magic[SEALFILE_MAGIC_LEN], size_t meta_max,
                   int out, uint8_t **meta_r, size_t *meta_len_r, uint64_t *size_r,
                   const char **error_r)
 {
+    struct sealfile_key k = {.pk = pk, .sk = sk};
+    return sealfile_read_k(in, magic, meta_max, &k, out, meta_r, meta_len_r, size_r, error_r);
+}
+
+int sealfile_read_k(int in, const char magic[SEALFILE_MAGIC_LEN], size_t meta_max,
+                    const struct sealfile_key *k, int out, uint8_t **meta_r, size_t *meta_len_r,
+                    uint64_t *size_r, const char **error_r)
+{
     struct prefix pr;
     uint8_t ad[AD_LEN];
 
@@ -341,11 +377,11 @@ int sealfile_read(int in, const char magic[SEALFILE_MAGIC_LEN], size_t meta_max,
     seal_hash(ad, pr.data, pr.len);
     sm_put_be64(ad + SEAL_HASH_BYTES, pr.size);
     const uint8_t *keys = pr.data + FIXED_LEN + pr.meta_len;
-    struct seal_stream *st =
-        ret < 0 ? NULL
-                : seal_stream_pull_new(keys, keys + SEAL_SEALED_KEY_BYTES, pk, sk, error_r);
+    struct seal_stream *st = ret < 0 ? NULL : open_stream(k, keys, error_r);
     ret = st != NULL ? read_chunks(in, (off_t)pr.len, st, ad, pr.size, out, error_r) : -1;
     seal_stream_free(&st);
+    if (ret < 0 && k->key_r != NULL)
+        seal_wipe(k->key_r, SEALFILE_KEY_BYTES);
     if (ret == 0 && meta_r != NULL) {
         *meta_r = sm_malloc(pr.meta_len + 1);
         memcpy(*meta_r, pr.data + FIXED_LEN, pr.meta_len);
@@ -382,19 +418,52 @@ static void grow(uint8_t **buf, size_t *cap, size_t n, bool secret)
     *cap = n;
 }
 
+/* The length a file must have by its prefix's fields (at least FIXED_LEN
+ * bytes at b), or 0 when they are out of bounds. */
+static uint64_t expected_length(const uint8_t *b, size_t meta_max)
+{
+    uint64_t size = sm_get_be64(b + OFF_SIZE), meta_len = sm_get_be32(b + 16);
+    if (size > (uint64_t)INT64_MAX / 2 || meta_len > meta_max)
+        return 0;
+    uint64_t chunks = size == 0 ? 1 : (size - 1) / CHUNK_PLAIN + 1;
+    return FIXED_LEN + meta_len + KEYS_LEN + chunks * (4 + SEAL_STREAM_ABYTES) + size;
+}
+
 /* Read the head of the file (the prefix and, for a small file, all of it)
  * into p->raw and check the magic, the metadata length and the file
- * length against the size. */
-static int read_head(int in, const char *magic, size_t meta_max, uint64_t file_len,
-                     struct sealfile_plain *p, struct layout *l, const char **error_r)
+ * length against the size.  One pread asks for more than a head can be:
+ * when fewer bytes come, exactly as many as the prefix says the file has,
+ * that was the whole file, with no fstat (one per message was 5% of a
+ * FETCH); a FIFO or a directory fails the pread (ESPIPE, EISDIR), and
+ * what is read must still pass every MAC.  Otherwise (a large file, or a
+ * short read that does not add up) fstat gives the length and makes sure
+ * it is a regular file, and the head is read again in full. */
+static int read_head(int in, const char *magic, size_t meta_max, struct sealfile_plain *p,
+                     struct layout *l, const char **error_r)
 {
     if (meta_max > SEALFILE_META_MAX)
         meta_max = SEALFILE_META_MAX;
     size_t head = FIXED_LEN + meta_max + KEYS_LEN + 4 + CHUNK_CIPHER_MAX;
-    if (file_len < head)
-        head = (size_t)file_len;
-    grow(&p->raw, &p->raw_cap, head < FIXED_LEN ? FIXED_LEN : head, false);
-    ssize_t n = sm_pread_full(in, p->raw, head, 0);
+    struct stat sb;
+    grow(&p->raw, &p->raw_cap, head + 1, false);
+    ssize_t n = pread(in, p->raw, head + 1, 0);
+    bool whole = n >= FIXED_LEN && (size_t)n <= head &&
+                 expected_length(p->raw, meta_max) == (uint64_t)n;
+    uint64_t file_len = whole ? (uint64_t)n : 0;
+    if (n >= 0 && !whole) {
+        if (fstat(in, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+            *error_r = "sealed file is not a regular file";
+            return -1;
+        }
+        file_len = (uint64_t)sb.st_size;
+        if ((size_t)n > head) {
+            n = (ssize_t)head; /* a large file: its head is all there */
+        } else {
+            if (file_len < head)
+                head = (size_t)file_len;
+            n = sm_pread_full(in, p->raw, head, 0);
+        }
+    }
     if (n < 0) {
         *error_r = errno_msg("cannot read sealed file");
         return -1;
@@ -461,8 +530,8 @@ static int pull_chunks(int in, struct sealfile_plain *p, const struct layout *l,
     return 0;
 }
 
-/* Open the stream (the X25519 of the file key) and decrypt what want asks. */
-static int decrypt_mem(int in, const uint8_t *pk, const uint8_t *sk, uint64_t want,
+/* Open the stream (see open_stream()) and decrypt what want asks. */
+static int decrypt_mem(int in, const struct sealfile_key *k, uint64_t want,
                        uint64_t max, struct sealfile_plain *p, const struct layout *l,
                        const char **error_r)
 {
@@ -477,8 +546,7 @@ static int decrypt_mem(int in, const uint8_t *pk, const uint8_t *sk, uint64_t wa
     seal_hash(ad, p->raw, l->prefix_len);
     sm_put_be64(ad + SEAL_HASH_BYTES, l->size);
     const uint8_t *keys = p->raw + FIXED_LEN + l->meta_len;
-    struct seal_stream *st =
-        seal_stream_pull_new(keys, keys + SEAL_SEALED_KEY_BYTES, pk, sk, error_r);
+    struct seal_stream *st = open_stream(k, keys, error_r);
     if (st == NULL)
         return -1;
     grow(&p->data, &p->cap, (size_t)len + 1, true);
@@ -498,21 +566,29 @@ int sealfile_read_mem(int in, const char magic[SEALFILE_MAGIC_LEN], size_t meta_
                       uint64_t want, uint64_t max, struct sealfile_plain *p,
                       const uint8_t **meta_r, size_t *meta_len_r, const char **error_r)
 {
+    struct sealfile_key k = {.pk = pk, .sk = sk};
+    return sealfile_read_mem_k(in, magic, meta_max, &k, want, max, p, meta_r, meta_len_r,
+                               error_r);
+}
+
+int sealfile_read_mem_k(int in, const char magic[SEALFILE_MAGIC_LEN], size_t meta_max,
+                        const struct sealfile_key *k, uint64_t want, uint64_t max,
+                        struct sealfile_plain *p, const uint8_t **meta_r, size_t *meta_len_r,
+                        const char **error_r)
+{
     struct layout l;
-    struct stat sb;
     p->len = 0;
     p->size = 0;
     if (seal_init() < 0) {
         *error_r = "libsodium cannot be initialised";
         return -1;
     }
-    if (fstat(in, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-        *error_r = "sealed file is not a regular file";
+    if (read_head(in, magic, meta_max, p, &l, error_r) < 0 ||
+        decrypt_mem(in, k, want, max, p, &l, error_r) < 0) {
+        if (k->key_r != NULL)
+            seal_wipe(k->key_r, SEALFILE_KEY_BYTES);
         return -1;
     }
-    if (read_head(in, magic, meta_max, (uint64_t)sb.st_size, p, &l, error_r) < 0 ||
-        decrypt_mem(in, pk, sk, want, max, p, &l, error_r) < 0)
-        return -1;
     p->size = l.size;
     if (meta_r != NULL) {
         *meta_r = p->raw + FIXED_LEN;

@@ -3,7 +3,9 @@
  * Round trips of several sizes (chunk boundaries included), a repeated
  * delivery that must not duplicate, and every way a file on disk can be
  * wrong: another mailbox's key, a flipped byte, a cut file, and two
- * files swapped under each other's names. */
+ * files swapped under each other's names.  Files read with their own
+ * recorded key (no key pair): every byte still matters, sealed key
+ * included, and the key reads that one file only. */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -265,6 +267,121 @@ static void test_damage_is_refused(void **state)
     assert_true(drop_name_valid("0123456789abcdef"));
 }
 
+/* Read name of msg/ with a recorded file key: 0 and the text, or -1. */
+static int read_with_key(const char *name, const uint8_t *key, uint64_t want,
+                         struct sealfile_plain *mem, const char **error_r)
+{
+    struct sealfile_key k = {.file_key = key}; /* no key pair at all */
+    return drop_read_mem_k(root, DROP_AREA_MSG, name, &k, want, UINT64_MAX, mem, error_r);
+}
+
+static void test_file_key(void **state)
+{
+    (void)state;
+    const char *error = NULL;
+    static const char text[] = "Subject: keyed\r\n\r\nread without X25519\r\n";
+    uint8_t key[DROP_KEY_BYTES], key2[DROP_KEY_BYTES], opened[DROP_KEY_BYTES];
+    uint64_t sealed;
+    struct sealfile_plain mem = {0};
+
+    /* the writer hands out the key it sealed */
+    int fd = memfd_with(text, sizeof text - 1);
+    assert_int_equal(drop_store_key(root, DROP_AREA_MSG, "5000000000000005", pk, 7, fd, &sealed,
+                                    key, &error), 1);
+    assert_int_equal(drop_store_key(root, DROP_AREA_MSG, "5000000000000006", pk, 7, fd, &sealed,
+                                    key2, &error), 1);
+    /* a name taken: nothing written, no key handed out */
+    uint8_t none[DROP_KEY_BYTES], zero[DROP_KEY_BYTES] = {0};
+    memset(none, 0xaa, sizeof none);
+    assert_int_equal(drop_store_key(root, DROP_AREA_MSG, "5000000000000005", pk, 7, fd, &sealed,
+                                    none, &error), 0);
+    assert_memory_equal(none, zero, sizeof zero);
+    close(fd);
+    assert_false(seal_equal(key, key2, sizeof key)); /* a fresh key per file */
+
+    /* the key reads the file, whole or its first chunk */
+    for (uint64_t want = 0; want < 2; want++) {
+        assert_int_equal(read_with_key("5000000000000005", key, want, &mem, &error), 0);
+        assert_int_equal(mem.len, sizeof text - 1);
+        assert_memory_equal(mem.data, text, sizeof text - 1);
+    }
+    /* ... and the fd reader, and the key pair's reader hands out the same key */
+    struct sealfile_key k = {.file_key = key};
+    int out = memfd_create("out", 0);
+    uint64_t size = 0;
+    assert_int_equal(drop_read_k(root, DROP_AREA_MSG, "5000000000000005", &k, out, NULL, &size,
+                                 NULL, &error), 0);
+    assert_int_equal(size, sizeof text - 1);
+    struct sealfile_key pair = {.pk = pk, .sk = sk, .key_r = opened};
+    assert_int_equal(drop_read_k(root, DROP_AREA_MSG, "5000000000000005", &pair, out, NULL,
+                                 NULL, NULL, &error), 0);
+    assert_memory_equal(opened, key, sizeof key);
+    memset(opened, 0, sizeof opened);
+    assert_int_equal(drop_read_mem_k(root, DROP_AREA_MSG, "5000000000000006", &pair, 0,
+                                     UINT64_MAX, &mem, &error), 0);
+    assert_memory_equal(opened, key2, sizeof key2);
+    /* the pair of another mailbox: refused, nothing handed out */
+    struct sealfile_key other = {.pk = pk2, .sk = sk2, .key_r = opened};
+    assert_int_equal(drop_read_k(root, DROP_AREA_MSG, "5000000000000005", &other, out, NULL,
+                                 NULL, NULL, &error), -1);
+    assert_memory_equal(opened, zero, sizeof zero);
+    close(out);
+
+    /* a wrong key, or another file's key, fails: a key reads its own file only */
+    assert_int_equal(read_with_key("5000000000000005", key2, 0, &mem, &error), -1);
+    assert_int_equal(mem.len, 0);
+    uint8_t wrong[DROP_KEY_BYTES];
+    seal_random(wrong, sizeof wrong);
+    assert_int_equal(read_with_key("5000000000000005", wrong, 0, &mem, &error), -1);
+    assert_int_equal(read_with_key("5000000000000005", wrong, 1, &mem, &error), -1);
+
+    /* a file replaced by another one sealed to the same public key (anyone
+     * who delivers can make one) under the same name: the key pair would
+     * read it, the recorded key refuses it */
+    char path[256];
+    snprintf(path, sizeof path, "%s/msg/5000000000000005", root);
+    assert_int_equal(unlink(path), 0);
+    fd = memfd_with("Subject: forged\r\n\r\nx\r\n", 22);
+    assert_int_equal(drop_store(root, DROP_AREA_MSG, "5000000000000005", pk, 7, fd, &sealed,
+                                &error), 1);
+    close(fd);
+    assert_int_equal(drop_read_mem(root, DROP_AREA_MSG, "5000000000000005", pk, sk, 0,
+                                   UINT64_MAX, &mem, &error), 0);
+    assert_int_equal(read_with_key("5000000000000005", key, 0, &mem, &error), -1);
+
+    /* every byte of the file matters with the key too: the sealed key it
+     * does not open and the stream header included (they are bound into
+     * every chunk), the size, the metadata and the chunks */
+    snprintf(path, sizeof path, "%s/msg/5000000000000006", root);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    for (off_t at = 0; at < st.st_size; at++) {
+        fd = open(path, O_RDWR);
+        uint8_t b;
+        assert_int_equal(pread(fd, &b, 1, at), 1);
+        b ^= 0x40;
+        assert_int_equal(pwrite(fd, &b, 1, at), 1);
+        if (read_with_key("5000000000000006", key2, 0, &mem, &error) == 0)
+            fail_msg("byte %lld changed and still read with the file key", (long long)at);
+        b ^= 0x40;
+        assert_int_equal(pwrite(fd, &b, 1, at), 1);
+        close(fd);
+    }
+    assert_int_equal(read_with_key("5000000000000006", key2, 0, &mem, &error), 0);
+
+    /* what is not a regular file fails at once (no stat before the read) */
+    snprintf(path, sizeof path, "%s/msg/6000000000000006", root);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(read_with_key("6000000000000006", key2, 0, &mem, &error), -1);
+    assert_int_equal(drop_read_mem(root, DROP_AREA_MSG, "6000000000000006", pk, sk, 0,
+                                   UINT64_MAX, &mem, &error), -1);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(read_with_key("6000000000000006", key2, 0, &mem, &error), -1);
+    assert_int_equal(rmdir(path), 0);
+    sealfile_plain_free(&mem);
+}
+
 static void collect(void *arg, const char *name)
 {
     strcat(arg, name);
@@ -432,6 +549,7 @@ int main(void)
         cmocka_unit_test(test_round_trips),
         cmocka_unit_test(test_delivery_note),
         cmocka_unit_test(test_damage_is_refused),
+        cmocka_unit_test(test_file_key),
         cmocka_unit_test(test_list),
         cmocka_unit_test(test_batch),
     };

@@ -3,7 +3,9 @@
  * subscribe), flags and keywords with MODSEQs and UNCHANGEDSINCE,
  * expunge and VANISHED, copy and move sharing bodies, append, changes
  * since a MODSEQ, the change token across two handles, transactions,
- * orphan files, and a 10,000-message folder.  Every test runs on an
+ * orphan files, file keys recorded in the store (import, APPEND, COPY;
+ * read without the secret key; a wrong or stale key fails), the format
+ * upgrades, and a 10,000-message folder.  Every test runs on an
  * encrypted store and on a plain one. */
 #include <dirent.h>
 #include <errno.h>
@@ -27,7 +29,9 @@
 #include "crypto/seal.h"
 #include "mime/mime.h"
 #include "store/drop.h"
+#include "store/mailbox-internal.h"
 #include "store/mailbox.h"
+#include "store/sealfile.h"
 #include "store/sealvfs.h"
 
 static char root[64];
@@ -1211,6 +1215,23 @@ static void store_sql(const struct store *s, const char *sql)
     sealvfs_close(&db);
 }
 
+/* The integer the query sql gives on the closed store of s. */
+static int64_t store_count(const struct store *s, const char *sql)
+{
+    char path[256];
+    const char *error = NULL;
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    snprintf(path, sizeof path, "%s/store.db", s->dir);
+    assert_int_equal(sealvfs_open(path, s->key, false, &db, &error), 0);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sealvfs_close(&db);
+    return n;
+}
+
 static void count_uid(void *arg, uint32_t uid)
 {
     (void)uid;
@@ -1240,6 +1261,7 @@ static void test_upgrade(void **state)
                   "ALTER TABLE folders ADD COLUMN subscribed INTEGER NOT NULL DEFAULT 0;"
                   "UPDATE folders SET subscribed = 1 WHERE name IN ('INBOX', 'Sent');"
                   "DROP TABLE subscriptions; ALTER TABLE folders DROP COLUMN recent_uid;"
+                  "DROP TRIGGER messages_key_delete; DROP TABLE file_keys; DROP TABLE key_fill;"
                   "PRAGMA user_version = 2");
     s.mb = open_ok(&s);
     assert_int_equal(mailbox_message_get(s.mb, "INBOX", uid, &m, &error), 1);
@@ -1266,10 +1288,242 @@ static void test_upgrade(void **state)
     /* format 7: every top-level header field is indexed for TEXT */
     store_sql(&s, "UPDATE messages SET search_headers = 'Subject: lf';"
                   "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');"
+                  "DROP TRIGGER messages_key_delete; DROP TABLE file_keys; DROP TABLE key_fill;"
                   "PRAGMA user_version = 6");
     s.mb = open_ok(&s);
     hits = 0;
     assert_int_equal(mailbox_search_text(s.mb, "INBOX", "zebra", count_uid, &hits, &error), 1);
+    store_close(&s);
+}
+
+/* --- file keys ------------------------------------------------------------------- */
+
+/* The rows of folder as a FETCH reads them: how many, how many with a
+ * recorded file key; the key of uid into key_r when asked. */
+static unsigned keyed_rows(struct mailbox *mb, const char *folder, unsigned *total_r,
+                           uint32_t uid, uint8_t *key_r)
+{
+    uint32_t *uids;
+    size_t n;
+    const char *error = NULL;
+    struct mailbox_list l;
+    unsigned keyed = 0;
+    assert_int_equal(mailbox_uids(mb, folder, &uids, &n, &error), 0);
+    assert_int_equal(mailbox_messages_list(mb, folder, uids, n, 0, &l, &error), 0);
+    assert_int_equal(l.n, n);
+    for (size_t i = 0; i < l.n; i++) {
+        keyed += l.v[i].file_key != NULL;
+        if (l.v[i].uid == uid && key_r != NULL && l.v[i].file_key != NULL)
+            memcpy(key_r, l.v[i].file_key, DROP_KEY_BYTES);
+    }
+    mailbox_list_free(&l);
+    free(uids);
+    *total_r = (unsigned)n;
+    return keyed;
+}
+
+/* Every body of folder reads, through each reader (lookup of the key,
+ * the key of the row, the descriptor), and is message i's text. */
+static void bodies_read(struct mailbox *mb, const char *folder, bool with_row_key)
+{
+    uint32_t *uids;
+    size_t n;
+    const char *error = NULL;
+    struct mailbox_list l;
+    struct mailbox_body b = MAILBOX_BODY_INIT;
+    assert_int_equal(mailbox_uids(mb, folder, &uids, &n, &error), 0);
+    assert_int_equal(mailbox_messages_list(mb, folder, uids, n, 0, &l, &error), 0);
+    for (size_t i = 0; i < l.n; i++) {
+        const struct mailbox_message *m = &l.v[i];
+        if (mailbox_body_read(mb, m->file, 0, SIZE_MAX, &b, &error) != 0)
+            fail_msg("%s uid %u: %s", folder, m->uid, error);
+        assert_non_null(strstr((const char *)b.data, "Body of message"));
+        if (with_row_key && mailbox_body_read_key(mb, m->file, m->file_key, 1, SIZE_MAX, &b,
+                                                  &error) != 0)
+            fail_msg("%s uid %u with the row's key: %s", folder, m->uid, error);
+        int fd = mailbox_open_body(mb, m->file, &error);
+        if (fd < 0)
+            fail_msg("%s uid %u as a descriptor: %s", folder, m->uid, error);
+        close(fd);
+    }
+    mailbox_body_release(&b);
+    mailbox_list_free(&l);
+    free(uids);
+}
+
+/* The store of s opened with the right public key and a wrong secret key:
+ * only bodies with a recorded key can be read. */
+static struct mailbox *open_wrong_sk(const struct store *s)
+{
+    uint8_t pk2[32], sk2[32];
+    const char *error = NULL;
+    seal_keypair(pk2, sk2);
+    struct mailbox *mb = mailbox_open(s->dir, s->key, pk, sk2, &error);
+    if (mb == NULL)
+        fail_msg("mailbox_open: %s", error);
+    return mb;
+}
+
+static void test_file_keys(void **state)
+{
+    struct store s;
+    const char *error = NULL;
+    unsigned total;
+    uint32_t new_uids[2];
+    uint8_t k_inbox[DROP_KEY_BYTES], k_copy[DROP_KEY_BYTES];
+    store_new(&s, state);
+
+    /* APPEND, COPY, MOVE and the import of a delivery all leave a key */
+    uint32_t a = append(s.mb, "INBOX", 1, 0, NULL);
+    uint32_t b = append(s.mb, "INBOX", 2, 0, NULL);
+    char text[1024];
+    message_text(text, sizeof text, 3);
+    int fd = message_fd(text);
+    uint64_t sealed;
+    assert_int_equal(drop_deliver(s.dir, "7000000000000007", pk, 1, fd, &sealed, &error), 1);
+    close(fd);
+    struct mailbox_import_stats st;
+    assert_int_equal(mailbox_import(s.mb, &st, &error), 0);
+    assert_int_equal(st.imported, 1);
+    assert_int_equal(mailbox_folder_create(s.mb, "Dest", NULL, &error), 0);
+    assert_int_equal(mailbox_copy(s.mb, "INBOX", &a, 1, "Dest", false, new_uids, NULL, NULL,
+                                  NULL, &error), 1);
+    assert_int_equal(mailbox_copy(s.mb, "INBOX", &b, 1, "Dest", true, new_uids + 1, NULL, NULL,
+                                  NULL, &error), 1);
+    assert_int_equal(keyed_rows(s.mb, "INBOX", &total, a, k_inbox), 2);
+    assert_int_equal(total, 2);
+    assert_int_equal(keyed_rows(s.mb, "Dest", &total, new_uids[0], k_copy), 2);
+    assert_int_equal(total, 2);
+    assert_memory_equal(k_inbox, k_copy, sizeof k_copy); /* a copy shares file and key */
+    bodies_read(s.mb, "INBOX", true);
+    store_close(&s);
+
+    /* the bodies read without the secret key: no X25519 at all */
+    s.mb = open_wrong_sk(&s);
+    bodies_read(s.mb, "INBOX", true);
+    bodies_read(s.mb, "Dest", true);
+    struct mailbox_check c;
+    assert_int_equal(mailbox_verify(s.mb, true, &c, &error), 0);
+    assert_int_equal(c.bodies_bad, 0);
+    /* ... and a row without its key does not (it needs the key pair) */
+    char file[64];
+    file_of(s.mb, "INBOX", a, file);
+    struct mailbox_body body = MAILBOX_BODY_INIT;
+    assert_int_equal(mailbox_body_read_key(s.mb, file, NULL, 0, SIZE_MAX, &body, &error), -1);
+    /* a wrong key fails, with or without the right key pair */
+    uint8_t wrong[DROP_KEY_BYTES];
+    seal_random(wrong, sizeof wrong);
+    assert_int_equal(mailbox_body_read_key(s.mb, file, wrong, 0, SIZE_MAX, &body, &error), -1);
+    store_close(&s);
+    s.mb = open_ok(&s);
+    assert_int_equal(mailbox_body_read_key(s.mb, file, wrong, 0, SIZE_MAX, &body, &error), -1);
+    assert_int_equal(mailbox_body_read_key(s.mb, file, NULL, 0, SIZE_MAX, &body, &error), 0);
+    assert_int_equal(mailbox_body_read_key(s.mb, file, k_inbox, 0, SIZE_MAX, &body, &error), 0);
+
+    /* the body file replaced by another sealed to the mailbox's public key
+     * (anyone who can deliver can make one) under the same name: the key
+     * pair would read it, the recorded key refuses it, no fallback */
+    assert_int_equal(drop_remove(s.dir, DROP_AREA_MSG, file, &error), 0);
+    fd = message_fd("Subject: forged\r\n\r\nBody of message forged\r\n");
+    assert_int_equal(drop_store(s.dir, DROP_AREA_MSG, file, pk, 1, fd, &sealed, &error), 1);
+    close(fd);
+    assert_int_equal(mailbox_body_read_key(s.mb, file, NULL, 0, SIZE_MAX, &body, &error), 0);
+    assert_int_equal(mailbox_body_read(s.mb, file, 0, SIZE_MAX, &body, &error), -1);
+    assert_int_equal(mailbox_body_read_key(s.mb, file, k_inbox, 0, SIZE_MAX, &body, &error), -1);
+    assert_int_equal(mailbox_open_body(s.mb, file, &error), -1);
+    assert_int_equal(mailbox_verify(s.mb, true, &c, &error), 0);
+    assert_int_equal(c.bodies_bad, 2); /* the message, and its copy in Dest */
+
+    /* a damaged sealed-key block, the chunks intact: refused even with the
+     * recorded key, which never needs that block (it is bound into every
+     * chunk, so a file is read only as a whole, as it was written) */
+    file_of(s.mb, "INBOX", 3, file); /* the imported one */
+    char path[320];
+    snprintf(path, sizeof path, "%s/msg/%s", s.dir, file);
+    fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t fixed[20];
+    assert_int_equal(pread(fd, fixed, sizeof fixed, 0), 20);
+    off_t sealed_key = 20 + (off_t)((uint32_t)fixed[16] << 24 | (uint32_t)fixed[17] << 16 |
+                                    (uint32_t)fixed[18] << 8 | fixed[19]);
+    uint8_t byte;
+    assert_int_equal(pread(fd, &byte, 1, sealed_key + 40), 1);
+    byte ^= 1;
+    assert_int_equal(pwrite(fd, &byte, 1, sealed_key + 40), 1);
+    close(fd);
+    assert_int_equal(mailbox_body_read(s.mb, file, 0, SIZE_MAX, &body, &error), -1);
+    assert_int_equal(mailbox_body_read(s.mb, file, 1, SIZE_MAX, &body, &error), -1);
+    mailbox_body_release(&body);
+
+    /* a key outlives no message: expunged rows take it along */
+    assert_int_equal(mailbox_folder_delete(s.mb, "Dest", &error), 0);
+    assert_int_equal(mailbox_store_flags(s.mb, "INBOX", a, MAILBOX_FLAGS_ADD, MAILBOX_DELETED,
+                                         NULL, 0, NULL, &error), 1);
+    assert_int_equal(mailbox_expunge(s.mb, "INBOX", NULL, 0, NULL, NULL, &error), 1);
+    store_close(&s);
+    assert_int_equal(store_count(&s, "SELECT count(*) FROM file_keys"), 1); /* the import's */
+    assert_int_equal(store_count(&s, "SELECT count(*) FROM file_keys"
+                                     " WHERE id NOT IN (SELECT id FROM messages)"), 0);
+}
+
+/* A format 6 store (7 would do too): its rows have no keys, read as before, and get them
+ * a batch at a time (mailbox_import() does one per call). */
+static void test_upgrade_keys(void **state)
+{
+    struct store s;
+    const char *error = NULL;
+    unsigned total;
+    store_new(&s, state);
+    for (unsigned i = 0; i < 5; i++)
+        append(s.mb, "INBOX", i, 0, NULL);
+    uint32_t one = 1, copied;
+    assert_int_equal(mailbox_copy(s.mb, "INBOX", &one, 1, "Archive", false, &copied, NULL, NULL,
+                                  NULL, &error), 1);
+    store_close(&s);
+    store_sql(&s, "DROP TRIGGER messages_key_delete; DROP TABLE file_keys; DROP TABLE key_fill;"
+                  "PRAGMA user_version = 6");
+
+    s.mb = open_ok(&s);
+    assert_int_equal(keyed_rows(s.mb, "INBOX", &total, 0, NULL), 0);
+    assert_int_equal(total, 5);
+    bodies_read(s.mb, "INBOX", true); /* NULL keys: the key pair opens them */
+    bodies_read(s.mb, "Archive", true);
+    /* one body that cannot be read is skipped, the others filled */
+    char gone[64], path[320];
+    file_of(s.mb, "INBOX", 3, gone);
+    snprintf(path, sizeof path, "%s/msg/%s", s.dir, gone);
+    char aside[340];
+    snprintf(aside, sizeof aside, "%s.aside", path);
+    assert_int_equal(rename(path, aside), 0);
+    assert_int_equal(mb_fill_file_keys(s.mb, 2, &error), 0);
+    assert_int_equal(keyed_rows(s.mb, "INBOX", &total, 0, NULL), 2);
+    assert_int_equal(keyed_rows(s.mb, "Archive", &total, 0, NULL), 1); /* the copy too */
+    assert_int_equal(mb_fill_file_keys(s.mb, 2, &error), 0);
+    assert_int_equal(keyed_rows(s.mb, "INBOX", &total, 0, NULL), 3);
+    assert_int_equal(rename(aside, path), 0);
+    struct mailbox_import_stats st;
+    assert_int_equal(mailbox_import(s.mb, &st, &error), 0); /* the last batch, and done */
+    assert_int_equal(keyed_rows(s.mb, "INBOX", &total, 0, NULL), 4);
+    assert_int_equal(mb_fill_file_keys(s.mb, 2, &error), 0);
+    assert_int_equal(keyed_rows(s.mb, "INBOX", &total, 0, NULL), 4); /* the skipped one stays */
+    uint32_t uid = append(s.mb, "INBOX", 9, 0, NULL);             /* new ones have keys */
+    assert_true(uid > 5);
+    assert_int_equal(keyed_rows(s.mb, "INBOX", &total, 0, NULL), 5);
+    assert_int_equal(total, 6);
+    store_close(&s);
+
+    /* without the secret key, all but the skipped one read */
+    s.mb = open_wrong_sk(&s);
+    struct mailbox_body b = MAILBOX_BODY_INIT;
+    for (uint32_t u = 1; u <= 6; u++) {
+        char file[64];
+        file_of(s.mb, "INBOX", u, file);
+        assert_int_equal(mailbox_body_read(s.mb, file, 0, SIZE_MAX, &b, &error), u == 3 ? -1 : 0);
+    }
+    mailbox_body_release(&b);
+    store_close(&s);
+    s.mb = open_ok(&s);
+    bodies_read(s.mb, "INBOX", true);
     store_close(&s);
 }
 
@@ -1380,7 +1634,8 @@ int main(void)
         cmocka_unit_test(test_parts_decode),
         BOTH(test_changes),         BOTH(test_change_token),  BOTH(test_transactions),
         BOTH(test_reentry),
-        BOTH(test_orphans_and_version), BOTH(test_upgrade), BOTH(test_large_folder),
+        BOTH(test_orphans_and_version), BOTH(test_upgrade), BOTH(test_file_keys),
+        BOTH(test_upgrade_keys),        BOTH(test_large_folder),
     };
     log_init("test-mailbox-imap", false, LOG_LEVEL_ERROR);
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
