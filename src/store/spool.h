@@ -69,6 +69,11 @@ struct spool *spool_open(const char *dir, const uint8_t pk[SPOOL_PK_BYTES],
  * a writer still open is a bug and aborts the process. */
 void spool_close(struct spool **sp);
 
+/* Messages whose sealed bytes stay within max (at most the default, 256
+ * KiB) are appended to a segment; bigger ones get a file of their own.
+ * 0: every message in a file (tests of the file format, comparisons). */
+void spool_set_inline_max(struct spool *sp, size_t max);
+
 /* Start a new message with its envelope (copied).  Returns NULL with
  * *error_r on failure (disk full, ...).  The writer owns a temporary file. */
 struct spool_writer *spool_writer_new(struct spool *sp, const struct spool_envelope *env,
@@ -136,6 +141,12 @@ int spool_remove(const char *dir, const char *id, const char **error_r);
  * removed), or a failed unlink or sync (then some may be removed, and not
  * durably). */
 int spool_remove_many(const char *dir, const char *const ids[], size_t n, const char **error_r);
+/* Delete the segments that are finished: their writer is gone and every
+ * record in them removed.  spool_remove_many() does this now and then by
+ * itself. */
+void spool_sweep(const char *dir);
+/* True when message id is in the spool (committed, not removed). */
+bool spool_has(const char *dir, const char *id);
 /* Free the strings of an envelope read or built by the caller. */
 void spool_envelope_free(struct spool_envelope *env);
 
