@@ -41,36 +41,100 @@
  * written.  Readers bound every length before allocating, so hostile
  * files end in an error, never a crash.
  *
- * Queue ids are 16 hex digits: 42 bits of milliseconds since the epoch,
- * then a 22-bit per-process sequence started at a random value.  They sort
- * by creation time.  A collision between processes cannot overwrite a
- * message: the commit renames with RENAME_NOREPLACE and would fail instead.
+ * Two places hold these bytes: a SEGMENT record (small messages, the
+ * common case) or a FILE of their own (big messages).
  *
- * WRITING.  A prep thread keeps SPARES_TARGET "spares" ready: a fresh id,
- * its file incoming/.tmp-<id> (O_CREAT|O_EXCL, 0600, flock held while
- * alive) and a stream whose file key is already sealed.  Creating an inode
- * (about 0.3 ms of CPU on a churning ext4 without journal) and the two
- * X25519 operations thus stay off the loop thread; if no spare is ready
- * the writer makes one itself.  The writer writes the header at once and
- * a chunk each time 64 KiB of plaintext has gathered.  Commit seals the
- * FINAL chunk, writes the size and queues the writer.
+ * SEGMENTS (framing in spoolseg.h).  A message whose spool bytes stay
+ * within INLINE_MAX (256 KiB) is built in memory, and at commit the sync
+ * thread appends it as a record to the process's current segment
+ * incoming/seg-XXXXXXXX: the records of a whole batch with one pwritev at
+ * increasing offsets, then ONE fdatasync of the segment, then the
+ * callbacks (the 250s).  No inode, rename or directory sync per message.
+ * Durability argument:
+ *   - a segment is created as .tmp-seg-X (O_EXCL, 0600), flocked, its
+ *     header written and fdatasynced, its empty .done made and fsynced,
+ *     renamed (never replacing) and the directory fsynced before it takes
+ *     a record (the prep thread makes the next one ahead of need): its
+ *     name and inode are durable before any record in it is acknowledged,
+ *     and a segment under its final name is locked by its writer from the
+ *     first instant;
+ *   - fdatasync flushes the appended data and the metadata needed to read
+ *     it back (size, block map), so every record of the batch is on disk
+ *     before its callback runs;
+ *   - records are only ever appended after the previous batch's sync
+ *     returned, so a crash can tear only records that were not yet
+ *     acknowledged, all after the last acknowledged one; readers scan from
+ *     the start and stop at the first record that is cut or fails its
+ *     checksum (stale blocks after a crash do not carry this segment's
+ *     random nonce);
+ *   - only the one sync thread of the writer process writes or syncs a
+ *     segment, one batch at a time: two concurrent fsyncs of one inode are
+ *     not safe on ext4 without a journal (see SYNC_THREADS);
+ *   - after a failed write or sync the segment takes no more records (a
+ *     torn record would hide what follows): the batch fails, its records
+ *     are marked done in case they reached the disk whole, and the writer
+ *     moves to a new segment.
+ * A segment is rotated at SEG_ROTATE (64 MiB) of records.  Its writer
+ * holds its flock until the last message bound to it completed (then it
+ * writes the record count into the header as a hint and closes it); a
+ * free flock means no one will append to it again.  A segment that never
+ * got a record is removed by its writer.
  *
- * GROUP COMMIT.  SYNC_GROUPS sync threads each take every queued writer
- * (at most sync_batch); the group's SYNC_THREADS threads fdatasync and
- * rename the files concurrently (the device merges concurrent flushes),
- * then ONE fsync of the directory makes all the names durable, and the
- * batch goes back to the loop thread through an eventfd, where callbacks
- * run.  Two groups let one batch's directory sync overlap the next batch's
- * file syncs.  Measured on the target machine class (throw-away benchmark:
- * one loop, 20-50 sessions committing back to back, several runs): one
- * serial sync thread 830-2800 msgs/s (4 KiB) and 400-2200 (64 KiB); this
- * design 2200-5500 (4 KiB) and 1200-4100 (64 KiB), about twice as fast in
- * every paired run.  Any I/O error fails that message (callback ok=false)
- * and removes its file.
+ * Removal (spool_remove*, queued after delivery) appends 16-byte entries
+ * (segment, ticket, nonce) to seg-X.done at an aligned offset and
+ * fdatasyncs it, under that file's flock (one sync of it at a time, across
+ * threads and processes).  Readers treat a done record as absent.  When a
+ * segment's flock is free and every complete record in it is done, the
+ * remover (or spool_sweep(), which queued runs with its periodic rescan)
+ * unlinks the segment, fsyncs the directory, then unlinks the .done: a
+ * segment never comes back without the list of what was removed from it.
+ * Orphan .done files are swept once older than LEFTOVER_MIN_AGE.
  *
- * spool_open() with a loop removes leftover .tmp- files whose flock is
- * free (their writer died), so parallel smtpd processes sharing the spool
- * never remove each other's files. */
+ * Memory: an inline message holds its sealed bytes (at most INLINE_MAX +
+ * framing) until its commit completes; past INLINE_BUDGET (64 MiB) per
+ * process, or past INLINE_MAX for one message, the writer spills to a
+ * file (below), named by the id it already has.
+ *
+ * Reading a record: a process keeps, per segment (SEG_CACHE_MAX of them),
+ * the offset of each ticket as far as it scanned and the done marks as far
+ * as it read .done; both only grow, so each byte is read once.  The record
+ * is checked (header, checksum) and its payload handed to the file readers
+ * through a memfd.
+ *
+ * Queue ids are 16 hex digits.  A record's: the top bit set, the 31-bit
+ * segment number (random; unique through the rename that never replaces),
+ * the 32-bit ticket (its number in the segment, < SEG_TICKETS_MAX), given
+ * at spool_writer_new() so the Received header can name it.  A file's:
+ * the top bit clear, 41 bits of milliseconds since the epoch (enough until
+ * 2039), then a 22-bit per-process sequence started at a random value;
+ * they sort by creation time.  A collision between processes cannot
+ * overwrite a message: the commit renames with RENAME_NOREPLACE and would
+ * fail instead.  Readers look for a file named by the id first (a spilled
+ * record id), then for the record.
+ *
+ * WRITING.  A prep thread keeps SPARES_TARGET "spares" ready: streams
+ * whose file key is already sealed (two X25519 operations), and the next
+ * segment.  A file writer (big message, or inline memory spent) creates
+ * incoming/.tmp-<id> (O_CREAT|O_EXCL, 0600, flock held while alive) on the
+ * loop thread.  The writer writes the header at once and a chunk each time
+ * 64 KiB of plaintext has gathered.  Commit seals the FINAL chunk, writes
+ * the size and queues the writer.
+ *
+ * GROUP COMMIT.  The sync thread takes every queued writer (at most
+ * sync_batch): records go to their segment as above; files of the batch
+ * are fdatasynced and renamed by SYNC_THREADS threads concurrently (the
+ * device merges concurrent flushes), then ONE fsync of the directory
+ * makes all the names durable, and the batch goes back to the loop thread
+ * through an eventfd, where callbacks run.  Measured for files on the
+ * target machine class (throw-away benchmark: one loop, 20-50 sessions
+ * committing back to back, several runs): one serial sync thread 830-2800
+ * msgs/s (4 KiB) and 400-2200 (64 KiB); concurrent file syncs 2200-5500
+ * (4 KiB) and 1200-4100 (64 KiB).  Any I/O error fails that message
+ * (callback ok=false) and removes its file.
+ *
+ * spool_open() with a loop removes leftover .tmp- files (messages and
+ * segments) whose flock is free (their writer died), so parallel smtpd
+ * processes sharing the spool never remove each other's files. */
 #include "store/spool.h"
 
 #include <dirent.h>

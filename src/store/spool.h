@@ -9,12 +9,15 @@
  * when the body is opened.
  *
  * Durability: spool_commit() returns through its callback, on the event
- * loop thread, only after the file and its directory entry are on disk
- * (fdatasync of the file, rename into place, fsync of the directory).
- * Commits of concurrent sessions are batched (group commit) so one
- * directory sync covers many messages.  A file that was never committed
- * stays a temporary file and is removed by spool_open() at the next start:
- * nothing unacknowledged appears, nothing acknowledged is lost.
+ * loop thread, only after the message is on disk: appended as a record
+ * to the process's segment file and the segment fdatasynced (messages up
+ * to 256 KiB sealed), or, for bigger ones, its own file fdatasynced,
+ * renamed into place and the directory fsynced.  Commits of concurrent
+ * sessions are batched (group commit): one segment sync, or one directory
+ * sync, covers many messages.  A record a crash cut, or a file never
+ * committed, is never listed (files left are removed by spool_open() at
+ * the next start): nothing acknowledged is lost.  The layout and the
+ * argument are in spool.c and spoolseg.h.
  *
  * Threading: everything except the internal sync thread runs on the thread
  * that owns the event_base given to spool_open(). */
