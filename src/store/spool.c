@@ -209,7 +209,7 @@ _Static_assert(SPOOL_SK_BYTES == SEAL_SK_BYTES, "spool secret key is an X25519 k
 #define INLINE_BUDGET (64u * 1024 * 1024)
 #define SEG_ROTATE (64u * 1024 * 1024) /* bytes of records before a new segment */
 #define SEG_ID_BIT (UINT64_C(1) << 63)  /* queue ids of segment records */
-#define SEG_CACHE_MAX 32                /* segments whose index a process keeps */
+#define SEG_CACHE_MAX 64                /* segments whose index a process keeps (4 GiB of spool) */
 
 /* Bounds on envelopes, on write and on read. */
 #define SPOOL_STR_MAX 4096
@@ -976,7 +976,7 @@ static void writer_reserve(struct spool_writer *w, size_t need)
     size_t cap = w->cap ? w->cap : 4096;
     while (cap < need)
         cap *= 2;
-    uint8_t *plain = sm_malloc(cap);
+    uint8_t *plain = sm_realloc(NULL, cap); /* not zeroed: filled before use */
     if (w->fill > 0)
         memcpy(plain, w->plain, w->fill);
     if (w->plain != NULL)

@@ -54,7 +54,7 @@
 #define REC_HDR_LEN 24
 #define REC_SUM_LEN 32
 #define SEG_PAYLOAD_MAX (1u << 20)   /* readers' bound; writers stay far below */
-#define SEG_TICKETS_MAX (1u << 20)   /* records per segment */
+#define SEG_TICKETS_MAX (1u << 18)   /* records per segment (64 MiB of the smallest: 200k) */
 #define SEG_NUM_MAX 0x7fffffffu      /* segment numbers are 31 bits */
 #define DONE_ENTRY_LEN 16
 #define SEG_PREFIX "seg-"
