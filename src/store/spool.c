@@ -612,6 +612,7 @@ static struct segment *seg_create(struct spool *sp, const char **error_r)
             fdatasync(s->fd) < 0 ||
             (dfd = openat(sp->incoming_fd, done, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
                           0600)) < 0 ||
+            flock(dfd, LOCK_EX) < 0 || /* the .done of a taken number: syncs take turns */
             fsync(dfd) < 0) {
             *error_r = errno_msg("cannot prepare spool segment");
             if (dfd >= 0)
