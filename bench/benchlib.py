@@ -98,6 +98,52 @@ def count_files(d, match=None):
         return 0
 
 
+def count_spool(d):
+    """Messages in sealmail's spool/incoming d: files named by a queue id (16
+    hex digits), plus the complete records of segments (seg-XXXXXXXX, see
+    src/store/spoolseg.h; a torn tail ends a scan) not listed in their .done."""
+    import hashlib
+    import struct
+    n = count_files(d, re.compile(r"[0-9a-f]{16}"))
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        return n
+    for name in names:
+        if not re.fullmatch(r"seg-[0-9a-f]{8}", name):
+            continue
+        try:
+            with open(os.path.join(d, name), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            continue
+        if len(data) < 32 or data[:8] != b"SEALSG\0\1":
+            continue
+        seg, nonce = struct.unpack(">I", data[8:12])[0], data[16:24]
+        done = set()
+        try:
+            with open(os.path.join(d, name + ".done"), "rb") as f:
+                marks = f.read()
+            for i in range(0, len(marks) - 15, 16):
+                s_, t_ = struct.unpack(">II", marks[i:i + 8])
+                if s_ == seg and marks[i + 8:i + 16] == nonce:
+                    done.add(t_)
+        except FileNotFoundError:
+            pass
+        off, tickets = 32, set()
+        while off + 24 <= len(data):
+            magic, length, s_, t_ = struct.unpack(">IIII", data[off:off + 16])
+            end = off + 24 + length
+            if (magic != 0x53475231 or s_ != seg or data[off + 16:off + 24] != nonce
+                    or end + 32 > len(data) or
+                    hashlib.blake2b(data[off:end], digest_size=32).digest() != data[end:end + 32]):
+                break
+            tickets.add(t_)
+            off = end + 32
+        n += len(tickets - done)
+    return n
+
+
 def tail(path, n=30):
     try:
         with open(path, errors="replace") as f:

@@ -366,8 +366,6 @@ static void open_work(void *arg)
     struct attempt *a = arg;
     struct outbound *ob = a->ob;
     const char *error;
-    char path[4200];
-    struct stat st;
 
     a->lock_fd = outq_lock(ob->queue_dir, a->id, false, &error);
     if (a->lock_fd < 0) {
@@ -383,9 +381,7 @@ static void open_work(void *arg)
     }
     if (a->e.next_attempt > now_s())
         a->next_known = a->e.next_attempt; /* the CLI or a crash changed it */
-    if (a->e.next_attempt > now_s() ||
-        (snprintf(path, sizeof path, "%s/incoming/%s", ob->spool_dir, a->id) < (int)sizeof path &&
-         stat(path, &st) == 0)) {
+    if (a->e.next_attempt > now_s() || spool_has(ob->spool_dir, a->id)) {
         a->skip = 1;
         return;
     }

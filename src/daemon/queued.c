@@ -267,6 +267,7 @@ static void queued_rescan(evutil_socket_t fd, short what, void *arg)
     const char *error;
     if (spool_list(q->spool_dir, submit_listed, q, &error) < 0)
         log_warn("queued spool-error=\"%s\"", error);
+    spool_sweep(q->spool_dir); /* segments finished while no removal came by */
 }
 
 /* --- control channel --------------------------------------------------------- */

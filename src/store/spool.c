@@ -41,36 +41,100 @@
  * written.  Readers bound every length before allocating, so hostile
  * files end in an error, never a crash.
  *
- * Queue ids are 16 hex digits: 42 bits of milliseconds since the epoch,
- * then a 22-bit per-process sequence started at a random value.  They sort
- * by creation time.  A collision between processes cannot overwrite a
- * message: the commit renames with RENAME_NOREPLACE and would fail instead.
+ * Two places hold these bytes: a SEGMENT record (small messages, the
+ * common case) or a FILE of their own (big messages).
  *
- * WRITING.  A prep thread keeps SPARES_TARGET "spares" ready: a fresh id,
- * its file incoming/.tmp-<id> (O_CREAT|O_EXCL, 0600, flock held while
- * alive) and a stream whose file key is already sealed.  Creating an inode
- * (about 0.3 ms of CPU on a churning ext4 without journal) and the two
- * X25519 operations thus stay off the loop thread; if no spare is ready
- * the writer makes one itself.  The writer writes the header at once and
- * a chunk each time 64 KiB of plaintext has gathered.  Commit seals the
- * FINAL chunk, writes the size and queues the writer.
+ * SEGMENTS (framing in spoolseg.h).  A message whose spool bytes stay
+ * within INLINE_MAX (256 KiB) is built in memory, and at commit the sync
+ * thread appends it as a record to the process's current segment
+ * incoming/seg-XXXXXXXX: the records of a whole batch with one pwritev at
+ * increasing offsets, then ONE fdatasync of the segment, then the
+ * callbacks (the 250s).  No inode, rename or directory sync per message.
+ * Durability argument:
+ *   - a segment is created as .tmp-seg-X (O_EXCL, 0600), flocked, its
+ *     header written and fdatasynced, its empty .done made and fsynced,
+ *     renamed (never replacing) and the directory fsynced before it takes
+ *     a record (the prep thread makes the next one ahead of need): its
+ *     name and inode are durable before any record in it is acknowledged,
+ *     and a segment under its final name is locked by its writer from the
+ *     first instant;
+ *   - fdatasync flushes the appended data and the metadata needed to read
+ *     it back (size, block map), so every record of the batch is on disk
+ *     before its callback runs;
+ *   - records are only ever appended after the previous batch's sync
+ *     returned, so a crash can tear only records that were not yet
+ *     acknowledged, all after the last acknowledged one; readers scan from
+ *     the start and stop at the first record that is cut or fails its
+ *     checksum (stale blocks after a crash do not carry this segment's
+ *     random nonce);
+ *   - only the one sync thread of the writer process writes or syncs a
+ *     segment, one batch at a time: two concurrent fsyncs of one inode are
+ *     not safe on ext4 without a journal (see SYNC_THREADS);
+ *   - after a failed write or sync the segment takes no more records (a
+ *     torn record would hide what follows): the batch fails, its records
+ *     are marked done in case they reached the disk whole, and the writer
+ *     moves to a new segment.
+ * A segment is rotated at SEG_ROTATE (64 MiB) of records.  Its writer
+ * holds its flock until the last message bound to it completed (then it
+ * writes the record count into the header as a hint and closes it); a
+ * free flock means no one will append to it again.  A segment that never
+ * got a record is removed by its writer.
  *
- * GROUP COMMIT.  SYNC_GROUPS sync threads each take every queued writer
- * (at most sync_batch); the group's SYNC_THREADS threads fdatasync and
- * rename the files concurrently (the device merges concurrent flushes),
- * then ONE fsync of the directory makes all the names durable, and the
- * batch goes back to the loop thread through an eventfd, where callbacks
- * run.  Two groups let one batch's directory sync overlap the next batch's
- * file syncs.  Measured on the target machine class (throw-away benchmark:
- * one loop, 20-50 sessions committing back to back, several runs): one
- * serial sync thread 830-2800 msgs/s (4 KiB) and 400-2200 (64 KiB); this
- * design 2200-5500 (4 KiB) and 1200-4100 (64 KiB), about twice as fast in
- * every paired run.  Any I/O error fails that message (callback ok=false)
- * and removes its file.
+ * Removal (spool_remove*, queued after delivery) appends 16-byte entries
+ * (segment, ticket, nonce) to seg-X.done at an aligned offset and
+ * fdatasyncs it, under that file's flock (one sync of it at a time, across
+ * threads and processes).  Readers treat a done record as absent.  When a
+ * segment's flock is free and every complete record in it is done, the
+ * remover (or spool_sweep(), which queued runs with its periodic rescan)
+ * unlinks the segment, fsyncs the directory, then unlinks the .done: a
+ * segment never comes back without the list of what was removed from it.
+ * Orphan .done files are swept once older than LEFTOVER_MIN_AGE.
  *
- * spool_open() with a loop removes leftover .tmp- files whose flock is
- * free (their writer died), so parallel smtpd processes sharing the spool
- * never remove each other's files. */
+ * Memory: an inline message holds its sealed bytes (at most INLINE_MAX +
+ * framing) until its commit completes; past INLINE_BUDGET (64 MiB) per
+ * process, or past INLINE_MAX for one message, the writer spills to a
+ * file (below), named by the id it already has.
+ *
+ * Reading a record: a process keeps, per segment (SEG_CACHE_MAX of them),
+ * the offset of each ticket as far as it scanned and the done marks as far
+ * as it read .done; both only grow, so each byte is read once.  The record
+ * is checked (header, checksum) and its payload handed to the file readers
+ * through a memfd.
+ *
+ * Queue ids are 16 hex digits.  A record's: the top bit set, the 31-bit
+ * segment number (random; unique through the rename that never replaces),
+ * the 32-bit ticket (its number in the segment, < SEG_TICKETS_MAX), given
+ * at spool_writer_new() so the Received header can name it.  A file's:
+ * the top bit clear, 41 bits of milliseconds since the epoch (enough until
+ * 2039), then a 22-bit per-process sequence started at a random value;
+ * they sort by creation time.  A collision between processes cannot
+ * overwrite a message: the commit renames with RENAME_NOREPLACE and would
+ * fail instead.  Readers look for a file named by the id first (a spilled
+ * record id), then for the record.
+ *
+ * WRITING.  A prep thread keeps SPARES_TARGET "spares" ready: streams
+ * whose file key is already sealed (two X25519 operations), and the next
+ * segment.  A file writer (big message, or inline memory spent) creates
+ * incoming/.tmp-<id> (O_CREAT|O_EXCL, 0600, flock held while alive) on the
+ * loop thread.  The writer writes the header at once and a chunk each time
+ * 64 KiB of plaintext has gathered.  Commit seals the FINAL chunk, writes
+ * the size and queues the writer.
+ *
+ * GROUP COMMIT.  The sync thread takes every queued writer (at most
+ * sync_batch): records go to their segment as above; files of the batch
+ * are fdatasynced and renamed by SYNC_THREADS threads concurrently (the
+ * device merges concurrent flushes), then ONE fsync of the directory
+ * makes all the names durable, and the batch goes back to the loop thread
+ * through an eventfd, where callbacks run.  Measured for files on the
+ * target machine class (throw-away benchmark: one loop, 20-50 sessions
+ * committing back to back, several runs): one serial sync thread 830-2800
+ * msgs/s (4 KiB) and 400-2200 (64 KiB); concurrent file syncs 2200-5500
+ * (4 KiB) and 1200-4100 (64 KiB).  Any I/O error fails that message
+ * (callback ok=false) and removes its file.
+ *
+ * spool_open() with a loop removes leftover .tmp- files (messages and
+ * segments) whose flock is free (their writer died), so parallel smtpd
+ * processes sharing the spool never remove each other's files. */
 #include "store/spool.h"
 
 #include <dirent.h>
@@ -78,13 +142,16 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,6 +162,7 @@
 #include "core/mem.h"
 #include "crypto/seal.h"
 #include "store/sealfile.h"
+#include "store/spoolseg.h"
 
 _Static_assert(SPOOL_PK_BYTES == SEAL_PK_BYTES, "spool public key is an X25519 key");
 _Static_assert(SPOOL_SK_BYTES == SEAL_SK_BYTES, "spool secret key is an X25519 key");
@@ -131,7 +199,17 @@ _Static_assert(SPOOL_SK_BYTES == SEAL_SK_BYTES, "spool secret key is an X25519 k
 #endif
 #define LEFTOVER_MIN_AGE 10 /* seconds: younger .tmp files may not be locked yet */
 #define SEQ_BITS 22
-#define SPARES_TARGET 64 /* files the prep thread keeps ready */
+#define SPARES_TARGET 64 /* sealed file keys the prep thread keeps ready */
+/* Segments (see SEGMENTS above).  A message stays in memory while its
+ * sealed bytes fit INLINE_MAX and the process holds less than
+ * INLINE_BUDGET of such bytes; beyond either it spills to its own file. */
+#ifndef INLINE_MAX
+#define INLINE_MAX (256u * 1024)
+#endif
+#define INLINE_BUDGET (64u * 1024 * 1024)
+#define SEG_ROTATE (64u * 1024 * 1024) /* bytes of records before a new segment */
+#define SEG_ID_BIT (UINT64_C(1) << 63)  /* queue ids of segment records */
+#define SEG_CACHE_MAX 64                /* segments whose index a process keeps (4 GiB of spool) */
 
 /* Bounds on envelopes, on write and on read. */
 #define SPOOL_STR_MAX 4096
@@ -156,6 +234,18 @@ struct sync_group {
     pthread_t helpers[SYNC_THREADS - 1];
 };
 
+/* A segment this process appends to (writer side). */
+struct segment {
+    struct seg_header h;
+    int fd;                /* holds the segment's flock */
+    uint32_t next_ticket;  /* loop thread */
+    uint64_t reserved;     /* loop thread: bytes of records bound to it, for rotation */
+    unsigned refs;         /* loop thread: writers bound to it, +1 while current */
+    uint64_t end;          /* sync thread: where the next record goes */
+    uint32_t records;      /* sync thread: records written */
+    bool failed;           /* under sp->mu: a write or sync failed, no more appends */
+};
+
 struct spool {
     char *dir;
     uint8_t pk[SPOOL_PK_BYTES];
@@ -172,8 +262,13 @@ struct spool {
     pthread_cond_t work;
     struct spool_writer *queue, **queue_tail;
     struct spool_writer *done, **done_tail;
-    struct spool_writer *spares, **spares_tail; /* ready files, oldest first */
+    struct spool_writer *spares, **spares_tail; /* ready file keys, oldest first */
     unsigned n_spares;
+    struct segment *cur;     /* loop thread: the segment new messages go to */
+    struct segment *next_seg; /* under mu: made ahead by the prep thread */
+    uint64_t inline_bytes;   /* loop thread: memory held by inline writers */
+    size_t inline_max;       /* spool_set_inline_max() */
+    bool seg_wanted;         /* under mu: segments are in use */
     pthread_cond_t prep;     /* the prep thread waits here for spares to run low */
     uint64_t last_ms, seq;   /* queue id generator */
     bool stop;
@@ -187,7 +282,11 @@ struct spool_writer {
     struct spool_writer *next; /* commit queue, then done list */
     char id[SPOOL_ID_LEN + 1];
     char tmp_name[TMP_NAME_LEN + 1];
-    int fd;
+    int fd;                    /* a file writer's file, else -1 */
+    struct segment *seg;       /* an inline writer's segment, else NULL */
+    uint32_t ticket;
+    uint8_t *rec;              /* inline: the record being built (REC_HDR_LEN free bytes, then the spool bytes) */
+    size_t rec_len, rec_cap;
     struct seal_stream *st;
     uint8_t keys[TRAILER_LEN]; /* sealed file key, stream header */
     uint8_t ad[AD_LEN];        /* H || size */
@@ -236,7 +335,8 @@ static void next_id(struct spool *sp, char out[SPOOL_ID_LEN + 1])
         ms = sp->last_ms; /* the clock stepped back: stay ordered */
     sp->last_ms = ms;
     sp->seq = (sp->seq + 1) & ((1u << SEQ_BITS) - 1);
-    uint64_t v = (ms & ((UINT64_C(1) << (64 - SEQ_BITS)) - 1)) << SEQ_BITS | sp->seq;
+    /* 41 bits of milliseconds (until 2039): the top bit marks segment ids */
+    uint64_t v = (ms & ((UINT64_C(1) << (63 - SEQ_BITS)) - 1)) << SEQ_BITS | sp->seq;
     pthread_mutex_unlock(&sp->mu);
     snprintf(out, SPOOL_ID_LEN + 1, "%016" PRIx64, v);
 }
@@ -351,6 +451,260 @@ void spool_envelope_free(struct spool_envelope *env)
     env->prefix_len = 0;
 }
 
+/* --- small file helpers (any thread) ------------------------------------------ */
+
+/* Rename from to to within dfd without ever replacing an existing file. */
+static int rename_noreplace(int dfd, const char *from, const char *to)
+{
+    if (renameat2(dfd, from, dfd, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    /* a file system without RENAME_NOREPLACE: link refuses to replace too */
+    if (linkat(dfd, from, dfd, to, 0) < 0)
+        return -1;
+    unlinkat(dfd, from, 0);
+    return 0;
+}
+
+/* fsync the directory open at dfd under its flock: syncs of the spool
+ * directory take turns (see SYNC_THREADS).  dfd must be an open file
+ * description of its own: flock does not exclude holders of the same one. */
+static int dir_sync(int dfd)
+{
+    while (flock(dfd, LOCK_EX) < 0 && errno == EINTR)
+        ;
+    int ret = fsync(dfd);
+    int saved = errno;
+    flock(dfd, LOCK_UN);
+    errno = saved;
+    return ret;
+}
+
+/* pwritev() all of iov (cnt entries, modified), retrying short writes. */
+static int pwritev_full(int fd, struct iovec *iov, int cnt, off_t off)
+{
+    while (cnt > 0) {
+        ssize_t n = pwritev(fd, iov, cnt > IOV_MAX ? IOV_MAX : cnt, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            return -1;
+        }
+        off += n;
+        while (cnt > 0 && (size_t)n >= iov->iov_len) {
+            n -= (ssize_t)iov->iov_len;
+            iov++;
+            cnt--;
+        }
+        if (cnt > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + n;
+            iov->iov_len -= (size_t)n;
+        }
+    }
+    return 0;
+}
+
+/* The queue id of record ticket of segment h. */
+static void seg_id(const struct seg_header *h, uint32_t ticket, char out[SPOOL_ID_LEN + 1])
+{
+    snprintf(out, SPOOL_ID_LEN + 1, "%016" PRIx64,
+             SEG_ID_BIT | (uint64_t)h->segnum << 32 | ticket);
+}
+
+/* Split a valid queue id of a segment record; false for a file id. */
+static bool seg_id_parse(const char *id, uint32_t *segnum_r, uint32_t *ticket_r)
+{
+    uint64_t v = strtoull(id, NULL, 16);
+    if ((v & SEG_ID_BIT) == 0)
+        return false;
+    *segnum_r = (uint32_t)(v >> 32) & SEG_NUM_MAX;
+    *ticket_r = (uint32_t)v;
+    return true;
+}
+
+/* Append the done entries of tickets to segment h's .done file (created,
+ * durably, if missing) and fdatasync it, under the file's flock: one sync
+ * of it at a time, whoever removes (see SYNC_THREADS). */
+static int done_append(int dfd, const struct seg_header *h, const uint32_t *tickets, size_t n,
+                       const char **error_r)
+{
+    char name[32];
+    struct stat st;
+    int ret = -1;
+
+    seg_name(name, sizeof name, h->segnum, true);
+    int fd = openat(dfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0 && errno == ENOENT) { /* made with its segment; lost: make it again */
+        int own = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        fd = openat(dfd, name, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+        if (own < 0 || fd < 0 || fsync(fd) < 0 || dir_sync(own) < 0) {
+            *error_r = errno_msg("cannot create removal list of spool segment");
+            if (own >= 0)
+                close(own);
+            goto out;
+        }
+        close(own);
+    }
+    if (fd < 0) {
+        *error_r = errno_msg("cannot open removal list of spool segment");
+        return -1;
+    }
+    uint8_t *buf = sm_malloc(n * DONE_ENTRY_LEN);
+    for (size_t i = 0; i < n; i++)
+        seg_done_encode(buf + i * DONE_ENTRY_LEN, h, tickets[i]);
+    while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
+        ;
+    struct iovec iov = {buf, n * DONE_ENTRY_LEN};
+    /* entries stay aligned even after a short write (disk full) */
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+        pwritev_full(fd, &iov, 1, (st.st_size + DONE_ENTRY_LEN - 1) / DONE_ENTRY_LEN * DONE_ENTRY_LEN) < 0 ||
+        fdatasync(fd) < 0)
+        *error_r = errno_msg("cannot write removal list of spool segment");
+    else
+        ret = 0;
+    free(buf);
+out:
+    if (fd >= 0)
+        close(fd); /* releases the lock */
+    return ret;
+}
+
+/* --- segments, writer side -------------------------------------------------- */
+
+/* A new segment, ready for appends: made under a temporary name, locked,
+ * its header and its (empty) .done file synced, renamed into place, the
+ * directory synced.  So a segment under its final name is always locked by
+ * its writer from the start, and its name is durable before any record in
+ * it is acknowledged.  Any thread (the prep thread, normally). */
+static struct segment *seg_create(struct spool *sp, const char **error_r)
+{
+    char name[32], tmp[40], done[32];
+    uint8_t hdr[SEG_HDR_LEN];
+    struct segment *s = sm_calloc(1, sizeof *s);
+    int own = openat(sp->incoming_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    s->fd = -1;
+    if (own < 0) {
+        *error_r = errno_msg("cannot open spool directory");
+        goto fail;
+    }
+    for (int tries = 0; tries < 8; tries++) {
+        seal_random(&s->h.segnum, sizeof s->h.segnum);
+        s->h.segnum &= SEG_NUM_MAX;
+        seal_random(&s->h.nonce, sizeof s->h.nonce);
+        seg_name(name, sizeof name, s->h.segnum, false);
+        seg_name(done, sizeof done, s->h.segnum, true);
+        snprintf(tmp, sizeof tmp, TMP_PREFIX "%s", name);
+        s->fd = openat(sp->incoming_fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                       0600);
+        if (s->fd < 0 && errno == EEXIST)
+            continue;
+        if (s->fd < 0) {
+            *error_r = errno_msg("cannot create spool segment");
+            goto fail;
+        }
+        seg_header_encode(hdr, &s->h);
+        int dfd = -1;
+        if (flock(s->fd, LOCK_EX | LOCK_NB) < 0 || sm_write_full(s->fd, hdr, sizeof hdr) < 0 ||
+            fdatasync(s->fd) < 0 ||
+            (dfd = openat(sp->incoming_fd, done, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+                          0600)) < 0 ||
+            flock(dfd, LOCK_EX) < 0 || /* the .done of a taken number: syncs take turns */
+            fsync(dfd) < 0) {
+            *error_r = errno_msg("cannot prepare spool segment");
+            if (dfd >= 0)
+                close(dfd);
+            unlinkat(sp->incoming_fd, tmp, 0);
+            goto fail;
+        }
+        close(dfd);
+        if (rename_noreplace(sp->incoming_fd, tmp, name) < 0) {
+            int saved = errno;
+            unlinkat(sp->incoming_fd, tmp, 0);
+            close(s->fd);
+            s->fd = -1;
+            if (saved == EEXIST)
+                continue; /* that number is taken */
+            errno = saved;
+            *error_r = errno_msg("cannot name spool segment");
+            goto fail;
+        }
+        if (dir_sync(own) < 0) {
+            *error_r = errno_msg("fsync of spool directory");
+            unlinkat(sp->incoming_fd, name, 0);
+            unlinkat(sp->incoming_fd, done, 0);
+            goto fail;
+        }
+        close(own);
+        s->end = SEG_HDR_LEN;
+        return s;
+    }
+    *error_r = "cannot find a free segment number";
+fail:
+    if (own >= 0)
+        close(own);
+    if (s->fd >= 0)
+        close(s->fd);
+    free(s);
+    return NULL;
+}
+
+/* The last writer of a segment that is no longer current is gone (loop
+ * thread, no sync of it in flight): leave the record count as a hint for
+ * cleaners, or remove the segment if it never received a record, and let
+ * go of it (closing drops the flock: the segment is complete). */
+static void seg_close(struct spool *sp, struct segment *s)
+{
+    uint8_t hint[4];
+
+    if (s->records == 0) {
+        char name[32];
+        seg_name(name, sizeof name, s->h.segnum, false);
+        unlinkat(sp->incoming_fd, name, 0);
+        seg_name(name, sizeof name, s->h.segnum, true);
+        unlinkat(sp->incoming_fd, name, 0);
+    } else {
+        sm_put_be32(hint, s->records);
+        if (pwrite(s->fd, hint, sizeof hint, 24) != (ssize_t)sizeof hint)
+            log_warn("spool segment-hint-failed error=\"%s\"", errno_msg("pwrite"));
+    }
+    close(s->fd);
+    free(s);
+}
+
+static void seg_unref(struct spool *sp, struct segment *s)
+{
+    if (s != NULL && --s->refs == 0)
+        seg_close(sp, s);
+}
+
+/* The segment new messages go to, rotated when full or failed (loop
+ * thread). */
+static struct segment *seg_current(struct spool *sp, const char **error_r)
+{
+    struct segment *s = sp->cur;
+    pthread_mutex_lock(&sp->mu);
+    bool failed = s != NULL && s->failed;
+    pthread_mutex_unlock(&sp->mu);
+    if (s != NULL && !failed && s->reserved < SEG_ROTATE && s->next_ticket < SEG_TICKETS_MAX)
+        return s;
+    pthread_mutex_lock(&sp->mu);
+    struct segment *next = sp->next_seg;
+    sp->next_seg = NULL;
+    sp->seg_wanted = true; /* from now on the prep thread keeps one ready */
+    pthread_cond_signal(&sp->prep);
+    pthread_mutex_unlock(&sp->mu);
+    if (next == NULL && (next = seg_create(sp, error_r)) == NULL)
+        return NULL;
+    next->refs = 1;
+    sp->cur = next;
+    seg_unref(sp, s);
+    return next;
+}
+
 /* --- writing (loop thread) --------------------------------------------------- */
 
 /* Create incoming/.tmp-<id> for a fresh id and lock it against cleanup. */
@@ -379,6 +733,76 @@ static int writer_create_file(struct spool *sp, struct spool_writer *w, const ch
     return 0;
 }
 
+/* Free an inline writer's record buffer. */
+static void rec_release(struct spool_writer *w)
+{
+    w->sp->inline_bytes -= w->rec_cap;
+    sm_freep(&w->rec);
+    w->rec_len = w->rec_cap = 0;
+}
+
+/* Move an inline writer to a file of its own, incoming/.tmp-<its id>:
+ * a big message, or the memory budget is spent.  The file path is the
+ * old, tested one; readers look for a file of a segment id first. */
+static int writer_spill(struct spool_writer *w, const char **error_r)
+{
+    struct spool *sp = w->sp;
+
+    snprintf(w->tmp_name, sizeof w->tmp_name, TMP_PREFIX "%s", w->id);
+    w->fd = openat(sp->incoming_fd, w->tmp_name,
+                   O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (w->fd < 0) {
+        *error_r = errno_msg("cannot create spool file");
+        return -1;
+    }
+    if (flock(w->fd, LOCK_EX | LOCK_NB) < 0 ||
+        sm_write_full(w->fd, w->rec + REC_HDR_LEN, w->rec_len - REC_HDR_LEN) < 0) {
+        *error_r = errno_msg("cannot write spool file");
+        return -1;
+    }
+    rec_release(w);
+    seg_unref(sp, w->seg);
+    w->seg = NULL;
+    return 0;
+}
+
+/* Append spool bytes: to the record in memory while it fits, else to the
+ * file (spilling first). */
+static int writer_out(struct spool_writer *w, const void *p, size_t n, const char **error_r)
+{
+    struct spool *sp = w->sp;
+
+    if (w->seg != NULL) {
+        size_t max = REC_HDR_LEN + sp->inline_max + REC_SUM_LEN;
+        size_t need = w->rec_len + n + REC_SUM_LEN; /* room for the checksum too */
+        if (need <= w->rec_cap) {
+            memcpy(w->rec + w->rec_len, p, n);
+            w->rec_len += n;
+            return 0;
+        }
+        size_t cap = w->rec_cap ? w->rec_cap : 8192;
+        while (cap < need)
+            cap *= 2;
+        if (cap > max)
+            cap = max;
+        if (need <= max && sp->inline_bytes + (cap - w->rec_cap) <= INLINE_BUDGET) {
+            w->rec = sm_realloc(w->rec, cap);
+            sp->inline_bytes += cap - w->rec_cap;
+            w->rec_cap = cap;
+            memcpy(w->rec + w->rec_len, p, n);
+            w->rec_len += n;
+            return 0;
+        }
+        if (writer_spill(w, error_r) < 0)
+            return -1;
+    }
+    if (sm_write_full(w->fd, p, n) < 0) {
+        *error_r = errno_msg("cannot write spool file");
+        return -1;
+    }
+    return 0;
+}
+
 /* Build the header (magic .. stream header) of a spare, bind it as
  * associated data and write it. */
 static int writer_start(struct spool_writer *w, const struct spool_envelope *env,
@@ -402,10 +826,8 @@ static int writer_start(struct spool_writer *w, const struct spool_envelope *env
         goto out;
     }
     seal_hash(w->ad, b.data, b.len);
-    if (sm_write_full(w->fd, b.data, b.len) < 0) {
-        *error_r = errno_msg("cannot write spool file");
+    if (writer_out(w, b.data, b.len, error_r) < 0)
         goto out;
-    }
     ret = 0;
 out:
     sm_buf_free(&b);
@@ -420,6 +842,9 @@ static void writer_free(struct spool_writer **wp)
         return;
     if (w->fd >= 0)
         close(w->fd);
+    if (w->rec != NULL)
+        rec_release(w);
+    seg_unref(w->sp, w->seg);
     seal_stream_free(&w->st);
     if (w->plain != NULL)
         seal_wipe(w->plain, w->cap);
@@ -441,23 +866,17 @@ static void writer_discard(struct spool_writer **wp)
     writer_free(wp);
 }
 
-/* A spare: a fresh id, its locked temporary file and a started stream
- * (file key sealed).  The slow part of starting a message (creating an
- * inode, two X25519 operations) runs on the prep thread this way. */
+/* A spare: a started stream whose file key is sealed.  The two X25519
+ * operations this takes run on the prep thread this way. */
 static struct spool_writer *spare_new(struct spool *sp, const char **error_r)
 {
-    struct spool_writer *w = sm_malloc(sizeof *w);
+    struct spool_writer *w = sm_calloc(1, sizeof *w);
     w->sp = sp;
     w->fd = -1;
-    if (writer_create_file(sp, w, error_r) < 0)
-        goto fail;
     w->st = seal_stream_push_new(sp->pk, w->keys, w->keys + SEAL_SEALED_KEY_BYTES, error_r);
     if (w->st == NULL)
-        goto fail;
+        writer_free(&w);
     return w;
-fail:
-    writer_discard(&w);
-    return NULL;
 }
 
 /* Take the oldest spare, or make one here if none is ready. */
@@ -480,6 +899,9 @@ static struct spool_writer *spare_take(struct spool *sp, const char **error_r)
 struct spool_writer *spool_writer_new(struct spool *sp, const struct spool_envelope *env,
                                       const char **error_r)
 {
+    const char *seg_error = NULL;
+    struct segment *s = NULL;
+
     if (sp->base == NULL) {
         *error_r = "spool opened for reading only";
         return NULL;
@@ -487,12 +909,32 @@ struct spool_writer *spool_writer_new(struct spool *sp, const struct spool_envel
     struct spool_writer *w = spare_take(sp, error_r);
     if (w == NULL)
         return NULL;
+    if (sp->inline_max > 0 && sp->inline_bytes < INLINE_BUDGET &&
+        (s = seg_current(sp, &seg_error)) == NULL)
+        log_warn("spool segment-failed error=\"%s\" (using a file)", seg_error);
+    if (s != NULL) { /* a record in memory, appended to the segment at commit */
+        s->refs++;
+        w->seg = s;
+        w->ticket = s->next_ticket++;
+        seg_id(&s->h, w->ticket, w->id);
+        w->rec_len = REC_HDR_LEN;
+    } else if (writer_create_file(sp, w, error_r) < 0) {
+        writer_discard(&w);
+        return NULL;
+    }
     if (writer_start(w, env, error_r) < 0) {
         writer_discard(&w);
         return NULL;
     }
     sp->live++;
     return w;
+}
+
+void spool_set_inline_max(struct spool *sp, size_t max)
+{
+    pthread_mutex_lock(&sp->mu);
+    sp->inline_max = max < INLINE_MAX ? max : INLINE_MAX;
+    pthread_mutex_unlock(&sp->mu);
 }
 
 const char *spool_writer_id(const struct spool_writer *w)
@@ -505,7 +947,7 @@ uint64_t spool_writer_size(const struct spool_writer *w)
     return w->size;
 }
 
-/* Encrypt the pending plaintext as one chunk and append it to the file. */
+/* Encrypt the pending plaintext as one chunk and append it. */
 static int writer_flush(struct spool_writer *w, bool final, const char **error_r)
 {
     uint8_t *out = w->sp->scratch;
@@ -523,11 +965,7 @@ static int writer_flush(struct spool_writer *w, bool final, const char **error_r
     if (w->plain != NULL)
         seal_wipe(w->plain, w->fill);
     w->fill = 0;
-    if (sm_write_full(w->fd, out, 4 + clen) < 0) {
-        *error_r = errno_msg("cannot write spool file");
-        return -1;
-    }
-    return 0;
+    return writer_out(w, out, 4 + clen, error_r);
 }
 
 /* Grow the plaintext buffer to hold need bytes (need <= CHUNK_PLAIN), in
@@ -539,7 +977,7 @@ static void writer_reserve(struct spool_writer *w, size_t need)
     size_t cap = w->cap ? w->cap : 4096;
     while (cap < need)
         cap *= 2;
-    uint8_t *plain = sm_malloc(cap);
+    uint8_t *plain = sm_realloc(NULL, cap); /* not zeroed: filled before use */
     if (w->fill > 0)
         memcpy(plain, w->plain, w->fill);
     if (w->plain != NULL)
@@ -609,6 +1047,8 @@ static void writer_finish(struct spool_writer *w)
     if (writer_flush(w, true, &error) < 0) {
         log_warn("spool commit-failed queue=%s error=\"%s\"", w->id, error);
         w->failed = true;
+    } else if (w->seg != NULL) {
+        memcpy(w->rec + REC_HDR_LEN + OFF_SIZE, size, sizeof size);
     } else if (pwrite(w->fd, size, sizeof size, OFF_SIZE) != (ssize_t)sizeof size) {
         log_warn("spool commit-failed queue=%s error=\"%s\"", w->id,
                  errno_msg("cannot write spool file"));
@@ -649,15 +1089,81 @@ void spool_writer_abort(struct spool_writer **wp)
 /* Rename tmp to its final name without ever replacing an existing file. */
 static int commit_rename(int dfd, const struct spool_writer *w)
 {
-    if (renameat2(dfd, w->tmp_name, dfd, w->id, RENAME_NOREPLACE) == 0)
-        return 0;
-    if (errno != EINVAL && errno != ENOSYS)
-        return -1;
-    /* a file system without RENAME_NOREPLACE: link refuses to replace too */
-    if (linkat(dfd, w->tmp_name, dfd, w->id, 0) < 0)
-        return -1;
-    unlinkat(dfd, w->tmp_name, 0);
-    return 0;
+    return rename_noreplace(dfd, w->tmp_name, w->id);
+}
+
+/* Append the records of n inline writers, all of segment s, at its end
+ * with one pwritev, then make them durable with ONE fdatasync of the
+ * segment.  Only this thread writes or syncs s, one batch at a time: no
+ * two syncs of the segment overlap (see SYNC_THREADS).  On any error the
+ * segment takes no more records (what follows a torn write would be
+ * unreachable); its records of this batch fail and are marked done, in
+ * case they reached the disk whole. */
+static void commit_segment(struct spool *sp, struct segment *s, struct spool_writer **items,
+                           size_t n)
+{
+    struct iovec *iov = sm_calloc(n, sizeof *iov);
+    uint32_t *tickets = sm_calloc(n, sizeof *tickets);
+    size_t k = 0;
+    uint64_t total = 0;
+    const char *error = NULL;
+
+    pthread_mutex_lock(&sp->mu);
+    bool failed = s->failed;
+    pthread_mutex_unlock(&sp->mu);
+    for (size_t i = 0; i < n; i++) {
+        struct spool_writer *w = items[i];
+        w->ok = false;
+        if (w->failed || failed)
+            continue;
+        seg_record_frame(w->rec, w->rec_len - REC_HDR_LEN, &s->h, w->ticket);
+        iov[k].iov_base = w->rec;
+        iov[k].iov_len = w->rec_len + REC_SUM_LEN;
+        tickets[k] = w->ticket;
+        total += iov[k].iov_len;
+        k++;
+    }
+    if (k > 0 && pwritev_full(s->fd, iov, (int)k, (off_t)s->end) < 0)
+        error = errno_msg("cannot append to spool segment");
+    else if (k > 0 && fdatasync(s->fd) < 0)
+        error = errno_msg("fdatasync of spool segment");
+    if (error == NULL) {
+        s->end += total;
+        s->records += (uint32_t)k;
+        for (size_t i = 0; i < n; i++)
+            items[i]->ok = !items[i]->failed && !failed;
+    } else {
+        const char *ignored;
+        log_warn("spool commit-failed batch=%zu error=\"%s\"", k, error);
+        pthread_mutex_lock(&sp->mu);
+        s->failed = true;
+        pthread_mutex_unlock(&sp->mu);
+        done_append(sp->incoming_fd, &s->h, tickets, k, &ignored);
+    }
+    free(tickets);
+    free(iov);
+}
+
+/* Commit the inline writers of a batch, one segment at a time (usually
+ * there is one). */
+static void commit_inline(struct spool *sp, struct spool_writer **items, size_t n)
+{
+    struct spool_writer **group = sm_calloc(n, sizeof *group);
+    bool *taken = sm_calloc(n, sizeof *taken);
+
+    for (size_t i = 0; i < n; i++) {
+        if (taken[i])
+            continue;
+        size_t k = 0;
+        for (size_t j = i; j < n; j++)
+            if (!taken[j] && items[j]->seg == items[i]->seg) {
+                taken[j] = true;
+                group[k++] = items[j];
+            }
+        commit_segment(sp, items[i]->seg, group, k);
+    }
+    free(taken);
+    free(group);
 }
 
 /* Make one file's data durable and give it its final name (the name is
@@ -744,7 +1250,7 @@ static void fanout_run(struct sync_group *f, struct spool_writer **items, size_t
 /* Make a batch durable: each file's data then name (SYNC_THREADS files at
  * a time), then ONE directory sync for all the names.  Sets w->ok; failed
  * files are removed. */
-static void commit_batch(struct sync_group *g, struct spool_writer **items, size_t n)
+static void commit_files(struct sync_group *g, struct spool_writer **items, size_t n)
 {
     struct spool *sp = g->sp;
     size_t renamed = 0;
@@ -768,6 +1274,27 @@ static void commit_batch(struct sync_group *g, struct spool_writer **items, size
             unlinkat(sp->incoming_fd, items[i]->id, 0);
         items[i]->ok = false;
     }
+}
+
+/* Make a batch durable: the records of inline writers by segment, the
+ * files of the others (big messages) with their directory sync. */
+static void commit_batch(struct sync_group *g, struct spool_writer **items, size_t n)
+{
+    struct spool_writer **inl = sm_calloc(n, sizeof *inl), **files = sm_calloc(n, sizeof *files);
+    size_t n_inl = 0, n_files = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (items[i]->seg != NULL)
+            inl[n_inl++] = items[i];
+        else
+            files[n_files++] = items[i];
+    }
+    if (n_inl > 0)
+        commit_inline(g->sp, inl, n_inl);
+    if (n_files > 0)
+        commit_files(g, files, n_files);
+    free(files);
+    free(inl);
 }
 
 /* Hand a finished batch to the loop thread. */
@@ -815,8 +1342,9 @@ static void *sync_main(void *arg)
     return NULL;
 }
 
-/* Keep SPARES_TARGET spares ready; after a failure (disk full...) retry
- * once a second, while writers fall back to making their own. */
+/* Keep the next segment and SPARES_TARGET spares ready; after a failure
+ * (disk full...) retry once a second, while writers fall back to making
+ * their own. */
 static void *prep_main(void *arg)
 {
     struct spool *sp = arg;
@@ -825,13 +1353,20 @@ static void *prep_main(void *arg)
 
     pthread_mutex_lock(&sp->mu);
     while (!sp->stop) {
-        if (sp->n_spares >= SPARES_TARGET) {
+        bool need_seg = sp->next_seg == NULL && sp->inline_max > 0 && sp->seg_wanted;
+        if (!need_seg && sp->n_spares >= SPARES_TARGET) {
             pthread_cond_wait(&sp->prep, &sp->mu);
             continue;
         }
         pthread_mutex_unlock(&sp->mu);
-        struct spool_writer *w = spare_new(sp, &error);
+        struct segment *seg = need_seg ? seg_create(sp, &error) : NULL;
+        struct spool_writer *w = need_seg ? NULL : spare_new(sp, &error);
         pthread_mutex_lock(&sp->mu);
+        if (seg != NULL) {
+            sp->next_seg = seg;
+            warned = false;
+            continue;
+        }
         if (w != NULL) {
             *sp->spares_tail = w;
             sp->spares_tail = &w->next;
@@ -979,6 +1514,7 @@ struct spool *spool_open(const char *dir, const uint8_t pk[SPOOL_PK_BYTES],
     sp->base = base;
     sp->sync_batch = sync_batch < 1 ? 1 : sync_batch > 4096 ? 4096 : sync_batch;
     sp->done_fd = -1;
+    sp->inline_max = INLINE_MAX;
     sp->queue_tail = &sp->queue;
     sp->done_tail = &sp->done;
     sp->spares_tail = &sp->spares;
@@ -1044,6 +1580,11 @@ void spool_close(struct spool **spp)
         sp->spares = w->next;
         writer_discard(&w);
     }
+    if (sp->next_seg != NULL) {
+        sp->next_seg->refs = 1;
+        seg_unref(sp, sp->next_seg); /* never used: removed */
+    }
+    seg_unref(sp, sp->cur); /* closed once its last writer is gone (all are, here) */
     if (sp->live != 0)
         sm_panic("spool_close with %u writers neither committed nor aborted", sp->live);
     if (sp->done_ev != NULL)
@@ -1063,6 +1604,344 @@ void spool_close(struct spool **spp)
     free(sp->scratch);
     free(sp->dir);
     sm_freep(spp);
+}
+
+/* --- segments, reader side ---------------------------------------------------- */
+
+/* What a process knows of a segment it reads: the offset of each record
+ * by ticket (0: not seen; offset 0 is the header) as far as it scanned,
+ * and the done marks as far as it read the .done file.  Both only grow
+ * (records are appended, done entries too), so each byte is read once
+ * per process however many messages are looked up.  A few segments are
+ * kept, under index_mu; readers are queued's delivery threads and the CLI. */
+struct seg_index {
+    dev_t dev;
+    ino_t ino;
+    struct seg_header h;
+    uint64_t *off;      /* by ticket */
+    uint8_t *done;      /* bitmap by ticket */
+    uint32_t n_off;     /* entries of off[] (and bits of done[]) allocated */
+    uint64_t scan_end;  /* the scan stopped here */
+    uint64_t done_pos;  /* bytes of .done read */
+};
+
+static pthread_mutex_t index_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct seg_index *indexes[SEG_CACHE_MAX];
+static size_t n_indexes;
+
+static void index_free(struct seg_index *e)
+{
+    free(e->off);
+    free(e->done);
+    free(e);
+}
+
+/* Grow off[] and done[] to hold ticket. */
+static void index_reserve(struct seg_index *e, uint32_t ticket)
+{
+    if (ticket < e->n_off)
+        return;
+    uint32_t n = e->n_off ? e->n_off : 1024;
+    while (n <= ticket)
+        n *= 2;
+    e->off = sm_realloc(e->off, n * sizeof *e->off);
+    memset(e->off + e->n_off, 0, (n - e->n_off) * sizeof *e->off);
+    e->done = sm_realloc(e->done, n / 8);
+    memset(e->done + e->n_off / 8, 0, (n - e->n_off) / 8);
+    e->n_off = n;
+}
+
+/* The index of the segment open at fd (header h), made if new. */
+static struct seg_index *index_get(int fd, const struct seg_header *h)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return NULL;
+    for (size_t i = 0; i < n_indexes; i++) {
+        struct seg_index *e = indexes[i];
+        if (e->dev != st.st_dev || e->ino != st.st_ino)
+            continue;
+        /* segments only grow: a shorter one was replaced (or damaged) */
+        if (e->h.segnum == h->segnum && e->h.nonce == h->nonce &&
+            (uint64_t)st.st_size >= e->scan_end)
+            return e;
+        indexes[i] = indexes[--n_indexes]; /* another segment now has that inode */
+        index_free(e);
+        break;
+    }
+    if (n_indexes == SEG_CACHE_MAX) {
+        index_free(indexes[0]);
+        memmove(indexes, indexes + 1, (SEG_CACHE_MAX - 1) * sizeof *indexes);
+        n_indexes--;
+    }
+    struct seg_index *e = sm_calloc(1, sizeof *e);
+    e->dev = st.st_dev;
+    e->ino = st.st_ino;
+    e->h = *h;
+    e->scan_end = SEG_HDR_LEN;
+    indexes[n_indexes++] = e;
+    return e;
+}
+
+static void index_drop(const struct seg_index *gone)
+{
+    for (size_t i = 0; i < n_indexes; i++)
+        if (indexes[i] == gone) {
+            index_free(indexes[i]);
+            indexes[i] = indexes[--n_indexes];
+            return;
+        }
+}
+
+static int index_add(void *arg, uint32_t ticket, uint64_t off, const uint8_t *payload, uint32_t len)
+{
+    struct seg_index *e = arg;
+    (void)payload;
+    (void)len;
+    index_reserve(e, ticket);
+    if (e->off[ticket] == 0) /* a repeated ticket (a damaged file): the first counts */
+        e->off[ticket] = off;
+    return 0;
+}
+
+static void index_mark(void *arg, uint32_t ticket)
+{
+    struct seg_index *e = arg;
+    index_reserve(e, ticket);
+    e->done[ticket / 8] |= (uint8_t)(1u << (ticket % 8));
+}
+
+static bool index_is_done(const struct seg_index *e, uint32_t ticket)
+{
+    return ticket < e->n_off && (e->done[ticket / 8] >> (ticket % 8) & 1);
+}
+
+/* Scan records the index has not seen yet; -1 on a read error. */
+static int index_scan(struct seg_index *e, int fd)
+{
+    int64_t end = seg_scan(fd, &e->h, e->scan_end, index_add, e);
+    if (end < 0)
+        return -1;
+    e->scan_end = (uint64_t)end;
+    return 0;
+}
+
+/* Read the done entries appended since the last call (whole entries only:
+ * a torn one is read again once complete). */
+static void index_read_done(struct seg_index *e, int dfd)
+{
+    char name[32];
+    struct stat st;
+
+    seg_name(name, sizeof name, e->h.segnum, true);
+    int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0)
+        return;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        uint64_t size = (uint64_t)st.st_size / DONE_ENTRY_LEN * DONE_ENTRY_LEN;
+        if (size < e->done_pos)
+            e->done_pos = 0; /* made again: read it all */
+        uint8_t *buf = sm_malloc(64 * DONE_ENTRY_LEN * 64);
+        while (e->done_pos < size) {
+            size_t want = size - e->done_pos < 64 * DONE_ENTRY_LEN * 64
+                              ? (size_t)(size - e->done_pos) : 64 * DONE_ENTRY_LEN * 64;
+            ssize_t n = sm_pread_full(fd, buf, want, (off_t)e->done_pos);
+            if (n <= 0)
+                break;
+            n -= n % DONE_ENTRY_LEN;
+            seg_done_parse(buf, (size_t)n, &e->h, index_mark, e);
+            e->done_pos += (uint64_t)n;
+            if ((size_t)n < want)
+                break;
+        }
+        free(buf);
+    }
+    close(fd);
+}
+
+/* Open segment segnum of the directory dfd for reading and read its
+ * header.  Returns the fd, or -1 with *error_r. */
+static int seg_open(int dfd, uint32_t segnum, struct seg_header *h, const char **error_r)
+{
+    char name[32];
+    struct stat st;
+
+    seg_name(name, sizeof name, segnum, false);
+    int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
+        *error_r = errno == ENOENT ? "no such message in the spool" : errno_msg("cannot open spool segment");
+        return -1;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        *error_r = "spool segment is not a regular file";
+        close(fd);
+        return -1;
+    }
+    if (seg_header_read(fd, segnum, h, error_r) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Where record ticket of the segment open at fd lies: 0 with *off_r, or
+ * -1 with *error_r (absent, or removed). */
+static int seg_locate(int dfd, int fd, const struct seg_header *h, uint32_t ticket,
+                      uint64_t *off_r, const char **error_r)
+{
+    int ret = -1;
+
+    *error_r = "no such message in the spool";
+    if (ticket >= SEG_TICKETS_MAX)
+        return -1;
+    pthread_mutex_lock(&index_mu);
+    struct seg_index *e = index_get(fd, h);
+    if (e == NULL) {
+        *error_r = errno_msg("cannot stat spool segment");
+        goto out;
+    }
+    index_read_done(e, dfd);
+    if (index_is_done(e, ticket))
+        goto out;
+    if ((ticket >= e->n_off || e->off[ticket] == 0) && index_scan(e, fd) < 0) {
+        *error_r = errno_msg("cannot read spool segment");
+        goto out;
+    }
+    if (ticket < e->n_off && e->off[ticket] != 0) {
+        *off_r = e->off[ticket];
+        ret = 0;
+    }
+out:
+    pthread_mutex_unlock(&index_mu);
+    return ret;
+}
+
+/* A record as a file: its payload (the spool file bytes) in a memfd, so
+ * every reader of spool files reads records unchanged. */
+static int open_record(const char *dir, uint32_t segnum, uint32_t ticket, const char **error_r)
+{
+    struct seg_header h;
+    uint64_t off;
+    size_t len;
+    int mfd = -1;
+
+    int dfd = open_incoming(dir, false, error_r);
+    if (dfd < 0)
+        return -1;
+    int fd = seg_open(dfd, segnum, &h, error_r);
+    if (fd >= 0 && seg_locate(dfd, fd, &h, ticket, &off, error_r) == 0) {
+        uint8_t *payload = seg_read_record(fd, &h, off, ticket, &len, error_r);
+        if (payload != NULL) {
+            mfd = memfd_create("sealmail-spool", MFD_CLOEXEC);
+            if (mfd < 0 || sm_write_full(mfd, payload, len) < 0 || lseek(mfd, 0, SEEK_SET) < 0) {
+                *error_r = errno_msg("cannot copy spool record");
+                if (mfd >= 0)
+                    close(mfd);
+                mfd = -1;
+            }
+            free(payload);
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    close(dfd);
+    return mfd;
+}
+
+/* Remove segment segnum if its writer is gone (its flock is free) and
+ * every complete record in it is done: the segment first, a directory
+ * sync, then the .done file (a .done left alone is harmless and swept;
+ * a segment back without its .done would bring removed records back). */
+static void seg_try_delete(int dfd, uint32_t segnum)
+{
+    struct seg_header h;
+    struct stat st, now;
+    const char *error;
+    char name[32], done[32];
+    bool all_done = true;
+
+    int fd = seg_open(dfd, segnum, &h, &error);
+    if (fd < 0)
+        return;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &st) < 0) {
+        close(fd); /* its writer may still append */
+        return;
+    }
+    seg_name(name, sizeof name, segnum, false);
+    seg_name(done, sizeof done, segnum, true);
+    /* cheap first: fewer done entries than the writer's record count */
+    if (h.count_hint > 0 &&
+        (fstatat(dfd, done, &now, AT_SYMLINK_NOFOLLOW) < 0 ||
+         (uint64_t)now.st_size / DONE_ENTRY_LEN < h.count_hint)) {
+        close(fd);
+        return;
+    }
+    pthread_mutex_lock(&index_mu);
+    struct seg_index *e = index_get(fd, &h);
+    if (e == NULL || index_scan(e, fd) < 0) {
+        all_done = false;
+    } else {
+        index_read_done(e, dfd);
+        for (uint32_t t = 0; t < e->n_off && all_done; t++)
+            if (e->off[t] != 0 && !index_is_done(e, t))
+                all_done = false;
+    }
+    if (all_done && fstatat(dfd, name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+        now.st_ino == st.st_ino && now.st_dev == st.st_dev && unlinkat(dfd, name, 0) == 0) {
+        index_drop(e);
+        int own = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (own >= 0 && dir_sync(own) == 0)
+            unlinkat(dfd, done, 0);
+        if (own >= 0)
+            close(own);
+        log_info("spool segment-removed segment=%08x", (unsigned)segnum);
+    }
+    pthread_mutex_unlock(&index_mu);
+    close(fd);
+}
+
+/* Remove what is finished: segments whose writer is gone and whose
+ * records are all done, .done files whose segment is gone (older than
+ * LEFTOVER_MIN_AGE: a new segment makes its .done first). */
+static void seg_sweep(int dfd)
+{
+    int fd = dup(dfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *de;
+    uint32_t *segs = NULL;
+    size_t n = 0, cap = 0;
+
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    rewinddir(d);
+    while ((de = readdir(d)) != NULL) {
+        uint32_t segnum;
+        bool is_done;
+        struct stat st;
+        char name[32];
+        if (!seg_name_parse(de->d_name, &segnum, &is_done))
+            continue;
+        if (!is_done) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                segs = sm_realloc(segs, cap * sizeof *segs);
+            }
+            segs[n++] = segnum;
+            continue;
+        }
+        seg_name(name, sizeof name, segnum, false);
+        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT &&
+            fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            time(NULL) - st.st_mtime >= LEFTOVER_MIN_AGE)
+            unlinkat(dfd, de->d_name, 0);
+    }
+    closedir(d);
+    for (size_t i = 0; i < n; i++)
+        seg_try_delete(dfd, segs[i]);
+    free(segs);
 }
 
 /* --- reading --------------------------------------------------------------------- */
@@ -1089,6 +1968,9 @@ static int open_message(const char *dir, const char *id, const char **error_r)
     }
     /* O_NONBLOCK: a FIFO planted in the spool must not hang the reader */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    uint32_t segnum, ticket;
+    if (fd < 0 && errno == ENOENT && seg_id_parse(id, &segnum, &ticket))
+        return open_record(dir, segnum, ticket, error_r); /* not spilled to a file */
     if (fd < 0) {
         *error_r = errno == ENOENT ? "no such message in the spool" : errno_msg("cannot open message");
         return -1;
@@ -1251,13 +2133,66 @@ int spool_read_body(const char *dir, const char *id, const uint8_t pk[SPOOL_PK_B
     return spool_read_message(dir, id, pk, sk, fd, NULL, error_r);
 }
 
-/* Unlink ids, then ONE fsync of the directory under its flock (syncs of
- * the spool directory take turns, see SYNC_THREADS; the unlinks are plain
- * changes and need not wait for the lock).  A missing id is an error
- * unless missing_ok. */
+/* Mark the records tickets[0..n) of segment segnum done (one append and
+ * one fdatasync of its .done file), then remove the segment if that
+ * finished it.  A record not there is an error unless missing_ok. */
+static int seg_remove(int dfd, uint32_t segnum, const uint32_t *tickets, size_t n,
+                      bool missing_ok, const char **error_r)
+{
+    struct seg_header h;
+    uint64_t off;
+    const char *error;
+    int ret = 0;
+
+    int fd = seg_open(dfd, segnum, &h, &error);
+    if (fd < 0) {
+        if (missing_ok && strcmp(error, "no such message in the spool") == 0)
+            return 0;
+        *error_r = error;
+        return -1;
+    }
+    uint32_t *live = sm_calloc(n, sizeof *live);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (seg_locate(dfd, fd, &h, tickets[i], &off, &error) == 0)
+            live[k++] = tickets[i];
+        else if (!missing_ok || strcmp(error, "no such message in the spool") != 0) {
+            *error_r = error;
+            ret = -1;
+        }
+    }
+    close(fd);
+    if (k > 0 && done_append(dfd, &h, live, k, error_r) < 0)
+        ret = -1;
+    free(live);
+    if (k > 0)
+        seg_try_delete(dfd, segnum);
+    return ret;
+}
+
+struct seg_ref {
+    uint32_t segnum, ticket;
+};
+
+static int seg_ref_cmp(const void *a, const void *b)
+{
+    const struct seg_ref *x = a, *y = b;
+    return x->segnum != y->segnum ? (x->segnum < y->segnum ? -1 : 1)
+                                  : (x->ticket > y->ticket) - (x->ticket < y->ticket);
+}
+
+/* Remove ids: files are unlinked, then ONE fsync of the directory under
+ * its flock (syncs of the spool directory take turns, see SYNC_THREADS;
+ * the unlinks are plain changes and need not wait for the lock); records
+ * of segments are marked done, one .done append and sync per segment.
+ * A missing id is an error unless missing_ok.  Now and then (at most once
+ * a second per process) finished segments are swept. */
 static int remove_ids(const char *dir, const char *const ids[], size_t n, bool missing_ok,
                       const char **error_r)
 {
+    static pthread_mutex_t sweep_mu = PTHREAD_MUTEX_INITIALIZER;
+    static time_t last_sweep;
+
     for (size_t i = 0; i < n; i++)
         if (!spool_id_valid(ids[i])) {
             *error_r = "invalid queue id (expected 16 lowercase hex digits)";
@@ -1267,26 +2202,53 @@ static int remove_ids(const char *dir, const char *const ids[], size_t n, bool m
     if (dfd < 0)
         return -1;
     int ret = 0;
-    size_t removed = 0;
+    size_t removed = 0, n_refs = 0;
+    struct seg_ref *refs = sm_calloc(n ? n : 1, sizeof *refs);
     for (size_t i = 0; i < n; i++) {
-        if (unlinkat(dfd, ids[i], 0) == 0)
+        if (unlinkat(dfd, ids[i], 0) == 0) /* a file (a segment id: a spilled message) */
             removed++;
+        else if (errno == ENOENT && seg_id_parse(ids[i], &refs[n_refs].segnum, &refs[n_refs].ticket))
+            n_refs++;
         else if (errno != ENOENT || !missing_ok) {
             *error_r = errno == ENOENT ? "no such message in the spool"
                                        : errno_msg("cannot remove message");
             ret = -1;
         }
     }
-    if (removed > 0) {
-        while (flock(dfd, LOCK_EX) < 0 && errno == EINTR)
-            ;
-        if (fsync(dfd) < 0) {
-            *error_r = errno_msg("cannot sync spool directory");
-            ret = -1;
-        }
+    if (removed > 0 && dir_sync(dfd) < 0) {
+        *error_r = errno_msg("cannot sync spool directory");
+        ret = -1;
     }
-    close(dfd); /* releases the lock */
+    qsort(refs, n_refs, sizeof *refs, seg_ref_cmp);
+    uint32_t *tickets = sm_calloc(n_refs ? n_refs : 1, sizeof *tickets);
+    for (size_t i = 0; i < n_refs;) {
+        size_t k = 0, j = i;
+        for (; j < n_refs && refs[j].segnum == refs[i].segnum; j++)
+            tickets[k++] = refs[j].ticket;
+        if (seg_remove(dfd, refs[i].segnum, tickets, k, missing_ok, error_r) < 0)
+            ret = -1;
+        i = j;
+    }
+    free(tickets);
+    free(refs);
+    pthread_mutex_lock(&sweep_mu);
+    bool sweep = time(NULL) != last_sweep;
+    last_sweep = time(NULL);
+    pthread_mutex_unlock(&sweep_mu);
+    if (sweep)
+        seg_sweep(dfd);
+    close(dfd);
     return ret;
+}
+
+void spool_sweep(const char *dir)
+{
+    const char *error;
+    int dfd = open_incoming(dir, false, &error);
+    if (dfd >= 0) {
+        seg_sweep(dfd);
+        close(dfd);
+    }
 }
 
 int spool_remove(const char *dir, const char *id, const char **error_r)
@@ -1299,18 +2261,84 @@ int spool_remove_many(const char *dir, const char *const ids[], size_t n, const 
     return remove_ids(dir, ids, n, true, error_r);
 }
 
+bool spool_has(const char *dir, const char *id)
+{
+    char path[4096];
+    struct seg_header h;
+    uint32_t segnum, ticket;
+    uint64_t off;
+    const char *error;
+
+    if (!spool_id_valid(id) ||
+        (size_t)snprintf(path, sizeof path, "%s/incoming/%s", dir, id) >= sizeof path)
+        return false;
+    if (faccessat(AT_FDCWD, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+        return true;
+    if (!seg_id_parse(id, &segnum, &ticket))
+        return false;
+    int dfd = open_incoming(dir, false, &error);
+    if (dfd < 0)
+        return false;
+    int fd = seg_open(dfd, segnum, &h, &error);
+    bool found = fd >= 0 && seg_locate(dfd, fd, &h, ticket, &off, &error) == 0;
+    if (fd >= 0)
+        close(fd);
+    close(dfd);
+    return found;
+}
+
 static int id_cmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+struct list_ctx {
+    char **ids;
+    size_t n, cap;
+};
+
+static void list_add(struct list_ctx *c, const char *id)
+{
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 64;
+        c->ids = sm_realloc(c->ids, c->cap * sizeof *c->ids);
+    }
+    c->ids[c->n++] = sm_strdup(id);
+}
+
+/* Add the records of segment segnum that are complete and not done. */
+static void list_segment(int dfd, uint32_t segnum, struct list_ctx *c)
+{
+    struct seg_header h;
+    const char *error;
+    char id[SPOOL_ID_LEN + 1];
+
+    int fd = seg_open(dfd, segnum, &h, &error);
+    if (fd < 0)
+        return; /* gone meanwhile, or not a segment: nothing to list */
+    pthread_mutex_lock(&index_mu);
+    struct seg_index *e = index_get(fd, &h);
+    if (e != NULL && index_scan(e, fd) == 0) {
+        index_read_done(e, dfd);
+        for (uint32_t t = 0; t < e->n_off; t++)
+            if (e->off[t] != 0 && !index_is_done(e, t)) {
+                seg_id(&h, t, id);
+                list_add(c, id);
+            }
+    }
+    pthread_mutex_unlock(&index_mu);
+    close(fd);
 }
 
 int spool_list(const char *dir, void (*fn)(void *arg, const char *id), void *arg,
                const char **error_r)
 {
     int dfd = open_incoming(dir, false, error_r);
-    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-    char **ids = NULL;
-    size_t n = 0, cap = 0;
+    int fd = dfd >= 0 ? dup(dfd) : -1;
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct list_ctx c = {0};
+    uint32_t *segs = NULL;
+    size_t n_segs = 0, cap_segs = 0;
     struct dirent *de;
 
     if (d == NULL) {
@@ -1318,28 +2346,43 @@ int spool_list(const char *dir, void (*fn)(void *arg, const char *id), void *arg
             *error_r = errno_msg("cannot list spool directory");
             close(dfd);
         }
+        if (fd >= 0)
+            close(fd);
         return -1;
     }
     while ((de = readdir(d)) != NULL) {
-        if (!spool_id_valid(de->d_name))
-            continue; /* ".", "..", temporary files */
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            ids = sm_realloc(ids, cap * sizeof *ids);
-        }
-        ids[n++] = sm_strdup(de->d_name);
+        uint32_t segnum;
+        bool is_done;
+        if (spool_id_valid(de->d_name)) {
+            list_add(&c, de->d_name);
+        } else if (seg_name_parse(de->d_name, &segnum, &is_done) && !is_done) {
+            if (n_segs == cap_segs) {
+                cap_segs = cap_segs ? cap_segs * 2 : 16;
+                segs = sm_realloc(segs, cap_segs * sizeof *segs);
+            }
+            segs[n_segs++] = segnum;
+        } /* else ".", "..", temporary and .done files */
     }
     closedir(d);
-    if (n > 0)
-        qsort(ids, n, sizeof *ids, id_cmp);
-    for (size_t i = 0; i < n; i++) {
-        fn(arg, ids[i]);
-        free(ids[i]);
+    for (size_t i = 0; i < n_segs; i++)
+        list_segment(dfd, segs[i], &c);
+    free(segs);
+    close(dfd);
+    if (c.n > 0)
+        qsort(c.ids, c.n, sizeof *c.ids, id_cmp);
+    for (size_t i = 0; i < c.n; i++) {
+        /* a spilled message of a segment id is listed once, as its file */
+        if (i + 1 < c.n && strcmp(c.ids[i], c.ids[i + 1]) == 0) {
+            free(c.ids[i]);
+            continue;
+        }
+        fn(arg, c.ids[i]);
+        free(c.ids[i]);
     }
-    free(ids);
-    if (n > INT32_MAX) {
+    free(c.ids);
+    if (c.n > INT32_MAX) {
         *error_r = "too many messages";
         return -1;
     }
-    return (int)n;
+    return (int)c.n;
 }

@@ -9,12 +9,15 @@
  * when the body is opened.
  *
  * Durability: spool_commit() returns through its callback, on the event
- * loop thread, only after the file and its directory entry are on disk
- * (fdatasync of the file, rename into place, fsync of the directory).
- * Commits of concurrent sessions are batched (group commit) so one
- * directory sync covers many messages.  A file that was never committed
- * stays a temporary file and is removed by spool_open() at the next start:
- * nothing unacknowledged appears, nothing acknowledged is lost.
+ * loop thread, only after the message is on disk: appended as a record
+ * to the process's segment file and the segment fdatasynced (messages up
+ * to 256 KiB sealed), or, for bigger ones, its own file fdatasynced,
+ * renamed into place and the directory fsynced.  Commits of concurrent
+ * sessions are batched (group commit): one segment sync, or one directory
+ * sync, covers many messages.  A record a crash cut, or a file never
+ * committed, is never listed (files left are removed by spool_open() at
+ * the next start): nothing acknowledged is lost.  The layout and the
+ * argument are in spool.c and spoolseg.h.
  *
  * Threading: everything except the internal sync thread runs on the thread
  * that owns the event_base given to spool_open(). */
@@ -68,6 +71,11 @@ struct spool *spool_open(const char *dir, const uint8_t pk[SPOOL_PK_BYTES],
  * accepts NULL.  Every writer must have been committed or aborted before:
  * a writer still open is a bug and aborts the process. */
 void spool_close(struct spool **sp);
+
+/* Messages whose sealed bytes stay within max (at most the default, 256
+ * KiB) are appended to a segment; bigger ones get a file of their own.
+ * 0: every message in a file (tests of the file format, comparisons). */
+void spool_set_inline_max(struct spool *sp, size_t max);
 
 /* Start a new message with its envelope (copied).  Returns NULL with
  * *error_r on failure (disk full, ...).  The writer owns a temporary file. */
@@ -136,6 +144,12 @@ int spool_remove(const char *dir, const char *id, const char **error_r);
  * removed), or a failed unlink or sync (then some may be removed, and not
  * durably). */
 int spool_remove_many(const char *dir, const char *const ids[], size_t n, const char **error_r);
+/* Delete the segments that are finished: their writer is gone and every
+ * record in them removed.  spool_remove_many() does this now and then by
+ * itself. */
+void spool_sweep(const char *dir);
+/* True when message id is in the spool (committed, not removed). */
+bool spool_has(const char *dir, const char *id);
 /* Free the strings of an envelope read or built by the caller. */
 void spool_envelope_free(struct spool_envelope *env);
 

@@ -16,6 +16,8 @@ after a clean run and kept (path printed) when a test failed or when
 SEALMAIL_E2E_KEEP=1 is set.
 """
 import atexit
+import fcntl
+import hashlib
 import os
 import pwd
 import random
@@ -24,6 +26,7 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import tempfile
 import time
@@ -47,6 +50,8 @@ SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
 QUEUED_RE = re.compile(r"^250 2\.0\.0 Ok: queued as ([0-9a-f]{16})$")
 IS_ROOT = os.geteuid() == 0
 SERVICE_USER = "sealmail"
+# spool segments (src/store/spoolseg.h)
+SEG_HDR_LEN, REC_HDR_LEN, REC_SUM_LEN, REC_MAGIC = 32, 24, 32, 0x53475231
 
 
 # --------------------------------------------------------------------------
@@ -467,6 +472,70 @@ class Server:
 
     def spool_files(self):
         return [p for p in (self.data / "spool").rglob("*") if p.is_file()]
+
+    def spool_record(self, queue_id):
+        """Where the spool bytes of queue_id are: (path, start, end).  A spool
+        file holds them whole; a segment record (src/store/spoolseg.h) holds
+        them as its payload, between a 24-byte header and a BLAKE2b sum."""
+        incoming = self.data / "spool" / "incoming"
+        path = incoming / queue_id
+        if path.is_file():
+            return path, 0, path.stat().st_size
+        v = int(queue_id, 16)
+        assert v >> 63, f"{queue_id}: no spool file, and not a segment id"
+        path = incoming / f"seg-{(v >> 32) & 0x7fffffff:08x}"
+        data = path.read_bytes()
+        off = SEG_HDR_LEN
+        while off + REC_HDR_LEN <= len(data):
+            magic, length, _seg, ticket = struct.unpack(">IIII", data[off:off + 16])
+            if magic != REC_MAGIC:
+                break
+            if ticket == v & 0xffffffff:
+                return path, off + REC_HDR_LEN, off + REC_HDR_LEN + length
+            off += REC_HDR_LEN + length + REC_SUM_LEN
+        raise AssertionError(f"{queue_id}: no record in {path}")
+
+    def spool_bytes(self, queue_id):
+        path, start, end = self.spool_record(queue_id)
+        with open(path, "rb") as f:
+            f.seek(start)
+            return f.read(end - start)
+
+    def rewrite_spool_bytes(self, queue_id, data):
+        """Replace the spool bytes of queue_id in place (same length); a
+        segment record gets a matching checksum, so only the seal can tell."""
+        path, start, end = self.spool_record(queue_id)
+        assert len(data) == end - start
+        with open(path, "r+b") as f:
+            f.seek(start)
+            f.write(data)
+            if path.name.startswith("seg-"):
+                f.seek(start - REC_HDR_LEN)
+                head = f.read(REC_HDR_LEN)
+                f.seek(end)
+                f.write(hashlib.blake2b(head + data, digest_size=32).digest())
+
+    def segment_files(self):
+        return sorted((self.data / "spool" / "incoming").glob("seg-*"))
+
+    def free_segments(self):
+        """Segments no live writer holds (their flock is free)."""
+        free = []
+        for path in self.segment_files():
+            if path.name.endswith(".done"):
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                free.append(path)
+            except BlockingIOError:
+                pass
+            finally:
+                os.close(fd)
+        return free
 
     # -- process control
     def start(self, add_domain=True):

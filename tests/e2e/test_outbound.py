@@ -65,7 +65,9 @@ def inject(srv, rcpts, data, sender=SENDER):
     queue_id = res.stdout.decode().strip()
     if IS_ROOT:  # queued runs as the service user
         pw = pwd.getpwnam(SERVICE_USER)
-        os.chown(srv.data / "spool" / "incoming" / queue_id, pw.pw_uid, pw.pw_gid)
+        for path in (srv.data / "spool" / "incoming").iterdir():  # a file or a segment
+            if path.stat().st_uid != pw.pw_uid:
+                os.chown(path, pw.pw_uid, pw.pw_gid)
     srv.signal(signal.SIGHUP)  # a fresh queued scans the spool at once
     return queue_id
 

@@ -56,7 +56,7 @@ def test_plain_session_with_smtplib(server):
         assert msg == b"2.0.0 Ok: queued as " + queue_id.encode()
 
     # durable before the 250, under its id, and listed
-    assert (server.data / "spool" / "incoming" / queue_id).is_file()
+    assert server.spool_record(queue_id)   # a file or a segment record
     assert queue_id in server.queue_list()
     # the envelope is readable without the key; the content is not
     envelope, _ = server.queue_show(queue_id, key=False)

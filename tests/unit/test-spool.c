@@ -36,6 +36,7 @@
 #include "core/mem.h"
 #include "crypto/seal.h"
 #include "store/spool.h"
+#include "store/spoolseg.h"
 
 #define MARKER "PLAINTEXT-MARKER-7f3a"
 
@@ -138,12 +139,17 @@ static void wait_count(const int *count, int target)
     event_free(t);
 }
 
+/* The file format tests want every message in a file of its own; the
+ * segment tests set this to the default inline limit. */
+static size_t test_inline_max = 0;
+
 static struct spool *open_spool(const char *dir, unsigned batch)
 {
     const char *error = NULL;
     struct spool *sp = spool_open(dir, pk, base, batch, &error);
     if (sp == NULL)
         fail_msg("spool_open: %s", error);
+    spool_set_inline_max(sp, test_inline_max);
     return sp;
 }
 
@@ -1142,6 +1148,334 @@ static void test_offline(void **state)
     free(msg);
 }
 
+/* ---- segments ------------------------------------------------------------- */
+
+/* The one segment file of dir with records in it (the writer may have
+ * the next one ready, empty); fails unless exactly one. */
+static void segment_path(const char *dir, char *path, size_t len)
+{
+    char d[256], p[300];
+    int n = 0;
+    struct stat st;
+    snprintf(d, sizeof d, "%s/incoming", dir);
+    DIR *dp = opendir(d);
+    assert_non_null(dp);
+    for (struct dirent *de; (de = readdir(dp)) != NULL;) {
+        uint32_t segnum;
+        bool done;
+        snprintf(p, sizeof p, "%s/%s", d, de->d_name);
+        if (seg_name_parse(de->d_name, &segnum, &done) && !done && stat(p, &st) == 0 &&
+            st.st_size > SEG_HDR_LEN) {
+            snprintf(path, len, "%s", p);
+            n++;
+        }
+    }
+    closedir(dp);
+    assert_int_equal(n, 1);
+}
+
+static int count_segments(const char *dir)
+{
+    char d[256];
+    int n = 0;
+    snprintf(d, sizeof d, "%s/incoming", dir);
+    DIR *dp = opendir(d);
+    assert_non_null(dp);
+    for (struct dirent *de; (de = readdir(dp)) != NULL;)
+        n += strncmp(de->d_name, "seg-", 4) == 0;
+    closedir(dp);
+    return n;
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_size;
+}
+
+/* Commit n messages through the open spool sp, one after the other,
+ * recording each id and the segment's size after each acknowledgement. */
+static void commit_each(struct spool *sp, const char *dir, size_t n, size_t len,
+                        char ids[][SPOOL_ID_LEN + 1], off_t *sizes)
+{
+    const char *error = NULL;
+    uint8_t *msg = make_message(len);
+    for (size_t i = 0; i < n; i++) {
+        struct result r = {0};
+        struct spool_writer *w = spool_writer_new(sp, &test_env, &error);
+        assert_non_null(w);
+        msg[0] = (uint8_t)('A' + i); /* each message its own */
+        assert_int_equal(spool_writer_write(w, msg, len, &error), 0);
+        snprintf(ids[i], SPOOL_ID_LEN + 1, "%s", spool_writer_id(w));
+        spool_writer_commit(w, on_commit, &r);
+        wait_count(&r.calls, 1);
+        assert_true(r.ok);
+        if (sizes != NULL) {
+            char path[256];
+            segment_path(dir, path, sizeof path);
+            sizes[i] = file_size(path);
+        }
+    }
+    free(msg);
+}
+
+/* The body of id is message i of commit_each(). */
+static void assert_body(const char *dir, const char *id, size_t len, size_t i)
+{
+    uint8_t *out, *msg = make_message(len);
+    size_t out_len;
+    msg[0] = (uint8_t)('A' + i);
+    assert_int_equal(read_body(dir, id, pk, sk, &out, &out_len), 0);
+    assert_int_equal(out_len, len);
+    assert_memory_equal(out, msg, len);
+    free(out);
+    free(msg);
+}
+
+/* Messages within the inline limit become records of one segment: no file
+ * of their own; ids have the top bit set and read back like files. */
+static void test_segment_round_trip(void **state)
+{
+    static const size_t lens[] = {0, 1, 4096, 65536, 65537, 200 * 1024};
+    char dir[128], ids[6][SPOOL_ID_LEN + 1], path[256];
+    const char *error = NULL;
+    struct spool_envelope env;
+    (void)state;
+    test_inline_max = SIZE_MAX;
+    new_dir(dir, sizeof dir, "seg");
+    struct spool *sp = open_spool(dir, 16);
+    for (size_t i = 0; i < 6; i++)
+        commit_each(sp, dir, 1, lens[i], &ids[i], NULL);
+    spool_close(&sp);
+    struct list_acc acc = {0};
+    assert_int_equal(spool_list(dir, list_fn, &acc, &error), 6);
+    for (size_t i = 0; i < 6; i++) {
+        assert_true(ids[i][0] >= '8'); /* a segment id */
+        assert_string_equal(acc.ids[i], ids[i]); /* tickets sort in commit order */
+        message_path(path, sizeof path, dir, ids[i]);
+        assert_int_equal(access(path, F_OK), -1); /* no file */
+        assert_body(dir, ids[i], lens[i], 0);
+        assert_int_equal(spool_read_envelope(dir, ids[i], &env, &error), 0);
+        assert_envelope_equal(&env, &test_env);
+        spool_envelope_free(&env);
+        assert_true(spool_has(dir, ids[i]));
+    }
+    segment_path(dir, path, sizeof path);
+    test_inline_max = 0;
+}
+
+/* A crash may tear the record being appended: a segment cut at every byte
+ * offset of its last record lists exactly the records before it. */
+static void test_segment_truncated_tail(void **state)
+{
+    char dir[128], ids[3][SPOOL_ID_LEN + 1], path[256], name[64];
+    off_t sizes[3];
+    const char *error = NULL;
+    (void)state;
+    test_inline_max = SIZE_MAX;
+    new_dir(dir, sizeof dir, "segcut");
+    struct spool *sp = open_spool(dir, 16);
+    commit_each(sp, dir, 3, 300, ids, sizes);
+    spool_close(&sp);
+    segment_path(dir, path, sizeof path);
+    snprintf(name, sizeof name, "%s", strrchr(path, '/') + 1);
+    size_t len;
+    uint8_t *seg = read_file(path, &len);
+    assert_int_equal(len, (size_t)sizes[2]);
+    for (size_t cut = (size_t)sizes[1]; cut <= len; cut++) {
+        char copy[128], cpath[256];
+        struct list_acc acc = {0};
+        new_dir(copy, sizeof copy, "segcutcopy");
+        mkdir(copy, 0700);
+        snprintf(cpath, sizeof cpath, "%s/incoming", copy);
+        mkdir(cpath, 0700);
+        snprintf(cpath, sizeof cpath, "%s/incoming/%s", copy, name);
+        write_file(cpath, seg, cut);
+        int expect = cut == len ? 3 : 2;
+        assert_int_equal(spool_list(copy, list_fn, &acc, &error), expect);
+        assert_string_equal(acc.ids[0], ids[0]);
+        assert_string_equal(acc.ids[1], ids[1]);
+        struct spool_envelope env;
+        assert_int_equal(spool_read_envelope(copy, ids[2], &env, &error), expect == 3 ? 0 : -1);
+        spool_envelope_free(&env);
+        if (cut == (size_t)sizes[1] + 1 || cut == len)
+            assert_body(copy, ids[1], 300, 1);
+    }
+    free(seg);
+    test_inline_max = 0;
+}
+
+/* A changed byte anywhere in a record ends the scan there: the record and
+ * what follows are not listed, what precedes is. */
+static void test_segment_flipped_byte(void **state)
+{
+    char dir[128], ids[3][SPOOL_ID_LEN + 1], path[256], name[64];
+    off_t sizes[3];
+    const char *error = NULL;
+    (void)state;
+    test_inline_max = SIZE_MAX;
+    new_dir(dir, sizeof dir, "segflip");
+    struct spool *sp = open_spool(dir, 16);
+    commit_each(sp, dir, 3, 200, ids, sizes);
+    spool_close(&sp);
+    segment_path(dir, path, sizeof path);
+    snprintf(name, sizeof name, "%s", strrchr(path, '/') + 1);
+    size_t len;
+    uint8_t *seg = read_file(path, &len);
+    for (size_t at = (size_t)sizes[0]; at < (size_t)sizes[1]; at++) {
+        char copy[128], cpath[256];
+        struct list_acc acc = {0};
+        new_dir(copy, sizeof copy, "segflipcopy");
+        mkdir(copy, 0700);
+        snprintf(cpath, sizeof cpath, "%s/incoming", copy);
+        mkdir(cpath, 0700);
+        snprintf(cpath, sizeof cpath, "%s/incoming/%s", copy, name);
+        seg[at] ^= 0x20;
+        write_file(cpath, seg, len);
+        seg[at] ^= 0x20;
+        assert_int_equal(spool_list(copy, list_fn, &acc, &error), 1);
+        assert_string_equal(acc.ids[0], ids[0]);
+        struct spool_envelope env;
+        assert_int_equal(spool_read_envelope(copy, ids[1], &env, &error), -1);
+        assert_int_equal(spool_read_envelope(copy, ids[2], &env, &error), -1);
+    }
+    free(seg);
+    test_inline_max = 0;
+}
+
+/* Removal marks records done: they are gone for every reader; once all
+ * are done and the writer has let go of the segment, it is deleted. */
+static void test_segment_remove(void **state)
+{
+    char dir[128], ids[3][SPOOL_ID_LEN + 1];
+    const char *error = NULL;
+    struct spool_envelope env;
+    uint8_t *out;
+    size_t out_len;
+    (void)state;
+    test_inline_max = SIZE_MAX;
+    new_dir(dir, sizeof dir, "segrm");
+    struct spool *sp = open_spool(dir, 16);
+    commit_each(sp, dir, 3, 500, ids, NULL);
+    spool_close(&sp);
+    assert_int_equal(spool_remove(dir, ids[1], &error), 0);
+    assert_int_equal(spool_remove(dir, ids[1], &error), -1); /* gone */
+    assert_false(spool_has(dir, ids[1]));
+    assert_int_equal(spool_read_envelope(dir, ids[1], &env, &error), -1);
+    assert_string_equal(error, "no such message in the spool");
+    assert_int_equal(read_body(dir, ids[1], pk, sk, &out, &out_len), -1);
+    assert_int_equal(out_len, 0);
+    free(out);
+    struct list_acc acc = {0};
+    assert_int_equal(spool_list(dir, list_fn, &acc, &error), 2);
+    assert_string_equal(acc.ids[0], ids[0]);
+    assert_string_equal(acc.ids[1], ids[2]);
+    assert_int_equal(count_segments(dir), 2); /* the segment and its .done */
+    const char *const rest[] = {ids[0], ids[1], ids[2]};
+    assert_int_equal(spool_remove_many(dir, rest, 3, &error), 0); /* ids[1]: gone, fine */
+    assert_int_equal(count_segments(dir), 0);
+    assert_int_equal(spool_list(dir, list_fn, &acc, &error), 0);
+    test_inline_max = 0;
+}
+
+/* A segment whose writer lives (holds its flock) is never deleted, even
+ * with every record removed: the writer may still append to it. */
+static void test_segment_live_kept(void **state)
+{
+    char dir[128], ids[2][SPOOL_ID_LEN + 1], path[256];
+    const char *error = NULL;
+    (void)state;
+    test_inline_max = SIZE_MAX;
+    new_dir(dir, sizeof dir, "seglive");
+    struct spool *sp = open_spool(dir, 16);
+    commit_each(sp, dir, 2, 100, ids, NULL);
+    segment_path(dir, path, sizeof path);
+    const char *const all[] = {ids[0], ids[1]};
+    assert_int_equal(spool_remove_many(dir, all, 2, &error), 0);
+    spool_sweep(dir);
+    assert_int_equal(access(path, F_OK), 0); /* still there: live */
+    struct list_acc acc = {0};
+    assert_int_equal(spool_list(dir, list_fn, &acc, &error), 0);
+    commit_each(sp, dir, 1, 100, ids, NULL); /* the writer goes on appending */
+    assert_int_equal(spool_list(dir, list_fn, &acc, &error), 1);
+    assert_body(dir, ids[0], 100, 0);
+    spool_close(&sp); /* lets go: one record not done, so it stays */
+    spool_sweep(dir);
+    assert_int_equal(access(path, F_OK), 0);
+    assert_int_equal(spool_remove(dir, ids[0], &error), 0);
+    assert_int_equal(access(path, F_OK), -1); /* finished: deleted */
+    assert_int_equal(count_segments(dir), 0);
+    test_inline_max = 0;
+}
+
+/* Big messages keep the file path: a file named by the segment id; ids of
+ * both kinds, and files from a spool in file mode, live side by side. */
+static void test_segment_big_and_mixed(void **state)
+{
+    char dir[128], big[1][SPOOL_ID_LEN + 1], small[1][SPOOL_ID_LEN + 1], file[SPOOL_ID_LEN + 1];
+    char path[256];
+    const char *error = NULL;
+    uint8_t *msg = make_message(100);
+    (void)state;
+    test_inline_max = SIZE_MAX;
+    new_dir(dir, sizeof dir, "segbig");
+    struct spool *sp = open_spool(dir, 16);
+    commit_each(sp, dir, 1, 300 * 1024, big, NULL); /* over the inline limit */
+    commit_each(sp, dir, 1, 1000, small, NULL);
+    spool_close(&sp);
+    assert_true(big[0][0] >= '8' && small[0][0] >= '8');
+    message_path(path, sizeof path, dir, big[0]);
+    assert_int_equal(access(path, F_OK), 0); /* its own file */
+    test_inline_max = 0;
+    commit_message(dir, msg, 100, 100, file);
+    assert_true(file[0] < '8'); /* a file id */
+    struct list_acc acc = {0};
+    assert_int_equal(spool_list(dir, list_fn, &acc, &error), 3);
+    assert_string_equal(acc.ids[0], file); /* file ids sort first */
+    assert_body(dir, big[0], 300 * 1024, 0);
+    assert_body(dir, small[0], 1000, 0);
+    const char *const all[] = {big[0], small[0], file};
+    assert_int_equal(spool_remove_many(dir, all, 3, &error), 0);
+    assert_int_equal(spool_list(dir, list_fn, &acc, &error), 0);
+    assert_int_equal(count_segments(dir), 0);
+    assert_int_equal(count_tmp_files(dir), 0);
+    free(msg);
+}
+
+/* A failed fdatasync of the segment fails its batch (never acknowledged,
+ * never listed) and the spool goes on in a new segment. */
+static void test_segment_sync_failure(void **state)
+{
+    char dir[128], ids[2][SPOOL_ID_LEN + 1];
+    const char *error = NULL;
+    struct result r = {0};
+    (void)state;
+    test_inline_max = SIZE_MAX;
+    new_dir(dir, sizeof dir, "segfail");
+    struct spool *sp = open_spool(dir, 16);
+    commit_each(sp, dir, 1, 100, ids, NULL);
+    struct spool_writer *w = spool_writer_new(sp, &test_env, &error);
+    assert_int_equal(spool_writer_write(w, "lost\r\n", 6, &error), 0);
+    snprintf(ids[1], sizeof ids[1], "%s", spool_writer_id(w));
+    atomic_store(&fail_fdatasync_at, 1);
+    spool_writer_commit(w, on_commit, &r);
+    wait_count(&r.calls, 1);
+    atomic_store(&fail_fdatasync_at, 0);
+    assert_false(r.ok);
+    char later[1][SPOOL_ID_LEN + 1];
+    commit_each(sp, dir, 1, 100, later, NULL);
+    assert_memory_not_equal(later[0], ids[0], 8); /* another segment */
+    spool_close(&sp);
+    struct list_acc acc = {0};
+    assert_int_equal(spool_list(dir, list_fn, &acc, &error), 2);
+    assert_string_not_equal(acc.ids[0], ids[1]);
+    assert_string_not_equal(acc.ids[1], ids[1]);
+    assert_false(spool_has(dir, ids[1]));
+    assert_body(dir, later[0], 100, 0);
+    test_inline_max = 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1165,6 +1499,13 @@ int main(void)
         cmocka_unit_test(test_bad_ids_and_remove),
         cmocka_unit_test(test_remove_many),
         cmocka_unit_test(test_offline),
+        cmocka_unit_test(test_segment_round_trip),
+        cmocka_unit_test(test_segment_truncated_tail),
+        cmocka_unit_test(test_segment_flipped_byte),
+        cmocka_unit_test(test_segment_remove),
+        cmocka_unit_test(test_segment_live_kept),
+        cmocka_unit_test(test_segment_big_and_mixed),
+        cmocka_unit_test(test_segment_sync_failure),
     };
     log_init("test-spool", false, LOG_LEVEL_ERROR);
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,0 +1,109 @@
+/* spoolseg.h — the spool's segment files: framing, scanning, removal marks.
+ *
+ * Internal to the spool (spool.c); a module of its own so the scanner,
+ * which reads files a hostile local user or a crash may have damaged, can
+ * be fuzzed alone (tests/fuzz/fuzz-spool-segment.c).
+ *
+ * A segment incoming/seg-XXXXXXXX (8 hex digits: the segment number, top
+ * bit clear) holds many spool entries as records, appended by ONE writer
+ * process, which holds an exclusive flock on it for as long as it may
+ * append.  All integers are big-endian.
+ *
+ *   segment header (SEG_HDR_LEN = 32 bytes)
+ *     8  magic "SEALSG\0\1"
+ *     4  u32 segment number (must match the file name)
+ *     4  u32 zero
+ *     8  u64 nonce: random, names this segment's life (a reused number or
+ *        stale blocks of a deleted segment never match it)
+ *     4  u32 count hint: records written, set when the writer closes the
+ *        segment (0: unknown); only ever used to skip work, never trusted
+ *     4  u32 zero
+ *   then records, back to back:
+ *     4  u32 magic "SGR1"
+ *     4  u32 L: payload length, 1..SEG_PAYLOAD_MAX
+ *     4  u32 segment number
+ *     4  u32 ticket: the record's number in the segment, < SEG_TICKETS_MAX
+ *     8  u64 nonce of the segment
+ *     L  payload: the bytes of a version 2 spool file (see spool.c)
+ *     32 BLAKE2b-256 of the 24 header bytes and the payload
+ *
+ * The checksum is unkeyed: it tells a complete record from a torn one
+ * without the spool key (`sealmail queue list`).  Authenticity is the
+ * sealed payload's business, as for spool files.
+ *
+ * Scanning starts after the segment header and stops at the first record
+ * that is cut, fails its checksum or breaks a bound: a writer appends
+ * records only at increasing offsets and acknowledges them after an
+ * fdatasync of the segment, so whatever a crash can tear lies after the
+ * last acknowledged record, never before it.
+ *
+ * incoming/seg-XXXXXXXX.done lists removed records: entries of
+ * DONE_ENTRY_LEN = 16 bytes (u32 segment number, u32 ticket, u64 nonce) at
+ * 16-byte aligned offsets.  An entry that does not match the segment
+ * (garbage, stale blocks, a torn tail) is ignored. */
+#ifndef SM_SPOOLSEG_H
+#define SM_SPOOLSEG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SEG_MAGIC "SEALSG\0\1"
+#define SEG_HDR_LEN 32
+#define REC_MAGIC 0x53475231u /* "SGR1" */
+#define REC_HDR_LEN 24
+#define REC_SUM_LEN 32
+#define SEG_PAYLOAD_MAX (1u << 20)   /* readers' bound; writers stay far below */
+#define SEG_TICKETS_MAX (1u << 18)   /* records per segment (64 MiB of the smallest: 200k) */
+#define SEG_NUM_MAX 0x7fffffffu      /* segment numbers are 31 bits */
+#define DONE_ENTRY_LEN 16
+#define SEG_PREFIX "seg-"
+#define SEG_NAME_LEN 12              /* "seg-" + 8 hex digits */
+#define DONE_SUFFIX ".done"
+
+struct seg_header {
+    uint32_t segnum;
+    uint64_t nonce;
+    uint32_t count_hint;
+};
+
+/* The segment header bytes of h. */
+void seg_header_encode(uint8_t out[SEG_HDR_LEN], const struct seg_header *h);
+/* Read and check the header of the segment open at fd (segnum: the number
+ * its name gives).  Returns 0, or -1 with *error_r. */
+int seg_header_read(int fd, uint32_t segnum, struct seg_header *h, const char **error_r);
+
+/* Frame a record in place: rec holds REC_HDR_LEN free bytes, then the
+ * payload (len bytes), then REC_SUM_LEN free bytes. */
+void seg_record_frame(uint8_t *rec, size_t len, const struct seg_header *h, uint32_t ticket);
+
+/* Called for each complete record: its ticket, offset and payload length;
+ * payload points to the payload (valid during the call).  Return 0 to go
+ * on, 1 to stop. */
+typedef int seg_record_fn(void *arg, uint32_t ticket, uint64_t off, const uint8_t *payload,
+                          uint32_t len);
+/* Scan the records of the segment open at fd from offset from (SEG_HDR_LEN
+ * for the start, or an end offset an earlier scan returned).  Returns the
+ * offset where the complete records end (the scan stopped there), or -1
+ * on a read error (errno set). */
+int64_t seg_scan(int fd, const struct seg_header *h, uint64_t from, seg_record_fn *fn, void *arg);
+/* Read the complete record at off, expecting ticket.  Returns the payload
+ * (malloc'd, *len_r bytes), or NULL with *error_r. */
+uint8_t *seg_read_record(int fd, const struct seg_header *h, uint64_t off, uint32_t ticket,
+                         size_t *len_r, const char **error_r);
+
+/* The entry that marks ticket done. */
+void seg_done_encode(uint8_t out[DONE_ENTRY_LEN], const struct seg_header *h, uint32_t ticket);
+/* Parse the .done bytes buf[0..len) (len a multiple of DONE_ENTRY_LEN; a
+ * torn tail is the caller's to cut): fn(arg, ticket) for each entry that
+ * matches h. */
+void seg_done_parse(const uint8_t *buf, size_t len, const struct seg_header *h,
+                    void (*fn)(void *arg, uint32_t ticket), void *arg);
+
+/* Parse a name "seg-XXXXXXXX" (lowercase hex, a 31-bit number);
+ * done_r (may be NULL) says whether it had the ".done" suffix. */
+bool seg_name_parse(const char *name, uint32_t *segnum_r, bool *done_r);
+/* "seg-XXXXXXXX" (+ ".done" when done) into out (at least 24 bytes). */
+void seg_name(char *out, size_t size, uint32_t segnum, bool done);
+
+#endif
