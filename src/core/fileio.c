@@ -2,7 +2,9 @@
 #include "core/fileio.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 int sm_write_full(int fd, const void *data, size_t len)
@@ -53,4 +55,29 @@ ssize_t sm_pread_full(int fd, void *data, size_t len, off_t off)
         return -1;
     }
     return read_loop(fd, data, len, off);
+}
+
+int sm_pwritev_full(int fd, struct iovec *iov, int cnt, off_t off)
+{
+    while (cnt > 0) {
+        ssize_t n = pwritev(fd, iov, cnt > IOV_MAX ? IOV_MAX : cnt, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            return -1;
+        }
+        off += n;
+        while (cnt > 0 && (size_t)n >= iov->iov_len) {
+            n -= (ssize_t)iov->iov_len;
+            iov++;
+            cnt--;
+        }
+        if (cnt > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + n;
+            iov->iov_len -= (size_t)n;
+        }
+    }
+    return 0;
 }

@@ -481,32 +481,6 @@ static int dir_sync(int dfd)
     return ret;
 }
 
-/* pwritev() all of iov (cnt entries, modified), retrying short writes. */
-static int pwritev_full(int fd, struct iovec *iov, int cnt, off_t off)
-{
-    while (cnt > 0) {
-        ssize_t n = pwritev(fd, iov, cnt > IOV_MAX ? IOV_MAX : cnt, off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            if (n == 0)
-                errno = EIO;
-            return -1;
-        }
-        off += n;
-        while (cnt > 0 && (size_t)n >= iov->iov_len) {
-            n -= (ssize_t)iov->iov_len;
-            iov++;
-            cnt--;
-        }
-        if (cnt > 0) {
-            iov->iov_base = (uint8_t *)iov->iov_base + n;
-            iov->iov_len -= (size_t)n;
-        }
-    }
-    return 0;
-}
-
 /* The queue id of record ticket of segment h. */
 static void seg_id(const struct seg_header *h, uint32_t ticket, char out[SPOOL_ID_LEN + 1])
 {
@@ -559,9 +533,9 @@ static int done_append(int dfd, const struct seg_header *h, const uint32_t *tick
         ;
     struct iovec iov = {buf, n * DONE_ENTRY_LEN};
     /* entries stay aligned even after a short write (disk full) */
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-        pwritev_full(fd, &iov, 1, (st.st_size + DONE_ENTRY_LEN - 1) / DONE_ENTRY_LEN * DONE_ENTRY_LEN) < 0 ||
-        fdatasync(fd) < 0)
+    bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    off_t at = ok ? (st.st_size + DONE_ENTRY_LEN - 1) / DONE_ENTRY_LEN * DONE_ENTRY_LEN : 0;
+    if (!ok || sm_pwritev_full(fd, &iov, 1, at) < 0 || fdatasync(fd) < 0)
         *error_r = errno_msg("cannot write removal list of spool segment");
     else
         ret = 0;
@@ -1123,7 +1097,7 @@ static void commit_segment(struct spool *sp, struct segment *s, struct spool_wri
         total += iov[k].iov_len;
         k++;
     }
-    if (k > 0 && pwritev_full(s->fd, iov, (int)k, (off_t)s->end) < 0)
+    if (k > 0 && sm_pwritev_full(s->fd, iov, (int)k, (off_t)s->end) < 0)
         error = errno_msg("cannot append to spool segment");
     else if (k > 0 && fdatasync(s->fd) < 0)
         error = errno_msg("fdatasync of spool segment");
