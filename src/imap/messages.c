@@ -6,8 +6,9 @@
  * bounded memory: the loop sends a slice, then runs the next.  Its cost is
  * per message, so a slice reads its rows in batches (one statement each,
  * only the columns the items print) and decrypts every body into one
- * buffer, and items that need only the header decrypt only the chunks
- * that hold it. */
+ * buffer, and items that need only the header are served from the header
+ * block the store keeps (format 9), else decrypt only the chunks that
+ * hold it. */
 #include <event2/buffer.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -92,6 +93,15 @@ static int body_open(struct fetch_ctx *x, const struct mailbox_message *m, struc
     const char *error = "bad part offsets";
     if (b->open || b->failed)
         return b->failed ? -1 : 0;
+    if (x->headers_only && m->header != NULL) {
+        /* the stored block ends with the header's empty line: section.c
+         * gives the same for a top-level header item as on the file
+         * (section_header_length()); no part offsets are needed */
+        b->data = m->header;
+        b->len = m->header_len;
+        b->open = true;
+        return 0;
+    }
     if (mailbox_parts_decode(m->parts, &b->parts, &b->n_parts) < 0 ||
         read_plain(x, m, b, &error) < 0) {
         log_warn("imap body-unreadable uid=%u error=\"%s\"", m->uid, error);
@@ -347,6 +357,7 @@ static void fetch_one(struct fetch_ctx *x, struct mailbox_message *m)
  * item sets \Seen, whether every body item lies in the top header. */
 static void fetch_plan(struct fetch_ctx *x)
 {
+    bool reads_body = false;
     x->headers_only = true;
     for (size_t i = 0; i < x->a->n_items; i++) {
         const struct imap_fetch_item *it = &x->a->items[i];
@@ -361,7 +372,11 @@ static void fetch_plan(struct fetch_ctx *x)
             it->att == IMAP_FETCH_BINARY || it->att == IMAP_FETCH_BINARY_SIZE ||
             (it->att == IMAP_FETCH_BODY_SECTION && !section_header_only(&spec)))
             x->headers_only = false;
+        reads_body |= it->att == IMAP_FETCH_RFC822_HEADER || it->att == IMAP_FETCH_BODY_SECTION;
     }
+    /* header items only: the rows bring the stored header blocks */
+    if (x->headers_only && reads_body)
+        x->cols |= MAILBOX_COL_HEADER;
 }
 
 /* How many of uids[0..n) one read takes: ascending, at most FETCH_ROWS,

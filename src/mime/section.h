@@ -165,6 +165,13 @@ bool section_header_only(const struct section_spec *spec);
  * message (a FETCH of headers decrypts only the chunks that hold them). */
 bool section_header_complete(const unsigned char *data, size_t len);
 
+/* The length of the top header block at the start of data[0..len): its
+ * fields and the empty line that ends it, line break included; 0 when that
+ * line is not in data[0..len).  Those bytes alone give the same as the
+ * whole message for a header_only spec of section_body() (the store keeps
+ * them so that a FETCH of headers opens no file). */
+size_t section_header_length(const unsigned char *data, size_t len);
+
 /* A message read from a file, for callers without stored offsets. */
 struct section_file {
     struct section_msg msg;   /* valid until section_file_close() */

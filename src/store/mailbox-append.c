@@ -20,7 +20,13 @@
  * FILE KEYS.  Both record the body file's own key in file_keys (format 8),
  * so readers open it without an X25519: the importer gets it from the
  * drop file it opens anyway, APPEND from the sealing.  COPY and MOVE make
- * mail rows that share the message row, and so its file and key.
+ * mail rows that share the message row, and so its file, key and header.
+ *
+ * HEADER BLOCKS.  Both also keep the message's top header block, its
+ * empty line included, in headers (format 9) when it ends within
+ * MB_HEADER_BLOCK_MAX bytes: FETCH serves header items from it without
+ * opening the file (as Dovecot's index cache does).  It is cut from the
+ * plaintext with section.c's own rule, so the bytes served are the file's.
  *
  * PARTS.  messages.parts is "SECTION:HEADER_START:BODY_START:BODY_END"
  * per MIME part in document order, separated by single spaces, numbers in
@@ -41,6 +47,7 @@
 #include "core/mem.h"
 #include "crypto/seal.h"
 #include "mime/mime.h"
+#include "mime/section.h"
 #include "store/drop.h"
 #include "store/mailbox-internal.h"
 #include "store/sealfile.h"
@@ -60,6 +67,50 @@ static const char SQL_INSERT_MESSAGE[] =
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
 /* OR REPLACE: a key left behind by a row deleted outside the trigger's reach */
 static const char SQL_INSERT_KEY[] = "INSERT OR REPLACE INTO file_keys (id, key) VALUES (?1, ?2)";
+
+static const char SQL_INSERT_HEADER[] =
+    "INSERT OR REPLACE INTO headers (id, block) VALUES (?1, ?2)";
+
+/* Read up to max bytes of fd from its start into buf; the count or -1. */
+static ssize_t read_start(int fd, unsigned char *buf, size_t max)
+{
+    size_t got = 0;
+    while (got < max) {
+        ssize_t r = pread(fd, buf + got, max - got, (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+int mb_record_header(struct mailbox *mb, int64_t id, int fd, const char **error_r)
+{
+    unsigned char *buf = sm_malloc(MB_HEADER_BLOCK_MAX);
+    ssize_t n = read_start(fd, buf, MB_HEADER_BLOCK_MAX);
+    size_t len = n > 0 ? section_header_length(buf, (size_t)n) : 0;
+    int ret = 0;
+    if (n < 0) {
+        *error_r = mb_errno_msg("cannot read the message");
+        ret = -1;
+    } else if (len > 0) { /* else: no header block within the bound, the file serves it */
+        sqlite3_stmt *st = mb_stmt(mb, SQL_INSERT_HEADER, error_r);
+        if (st == NULL) {
+            ret = -1;
+        } else {
+            sqlite3_bind_int64(st, 1, id);
+            sqlite3_bind_blob(st, 2, buf, (int)len, SQLITE_STATIC);
+            ret = mb_run(mb, st, error_r) == SQLITE_DONE ? 0 : -1;
+        }
+    }
+    seal_wipe(buf, MB_HEADER_BLOCK_MAX); /* message content */
+    free(buf);
+    return ret;
+}
 
 int mb_record_file_key(struct mailbox *mb, int64_t id, const uint8_t key[DROP_KEY_BYTES],
                        const char **error_r)
@@ -82,8 +133,8 @@ void mb_parts_encode(const struct mime_summary *s, struct sm_buf *b)
 }
 
 int mb_insert_message(struct mailbox *mb, const char *file, int64_t received,
-                      const struct mime_summary *s, const uint8_t *file_key, int64_t *id_r,
-                      const char **error_r)
+                      const struct mime_summary *s, const uint8_t *file_key, int fd,
+                      int64_t *id_r, const char **error_r)
 {
     struct sm_buf parts;
     sqlite3_stmt *st = mb_stmt(mb, SQL_INSERT_MESSAGE, error_r);
@@ -105,7 +156,9 @@ int mb_insert_message(struct mailbox *mb, const char *file, int64_t received,
     if (rc != SQLITE_DONE)
         return -1;
     *id_r = sqlite3_last_insert_rowid(mb->db);
-    return file_key != NULL ? mb_record_file_key(mb, *id_r, file_key, error_r) : 0;
+    if (file_key != NULL && mb_record_file_key(mb, *id_r, file_key, error_r) < 0)
+        return -1;
+    return fd >= 0 ? mb_record_header(mb, *id_r, fd, error_r) : 0;
 }
 
 /* --- import --------------------------------------------------------------------- */
@@ -164,7 +217,7 @@ static int import_one(struct mailbox *mb, int64_t inbox, int64_t junk, const cha
         log_warn("mailbox import-refused file=%s error=\"%s\"", file, why);
         stats->refused++;
     } else {
-        ret = mb_insert_message(mb, file, received, &s, key, &id, error_r) < 0 ||
+        ret = mb_insert_message(mb, file, received, &s, key, fd, &id, error_r) < 0 ||
                       mb_insert_mail(mb, (flags & DROP_F_JUNK) && junk > 0 ? junk : inbox, id,
                                      0, "", &uid, error_r) < 0
                   ? -1
@@ -259,14 +312,14 @@ static int store_file(struct mailbox *mb, int fd, int64_t internaldate, char *na
 
 /* The rows of an appended message whose file is name. */
 static int append_rows(struct mailbox *mb, int64_t folder, const char *name,
-                       const uint8_t *key, int64_t internaldate, const struct mime_summary *s,
-                       unsigned flags, struct mb_keywords *k, uint32_t *uid_r,
-                       const char **error_r)
+                       const uint8_t *key, int fd, int64_t internaldate,
+                       const struct mime_summary *s, unsigned flags, struct mb_keywords *k,
+                       uint32_t *uid_r, const char **error_r)
 {
     struct sm_buf kw;
     int64_t id;
     if (mb_keywords_adopt(mb, folder, k, true, error_r) < 0 ||
-        mb_insert_message(mb, name, internaldate, s, key, &id, error_r) < 0)
+        mb_insert_message(mb, name, internaldate, s, key, fd, &id, error_r) < 0)
         return -1;
     sm_buf_init(&kw, 0);
     mb_keywords_join(k, &kw);
@@ -277,9 +330,9 @@ static int append_rows(struct mailbox *mb, int64_t folder, const char *name,
 
 /* The file is durable in msg/: record it in one transaction. */
 static int append_record(struct mailbox *mb, int64_t folder, const char *name,
-                         const uint8_t *key, int64_t internaldate, const struct mime_summary *s,
-                         unsigned flags, struct mb_keywords *k, uint32_t *uid_r,
-                         const char **error_r)
+                         const uint8_t *key, int fd, int64_t internaldate,
+                         const struct mime_summary *s, unsigned flags, struct mb_keywords *k,
+                         uint32_t *uid_r, const char **error_r)
 {
     struct mb_txn t;
     const char *why;
@@ -288,7 +341,7 @@ static int append_record(struct mailbox *mb, int64_t folder, const char *name,
         return -1;
     }
     mb_names_add(&mb->fresh, name); /* removed again if the rows roll back */
-    if (append_rows(mb, folder, name, key, internaldate, s, flags, k, uid_r, error_r) < 0) {
+    if (append_rows(mb, folder, name, key, fd, internaldate, s, flags, k, uid_r, error_r) < 0) {
         mb_txn_abort(mb, &t);
         return -1;
     }
@@ -325,7 +378,8 @@ int mailbox_append(struct mailbox *mb, const char *folder, int fd, unsigned flag
     ret = -1;
     if (mime_analyse_fd(fd, &s, error_r) == 0) {
         if (store_file(mb, fd, internaldate, name, key, error_r) == 0)
-            ret = append_record(mb, id, name, key, internaldate, &s, flags, &k, &uid, error_r);
+            ret = append_record(mb, id, name, key, fd, internaldate, &s, flags, &k, &uid,
+                                error_r);
         seal_wipe(key, sizeof key);
         mime_summary_free(&s);
     }

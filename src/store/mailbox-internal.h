@@ -23,7 +23,7 @@
 #include "store/mailbox.h"
 
 #define MB_STMT_CACHE 64
-#define MB_STORE_VERSION 8 /* the format; mailbox-migrate.c upgrades older ones */
+#define MB_STORE_VERSION 9 /* the format; mailbox-migrate.c upgrades older ones */
 #define MB_FLAGS_ALL 31u /* every enum mailbox_flag bit */
 
 struct mime_summary;
@@ -117,11 +117,19 @@ int mb_next_uid(struct mailbox *mb, int64_t folder, uint32_t *uid_r, uint64_t *m
 int mb_next_modseq(struct mailbox *mb, int64_t folder, uint64_t *modseq_r,
                    const char **error_r);
 /* Record a body: a messages row for the analysed file (its size is s->size,
- * the IMAP size) and, when file_key is not NULL, the file's own key
- * (DROP_KEY_BYTES, in file_keys).  0 with *id_r, or -1. */
+ * the IMAP size), when file_key is not NULL the file's own key
+ * (DROP_KEY_BYTES, in file_keys), and when fd >= 0 (the plaintext) its
+ * header block (mb_record_header()).  0 with *id_r, or -1. */
 int mb_insert_message(struct mailbox *mb, const char *file, int64_t received,
-                      const struct mime_summary *s, const uint8_t *file_key, int64_t *id_r,
-                      const char **error_r);
+                      const struct mime_summary *s, const uint8_t *file_key, int fd,
+                      int64_t *id_r, const char **error_r);
+/* The largest header block the store keeps (format 9); a longer header
+ * is served from the file. */
+#define MB_HEADER_BLOCK_MAX (64 * 1024)
+/* Record in headers the top header block of the message whose plaintext
+ * is fd (read from offset 0 with pread), when it ends, empty line
+ * included, within MB_HEADER_BLOCK_MAX bytes; nothing otherwise.  0 or -1. */
+int mb_record_header(struct mailbox *mb, int64_t id, int fd, const char **error_r);
 /* Record the file keys of up to max messages of an upgraded store that
  * have none yet (format 8; one X25519 each, once), in a transaction of
  * its own (nothing, not even a lock, once all are there).  0 or -1 (a

@@ -18,7 +18,12 @@
  * replaced on disk by another one sealed to the mailbox's public key
  * (which delivering processes know) is refused.  There is no fallback to
  * the sealed key when the recorded one fails.  Only messages without a
- * recorded key (an upgraded store not filled yet) open the sealed key. */
+ * recorded key (an upgraded store not filled yet) open the sealed key.
+ *
+ * HEADER BLOCKS.  With MAILBOX_COL_HEADER a FETCH row brings the message's
+ * top header block from headers (format 9, mailbox-append.c), so header
+ * items open no file.  That block is as secret as the body: it is wiped
+ * with the row (mailbox_list_free()). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,7 +268,8 @@ int mailbox_message_get(struct mailbox *mb, const char *folder, uint32_t uid,
 static const char SQL_LIST[] =
     "SELECT m.uid, m.flags, m.keywords, m.modseq, g.size, g.internaldate, g.file, g.parts,"
     " CASE WHEN ?4 THEN g.envelope ELSE '' END, CASE WHEN ?5 THEN g.bodystructure ELSE '' END,"
-    " CASE WHEN ?6 THEN g.body ELSE '' END, k.key"
+    " CASE WHEN ?6 THEN g.body ELSE '' END, k.key,"
+    " CASE WHEN ?7 THEN (SELECT h.block FROM headers h WHERE h.id = g.id) END"
     " FROM mail m JOIN messages g ON g.id = m.message_id LEFT JOIN file_keys k ON k.id = g.id"
     " WHERE m.folder_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid";
 
@@ -292,7 +298,9 @@ static void list_add(struct mailbox_list *l, size_t *cap, sqlite3_stmt *st)
     }
     const void *key = sqlite3_column_blob(st, 11);
     bool keyed = key != NULL && sqlite3_column_bytes(st, 11) == DROP_KEY_BYTES;
-    char *p = sm_malloc(total + (keyed ? DROP_KEY_BYTES : 0));
+    const void *header = sqlite3_column_blob(st, 12);
+    size_t header_len = header != NULL ? (size_t)sqlite3_column_bytes(st, 12) : 0;
+    char *p = sm_malloc(total + (keyed ? DROP_KEY_BYTES : 0) + header_len);
     const char **field[N_LIST_TEXTS] = {&m->keywords, &m->file,          &m->parts,
                                         &m->envelope, &m->bodystructure, &m->body};
     for (size_t i = 0; i < N_LIST_TEXTS; i++) {
@@ -300,9 +308,15 @@ static void list_add(struct mailbox_list *l, size_t *cap, sqlite3_stmt *st)
         *field[i] = p;
         p += len[i];
     }
-    if (keyed) { /* last in the block: wiped by mailbox_list_free() */
+    if (keyed) { /* after the strings: wiped by mailbox_list_free() */
         memcpy(p, key, DROP_KEY_BYTES);
         m->file_key = (const uint8_t *)p;
+        p += DROP_KEY_BYTES;
+    }
+    if (header_len > 0) { /* last in the block: wiped by mailbox_list_free() */
+        memcpy(p, header, header_len);
+        m->header = (const unsigned char *)p;
+        m->header_len = header_len;
     }
     m->subject = m->from = m->to = m->cc = m->message_id = "";
 }
@@ -333,6 +347,7 @@ int mailbox_messages_list(struct mailbox *mb, const char *folder, const uint32_t
     sqlite3_bind_int(st, 4, (cols & MAILBOX_COL_ENVELOPE) != 0);
     sqlite3_bind_int(st, 5, (cols & MAILBOX_COL_BODYSTRUCTURE) != 0);
     sqlite3_bind_int(st, 6, (cols & MAILBOX_COL_BODY) != 0);
+    sqlite3_bind_int(st, 7, (cols & MAILBOX_COL_HEADER) != 0);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         if (list_wanted(uids, n, &next, (uint32_t)sqlite3_column_int64(st, 0)))
             list_add(l, &cap, st);
@@ -349,6 +364,8 @@ void mailbox_list_free(struct mailbox_list *l)
     for (size_t i = 0; i < l->n; i++) {
         if (l->v[i].file_key != NULL)
             seal_wipe((void *)(uintptr_t)l->v[i].file_key, DROP_KEY_BYTES);
+        if (l->v[i].header != NULL)
+            seal_wipe((void *)(uintptr_t)l->v[i].header, l->v[i].header_len);
         free((void *)(uintptr_t)l->v[i].keywords); /* the block of the row's strings */
     }
     free(l->v);

@@ -200,6 +200,10 @@ struct mailbox_message {
     const char *parts;     /* MIME part offsets, see mailbox_parts_decode() */
     const uint8_t *file_key; /* the body file's own key (32 bytes; secret), read by
                               * mailbox_messages_list() only; NULL: none recorded */
+    const unsigned char *header; /* the top header block, its empty line included
+                                  * (message content), read by mailbox_messages_list()
+                                  * with MAILBOX_COL_HEADER only; NULL: none stored */
+    size_t header_len;
 };
 
 /* Call fn for each message of folder in UID order; the strings of *m are
@@ -222,6 +226,7 @@ enum mailbox_cols {
     MAILBOX_COL_ENVELOPE = 1,
     MAILBOX_COL_BODYSTRUCTURE = 2,
     MAILBOX_COL_BODY = 4,
+    MAILBOX_COL_HEADER = 8, /* the stored header block (format 9), when there is one */
 };
 
 /* Messages read together by mailbox_messages_list(). */

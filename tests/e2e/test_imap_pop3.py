@@ -272,6 +272,57 @@ def test_imap_a_damaged_message_fails_a_sliced_fetch(live):
     m.logout()
 
 
+def test_imap_header_items_come_from_the_store(live):
+    """Header items (BODY[HEADER], HEADER.FIELDS and .NOT, RFC822.HEADER) are
+    served from the header block the store keeps (format 9), byte for byte
+    what the file gives, without opening the file: a message whose file is
+    gone still answers them (as Dovecot's cache does) while BODY[] fails.
+    A header longer than the store keeps (64 KiB) is served from the file."""
+    live.add_user(ALICE, PASSWORD)
+    m = imap(live)
+    m.login(ALICE, PASSWORD)
+    msgs = [
+        f"From: <{ALICE}>\r\nSubject: first\r\nX-Folded: a\r\n b\r\n\r\nbody one\r\n".encode(),
+        f"Subject: second\r\nFrom: <{ALICE}>\r\nTo: x@example.org\r\n\r\n".encode(),
+        b"Subject: long\r\n" + b"".join(b"X-Filler-%05d: %s\r\n" % (i, b"f" * 60)
+                                        for i in range(1200)) + b"\r\nbody three\r\n",
+    ]
+    for msg in msgs:
+        assert m.append("INBOX", None, None, msg)[0] == "OK"
+    m.select("INBOX")
+    items = ["BODY.PEEK[HEADER]", "BODY.PEEK[HEADER.FIELDS (Subject X-Folded)]",
+             "BODY.PEEK[HEADER.FIELDS.NOT (Subject)]", "RFC822.HEADER"]
+
+    def fetch(seqs, item):
+        typ, data = m.fetch(seqs, f"({item})")
+        return typ, [d[1] for d in data if isinstance(d, tuple)]
+
+    stored = {item: fetch("1:*", item) for item in items}
+    for item in items:  # with an item that needs the file, all come from the file
+        typ, data = fetch("1:*", f"{item} BODY.PEEK[TEXT]")
+        assert typ == "OK" and stored[item] == ("OK", data[0::2]), item
+    assert stored["BODY.PEEK[HEADER]"][1] == [msg[:msg.index(b"\r\n\r\n") + 4] for msg in msgs]
+    assert stored["RFC822.HEADER"] == stored["BODY.PEEK[HEADER]"]
+    m.logout()
+
+    res = live.cli("user", "list")
+    mailbox = re.search(rf"^{re.escape(ALICE)} .*mailbox=([0-9a-f]{{16}})", res.stdout, re.M).group(1)
+    files = sorted((live.data / "mailboxes" / mailbox / "msg").iterdir(),
+                   key=lambda p: p.stat().st_size)
+    assert len(files) == 3
+    for f in files:
+        f.unlink()
+    m = imap(live)
+    m.login(ALICE, PASSWORD)
+    m.select("INBOX")
+    for item in items:
+        assert fetch("1:2", item) == ("OK", stored[item][1][:2]), item
+    assert fetch("3", "BODY.PEEK[HEADER]")[0] == "NO"  # past the bound: the file it needs is gone
+    assert fetch("1", "BODY.PEEK[]")[0] == "NO"
+    assert fetch("1", "BODY.PEEK[HEADER] BODY.PEEK[TEXT]")[0] == "NO"
+    m.logout()
+
+
 def test_imap_folders_copy_move_append(live):
     live.add_user(ALICE, PASSWORD)
     deliver(live, ALICE, ["fold-one", "fold-two"])

@@ -9,7 +9,8 @@
  * octets served, a partial that is not a slice of the whole, a NUL in
  * BODY, BODY[n] not of its BODYSTRUCTURE size, HEADER and TEXT not making
  * up the message, an error for a valid request, BINARY and BINARY.SIZE
- * disagreeing. */
+ * disagreeing, a header item served from the header block the store keeps
+ * (section_header_length()) differing from the one served from the message. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +124,30 @@ static void check_top(const struct section_msg *m, struct sm_buf *whole)
     sm_buf_free(&all);
 }
 
+/* The top header block alone (as the store keeps it, no part offsets)
+ * gives every header item as the whole message does. */
+static void check_stored_header(const struct section_msg *m, struct sm_buf *whole)
+{
+    static const char *const names[] = {"From", "subject", "X"};
+    size_t block = section_header_length(m->data, m->len);
+    if (block == 0)
+        return;
+    if (block > m->len || m->data[block - 1] != '\n')
+        fail("the header block is not a prefix ending in LF", "");
+    struct section_msg stored = {m->data, block, NULL, 0};
+    struct sm_buf out;
+    struct section_result res;
+    sm_buf_init(&out, 0);
+    for (int k = SECTION_HEADER; k <= SECTION_HEADER_FIELDS_NOT; k++) {
+        struct section_spec spec = {NULL, 0, (enum section_kind)k, names, 3};
+        if (serve(m, &spec, false, NULL, whole, &res) != SECTION_OK ||
+            serve(&stored, &spec, false, NULL, &out, &res) != SECTION_OK ||
+            out.len != whole->len || (out.len > 0 && memcmp(out.data, whole->data, out.len) != 0))
+            fail("a header item from the stored block differs", "");
+    }
+    sm_buf_free(&out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int fd = -1;
@@ -141,6 +166,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct sm_buf whole;
     sm_buf_init(&whole, 0);
     check_top(&f.msg, &whole);
+    check_stored_header(&f.msg, &whole);
     check_part(&f.msg, NULL, 0, "", &whole);
     static const unsigned missing[] = {1, 99};
     check_part(&f.msg, missing, 2, "1.99", &whole);

@@ -1232,6 +1232,10 @@ static int64_t store_count(const struct store *s, const char *sql)
     return n;
 }
 
+/* SQL that takes what format 9 added off a store (before faking an older one). */
+#define OLDER_THAN_9 "DROP TRIGGER messages_header_delete; DROP TABLE headers;"
+#define OLDER_THAN_8 OLDER_THAN_9
+
 static void count_uid(void *arg, uint32_t uid)
 {
     (void)uid;
@@ -1261,7 +1265,7 @@ static void test_upgrade(void **state)
                   "ALTER TABLE folders ADD COLUMN subscribed INTEGER NOT NULL DEFAULT 0;"
                   "UPDATE folders SET subscribed = 1 WHERE name IN ('INBOX', 'Sent');"
                   "DROP TABLE subscriptions; ALTER TABLE folders DROP COLUMN recent_uid;"
-                  "DROP TRIGGER messages_key_delete; DROP TABLE file_keys; DROP TABLE key_fill;"
+                  OLDER_THAN_8 "DROP TRIGGER messages_key_delete; DROP TABLE file_keys; DROP TABLE key_fill;"
                   "PRAGMA user_version = 2");
     s.mb = open_ok(&s);
     assert_int_equal(mailbox_message_get(s.mb, "INBOX", uid, &m, &error), 1);
@@ -1288,7 +1292,7 @@ static void test_upgrade(void **state)
     /* format 7: every top-level header field is indexed for TEXT */
     store_sql(&s, "UPDATE messages SET search_headers = 'Subject: lf';"
                   "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');"
-                  "DROP TRIGGER messages_key_delete; DROP TABLE file_keys; DROP TABLE key_fill;"
+                  OLDER_THAN_8 "DROP TRIGGER messages_key_delete; DROP TABLE file_keys; DROP TABLE key_fill;"
                   "PRAGMA user_version = 6");
     s.mb = open_ok(&s);
     hits = 0;
@@ -1480,7 +1484,7 @@ static void test_upgrade_keys(void **state)
     assert_int_equal(mailbox_copy(s.mb, "INBOX", &one, 1, "Archive", false, &copied, NULL, NULL,
                                   NULL, &error), 1);
     store_close(&s);
-    store_sql(&s, "DROP TRIGGER messages_key_delete; DROP TABLE file_keys; DROP TABLE key_fill;"
+    store_sql(&s, OLDER_THAN_8 "DROP TRIGGER messages_key_delete; DROP TABLE file_keys; DROP TABLE key_fill;"
                   "PRAGMA user_version = 6");
 
     s.mb = open_ok(&s);
@@ -1525,6 +1529,131 @@ static void test_upgrade_keys(void **state)
     s.mb = open_ok(&s);
     bodies_read(s.mb, "INBOX", true);
     store_close(&s);
+}
+
+/* --- header blocks (format 9) ------------------------------------------------------ */
+
+/* The stored header block of uid in folder as FETCH reads it (into out,
+ * NUL-terminated): its length, or -1 when there is none. */
+static ssize_t header_of(struct mailbox *mb, const char *folder, uint32_t uid, char *out,
+                         size_t outlen, unsigned cols)
+{
+    struct mailbox_list l;
+    const char *error = NULL;
+    ssize_t n = -2;
+    assert_int_equal(mailbox_messages_list(mb, folder, &uid, 1, cols, &l, &error), 0);
+    assert_int_equal(l.n, 1);
+    if (l.v[0].header == NULL) {
+        n = -1;
+    } else {
+        assert_true(l.v[0].header_len < outlen);
+        memcpy(out, l.v[0].header, l.v[0].header_len);
+        out[l.v[0].header_len] = '\0';
+        n = (ssize_t)l.v[0].header_len;
+    }
+    mailbox_list_free(&l);
+    return n;
+}
+
+static uint32_t append_text(struct mailbox *mb, const char *folder, const char *text)
+{
+    const char *error = NULL;
+    uint32_t uid = 0;
+    int fd = message_fd(text);
+    if (mailbox_append(mb, folder, fd, 0, NULL, 0, &uid, NULL, &error) != 0)
+        fail_msg("mailbox_append: %s", error);
+    close(fd);
+    return uid;
+}
+
+static void test_header_blocks(void **state)
+{
+    struct store s;
+    const char *error = NULL;
+    char text[1024], hdr[1024];
+    static const char bare[] = "Subject: lf\nX-A: 1\n\nbody\n";
+    static const char no_body[] = "Subject: no empty line\r\nX-A: 1\r\n";
+    store_new(&s, state);
+
+    /* APPEND and import keep the block up to its empty line */
+    uint32_t a = append(s.mb, "INBOX", 1, 0, NULL);
+    message_text(text, sizeof text, 1);
+    size_t want = (size_t)(strstr(text, "\r\n\r\n") - text) + 4;
+    assert_int_equal(header_of(s.mb, "INBOX", a, hdr, sizeof hdr, MAILBOX_COL_HEADER),
+                     (ssize_t)want);
+    assert_memory_equal(hdr, text, want);
+    assert_int_equal(header_of(s.mb, "INBOX", a, hdr, sizeof hdr, 0), -1); /* not asked */
+    message_text(text, sizeof text, 2);
+    int fd = message_fd(text);
+    uint64_t sealed;
+    assert_int_equal(drop_deliver(s.dir, "7000000000000002", pk, 1, fd, &sealed, &error), 1);
+    close(fd);
+    struct mailbox_import_stats st;
+    assert_int_equal(mailbox_import(s.mb, &st, &error), 0);
+    assert_int_equal(st.imported, 1);
+    assert_int_equal(header_of(s.mb, "INBOX", a + 1, hdr, sizeof hdr, MAILBOX_COL_HEADER),
+                     (ssize_t)want);
+    assert_memory_equal(hdr, text, want);
+
+    /* bare LFs kept as they are (section.c converts on the way out) */
+    uint32_t b = append_text(s.mb, "INBOX", bare);
+    assert_int_equal(header_of(s.mb, "INBOX", b, hdr, sizeof hdr, MAILBOX_COL_HEADER), 20);
+    assert_memory_equal(hdr, bare, 20);
+    /* no empty line, or a header past the bound: none, the file serves it */
+    uint32_t c = append_text(s.mb, "INBOX", no_body);
+    assert_int_equal(header_of(s.mb, "INBOX", c, hdr, sizeof hdr, MAILBOX_COL_HEADER), -1);
+    size_t big_len = MB_HEADER_BLOCK_MAX + 100;
+    char *big = malloc(big_len + 64);
+    assert_non_null(big);
+    size_t n = 0;
+    while (n < MB_HEADER_BLOCK_MAX)
+        n += (size_t)sprintf(big + n, "X-Filler: %08zu\r\n", n);
+    strcpy(big + n, "\r\nbody\r\n");
+    uint32_t d = append_text(s.mb, "INBOX", big);
+    assert_int_equal(header_of(s.mb, "INBOX", d, hdr, sizeof hdr, MAILBOX_COL_HEADER), -1);
+    /* just within the bound: kept */
+    n = 0;
+    while (n + 22 + 2 <= MB_HEADER_BLOCK_MAX)
+        n += (size_t)sprintf(big + n, "X-Filler: %08zu\r\n", n);
+    strcpy(big + n, "\r\nbody\r\n");
+    uint32_t e = append_text(s.mb, "INBOX", big);
+    struct mailbox_list l;
+    assert_int_equal(mailbox_messages_list(s.mb, "INBOX", &e, 1, MAILBOX_COL_HEADER, &l, &error),
+                     0);
+    assert_int_equal(l.n, 1);
+    assert_non_null(l.v[0].header);
+    assert_int_equal(l.v[0].header_len, n + 2);
+    assert_memory_equal(l.v[0].header, big, n + 2);
+    mailbox_list_free(&l);
+    free(big);
+
+    /* a copy shares the block; an expunge takes it along */
+    uint32_t copied;
+    assert_int_equal(mailbox_copy(s.mb, "INBOX", &a, 1, "Archive", false, &copied, NULL, NULL,
+                                  NULL, &error), 1);
+    assert_int_equal(header_of(s.mb, "Archive", copied, hdr, sizeof hdr, MAILBOX_COL_HEADER),
+                     (ssize_t)want);
+    assert_int_equal(mailbox_store_flags(s.mb, "INBOX", b, MAILBOX_FLAGS_ADD, MAILBOX_DELETED,
+                                         NULL, 0, NULL, &error), 1);
+    assert_int_equal(mailbox_expunge(s.mb, "INBOX", NULL, 0, NULL, NULL, &error), 1);
+    store_close(&s);
+    assert_int_equal(store_count(&s, "SELECT count(*) FROM headers"), 3); /* a, import, e */
+    assert_int_equal(store_count(&s, "SELECT count(*) FROM headers"
+                                     " WHERE id NOT IN (SELECT id FROM messages)"), 0);
+
+    /* a format 8 store: its rows have no block (served from the file), new ones do */
+    store_sql(&s, OLDER_THAN_9 "PRAGMA user_version = 8");
+    s.mb = open_ok(&s);
+    assert_int_equal(header_of(s.mb, "INBOX", a, hdr, sizeof hdr, MAILBOX_COL_HEADER), -1);
+    bodies_read(s.mb, "Archive", true);
+    uint32_t f = append(s.mb, "INBOX", 3, 0, NULL);
+    message_text(text, sizeof text, 3);
+    want = (size_t)(strstr(text, "\r\n\r\n") - text) + 4;
+    assert_int_equal(header_of(s.mb, "INBOX", f, hdr, sizeof hdr, MAILBOX_COL_HEADER),
+                     (ssize_t)want);
+    assert_memory_equal(hdr, text, want);
+    store_close(&s);
+    assert_int_equal(store_count(&s, "PRAGMA user_version"), MB_STORE_VERSION);
 }
 
 /* --- a large folder ------------------------------------------------------------- */
@@ -1635,7 +1764,8 @@ int main(void)
         BOTH(test_changes),         BOTH(test_change_token),  BOTH(test_transactions),
         BOTH(test_reentry),
         BOTH(test_orphans_and_version), BOTH(test_upgrade), BOTH(test_file_keys),
-        BOTH(test_upgrade_keys),        BOTH(test_large_folder),
+        BOTH(test_upgrade_keys),        BOTH(test_header_blocks),
+        BOTH(test_large_folder),
     };
     log_init("test-mailbox-imap", false, LOG_LEVEL_ERROR);
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -374,8 +374,15 @@ static void check_header_prefixes(const struct section_msg *m)
     static const char *const names[] = {"Subject", "from", "Content-Type"};
     static const enum section_kind kinds[] = {SECTION_HEADER, SECTION_HEADER_FIELDS,
                                               SECTION_HEADER_FIELDS_NOT};
-    if (!section_header_complete(m->data, m->len)) /* FETCH reads such a message whole */
+    size_t block = section_header_length(m->data, m->len);
+    if (!section_header_complete(m->data, m->len)) { /* FETCH reads such a message whole */
+        assert_int_equal(block, 0);
         return;
+    }
+    /* the block the store keeps: the header and its empty line, LF included */
+    assert_true(block > 0 && block <= m->len && m->data[block - 1] == '\n');
+    assert_int_equal(section_header_length(m->data, block), block);
+    assert_int_equal(section_header_length(m->data, block - 1), 0);
     size_t first = 0, hi = m->len; /* the shortest complete prefix (completeness only grows) */
     while (first < hi) {
         size_t mid = first + (hi - first) / 2;
@@ -400,6 +407,13 @@ static void check_header_prefixes(const struct section_msg *m)
             assert_memory_equal(part.data, whole.data, whole.len);
             sm_buf_free(&part);
         }
+        /* the stored block alone, without part offsets (as FETCH serves it) */
+        struct section_msg stored = {m->data, block, NULL, 0};
+        sm_buf_init(&part, 0);
+        assert_int_equal(section_body(&stored, &spec, NULL, &part, NULL, &error), SECTION_OK);
+        assert_int_equal(part.len, whole.len);
+        assert_memory_equal(part.data, whole.data, whole.len);
+        sm_buf_free(&part);
         sm_buf_free(&whole);
     }
     struct section_spec text = {NULL, 0, SECTION_TEXT, NULL, 0};
