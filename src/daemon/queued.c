@@ -21,13 +21,23 @@
  * to the master (IPC_MAILBOX_CHANGED) for the roles that serve them, once
  * per batch.
  * With [spool] hold = yes nothing is delivered: entries wait in the spool
- * until the setting is turned off again (SIGHUP restarts queued). */
+ * until the setting is turned off again (SIGHUP restarts queued).
+ *
+ * One consumer at a time: a reload starts the new queued while the old
+ * one still finishes its batches, and two processes routing one entry at
+ * once would both write its outbound queue file.  So queued routes spool
+ * entries only while it holds the flock of spool/queued.lock, which the
+ * old process keeps until it exits; until then the new one only retries
+ * the lock (LOCK_RETRY_MS), then scans the spool for what it ignored. */
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "core/ipc.h"
 #include "core/log.h"
@@ -42,6 +52,7 @@
 #include "store/spool.h"
 
 #define RESCAN_SECONDS 30
+#define LOCK_RETRY_MS 100 /* how often a new queued asks for the consumer flock */
 #define CHANGED_MAX 64 /* mailboxes one job reports; more are rare and harmless to miss */
 #ifndef DELIVER_THREADS    /* -D for measurements */
 #define DELIVER_THREADS 2  /* batches in flight */
@@ -68,7 +79,9 @@ struct slot {
 struct queued {
     struct sm_config cfg;
     struct event_base *base;
-    struct event *ctl_ev, *rescan_ev;
+    struct event *ctl_ev, *rescan_ev, *lock_ev;
+    int lock_fd;           /* spool/queued.lock, flocked while this queued routes entries */
+    bool consumer;         /* the flock is held */
     struct workpool *pool;
     struct slot slots[DELIVER_THREADS];
     bool stopping;
@@ -243,8 +256,8 @@ static void queued_kick(struct queued *q)
 
 static void queued_submit(struct queued *q, const char *id)
 {
-    if (q->cfg.spool_hold || !spool_id_valid(id) || q->n_in_flight >= IN_FLIGHT_MAX ||
-        in_flight(q, id))
+    if (!q->consumer || q->cfg.spool_hold || !spool_id_valid(id) ||
+        q->n_in_flight >= IN_FLIGHT_MAX || in_flight(q, id))
         return;
     in_flight_add(q, id);
     if (q->n_waiting == q->cap_waiting) {
@@ -265,6 +278,8 @@ static void queued_rescan(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     struct queued *q = arg;
     const char *error;
+    if (!q->consumer)
+        return;
     if (spool_list(q->spool_dir, submit_listed, q, &error) < 0)
         log_warn("queued spool-error=\"%s\"", error);
     spool_sweep(q->spool_dir); /* segments finished while no removal came by */
@@ -312,6 +327,42 @@ static void notice_ready(void *arg, const char *id)
     queued_submit(arg, id);
 }
 
+/* Take the consumer flock if it is free (see the top of this file). */
+static bool consumer_lock_try(struct queued *q)
+{
+    if (flock(q->lock_fd, LOCK_EX | LOCK_NB) == 0)
+        return q->consumer = true;
+    if (errno != EWOULDBLOCK && errno != EINTR)
+        fatal("queued: flock of spool/queued.lock");
+    return false;
+}
+
+static void consumer_lock_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct queued *q = arg;
+    if (!consumer_lock_try(q))
+        return;
+    event_del(q->lock_ev);
+    log_info("queued spool-lock acquired");
+    queued_rescan(-1, 0, q); /* what arrived while the previous queued finished */
+}
+
+static void consumer_lock_open(struct queued *q)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/queued.lock", q->spool_dir);
+    q->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (q->lock_fd < 0)
+        fatal("queued: open %s", path);
+    struct timeval retry = {0, LOCK_RETRY_MS * 1000};
+    q->lock_ev = event_new(q->base, -1, EV_PERSIST, consumer_lock_retry, q);
+    if (!consumer_lock_try(q)) {
+        log_info("queued spool-lock wait (another queued is finishing)");
+        event_add(q->lock_ev, &retry);
+    }
+}
+
 static void queued_start_loop(struct queued *q)
 {
     struct timeval every = {RESCAN_SECONDS, 0};
@@ -326,6 +377,7 @@ static void queued_start_loop(struct queued *q)
     q->rescan_ev = event_new(q->base, -1, EV_PERSIST, queued_rescan, q);
     event_add(q->ctl_ev, NULL);
     event_add(q->rescan_ev, &every);
+    consumer_lock_open(q);
     queued_rescan(-1, 0, q); /* what arrived while queued was down */
 }
 
@@ -374,7 +426,9 @@ int queued_main(const struct role_args *ra)
     forwarder_free(&q.fw);
     event_free(q.ctl_ev);
     event_free(q.rescan_ev);
+    event_free(q.lock_ev);
     event_base_free(q.base);
+    close(q.lock_fd); /* the batches are done: the next queued may route */
     for (size_t i = 0; i < q.n_in_flight; i++)
         free(q.in_flight[i]);
     free(q.in_flight);

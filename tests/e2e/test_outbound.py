@@ -509,6 +509,35 @@ def test_sessions_to_one_domain_are_limited(make_server):
         sink.close()
 
 
+def test_reloads_while_routing_leave_one_spool_consumer(make_server):
+    """A SIGHUP starts a new queued while the old one still finishes its batches.  Both
+    routing one spool entry wrote the same outbound queue file at once (a damaged entry,
+    never delivered); the new queued must wait for the old one's spool lock instead."""
+    from conftest import free_ports
+    port = free_ports(1)[0]
+    sink = Sink("127.0.0.2", port)
+    try:
+        src = make_server(start=False, name="src")
+        src.write_config({"spool": {"hold": "no"},
+                          "queue": {"remote_port": str(port), "retry_schedule": "1s",
+                                    "scan_interval": "1s"}})
+        src.set_zone(["reload.test. 300 IN MX 10 mx.reload.test.",
+                      "mx.reload.test. 300 IN A 127.0.0.2"])
+        src.start()
+        markers = ["RELOAD-" + uuid.uuid4().hex[:8] for _ in range(10)]
+        for marker in markers:  # each inject ends with a SIGHUP: queued processes overlap
+            inject(src, [f"{marker.lower()}@reload.test"], message(marker))
+        wait_until(lambda: len(sink.messages) >= len(markers), 120, 0.3, "all ten at the sink")
+        wait_until(lambda: outbound_lines(src) == [], 30, 0.3, "the outbound queue to empty")
+        for marker in markers:
+            assert sum(marker.encode() in d for _, d in sink.messages) == 1, marker
+        log = src.log_text()
+        assert "open-failed" not in log and "cannot rename queue file" not in log, log[-3000:]
+        assert (src.data / "spool" / "queued.lock").exists()
+    finally:
+        sink.close()
+
+
 def test_a_4xx_answer_is_retried_and_delivered_once(make_server):
     from conftest import free_ports
     port = free_ports(1)[0]
