@@ -23,12 +23,14 @@
  * With [spool] hold = yes nothing is delivered: entries wait in the spool
  * until the setting is turned off again (SIGHUP restarts queued).
  *
- * One consumer at a time: a reload starts the new queued while the old
- * one still finishes its batches, and two processes routing one entry at
- * once would both write its outbound queue file.  So queued routes spool
- * entries only while it holds the flock of spool/queued.lock, which the
- * old process keeps until it exits; until then the new one only retries
- * the lock (LOCK_RETRY_MS), then scans the spool for what it ignored. */
+ * One queued at work at a time: a reload starts the new queued while the
+ * old one still finishes its batches and sessions, and two processes
+ * routing one entry at once would both write its outbound queue file (and
+ * each would keep its own count of sessions per destination).  So queued
+ * routes spool entries and starts outbound delivery only once it holds
+ * the flock of spool/queued.lock, which the old process keeps until it
+ * exits; until then the new one only retries the lock (LOCK_RETRY_MS),
+ * then scans the spool for what it ignored. */
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
@@ -337,6 +339,18 @@ static bool consumer_lock_try(struct queued *q)
     return false;
 }
 
+/* With the flock held: outbound delivery starts, and the spool is read
+ * for what arrived while queued was down or waiting. */
+static void consumer_start(struct queued *q)
+{
+    const char *error;
+    struct outbound_params op = {&q->cfg, q->base, q->pool, q->pk, q->sk, q->spool_dir,
+                                 notice_ready, q};
+    if ((q->ob = outbound_new(&op, &error)) == NULL)
+        fatalx("queued: outbound: %s", error);
+    queued_rescan(-1, 0, q);
+}
+
 static void consumer_lock_retry(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
@@ -345,7 +359,7 @@ static void consumer_lock_retry(evutil_socket_t fd, short what, void *arg)
         return;
     event_del(q->lock_ev);
     log_info("queued spool-lock acquired");
-    queued_rescan(-1, 0, q); /* what arrived while the previous queued finished */
+    consumer_start(q);
 }
 
 static void consumer_lock_open(struct queued *q)
@@ -357,7 +371,9 @@ static void consumer_lock_open(struct queued *q)
         fatal("queued: open %s", path);
     struct timeval retry = {0, LOCK_RETRY_MS * 1000};
     q->lock_ev = event_new(q->base, -1, EV_PERSIST, consumer_lock_retry, q);
-    if (!consumer_lock_try(q)) {
+    if (consumer_lock_try(q))
+        consumer_start(q);
+    else {
         log_info("queued spool-lock wait (another queued is finishing)");
         event_add(q->lock_ev, &retry);
     }
@@ -366,19 +382,13 @@ static void consumer_lock_open(struct queued *q)
 static void queued_start_loop(struct queued *q)
 {
     struct timeval every = {RESCAN_SECONDS, 0};
-    const char *error;
     q->base = event_base_new();
     q->pool = workpool_new(q->base, DELIVER_THREADS);
-    struct outbound_params op = {&q->cfg, q->base, q->pool, q->pk, q->sk, q->spool_dir,
-                                 notice_ready, q};
-    if ((q->ob = outbound_new(&op, &error)) == NULL)
-        fatalx("queued: outbound: %s", error);
     q->ctl_ev = event_new(q->base, q->ctl_fd, EV_READ | EV_PERSIST, queued_control, q);
     q->rescan_ev = event_new(q->base, -1, EV_PERSIST, queued_rescan, q);
     event_add(q->ctl_ev, NULL);
     event_add(q->rescan_ev, &every);
     consumer_lock_open(q);
-    queued_rescan(-1, 0, q); /* what arrived while queued was down */
 }
 
 int queued_main(const struct role_args *ra)
