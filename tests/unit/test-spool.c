@@ -1082,7 +1082,10 @@ static void test_bad_ids_and_remove(void **state)
     for (char *p = upper; *p; p++)
         *p = (char)(*p >= 'a' && *p <= 'f' ? *p - 'a' + 'A' : *p);
     const char *const near[] = {sneaky, upper};
-    for (size_t i = 0; i < 2; i++) {
+    /* an id of digits only has no upper case (a segment record's id ends
+     * in eight of them, so this happens a few times in a hundred) */
+    size_t n_near = strcmp(upper, id) != 0 ? 2 : 1;
+    for (size_t i = 0; i < n_near; i++) {
         uint8_t *out;
         size_t out_len;
         assert_int_equal(spool_read_envelope(dir, near[i], &env, &error), -1);
