@@ -497,17 +497,6 @@ static enum section_status finish(enum section_status st, const struct sink *s, 
     return SECTION_OK;
 }
 
-bool section_header_complete(const unsigned char *data, size_t len)
-{
-    struct msg m;
-    size_t hdr_end, body;
-    memset(&m, 0, sizeof m);
-    m.p = data;
-    m.len = data != NULL ? len : 0;
-    header_block(&m, 0, m.len, &hdr_end, &body);
-    return hdr_end < m.len;
-}
-
 size_t section_header_length(const unsigned char *data, size_t len)
 {
     struct msg m;
@@ -518,6 +507,11 @@ size_t section_header_length(const unsigned char *data, size_t len)
     header_block(&m, 0, m.len, &hdr_end, &body);
     /* line_blank() saw the empty line's LF, so body is just past it */
     return hdr_end < m.len ? body : 0;
+}
+
+bool section_header_complete(const unsigned char *data, size_t len)
+{
+    return section_header_length(data, len) > 0; /* a complete header ends past its LF */
 }
 
 bool section_header_only(const struct section_spec *spec)

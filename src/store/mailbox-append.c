@@ -44,6 +44,7 @@
 
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/fileio.h"
 #include "core/mem.h"
 #include "crypto/seal.h"
 #include "mime/mime.h"
@@ -71,27 +72,10 @@ static const char SQL_INSERT_KEY[] = "INSERT OR REPLACE INTO file_keys (id, key)
 static const char SQL_INSERT_HEADER[] =
     "INSERT OR REPLACE INTO headers (id, block) VALUES (?1, ?2)";
 
-/* Read up to max bytes of fd from its start into buf; the count or -1. */
-static ssize_t read_start(int fd, unsigned char *buf, size_t max)
-{
-    size_t got = 0;
-    while (got < max) {
-        ssize_t r = pread(fd, buf + got, max - got, (off_t)got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -1;
-        if (r == 0)
-            break;
-        got += (size_t)r;
-    }
-    return (ssize_t)got;
-}
-
 int mb_record_header(struct mailbox *mb, int64_t id, int fd, const char **error_r)
 {
     unsigned char *buf = sm_malloc(MB_HEADER_BLOCK_MAX);
-    ssize_t n = read_start(fd, buf, MB_HEADER_BLOCK_MAX);
+    ssize_t n = sm_pread_full(fd, buf, MB_HEADER_BLOCK_MAX, 0);
     size_t len = n > 0 ? section_header_length(buf, (size_t)n) : 0;
     int ret = 0;
     if (n < 0) {
