@@ -100,19 +100,20 @@ static void strip_trailers(const char *s, size_t start, size_t *end)
     }
 }
 
-/* Steps 3 to 5 on s[*start..end). */
+/* Steps 3 to 5 on s[*start..end).  After step 3 fails, step 4 drops one
+ * leading blob and step 3 would fail again in the same place (the blobs
+ * after it and what follows them are the same), so the blobs are dropped
+ * in one run, while something is left after each.  Otherwise a subject of
+ * thousands of "[a]" would be scanned again for each of them. */
 static void strip_leaders_and_blobs(const char *s, size_t *start, size_t end)
 {
     bool changed;
     do {
-        changed = false;
         size_t n;
-        while ((n = leader_len(s + *start, end - *start)) > 0) {
+        while ((n = leader_len(s + *start, end - *start)) > 0)
             *start += n;
-            changed = true;
-        }
-        n = blob_len(s + *start, end - *start);
-        if (n > 0 && *start + n < end) {
+        changed = false;
+        while ((n = blob_len(s + *start, end - *start)) > 0 && *start + n < end) {
             *start += n;
             changed = true;
         }
