@@ -64,8 +64,11 @@
 
 static const char SQL_INSERT_MESSAGE[] =
     "INSERT INTO messages (file, size, internaldate, date, subject, from_addr, to_addr,"
-    " cc_addr, message_id, envelope, bodystructure, body, parts, search_headers, search_text)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+    " cc_addr, message_id, envelope, bodystructure, body, parts)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+/* a table of its own (format 10): the texts would fill the messages rows */
+static const char SQL_INSERT_TEXTS[] =
+    "INSERT INTO texts (id, search_headers, search_text) VALUES (?1, ?2, ?3)";
 /* OR REPLACE: a key left behind by a row deleted outside the trigger's reach */
 static const char SQL_INSERT_KEY[] = "INSERT OR REPLACE INTO file_keys (id, key) VALUES (?1, ?2)";
 
@@ -107,6 +110,19 @@ int mb_record_file_key(struct mailbox *mb, int64_t id, const uint8_t key[DROP_KE
     return mb_run(mb, st, error_r) == SQLITE_DONE ? 0 : -1;
 }
 
+static int insert_texts(struct mailbox *mb, int64_t id, const struct mime_summary *s,
+                        const char **error_r)
+{
+    sqlite3_stmt *st = mb_stmt(mb, SQL_INSERT_TEXTS, error_r);
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, s->search_headers != NULL ? s->search_headers : "", -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, s->search_text != NULL ? s->search_text : "", -1, SQLITE_STATIC);
+    return mb_run(mb, st, error_r) == SQLITE_DONE ? 0 : -1;
+}
+
 void mb_parts_encode(const struct mime_summary *s, struct sm_buf *b)
 {
     for (unsigned i = 0; i < s->n_sections; i++) {
@@ -132,14 +148,16 @@ int mb_insert_message(struct mailbox *mb, const char *file, int64_t received,
     sqlite3_bind_int64(st, 4, s->date);
     const char *text[] = {s->subject,       s->from, s->to,      s->cc,
                           s->message_id,    s->envelope, s->bodystructure, s->body,
-                          sm_buf_str(&parts), s->search_headers, s->search_text};
-    for (int i = 0; i < 11; i++)
+                          sm_buf_str(&parts)};
+    for (int i = 0; i < 9; i++)
         sqlite3_bind_text(st, 5 + i, text[i] != NULL ? text[i] : "", -1, SQLITE_STATIC);
     int rc = mb_run(mb, st, error_r);
     sm_buf_free(&parts);
     if (rc != SQLITE_DONE)
         return -1;
     *id_r = sqlite3_last_insert_rowid(mb->db);
+    if (insert_texts(mb, *id_r, s, error_r) < 0)
+        return -1;
     if (file_key != NULL && mb_record_file_key(mb, *id_r, file_key, error_r) < 0)
         return -1;
     return fd >= 0 ? mb_record_header(mb, *id_r, fd, error_r) : 0;

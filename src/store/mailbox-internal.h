@@ -23,7 +23,7 @@
 #include "store/mailbox.h"
 
 #define MB_STMT_CACHE 64
-#define MB_STORE_VERSION 9 /* the format; mailbox-migrate.c upgrades older ones */
+#define MB_STORE_VERSION 10 /* the format; mailbox-migrate.c upgrades older ones */
 #define MB_FLAGS_ALL 31u /* every enum mailbox_flag bit */
 
 struct mime_summary;

@@ -518,7 +518,7 @@ int mailbox_search_text(struct mailbox *mb, const char *folder, const char *quer
 }
 
 static const char SQL_HEADERS[] = "SELECT m.uid, s.search_headers FROM mail m"
-                                  " JOIN messages s ON s.id = m.message_id"
+                                  " JOIN texts s ON s.id = m.message_id"
                                   " WHERE m.folder_id = ?1 ORDER BY m.uid";
 
 struct header_walk {

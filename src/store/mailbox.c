@@ -12,14 +12,14 @@
  * \Deleted, bytes) kept by triggers on mail, so STATUS costs no scan.
  * messages: one row per stored body: its file name, size, dates, the IMAP
  * ENVELOPE/BODYSTRUCTURE/BODY texts, sort fields, the MIME part offsets
- * (parts, for FETCH BODY[section] without a re-parse) and the text the
- * FTS5 index is built from.  mail: a message in a folder: UID, flags,
+ * (parts, for FETCH BODY[section] without a re-parse); format 10 moved
+ * the text the FTS5 index is built from to texts.  mail: a message in a folder: UID, flags,
  * keywords, MODSEQ; several mail rows may share one body (COPY), which is
  * deleted with the last of them.  expunged: UIDs removed from a folder and
  * the MODSEQ of their removal (QRESYNC VANISHED).  keywords: the keywords
  * each folder has used (FLAGS, PERMANENTFLAGS).  messages_fts is an
- * external-content FTS5 table over messages (Debian's SQLite predates
- * contentless delete), kept in step by triggers.
+ * external-content FTS5 table over messages (texts from format 10;
+ * Debian's SQLite predates contentless delete), kept in step by triggers.
  *
  * MODSEQ.  Each folder counts its own: every new message, flag change and
  * expunge takes ++HIGHESTMODSEQ of its folder.

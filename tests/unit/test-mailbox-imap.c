@@ -1232,8 +1232,31 @@ static int64_t store_count(const struct store *s, const char *sql)
     return n;
 }
 
-/* SQL that takes what format 9 added off a store (before faking an older one). */
-#define OLDER_THAN_9 "DROP TRIGGER messages_header_delete; DROP TABLE headers;"
+/* SQL that takes what format 10 changed off a store: the texts back in
+ * messages, the full-text index over them (before faking an older one). */
+#define OLDER_THAN_10                                                                       \
+    "DROP TRIGGER texts_fts_insert; DROP TRIGGER texts_fts_delete;"                         \
+    "DROP TRIGGER messages_texts_delete; DROP TABLE messages_fts;"                          \
+    "ALTER TABLE messages ADD COLUMN search_headers TEXT NOT NULL DEFAULT '';"              \
+    "ALTER TABLE messages ADD COLUMN search_text TEXT NOT NULL DEFAULT '';"                 \
+    "UPDATE messages SET search_headers = (SELECT t.search_headers FROM texts t"            \
+    "  WHERE t.id = messages.id), search_text = (SELECT t.search_text FROM texts t"          \
+    "  WHERE t.id = messages.id);"                                                          \
+    "DROP TABLE texts;"                                                                     \
+    "CREATE VIRTUAL TABLE messages_fts USING fts5 (search_headers, search_text,"            \
+    "  content = 'messages', content_rowid = 'id',"                                         \
+    "  tokenize = 'unicode61 remove_diacritics 2');"                                        \
+    "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');"                           \
+    "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN"                     \
+    "  INSERT INTO messages_fts (rowid, search_headers, search_text)"                       \
+    "  VALUES (new.id, new.search_headers, new.search_text);"                               \
+    "END;"                                                                                  \
+    "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN"                     \
+    "  INSERT INTO messages_fts (messages_fts, rowid, search_headers, search_text)"         \
+    "  VALUES ('delete', old.id, old.search_headers, old.search_text);"                     \
+    "END;"
+/* ... format 9 */
+#define OLDER_THAN_9 OLDER_THAN_10 "DROP TRIGGER messages_header_delete; DROP TABLE headers;"
 #define OLDER_THAN_8 OLDER_THAN_9
 
 static void count_uid(void *arg, uint32_t uid)
@@ -1259,13 +1282,14 @@ static void test_upgrade(void **state)
 
     /* format 2: the size of a message was the octets of its file, and a
      * subscription was a column of its folder */
-    store_sql(&s, "UPDATE messages SET size = 80, search_headers = 'Subject: lf';"
+    store_sql(&s, OLDER_THAN_8 "DROP TRIGGER messages_key_delete; DROP TABLE file_keys;"
+                  "DROP TABLE key_fill;"
+                  "UPDATE messages SET size = 80, search_headers = 'Subject: lf';"
                   "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');"
                   "UPDATE folders SET bytes = 80 WHERE name = 'INBOX';"
                   "ALTER TABLE folders ADD COLUMN subscribed INTEGER NOT NULL DEFAULT 0;"
                   "UPDATE folders SET subscribed = 1 WHERE name IN ('INBOX', 'Sent');"
                   "DROP TABLE subscriptions; ALTER TABLE folders DROP COLUMN recent_uid;"
-                  OLDER_THAN_8 "DROP TRIGGER messages_key_delete; DROP TABLE file_keys; DROP TABLE key_fill;"
                   "PRAGMA user_version = 2");
     s.mb = open_ok(&s);
     assert_int_equal(mailbox_message_get(s.mb, "INBOX", uid, &m, &error), 1);
@@ -1290,9 +1314,10 @@ static void test_upgrade(void **state)
     store_close(&s);
 
     /* format 7: every top-level header field is indexed for TEXT */
-    store_sql(&s, "UPDATE messages SET search_headers = 'Subject: lf';"
+    store_sql(&s, OLDER_THAN_8 "DROP TRIGGER messages_key_delete; DROP TABLE file_keys;"
+                  "DROP TABLE key_fill;"
+                  "UPDATE messages SET search_headers = 'Subject: lf';"
                   "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');"
-                  OLDER_THAN_8 "DROP TRIGGER messages_key_delete; DROP TABLE file_keys; DROP TABLE key_fill;"
                   "PRAGMA user_version = 6");
     s.mb = open_ok(&s);
     hits = 0;
@@ -1656,6 +1681,58 @@ static void test_header_blocks(void **state)
     assert_int_equal(store_count(&s, "PRAGMA user_version"), MB_STORE_VERSION);
 }
 
+/* --- texts of their own (format 10) ------------------------------------------------ */
+
+#define HAS_SEARCH_TEXT "SELECT count(*) FROM pragma_table_info('messages')" \
+                        " WHERE name = 'search_text'"
+#define FTS_CHECK "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check');"
+
+static unsigned text_hits(struct mailbox *mb, const char *word)
+{
+    unsigned hits = 0;
+    const char *error = NULL;
+    assert_true(mailbox_search_text(mb, "INBOX", word, count_uid, &hits, &error) >= 0);
+    return hits;
+}
+
+/* A new store keeps the texts apart; a format 9 store is moved over, its
+ * index rebuilt; expunge and append keep texts and index in step. */
+static void test_upgrade_texts(void **state)
+{
+    struct store s;
+    const char *error = NULL;
+    uint32_t uids[4];
+    store_new(&s, state);
+    for (unsigned i = 0; i < 4; i++)
+        uids[i] = append(s.mb, "INBOX", i, 0, NULL);
+    store_close(&s);
+    assert_int_equal(store_count(&s, HAS_SEARCH_TEXT), 0);
+    assert_int_equal(store_count(&s, "SELECT count(*) FROM texts"), 4);
+
+    store_sql(&s, OLDER_THAN_10 "PRAGMA user_version = 9");
+    assert_int_equal(store_count(&s, HAS_SEARCH_TEXT), 1);
+    s.mb = open_ok(&s);
+    assert_int_equal(text_hits(s.mb, "heron2"), 1);
+    assert_int_equal(text_hits(s.mb, "message"), 4);
+    store_close(&s);
+    assert_int_equal(store_count(&s, "PRAGMA user_version"), MB_STORE_VERSION);
+    assert_int_equal(store_count(&s, HAS_SEARCH_TEXT), 0);
+    assert_int_equal(store_count(&s, "SELECT count(*) FROM texts"), 4);
+    store_sql(&s, FTS_CHECK);
+
+    s.mb = open_ok(&s);
+    set_deleted(s.mb, "INBOX", uids[2]);
+    assert_int_equal(mailbox_expunge(s.mb, "INBOX", NULL, 0, NULL, NULL, &error), 1);
+    assert_int_equal(text_hits(s.mb, "heron2"), 0);
+    append(s.mb, "INBOX", 7, 0, NULL);
+    assert_int_equal(text_hits(s.mb, "heron7"), 1);
+    store_close(&s);
+    assert_int_equal(store_count(&s, "SELECT count(*) FROM texts"), 4);
+    assert_int_equal(store_count(&s, "SELECT count(*) FROM texts"
+                                     " WHERE id NOT IN (SELECT id FROM messages)"), 0);
+    store_sql(&s, FTS_CHECK);
+}
+
 /* --- a large folder ------------------------------------------------------------- */
 
 static double now_ms(void)
@@ -1764,7 +1841,7 @@ int main(void)
         BOTH(test_changes),         BOTH(test_change_token),  BOTH(test_transactions),
         BOTH(test_reentry),
         BOTH(test_orphans_and_version), BOTH(test_upgrade), BOTH(test_file_keys),
-        BOTH(test_upgrade_keys),        BOTH(test_header_blocks),
+        BOTH(test_upgrade_keys),        BOTH(test_header_blocks), BOTH(test_upgrade_texts),
         BOTH(test_large_folder),
     };
     log_init("test-mailbox-imap", false, LOG_LEVEL_ERROR);
