@@ -110,8 +110,8 @@ int mb_record_file_key(struct mailbox *mb, int64_t id, const uint8_t key[DROP_KE
     return mb_run(mb, st, error_r) == SQLITE_DONE ? 0 : -1;
 }
 
-static int insert_texts(struct mailbox *mb, int64_t id, const struct mime_summary *s,
-                        const char **error_r)
+int mb_insert_texts(struct mailbox *mb, int64_t id, const struct mime_summary *s,
+                    const char **error_r)
 {
     sqlite3_stmt *st = mb_stmt(mb, SQL_INSERT_TEXTS, error_r);
     if (st == NULL)
@@ -156,7 +156,7 @@ int mb_insert_message(struct mailbox *mb, const char *file, int64_t received,
     if (rc != SQLITE_DONE)
         return -1;
     *id_r = sqlite3_last_insert_rowid(mb->db);
-    if (insert_texts(mb, *id_r, s, error_r) < 0)
+    if (mb_insert_texts(mb, *id_r, s, error_r) < 0)
         return -1;
     if (file_key != NULL && mb_record_file_key(mb, *id_r, file_key, error_r) < 0)
         return -1;

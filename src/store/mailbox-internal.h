@@ -120,6 +120,10 @@ int mb_next_modseq(struct mailbox *mb, int64_t folder, uint64_t *modseq_r,
  * the IMAP size), when file_key is not NULL the file's own key
  * (DROP_KEY_BYTES, in file_keys), and when fd >= 0 (the plaintext) its
  * header block (mb_record_header()).  0 with *id_r, or -1. */
+/* The texts of message id for the full-text index (format 10); the
+ * triggers on texts keep messages_fts in step.  0 or -1. */
+int mb_insert_texts(struct mailbox *mb, int64_t id, const struct mime_summary *s,
+                    const char **error_r);
 int mb_insert_message(struct mailbox *mb, const char *file, int64_t received,
                       const struct mime_summary *s, const uint8_t *file_key, int fd,
                       int64_t *id_r, const char **error_r);

@@ -173,18 +173,11 @@ struct body_ref {
 };
 
 static const char SQL_BODIES[] = "SELECT id, file FROM messages ORDER BY id";
-/* The SQL of every step runs before the re-analysis: the texts are in
- * texts (format 10).  messages_fts has external content: its old entry
- * goes before the row changes. */
-static const char SQL_FTS_DELETE[] =
-    "INSERT INTO messages_fts (messages_fts, rowid, search_headers, search_text)"
-    " SELECT 'delete', id, search_headers, search_text FROM texts WHERE id = ?1";
 static const char SQL_REANALYSED_SIZE[] = "UPDATE messages SET size = ?2 WHERE id = ?1";
-static const char SQL_REANALYSED_TEXTS[] =
-    "UPDATE texts SET search_headers = ?2, search_text = ?3 WHERE id = ?1";
-static const char SQL_FTS_INSERT[] =
-    "INSERT INTO messages_fts (rowid, search_headers, search_text)"
-    " SELECT id, search_headers, search_text FROM texts WHERE id = ?1";
+/* The SQL of every step ran first: the texts are in texts (format 10),
+ * whose triggers take the old entry out of messages_fts and put the new
+ * one in (a REPLACE would not fire the delete trigger). */
+static const char SQL_TEXTS_DELETE[] = "DELETE FROM texts WHERE id = ?1";
 static const char SQL_FOLDER_BYTES[] =
     "UPDATE folders SET bytes = (SELECT coalesce(sum(g.size), 0) FROM mail m"
     " JOIN messages g ON g.id = m.message_id WHERE m.folder_id = folders.id)";
@@ -201,23 +194,14 @@ static int step_id(struct mailbox *mb, const char *sql, int64_t id, const char *
 static int record(struct mailbox *mb, int64_t id, const struct mime_summary *s,
                   const char **error_r)
 {
-    if (step_id(mb, SQL_FTS_DELETE, id, error_r) < 0)
-        return -1;
     sqlite3_stmt *st = mb_stmt(mb, SQL_REANALYSED_SIZE, error_r);
     if (st == NULL)
         return -1;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)s->size);
-    if (mb_run(mb, st, error_r) != SQLITE_DONE || (st = mb_stmt(mb, SQL_REANALYSED_TEXTS,
-                                                                 error_r)) == NULL)
+    if (mb_run(mb, st, error_r) != SQLITE_DONE || step_id(mb, SQL_TEXTS_DELETE, id, error_r) < 0)
         return -1;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_text(st, 2, s->search_headers != NULL ? s->search_headers : "", -1,
-                      SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, s->search_text != NULL ? s->search_text : "", -1, SQLITE_STATIC);
-    if (mb_run(mb, st, error_r) != SQLITE_DONE)
-        return -1;
-    return step_id(mb, SQL_FTS_INSERT, id, error_r);
+    return mb_insert_texts(mb, id, s, error_r);
 }
 
 /* Analyse one body again and record what changed; an unreadable body
