@@ -76,6 +76,12 @@ void ipc_add_u64(struct ipc_msg *m, uint64_t v)
     sm_put_be32(p + 5, (uint32_t)v);
 }
 
+bool ipc_str_fits(const struct ipc_msg *m, const char *s)
+{
+    size_t n = strnlen(s, IPC_MAX_MSG);
+    return !m->overflow && n < IPC_MAX_MSG && m->len + 1 + 4 + n + 1 <= IPC_MAX_MSG;
+}
+
 void ipc_add_str(struct ipc_msg *m, const char *s)
 {
     if (s == NULL)
@@ -192,6 +198,17 @@ int ipc_get_str(struct ipc_msg *m, const char **s)
     *s = (const char *)(p + 4);
     m->pos += 1 + 4 + n + 1;
     return 0;
+}
+
+int ipc_get_strs(struct ipc_msg *m, const char **out, size_t max)
+{
+    size_t n = 0;
+    while (m->pos < m->len) {
+        if (n == max || ipc_get_str(m, &out[n]) < 0)
+            return -1;
+        n++;
+    }
+    return n > 0 ? (int)n : -1;
 }
 
 int ipc_end(const struct ipc_msg *m)

@@ -16,10 +16,11 @@
 
 #define IPC_VERSION 1
 #define IPC_MAX_MSG 4096
+#define IPC_STRS_MAX (IPC_MAX_MSG / 6) /* string fields a message can hold (6 bytes the least) */
 
 enum ipc_type {
     IPC_HELLO = 1,      /* str role, u32 version */
-    IPC_SPOOL_READY,    /* str queue id: a message is durable in spool/incoming */
+    IPC_SPOOL_READY,    /* str queue id, 1..n times: messages durable in spool/incoming */
     IPC_RELOAD,         /* master -> child: reread configuration and certificates */
     IPC_SHUTDOWN,       /* master -> child: u32 grace seconds, then exit */
     IPC_LOG,            /* reserved */
@@ -41,6 +42,8 @@ void ipc_init(struct ipc_msg *m, enum ipc_type type);
 void ipc_add_u32(struct ipc_msg *m, uint32_t v);
 void ipc_add_u64(struct ipc_msg *m, uint64_t v);
 void ipc_add_str(struct ipc_msg *m, const char *s);
+/* Would a string field holding s still fit in m? */
+bool ipc_str_fits(const struct ipc_msg *m, const char *s);
 /* Send m on fd (blocking for at most one packet).  -1 on error or when a
  * field did not fit (the message is never sent truncated). */
 int ipc_send(int fd, const struct ipc_msg *m);
@@ -53,6 +56,10 @@ int ipc_recv(int fd, struct ipc_msg *m);
 int ipc_get_u32(struct ipc_msg *m, uint32_t *v);
 int ipc_get_u64(struct ipc_msg *m, uint64_t *v);
 int ipc_get_str(struct ipc_msg *m, const char **s);
+/* Read every remaining field as a string: at least one, at most max,
+ * into out.  The count, or -1 when a field is not a string, there are
+ * none, or more than max. */
+int ipc_get_strs(struct ipc_msg *m, const char **out, size_t max);
 /* 0 when every byte of the payload was consumed, else -1. */
 int ipc_end(const struct ipc_msg *m);
 /* Send IPC_HELLO for `role` with IPC_VERSION: the first message a child

@@ -111,13 +111,16 @@ static void master_child_msg(struct master *m, struct child *c, struct ipc_msg *
         log_debug("master child-ready role=%s pid=%d", c->role, (int)c->pid);
         return;
     }
-    if (msg->type == IPC_SPOOL_READY && ipc_get_str(msg, &s) == 0 && ipc_end(msg) == 0) {
+    const char *ids[IPC_STRS_MAX];
+    int n;
+    if (msg->type == IPC_SPOOL_READY && (n = ipc_get_strs(msg, ids, IPC_STRS_MAX)) > 0) {
         struct child *q = child_by_role(m, "queued");
         struct ipc_msg fwd;
         ipc_init(&fwd, IPC_SPOOL_READY);
-        ipc_add_str(&fwd, s);
-        if (q != NULL && ipc_send(q->ctl_fd, &fwd) < 0)
-            log_warn("master forward-failed queue=%s", s); /* queued rescans at start */
+        for (int i = 0; i < n; i++)
+            ipc_add_str(&fwd, ids[i]);
+        if (q != NULL && ipc_send(q->ctl_fd, &fwd) < 0) /* queued rescans at start */
+            log_warn("master forward-failed queue=%s messages=%d", ids[0], n);
         return;
     }
     if (msg->type == IPC_MAILBOX_CHANGED && ipc_get_str(msg, &s) == 0 && ipc_end(msg) == 0) {

@@ -294,7 +294,7 @@ static void queued_control(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct queued *q = arg;
     struct ipc_msg m;
-    const char *id;
+    const char *ids[IPC_STRS_MAX];
     int r = ipc_recv(fd, &m);
     if (r < 0 && errno == EAGAIN)
         return;
@@ -302,9 +302,13 @@ static void queued_control(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(q->base, NULL);
         return;
     }
-    if (m.type == IPC_SPOOL_READY && ipc_get_str(&m, &id) == 0 && ipc_end(&m) == 0 &&
-        spool_id_valid(id)) {
-        queued_submit(q, id);
+    int n;
+    if (m.type == IPC_SPOOL_READY && (n = ipc_get_strs(&m, ids, IPC_STRS_MAX)) > 0) {
+        for (int i = 0; i < n; i++)
+            if (spool_id_valid(ids[i]))
+                queued_submit(q, ids[i]);
+            else
+                log_warn("queued bad-queue-id");
         return;
     }
     log_warn("queued unexpected-ipc type=%s", ipc_type_name(m.type));

@@ -291,6 +291,7 @@ static void smtpd_cleanup(struct smtpd *d)
     for (size_t i = 0; i < d->n_listeners; i++)
         evconnlistener_free(d->listeners[i].l);
     spool_close(&d->env.spool);
+    inbound_env_done(&d->env);
     inbound_set_domains(&d->env, NULL, 0);
     struct event *evs[] = {d->ctl_ev, d->refresh_ev, d->grace_ev, d->drain_ev};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)

@@ -120,7 +120,11 @@ void arc_verifier_headers_done(struct arc_verifier *v)
         v->res.cv = ARC_NONE;
         snprintf(v->res.reason, sizeof v->res.reason, "no ARC fields");
         v->decided = true;
-    } else if (v->c.too_many) {
+        hdrlist_free(&v->hl);
+        return;
+    }
+    v->res.set = sm_calloc(ARC_MAX_SETS, sizeof *v->res.set);
+    if (v->c.too_many) {
         fail(v, "more than %d ARC sets", ARC_MAX_SETS);
     } else if (v->hl.overflow) {
         fail(v, "header section over the verifier's limits");
@@ -263,5 +267,6 @@ void arc_verifier_free(struct arc_verifier **vp)
     arc_chain_free(&v->c);
     hdrlist_free(&v->hl);
     bodyhash_free(&v->bh);
+    free(v->res.set);
     sm_freep(vp);
 }

@@ -63,7 +63,11 @@ struct arc_result {
     unsigned oldest_pass;    /* see above; meaningful when cv is pass */
     bool temperror;          /* a key lookup failed temporarily */
     char reason[DKIM_REASON_MAX];
-    struct arc_set_info set[ARC_MAX_SETS]; /* set[i - 1] is instance i */
+    /* set[i - 1] is instance i, for i up to sets; NULL while sets is 0.
+     * Allocated only for a message with ARC fields: zeroing room for
+     * ARC_MAX_SETS sets (38 KiB) cost more than the rest of an SMTP
+     * transaction's parsing. */
+    struct arc_set_info *set;
 };
 
 struct arc_verifier;

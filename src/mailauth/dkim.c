@@ -48,8 +48,8 @@ struct dkim_verifier {
     struct dkim_limits lim;
     enum stream_state state;
     struct hdrlist hl;
-    struct vsig *sigs;
-    size_t nsigs;
+    struct vsig *sigs;  /* grown as signatures come: most mail has one or two, */
+    size_t nsigs, cap;  /* and zeroing room for the limit cost more than parsing */
     size_t skipped;
     struct bodyhash bh;
 };
@@ -75,7 +75,6 @@ struct dkim_verifier *dkim_verifier_new(const struct dkim_limits *limits)
     struct dkim_verifier *v = sm_malloc(sizeof *v);
     limits_fill(&v->lim, limits);
     hdrlist_init(&v->hl, v->lim.max_header_fields, v->lim.max_header_bytes);
-    v->sigs = sm_calloc(v->lim.max_signatures, sizeof *v->sigs);
     return v;
 }
 
@@ -98,6 +97,14 @@ void dkim_verifier_header(struct dkim_verifier *v, const char *field, size_t len
     if (!added || v->nsigs == v->lim.max_signatures) {
         v->skipped++;
         return;
+    }
+    if (v->nsigs == v->cap) {
+        size_t cap = v->cap == 0 ? 2 : v->cap * 2;
+        if (cap > v->lim.max_signatures)
+            cap = v->lim.max_signatures;
+        v->sigs = sm_realloc(v->sigs, cap * sizeof *v->sigs);
+        memset(v->sigs + v->cap, 0, (cap - v->cap) * sizeof *v->sigs);
+        v->cap = cap;
     }
     v->sigs[v->nsigs++].field = v->hl.n - 1;
 }

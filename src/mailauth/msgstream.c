@@ -24,6 +24,7 @@ enum field_mode {
 };
 
 #define STAGE_MAX 4096
+#define FIELD_START 1024
 
 struct msgstream {
     const struct msgstream_sink *sink;
@@ -33,8 +34,9 @@ struct msgstream {
     enum field_mode mode;
     bool in_field;          /* a field has started and not been flushed */
     bool failed;
-    char *field;            /* field_max bytes */
-    size_t field_len;
+    char *field;            /* field_cap bytes, grown up to field_max: most */
+    size_t field_len, field_cap; /* fields are short, and a 64 KiB calloc per
+                                  * message cost more than parsing it */
     size_t fields, unchecked;
     char stage[STAGE_MAX];  /* header bytes to send out */
     size_t stage_len;
@@ -48,7 +50,6 @@ struct msgstream *msgstream_new(const struct msgstream_sink *sink, void *arg, si
     m->arg = arg;
     m->field_max = field_max > 0 ? field_max : 1;
     m->max_fields = max_fields;
-    m->field = sm_malloc(m->field_max);
     m->where = LINE_START;
     return m;
 }
@@ -137,6 +138,12 @@ static void field_byte(struct msgstream *m, char c)
         }
         m->field_len = 0;
         return;
+    }
+    if (m->field_len == m->field_cap) {
+        m->field_cap = m->field_cap == 0 ? FIELD_START : m->field_cap * 2;
+        if (m->field_cap > m->field_max)
+            m->field_cap = m->field_max;
+        m->field = sm_realloc(m->field, m->field_cap);
     }
     m->field[m->field_len++] = c;
 }

@@ -193,17 +193,43 @@ static int in_data_write(void *ctx, const void *p, size_t n)
     return in_spool_write(in, p, n);
 }
 
+/* Tell queued (through the master) about the messages committed since
+ * the last call, in one IPC message. */
+static void ready_flush(struct inbound_env *env)
+{
+    if (env->ready.len > 0 && ipc_send(env->ctl_fd, &env->ready) < 0)
+        log_warn("smtpd ipc-send-failed messages-untold=yes"); /* queued's rescan finds them */
+    ipc_init(&env->ready, IPC_SPOOL_READY);
+}
+
+static void ready_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    ready_flush(arg);
+}
+
+/* A group commit completes many messages in one loop turn: their ids are
+ * gathered and sent once that turn is over, so the master and queued
+ * wake once per batch instead of once per message. */
+static void ready_add(struct inbound_env *env, const char *queue_id)
+{
+    if (env->ready_ev == NULL) {
+        env->ready_ev = event_new(env->base, -1, 0, ready_flush_cb, env);
+        ipc_init(&env->ready, IPC_SPOOL_READY);
+    }
+    if (!ipc_str_fits(&env->ready, queue_id))
+        ready_flush(env);
+    ipc_add_str(&env->ready, queue_id);
+    if (!event_pending(env->ready_ev, EV_TIMEOUT, NULL))
+        event_active(env->ready_ev, EV_TIMEOUT, 0);
+}
+
 static void in_committed(void *arg, bool ok, const char *queue_id)
 {
     struct inbound_commit *c = arg;
     struct inbound_env *env = c->env;
-    if (ok) {
-        struct ipc_msg m;
-        ipc_init(&m, IPC_SPOOL_READY);
-        ipc_add_str(&m, queue_id);
-        if (ipc_send(env->ctl_fd, &m) < 0)
-            log_warn("smtpd ipc-send-failed queue=%s", queue_id);
-    }
+    if (ok)
+        ready_add(env, queue_id);
     struct inbound *in = inbound_find(env, c->id);
     free(c);
     if (in != NULL)
@@ -497,6 +523,15 @@ void inbound_close_all(struct inbound_env *env)
 {
     while (env->all != NULL)
         inbound_free(env->all);
+}
+
+void inbound_env_done(struct inbound_env *env)
+{
+    if (env->ready_ev == NULL)
+        return;
+    ready_flush(env);
+    event_free(env->ready_ev);
+    env->ready_ev = NULL;
 }
 
 void inbound_set_domains(struct inbound_env *env, char **domains, size_t n)

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "core/ipc.h"
 #include "smtp/server.h"
 
 struct authcheck_env;
@@ -53,6 +54,8 @@ struct inbound_env {
     int ctl_fd;                    /* control channel to the master */
     size_t n_sessions;             /* live connections */
     struct inbound *all;           /* list of live connections */
+    struct ipc_msg ready;          /* committed queue ids queued is not yet told of */
+    struct event *ready_ev;        /* sends them at the end of the loop turn */
 };
 
 /* Take an accepted socket from the client at sa (as accept() gave it);
@@ -65,6 +68,9 @@ void inbound_shutdown_all(struct inbound_env *env);
 void inbound_close_all(struct inbound_env *env);
 /* The answer of env->auth_check for session (gone sessions are ignored). */
 void inbound_auth_done(struct inbound_env *env, uint64_t session, enum smtp_auth_result r);
+/* After the spool is closed: tell queued of the last committed messages
+ * and free what the connections' environment holds. */
+void inbound_env_done(struct inbound_env *env);
 /* Replace the hosted domain list (takes ownership of the array). */
 void inbound_set_domains(struct inbound_env *env, char **domains, size_t n);
 

@@ -248,20 +248,22 @@ int dir_route_source(struct directory *dir, const char *source, struct directory
 {
     int rc;
     size_t before = r->n_forwards;
-    sqlite3_stmt *st = dir_prepare(dir, "SELECT target FROM forwards WHERE source = ?1"
-                                        " ORDER BY target");
+    sqlite3_stmt *st = dir_prepare_cached(dir, &dir->st_forwards,
+                                          "SELECT target FROM forwards WHERE source = ?1"
+                                          " ORDER BY target");
     if (st == NULL)
         return -1;
     sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && r->n_forwards < DIRECTORY_FORWARDS_MAX)
         dir_copy_text(r->forwards[r->n_forwards++], DIRECTORY_ADDRESS_MAX + 1, st, 0);
-    sqlite3_finalize(st);
+    dir_release(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
         dir_set_db_error(dir, "directory");
         return -1;
     }
-    st = dir_prepare(dir, "SELECT p.disabled, p.allow, d.forwarding FROM domains d"
-                          " LEFT JOIN alias_policy p ON p.source = ?1 WHERE d.name = ?2");
+    st = dir_prepare_cached(dir, &dir->st_policy,
+                            "SELECT p.disabled, p.allow, d.forwarding FROM domains d"
+                            " LEFT JOIN alias_policy p ON p.source = ?1 WHERE d.name = ?2");
     if (st == NULL)
         return -1;
     sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
@@ -271,7 +273,7 @@ int dir_route_source(struct directory *dir, const char *source, struct directory
         dir_copy_text(r->allow, sizeof r->allow, st, 1);
         r->forwarding_off = sqlite3_column_int(st, 2) == 0;
     }
-    sqlite3_finalize(st);
+    dir_release(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         dir_set_db_error(dir, "directory");
         return -1;

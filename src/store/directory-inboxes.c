@@ -135,8 +135,8 @@ int directory_inbox_by_lookup(struct directory *dir, const uint8_t lookup[INBOX_
 int directory_inbox_live(struct directory *dir, const char *address, int64_t now,
                          struct directory_inbox *in)
 {
-    sqlite3_stmt *st = dir_prepare(dir, "SELECT " INBOX_COLUMNS
-                                        " FROM inboxes WHERE address = ?1 AND expires > ?2");
+    sqlite3_stmt *st = dir_prepare_cached(dir, &dir->st_inbox, "SELECT " INBOX_COLUMNS
+                                          " FROM inboxes WHERE address = ?1 AND expires > ?2");
     if (st == NULL)
         return -1;
     sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
@@ -144,7 +144,7 @@ int directory_inbox_live(struct directory *dir, const char *address, int64_t now
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         inbox_from_row(st, in);
-    sqlite3_finalize(st);
+    dir_release(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         dir_set_db_error(dir, "directory");
         return -1;

@@ -17,7 +17,10 @@
 struct directory {
     sqlite3 *db;
     uint64_t own_changes; /* commits of this handle (data_version misses them) */
-    sqlite3_stmt *st_user, *st_alias; /* recipient lookups, prepared once (users.c) */
+    /* the recipient lookup's statements, which smtpd runs for every RCPT:
+     * prepared once per handle (dir_prepare_cached) */
+    sqlite3_stmt *st_user, *st_alias, *st_forwards, *st_policy, *st_inbox;
+    sqlite3_stmt *st_begin, *st_commit; /* the lookup's read transaction */
     char error[256];
 };
 
@@ -31,6 +34,11 @@ int dir_exec(struct directory *dir, const char *sql);
 int dir_query_int(struct directory *dir, const char *sql, int64_t *value_r);
 /* Prepare sql; NULL with the handle's error on failure. */
 sqlite3_stmt *dir_prepare(struct directory *dir, const char *sql);
+/* A statement prepared once per handle and kept in *slot (finalized by
+ * directory_close()); NULL with the handle's error on failure.  Give it
+ * back with dir_release(), which resets it and clears its bindings. */
+sqlite3_stmt *dir_prepare_cached(struct directory *dir, sqlite3_stmt **slot, const char *sql);
+void dir_release(sqlite3_stmt *st);
 /* 1 when sql (one ?1 text parameter) finds a row for text, 0 when not,
  * -1 with the handle's error. */
 int dir_exists(struct directory *dir, const char *sql, const char *text);

@@ -289,6 +289,11 @@ void directory_close(struct directory **dirp)
         return;
     sqlite3_finalize(dir->st_user); /* accepts NULL */
     sqlite3_finalize(dir->st_alias);
+    sqlite3_finalize(dir->st_forwards);
+    sqlite3_finalize(dir->st_policy);
+    sqlite3_finalize(dir->st_inbox);
+    sqlite3_finalize(dir->st_begin);
+    sqlite3_finalize(dir->st_commit);
     sqlite3_close_v2(dir->db);
     sm_freep(dirp);
 }

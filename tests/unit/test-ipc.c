@@ -431,6 +431,55 @@ static void test_type_names(void **state)
         assert_string_equal(ipc_type_name(names[i].type), names[i].name);
 }
 
+/* A list of queue ids, as smtpd sends a group commit's: filled until the
+ * next id would not fit, sent, and read back as a list; a list with
+ * another field in it, or longer than the reader's room, is refused. */
+static void test_string_list(void **state)
+{
+    static struct ipc_msg m, r;
+    const char *ids[IPC_STRS_MAX];
+    char id[17];
+    (void)state;
+    ipc_init(&m, IPC_SPOOL_READY);
+    size_t n = 0;
+    for (;; n++) {
+        snprintf(id, sizeof id, "%016zx", n);
+        if (!ipc_str_fits(&m, id))
+            break;
+        ipc_add_str(&m, id);
+    }
+    assert_int_equal(n, IPC_MAX_MSG / (1 + 4 + 16 + 1));
+    assert_int_equal(ipc_send(sv[0], &m), 0);
+    assert_int_equal(ipc_recv(sv[1], &r), 1);
+    assert_int_equal(ipc_get_strs(&r, ids, IPC_STRS_MAX), (int)n);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(id, sizeof id, "%016zx", i);
+        assert_string_equal(ids[i], id);
+    }
+    assert_int_equal(ipc_end(&r), 0);
+
+    r.pos = 0; /* the same list with room for one less */
+    assert_int_equal(ipc_get_strs(&r, ids, n - 1), -1);
+
+    ipc_init(&m, IPC_SPOOL_READY); /* nothing at all */
+    assert_int_equal(ipc_get_strs(&m, ids, IPC_STRS_MAX), -1);
+    ipc_add_str(&m, "a"); /* a string, then a number */
+    ipc_add_u32(&m, 7);
+    assert_int_equal(ipc_send(sv[0], &m), 0);
+    assert_int_equal(ipc_recv(sv[1], &r), 1);
+    assert_int_equal(ipc_get_strs(&r, ids, IPC_STRS_MAX), -1);
+
+    ipc_init(&m, IPC_SPOOL_READY); /* the most the smallest strings can be */
+    for (size_t i = 0; i < IPC_STRS_MAX; i++) {
+        assert_true(ipc_str_fits(&m, ""));
+        ipc_add_str(&m, "");
+    }
+    assert_false(ipc_str_fits(&m, ""));
+    assert_int_equal(ipc_send(sv[0], &m), 0);
+    assert_int_equal(ipc_recv(sv[1], &r), 1);
+    assert_int_equal(ipc_get_strs(&r, ids, IPC_STRS_MAX), IPC_STRS_MAX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -445,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_leftovers),
         cmocka_unit_test_setup_teardown(test_eof, setup, teardown),
         cmocka_unit_test(test_type_names),
+        cmocka_unit_test_setup_teardown(test_string_list, setup, teardown),
     };
     log_init("test-ipc", false, LOG_LEVEL_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
