@@ -117,7 +117,9 @@ def count_spool(d):
                 data = f.read()
         except FileNotFoundError:
             continue
-        if len(data) < 32 or data[:8] != b"SEALSG\0\1":
+        # version 2 headers carry the sealed key-chain seed: 112 bytes
+        start = {b"SEALSG\0\1": 32, b"SEALSG\0\2": 112}.get(data[:8])
+        if start is None or len(data) < start:
             continue
         seg, nonce = struct.unpack(">I", data[8:12])[0], data[16:24]
         done = set()
@@ -130,7 +132,7 @@ def count_spool(d):
                     done.add(t_)
         except FileNotFoundError:
             pass
-        off, tickets = 32, set()
+        off, tickets = start, set()
         while off + 24 <= len(data):
             magic, length, s_, t_ = struct.unpack(">IIII", data[off:off + 16])
             end = off + 24 + length

@@ -174,6 +174,33 @@ struct seal_stream *seal_stream_push_new_key(const uint8_t pk[SEAL_PK_BYTES],
     return st;
 }
 
+struct seal_stream *seal_stream_push_with_key(const uint8_t key[SEAL_FILE_KEY_BYTES],
+                                              uint8_t header[SEAL_STREAM_HEADER_BYTES],
+                                              const char **error_r)
+{
+    struct seal_stream *st = stream_alloc();
+    if (crypto_secretstream_xchacha20poly1305_init_push(&st->state, header, key) != 0) {
+        *error_r = "cannot start the encrypted stream";
+        seal_stream_free(&st);
+    }
+    return st;
+}
+
+int seal_key_seal(uint8_t sealed[SEAL_SEALED_KEY_BYTES], const uint8_t key[SEAL_FILE_KEY_BYTES],
+                  const uint8_t pk[SEAL_PK_BYTES])
+{
+    return crypto_box_seal(sealed, key, FILE_KEY_BYTES, pk) == 0 ? 0 : -1;
+}
+
+int seal_key_open(uint8_t key[SEAL_FILE_KEY_BYTES], const uint8_t sealed[SEAL_SEALED_KEY_BYTES],
+                  const uint8_t pk[SEAL_PK_BYTES], const uint8_t sk[SEAL_SK_BYTES])
+{
+    if (crypto_box_seal_open(key, sealed, SEAL_SEALED_KEY_BYTES, pk, sk) == 0)
+        return 0;
+    sodium_memzero(key, FILE_KEY_BYTES);
+    return -1;
+}
+
 int seal_stream_push(struct seal_stream *st, const void *in, size_t len, const void *ad,
                      size_t adlen, bool final, uint8_t *out)
 {

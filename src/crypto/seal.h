@@ -86,6 +86,18 @@ struct seal_stream *seal_stream_push_new_key(const uint8_t pk[SEAL_PK_BYTES],
                                              uint8_t sealed_key[SEAL_SEALED_KEY_BYTES],
                                              uint8_t header[SEAL_STREAM_HEADER_BYTES],
                                              uint8_t *key_r, const char **error_r);
+/* A push stream keyed by key (SEAL_FILE_KEY_BYTES, derived by the caller,
+ * who wipes it): no sealed key, no X25519.  NULL with *error_r. */
+struct seal_stream *seal_stream_push_with_key(const uint8_t key[SEAL_FILE_KEY_BYTES],
+                                              uint8_t header[SEAL_STREAM_HEADER_BYTES],
+                                              const char **error_r);
+/* Seal a 32-byte key to pk (crypto_box_seal) into sealed; 0 or -1. */
+int seal_key_seal(uint8_t sealed[SEAL_SEALED_KEY_BYTES], const uint8_t key[SEAL_FILE_KEY_BYTES],
+                  const uint8_t pk[SEAL_PK_BYTES]);
+/* Open what seal_key_seal() made; 0, or -1 (key wiped) on a wrong key pair
+ * or damage. */
+int seal_key_open(uint8_t key[SEAL_FILE_KEY_BYTES], const uint8_t sealed[SEAL_SEALED_KEY_BYTES],
+                  const uint8_t pk[SEAL_PK_BYTES], const uint8_t sk[SEAL_SK_BYTES]);
 /* Encrypt len bytes of in into out (len + SEAL_STREAM_ABYTES bytes), with
  * ad (adlen bytes, may be 0) authenticated; final marks the last chunk.
  * Returns 0, or -1 (the stream is then unusable). */

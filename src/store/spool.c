@@ -24,7 +24,13 @@
  *                  message) and ends the file.  So the file length follows
  *                  from the size, and readers check it before decrypting.
  *
- * The plaintext of a version 2 file is the message, then the delivery
+ * VERSION 3 ("SEALSP\0\3") is the same layout for a record of a chained
+ * segment (spoolseg.h version 2): the 80 key bytes are zeros, and the file
+ * key is the segment's chain key for the record's ticket (spoolchain.h).
+ * Readers accept version 3 only as such a record, and versions 1-2 only
+ * elsewhere.
+ *
+ * The plaintext of a version 2 or 3 file is the message, then the delivery
  * note: P bytes of header fields to prepend, u32 flags, u32 P.  The note
  * is known only at end of data (the results of SPF, DKIM, DMARC), so it
  * ends the stream; readers strip it from the content they hand out.
@@ -44,7 +50,7 @@
  * Two places hold these bytes: a SEGMENT record (small messages, the
  * common case) or a FILE of their own (big messages).
  *
- * SEGMENTS (framing in spoolseg.h).  A message whose spool bytes stay
+ * SEGMENTS (framing in spoolseg.h).  A message whose plaintext (and delivery note) stays
  * within INLINE_MAX (256 KiB) is built in memory, and at commit the sync
  * thread appends it as a record to the process's current segment
  * incoming/seg-XXXXXXXX: the records of a whole batch with one pwritev at
@@ -90,10 +96,10 @@
  * segment never comes back without the list of what was removed from it.
  * Orphan .done files are swept once older than LEFTOVER_MIN_AGE.
  *
- * Memory: an inline message holds its sealed bytes (at most INLINE_MAX +
- * framing) until its commit completes; past INLINE_BUDGET (64 MiB) per
- * process, or past INLINE_MAX for one message, the writer spills to a
- * file (below), named by the id it already has.
+ * Memory: an inline message holds its plaintext (at most INLINE_MAX) and
+ * then its sealed bytes until its commit completes; past INLINE_BUDGET
+ * (64 MiB) per process, or past INLINE_MAX for one message, the writer
+ * spills to a file (below), named by the id it already has.
  *
  * Reading a record: a process keeps, per segment (SEG_CACHE_MAX of them),
  * the offset of each ticket as far as it scanned and the done marks as far
@@ -112,9 +118,21 @@
  * fail instead.  Readers look for a file named by the id first (a spilled
  * record id), then for the record.
  *
- * WRITING.  A prep thread keeps SPARES_TARGET "spares" ready: streams
- * whose file key is already sealed (two X25519 operations), and the next
- * segment.  A file writer (big message, or inline memory spent) creates
+ * WRITING.  A prep thread keeps the next segment ready (its creation
+ * syncs, and the one X25519 that seals its key-chain seed) and
+ * SPARES_TARGET "spares": streams whose file key is already sealed (two
+ * X25519 operations) for file writers.
+ *
+ * An inline writer takes the next ticket of the current segment and that
+ * ticket's chain key (no X25519), writes its header into the record at
+ * once and gathers the plaintext in memory; commit seals it all (64 KiB
+ * chunks, then FINAL) into the record.  Nothing is encrypted before
+ * commit, so a message that outgrows memory (the inline limit or budget)
+ * can still move to a file: it takes a spare's sealed key instead,
+ * rebuilds its header as version 2 and seals what it gathered there
+ * (chained_spill).  Its ticket then never appears in the segment.
+ *
+ * A file writer (big message, or inline memory spent) creates
  * incoming/.tmp-<id> (O_CREAT|O_EXCL, 0600, flock held while alive) on the
  * loop thread.  The writer writes the header at once and a chunk each time
  * 64 KiB of plaintext has gathered.  Commit seals the FINAL chunk, writes
@@ -162,6 +180,7 @@
 #include "core/mem.h"
 #include "crypto/seal.h"
 #include "store/sealfile.h"
+#include "store/spoolchain.h"
 #include "store/spoolseg.h"
 
 _Static_assert(SPOOL_PK_BYTES == SEAL_PK_BYTES, "spool public key is an X25519 key");
@@ -169,6 +188,7 @@ _Static_assert(SPOOL_SK_BYTES == SEAL_SK_BYTES, "spool secret key is an X25519 k
 
 #define MAGIC "SEALSP\0\2"
 #define MAGIC_V1 "SEALSP\0\1" /* before delivery notes: still read */
+#define MAGIC_V3 "SEALSP\0\3" /* a record of a chained segment: key from the chain */
 #define MAGIC_LEN 8
 #define NOTE_TAIL 8 /* u32 flags, u32 prefix length */
 #define OFF_SIZE 8
@@ -239,6 +259,7 @@ struct segment {
     struct seg_header h;
     int fd;                /* holds the segment's flock */
     uint32_t next_ticket;  /* loop thread */
+    struct spool_chain *chain; /* loop thread (the prep thread makes it): record keys */
     uint64_t reserved;     /* loop thread: bytes of records bound to it, for rotation */
     unsigned refs;         /* loop thread: writers bound to it, +1 while current */
     uint64_t end;          /* sync thread: where the next record goes */
@@ -288,7 +309,10 @@ struct spool_writer {
     uint8_t *rec;              /* inline: the record being built (REC_HDR_LEN free bytes, then the spool bytes) */
     size_t rec_len, rec_cap;
     struct seal_stream *st;
-    uint8_t keys[TRAILER_LEN]; /* sealed file key, stream header */
+    bool chained;              /* inline, keyed by its segment's chain: the plaintext
+                                * waits in plain until commit (or a spill) */
+    size_t plain_counted;      /* bytes of plain counted in sp->inline_bytes */
+    uint8_t keys[TRAILER_LEN]; /* sealed file key (zeros when chained), stream header */
     uint8_t ad[AD_LEN];        /* H || size */
     uint8_t *plain;            /* pending plaintext, grows up to CHUNK_PLAIN */
     size_t fill, cap;
@@ -565,6 +589,17 @@ static struct segment *seg_create(struct spool *sp, const char **error_r)
         *error_r = errno_msg("cannot open spool directory");
         goto fail;
     }
+    uint8_t seed[CHAIN_SEED_BYTES];
+    seal_random(seed, sizeof seed);
+    if (seal_key_seal(s->h.sealed_seed, seed, sp->pk) < 0) {
+        seal_wipe(seed, sizeof seed);
+        *error_r = "cannot seal the segment's key seed (bad public key)";
+        goto fail;
+    }
+    s->h.len = SEG_HDR_LEN;
+    s->h.chained = true;
+    s->chain = spool_chain_new(seed);
+    seal_wipe(seed, sizeof seed);
     for (int tries = 0; tries < 8; tries++) {
         seal_random(&s->h.segnum, sizeof s->h.segnum);
         s->h.segnum &= SEG_NUM_MAX;
@@ -622,6 +657,7 @@ fail:
         close(own);
     if (s->fd >= 0)
         close(s->fd);
+    spool_chain_free(&s->chain);
     free(s);
     return NULL;
 }
@@ -646,6 +682,7 @@ static void seg_close(struct spool *sp, struct segment *s)
             log_warn("spool segment-hint-failed error=\"%s\"", errno_msg("pwrite"));
     }
     close(s->fd);
+    spool_chain_free(&s->chain);
     free(s);
 }
 
@@ -759,7 +796,8 @@ static int writer_out(struct spool_writer *w, const void *p, size_t n, const cha
             cap *= 2;
         if (cap > max)
             cap = max;
-        if (need <= max && sp->inline_bytes + (cap - w->rec_cap) <= INLINE_BUDGET) {
+        /* a chained writer's header always fits (writer_start() saw to it) */
+        if (need <= max && (w->chained || sp->inline_bytes + (cap - w->rec_cap) <= INLINE_BUDGET)) {
             w->rec = sm_realloc(w->rec, cap);
             sp->inline_bytes += cap - w->rec_cap;
             w->rec_cap = cap;
@@ -777,23 +815,29 @@ static int writer_out(struct spool_writer *w, const void *p, size_t n, const cha
     return 0;
 }
 
-/* Build the header (magic .. stream header) of a spare, bind it as
+static int unchain(struct spool_writer *w, const char **error_r);
+
+/* Build the header (magic .. stream header) of a writer, bind it as
  * associated data and write it. */
 static int writer_start(struct spool_writer *w, const struct spool_envelope *env,
                         const char **error_r)
 {
     struct sm_buf b;
-    uint8_t fixed[FIXED_LEN] = MAGIC;
+    uint8_t fixed[FIXED_LEN] = {0}; /* magic, size and length set below */
     int ret = -1;
 
     sm_buf_init(&b, FIXED_LEN + SPOOL_ENV_MAX + TRAILER_LEN);
-    sm_buf_append(&b, fixed, FIXED_LEN); /* size and length patched below */
+    sm_buf_append(&b, fixed, FIXED_LEN);
     if (envelope_encode(env, &b, error_r) < 0)
         goto out;
     if (b.len - FIXED_LEN > SPOOL_ENV_MAX) {
         *error_r = "envelope too large";
         goto out;
     }
+    /* an envelope too big for a record (thousands of recipients) */
+    if (w->chained && b.len + TRAILER_LEN > w->sp->inline_max && unchain(w, error_r) < 0)
+        goto out;
+    memcpy(b.data, w->chained ? MAGIC_V3 : MAGIC, MAGIC_LEN);
     sm_put_be32((uint8_t *)b.data + 16, (uint32_t)(b.len - FIXED_LEN));
     if (sm_buf_append(&b, w->keys, TRAILER_LEN) < 0) {
         *error_r = "envelope too large";
@@ -808,6 +852,17 @@ out:
     return ret;
 }
 
+/* Wipe and free the plaintext buffer (and its share of the inline budget). */
+static void plain_release(struct spool_writer *w)
+{
+    if (w->plain != NULL)
+        seal_wipe(w->plain, w->cap);
+    sm_freep(&w->plain);
+    w->sp->inline_bytes -= w->plain_counted;
+    w->plain_counted = 0;
+    w->cap = w->fill = 0;
+}
+
 /* Free a writer or spare; its file must already be renamed or removed. */
 static void writer_free(struct spool_writer **wp)
 {
@@ -820,9 +875,7 @@ static void writer_free(struct spool_writer **wp)
         rec_release(w);
     seg_unref(w->sp, w->seg);
     seal_stream_free(&w->st);
-    if (w->plain != NULL)
-        seal_wipe(w->plain, w->cap);
-    sm_freep(&w->plain);
+    plain_release(w);
     if (w->note != NULL)
         seal_wipe(w->note, w->note_len);
     sm_freep(&w->note);
@@ -853,6 +906,31 @@ static struct spool_writer *spare_new(struct spool *sp, const char **error_r)
     return w;
 }
 
+/* An inline writer: a record in memory, appended to segment s at commit,
+ * its file key the chain's key for its ticket (no X25519). */
+static struct spool_writer *chained_new(struct spool *sp, struct segment *s, const char **error_r)
+{
+    uint8_t key[CHAIN_KEY_BYTES];
+    struct spool_writer *w = sm_calloc(1, sizeof *w);
+    w->sp = sp;
+    w->fd = -1;
+    w->chained = true;
+    w->ticket = spool_chain_next(s->chain, key);
+    if (w->ticket != s->next_ticket++)
+        sm_panic("spool: key chain and tickets out of step");
+    w->st = seal_stream_push_with_key(key, w->keys + SEAL_SEALED_KEY_BYTES, error_r);
+    seal_wipe(key, sizeof key);
+    if (w->st == NULL) {
+        writer_free(&w);
+        return NULL;
+    }
+    s->refs++;
+    w->seg = s;
+    seg_id(&s->h, w->ticket, w->id);
+    w->rec_len = REC_HDR_LEN;
+    return w;
+}
+
 /* Take the oldest spare, or make one here if none is ready. */
 static struct spool_writer *spare_take(struct spool *sp, const char **error_r)
 {
@@ -880,19 +958,13 @@ struct spool_writer *spool_writer_new(struct spool *sp, const struct spool_envel
         *error_r = "spool opened for reading only";
         return NULL;
     }
-    struct spool_writer *w = spare_take(sp, error_r);
-    if (w == NULL)
-        return NULL;
     if (sp->inline_max > 0 && sp->inline_bytes < INLINE_BUDGET &&
         (s = seg_current(sp, &seg_error)) == NULL)
         log_warn("spool segment-failed error=\"%s\" (using a file)", seg_error);
-    if (s != NULL) { /* a record in memory, appended to the segment at commit */
-        s->refs++;
-        w->seg = s;
-        w->ticket = s->next_ticket++;
-        seg_id(&s->h, w->ticket, w->id);
-        w->rec_len = REC_HDR_LEN;
-    } else if (writer_create_file(sp, w, error_r) < 0) {
+    struct spool_writer *w = s != NULL ? chained_new(sp, s, error_r) : spare_take(sp, error_r);
+    if (w == NULL)
+        return NULL;
+    if (s == NULL && writer_create_file(sp, w, error_r) < 0) {
         writer_discard(&w);
         return NULL;
     }
@@ -921,36 +993,58 @@ uint64_t spool_writer_size(const struct spool_writer *w)
     return w->size;
 }
 
+/* Encrypt n bytes of plaintext (at most CHUNK_PLAIN) as one chunk into
+ * out (4 + n + SEAL_STREAM_ABYTES bytes: its length, then the chunk). */
+static int seal_chunk(struct spool_writer *w, const uint8_t *in, size_t n, bool final,
+                      uint8_t *out, const char **error_r)
+{
+    size_t clen = n + SEAL_STREAM_ABYTES;
+    if (final)
+        sm_put_be64(w->ad + SEAL_HASH_BYTES, w->size);
+    sm_put_be32(out, (uint32_t)clen);
+    if (seal_stream_push(w->st, in, n, w->ad, final ? AD_LEN : SEAL_HASH_BYTES, final,
+                         out + 4) < 0) {
+        *error_r = "cannot encrypt message chunk";
+        return -1;
+    }
+    return 0;
+}
+
 /* Encrypt the pending plaintext as one chunk and append it. */
 static int writer_flush(struct spool_writer *w, bool final, const char **error_r)
 {
     uint8_t *out = w->sp->scratch;
-    size_t clen = w->fill + SEAL_STREAM_ABYTES;
-
-    if (final)
-        sm_put_be64(w->ad + SEAL_HASH_BYTES, w->size);
-    sm_put_be32(out, (uint32_t)clen);
-    if (seal_stream_push(w->st, w->plain, w->fill, w->ad, final ? AD_LEN : SEAL_HASH_BYTES,
-                         final, out + 4)
-        < 0) {
-        *error_r = "cannot encrypt message chunk";
+    if (seal_chunk(w, w->plain, w->fill, final, out, error_r) < 0)
         return -1;
-    }
+    size_t n = 4 + w->fill + SEAL_STREAM_ABYTES;
     if (w->plain != NULL)
         seal_wipe(w->plain, w->fill);
     w->fill = 0;
-    return writer_out(w, out, 4 + clen, error_r);
+    return writer_out(w, out, n, error_r);
 }
 
-/* Grow the plaintext buffer to hold need bytes (need <= CHUNK_PLAIN), in
- * powers of two so small messages stay small; the old copy is wiped. */
+/* The capacity writer_reserve() would grow to for need bytes. */
+static size_t plain_cap_for(const struct spool_writer *w, size_t need)
+{
+    size_t cap = w->cap ? w->cap : 4096;
+    while (cap < need)
+        cap *= 2;
+    return cap;
+}
+
+/* Grow the plaintext buffer to hold need bytes (need <= CHUNK_PLAIN, or
+ * the inline limit for a chained writer), in powers of two so small
+ * messages stay small; the old copy is wiped.  A chained writer's buffer
+ * counts against the inline budget. */
 static void writer_reserve(struct spool_writer *w, size_t need)
 {
     if (need <= w->cap)
         return;
-    size_t cap = w->cap ? w->cap : 4096;
-    while (cap < need)
-        cap *= 2;
+    size_t cap = plain_cap_for(w, need);
+    if (w->chained) {
+        w->sp->inline_bytes += cap - w->cap;
+        w->plain_counted += cap - w->cap;
+    }
     uint8_t *plain = sm_realloc(NULL, cap); /* not zeroed: filled before use */
     if (w->fill > 0)
         memcpy(plain, w->plain, w->fill);
@@ -961,12 +1055,96 @@ static void writer_reserve(struct spool_writer *w, size_t need)
     w->cap = cap;
 }
 
+/* Seal n bytes of plaintext at in as MESSAGE chunks of CHUNK_PLAIN and
+ * append them (the caller keeps the last piece for the FINAL chunk). */
+static int seal_chunks_out(struct spool_writer *w, const uint8_t *in, size_t n,
+                           const char **error_r)
+{
+    for (size_t off = 0; off < n; off += CHUNK_PLAIN) {
+        size_t k = n - off < CHUNK_PLAIN ? n - off : CHUNK_PLAIN;
+        if (seal_chunk(w, in + off, k, false, w->sp->scratch, error_r) < 0 ||
+            writer_out(w, w->sp->scratch, 4 + k + SEAL_STREAM_ABYTES, error_r) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Key a chained writer, before anything is encrypted, with a spare's
+ * sealed file key instead of its chain key, which is never used. */
+static int unchain(struct spool_writer *w, const char **error_r)
+{
+    struct spool_writer *spare = spare_take(w->sp, error_r);
+    if (spare == NULL)
+        return -1;
+    seal_stream_free(&w->st);
+    w->st = spare->st;
+    spare->st = NULL;
+    memcpy(w->keys, spare->keys, TRAILER_LEN);
+    writer_free(&spare);
+    w->chained = false;
+    w->sp->inline_bytes -= w->plain_counted; /* a file writer's plain is not inline */
+    w->plain_counted = 0;
+    return 0;
+}
+
+/* A chained writer outgrew memory (the message passes the inline limit,
+ * or the process's inline budget is spent): move it to a file of its own,
+ * incoming/.tmp-<its id>, keyed like any file by a spare's sealed key.
+ * Nothing was encrypted yet, so the header is rebuilt with the spare's
+ * keys and the plaintext sealed anew; the chain key of its ticket is
+ * simply never used. */
+static int chained_spill(struct spool_writer *w, const char **error_r)
+{
+    if (unchain(w, error_r) < 0)
+        return -1;
+    uint8_t *prefix = w->rec + REC_HDR_LEN;
+    size_t prefix_len = w->rec_len - REC_HDR_LEN;
+    memcpy(prefix, MAGIC, MAGIC_LEN);
+    memcpy(prefix + prefix_len - TRAILER_LEN, w->keys, TRAILER_LEN);
+    seal_hash(w->ad, prefix, prefix_len);
+    if (writer_spill(w, error_r) < 0)
+        return -1;
+    /* all but the last piece (1..CHUNK_PLAIN bytes) goes out now */
+    size_t keep = w->fill == 0 ? 0 : (w->fill - 1) % CHUNK_PLAIN + 1;
+    if (seal_chunks_out(w, w->plain, w->fill - keep, error_r) < 0)
+        return -1;
+    if (keep > 0) {
+        seal_wipe(w->plain, w->fill - keep);
+        memmove(w->plain, w->plain + (w->fill - keep), keep);
+    }
+    w->fill = keep;
+    return 0;
+}
+
+/* A chained writer gathers the message in plain while it fits. */
+static bool chained_takes(const struct spool_writer *w, size_t len)
+{
+    const struct spool *sp = w->sp;
+    if (w->fill + len > sp->inline_max)
+        return false;
+    size_t grow = plain_cap_for(w, w->fill + len) - w->cap;
+    return grow == 0 || sp->inline_bytes + grow <= INLINE_BUDGET;
+}
+
 int spool_writer_write(struct spool_writer *w, const void *data, size_t len, const char **error_r)
 {
     const uint8_t *p = data;
 
     if (w->failed) {
         *error_r = "spool writer failed earlier";
+        return -1;
+    }
+    if (w->chained && chained_takes(w, len)) {
+        if (len == 0)
+            return 0;
+        writer_reserve(w, w->fill + len);
+        memcpy(w->plain + w->fill, p, len);
+        w->fill += len;
+        w->size += len;
+        return 0;
+    }
+    if (w->chained && chained_spill(w, error_r) < 0) {
+        w->failed = true;
         return -1;
     }
     while (len > 0) {
@@ -1001,6 +1179,29 @@ int spool_writer_set_note(struct spool_writer *w, uint32_t flags, const char *pr
     return 0;
 }
 
+/* Seal a chained writer's whole message into its record: MESSAGE chunks
+ * of CHUNK_PLAIN, then the FINAL one.  The record is sized at once (it
+ * may pass the inline limit by the chunks' framing; the limit is on the
+ * plaintext). */
+static int chained_seal(struct spool_writer *w, const char **error_r)
+{
+    struct spool *sp = w->sp;
+    size_t chunks = w->fill == 0 ? 1 : (w->fill - 1) / CHUNK_PLAIN + 1;
+    size_t need = w->rec_len + w->fill + chunks * (4 + SEAL_STREAM_ABYTES) + REC_SUM_LEN;
+    if (need > w->rec_cap) {
+        w->rec = sm_realloc(w->rec, need);
+        sp->inline_bytes += need - w->rec_cap;
+        w->rec_cap = need;
+    }
+    for (size_t i = 0, off = 0; i < chunks; i++, off += CHUNK_PLAIN) {
+        size_t k = i + 1 < chunks ? CHUNK_PLAIN : w->fill - off;
+        if (seal_chunk(w, w->plain + off, k, i + 1 == chunks, w->rec + w->rec_len, error_r) < 0)
+            return -1;
+        w->rec_len += 4 + k + SEAL_STREAM_ABYTES;
+    }
+    return 0;
+}
+
 /* Append the delivery note (an empty one if none was set), seal the FINAL
  * chunk and record the size; on error the commit fails. */
 static void writer_finish(struct spool_writer *w)
@@ -1018,7 +1219,7 @@ static void writer_finish(struct spool_writer *w)
         return;
     }
     sm_put_be64(size, w->size);
-    if (writer_flush(w, true, &error) < 0) {
+    if (w->chained ? chained_seal(w, &error) < 0 : writer_flush(w, true, &error) < 0) {
         log_warn("spool commit-failed queue=%s error=\"%s\"", w->id, error);
         w->failed = true;
     } else if (w->seg != NULL) {
@@ -1029,10 +1230,7 @@ static void writer_finish(struct spool_writer *w)
         w->failed = true;
     }
     seal_stream_free(&w->st); /* the key state is no longer needed */
-    if (w->plain != NULL)
-        seal_wipe(w->plain, w->cap);
-    sm_freep(&w->plain);
-    w->cap = 0;
+    plain_release(w);
 }
 
 void spool_writer_commit(struct spool_writer *w, spool_commit_cb *cb, void *arg)
@@ -1652,7 +1850,7 @@ static struct seg_index *index_get(int fd, const struct seg_header *h)
     e->dev = st.st_dev;
     e->ino = st.st_ino;
     e->h = *h;
-    e->scan_end = SEG_HDR_LEN;
+    e->scan_end = h->len;
     indexes[n_indexes++] = e;
     return e;
 }
@@ -1790,9 +1988,19 @@ out:
     return ret;
 }
 
+/* Where a message's file key comes from, when not from its own sealed
+ * key: the chain of the segment it is a record of. */
+struct chain_ref {
+    bool chained;
+    uint32_t ticket;
+    uint8_t sealed_seed[SEG_SEED_SEALED];
+};
+
 /* A record as a file: its payload (the spool file bytes) in a memfd, so
- * every reader of spool files reads records unchanged. */
-static int open_record(const char *dir, uint32_t segnum, uint32_t ticket, const char **error_r)
+ * every reader of spool files reads records unchanged; *ref says how
+ * its key is found. */
+static int open_record(const char *dir, uint32_t segnum, uint32_t ticket, struct chain_ref *ref,
+                       const char **error_r)
 {
     struct seg_header h;
     uint64_t off;
@@ -1804,6 +2012,9 @@ static int open_record(const char *dir, uint32_t segnum, uint32_t ticket, const 
         return -1;
     int fd = seg_open(dfd, segnum, &h, error_r);
     if (fd >= 0 && seg_locate(dfd, fd, &h, ticket, &off, error_r) == 0) {
+        ref->chained = h.chained;
+        ref->ticket = ticket;
+        memcpy(ref->sealed_seed, h.sealed_seed, sizeof ref->sealed_seed);
         uint8_t *payload = seg_read_record(fd, &h, off, ticket, &len, error_r);
         if (payload != NULL) {
             mfd = memfd_create("sealmail-spool", MFD_CLOEXEC);
@@ -1928,10 +2139,12 @@ struct prefix {
     uint64_t size;
 };
 
-static int open_message(const char *dir, const char *id, const char **error_r)
+static int open_message(const char *dir, const char *id, struct chain_ref *ref,
+                        const char **error_r)
 {
     char path[4096];
 
+    memset(ref, 0, sizeof *ref);
     if (!spool_id_valid(id)) {
         *error_r = "invalid queue id (expected 16 lowercase hex digits)";
         return -1;
@@ -1944,7 +2157,7 @@ static int open_message(const char *dir, const char *id, const char **error_r)
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     uint32_t segnum, ticket;
     if (fd < 0 && errno == ENOENT && seg_id_parse(id, &segnum, &ticket))
-        return open_record(dir, segnum, ticket, error_r); /* not spilled to a file */
+        return open_record(dir, segnum, ticket, ref, error_r); /* not spilled to a file */
     if (fd < 0) {
         *error_r = errno == ENOENT ? "no such message in the spool" : errno_msg("cannot open message");
         return -1;
@@ -1959,8 +2172,9 @@ static int open_message(const char *dir, const char *id, const char **error_r)
     return fd;
 }
 
-/* Read and check the fixed header, the envelope and the key material. */
-static int read_prefix(int fd, struct prefix *pr, const char **error_r)
+/* Read and check the fixed header, the envelope and the key material of
+ * a record of a chained segment (version 3) or of anything else (1, 2). */
+static int read_prefix(int fd, bool chained, struct prefix *pr, const char **error_r)
 {
     uint8_t fixed[FIXED_LEN];
     ssize_t n = sm_read_full(fd, fixed, FIXED_LEN);
@@ -1970,8 +2184,11 @@ static int read_prefix(int fd, struct prefix *pr, const char **error_r)
         *error_r = errno_msg("cannot read message");
         return -1;
     }
-    if ((size_t)n < MAGIC_LEN ||
-        (memcmp(fixed, MAGIC, MAGIC_LEN) != 0 && memcmp(fixed, MAGIC_V1, MAGIC_LEN) != 0)) {
+    bool known = (size_t)n >= MAGIC_LEN &&
+                 (chained ? memcmp(fixed, MAGIC_V3, MAGIC_LEN) == 0
+                          : memcmp(fixed, MAGIC, MAGIC_LEN) == 0 ||
+                                memcmp(fixed, MAGIC_V1, MAGIC_LEN) == 0);
+    if (!known) {
         *error_r = "not a spool file (bad magic or version)";
         return -1;
     }
@@ -2001,12 +2218,13 @@ int spool_read_envelope(const char *dir, const char *id, struct spool_envelope *
                         const char **error_r)
 {
     struct prefix pr;
-    int fd = open_message(dir, id, error_r);
+    struct chain_ref ref;
+    int fd = open_message(dir, id, &ref, error_r);
 
     memset(env, 0, sizeof *env);
     if (fd < 0)
         return -1;
-    int ret = read_prefix(fd, &pr, error_r);
+    int ret = read_prefix(fd, ref.chained, &pr, error_r);
     close(fd);
     if (ret < 0)
         return -1;
@@ -2021,11 +2239,46 @@ int spool_read_envelope(const char *dir, const char *id, struct spool_envelope *
     return ret;
 }
 
-/* True when the file open at in is of version 1 (no delivery note). */
-static bool file_is_v1(int in)
+/* The format version of the spool bytes open at in (1, 2 or 3), or 0. */
+static int file_version(int in)
 {
     char m[MAGIC_LEN];
-    return pread(in, m, MAGIC_LEN, 0) == MAGIC_LEN && memcmp(m, MAGIC_V1, MAGIC_LEN) == 0;
+    if (pread(in, m, MAGIC_LEN, 0) != MAGIC_LEN)
+        return 0;
+    return memcmp(m, MAGIC_V1, MAGIC_LEN) == 0 ? 1
+           : memcmp(m, MAGIC, MAGIC_LEN) == 0  ? 2
+           : memcmp(m, MAGIC_V3, MAGIC_LEN) == 0 ? 3
+                                                 : 0;
+}
+
+/* Decrypt the spool bytes open at in (of version v) into out: a chained
+ * record's key from its segment's seed (one X25519, then the chain), any
+ * other's from its own sealed key.  Version 3 bytes are accepted only as
+ * a record of a chained segment and version 1-2 only elsewhere, so bytes
+ * cannot be moved from one kind of place to the other. */
+static int read_sealed(int in, int v, const struct chain_ref *ref, const uint8_t pk[SPOOL_PK_BYTES],
+                       const uint8_t sk[SPOOL_SK_BYTES], int out, uint8_t **meta_r,
+                       size_t *meta_len_r, uint64_t *size_r, const char **error_r)
+{
+    if (v == 0 || (v == 3) != ref->chained) {
+        *error_r = "not a spool file (bad magic or version)";
+        return -1;
+    }
+    if (v != 3)
+        return sealfile_read(in, v == 1 ? MAGIC_V1 : MAGIC, SPOOL_ENV_MAX, pk, sk, out, meta_r,
+                             meta_len_r, size_r, error_r);
+    uint8_t seed[CHAIN_SEED_BYTES], key[CHAIN_KEY_BYTES];
+    if (seal_key_open(seed, ref->sealed_seed, pk, sk) < 0) {
+        *error_r = "cannot open the segment's key seed (wrong key or damaged segment)";
+        return -1;
+    }
+    spool_chain_key(seed, ref->ticket, key);
+    seal_wipe(seed, sizeof seed);
+    struct sealfile_key k = {.file_key = key};
+    int ret = sealfile_read_k(in, MAGIC_V3, SPOOL_ENV_MAX, &k, out, meta_r, meta_len_r, size_r,
+                              error_r);
+    seal_wipe(key, sizeof key);
+    return ret;
 }
 
 /* The content written to out from offset start is message || note: move
@@ -2073,15 +2326,17 @@ int spool_read_message(const char *dir, const char *id, const uint8_t pk[SPOOL_P
     if (env == NULL)
         env = &local;
     memset(env, 0, sizeof *env);
-    int in = open_message(dir, id, error_r);
+    struct chain_ref ref;
+    int in = open_message(dir, id, &ref, error_r);
     if (in < 0)
         return -1;
     /* the envelope comes from the same bytes the hash H binds to the body */
-    bool v1 = file_is_v1(in);
+    int version = file_version(in);
+    bool v1 = version == 1;
     off_t start = lseek(fd, 0, SEEK_CUR);
     int ret = start < 0 ? -1
-                        : sealfile_read(in, v1 ? MAGIC_V1 : MAGIC, SPOOL_ENV_MAX, pk, sk, fd, &meta, &meta_len,
-                                        &size, error_r);
+                        : read_sealed(in, version, &ref, pk, sk, fd, &meta, &meta_len, &size,
+                                      error_r);
     if (start < 0)
         *error_r = "the output of spool_read_message() must be seekable";
     close(in);

@@ -24,6 +24,7 @@ void seg_header_encode(uint8_t out[SEG_HDR_LEN], const struct seg_header *h)
     sm_put_be32(out + 8, h->segnum);
     sm_put_be64(out + 16, h->nonce);
     sm_put_be32(out + 24, h->count_hint);
+    memcpy(out + SEG_HDR_LEN_V1, h->sealed_seed, SEG_SEED_SEALED);
 }
 
 int seg_header_read(int fd, uint32_t segnum, struct seg_header *h, const char **error_r)
@@ -31,17 +32,24 @@ int seg_header_read(int fd, uint32_t segnum, struct seg_header *h, const char **
     uint8_t b[SEG_HDR_LEN];
     ssize_t n = sm_pread_full(fd, b, sizeof b, 0);
 
+    memset(h, 0, sizeof *h);
     if (n < 0) {
         *error_r = "cannot read spool segment";
         return -1;
     }
-    if ((size_t)n < sizeof b || memcmp(b, SEG_MAGIC, 8) != 0 || sm_get_be32(b + 8) != segnum) {
+    bool v2 = (size_t)n >= SEG_HDR_LEN && memcmp(b, SEG_MAGIC, 8) == 0;
+    bool v1 = (size_t)n >= SEG_HDR_LEN_V1 && memcmp(b, SEG_MAGIC_V1, 8) == 0;
+    if ((!v1 && !v2) || sm_get_be32(b + 8) != segnum) {
         *error_r = "not a spool segment (bad header)";
         return -1;
     }
     h->segnum = segnum;
     h->nonce = sm_get_be64(b + 16);
     h->count_hint = sm_get_be32(b + 24);
+    h->len = v2 ? SEG_HDR_LEN : SEG_HDR_LEN_V1;
+    h->chained = v2;
+    if (v2)
+        memcpy(h->sealed_seed, b + SEG_HDR_LEN_V1, SEG_SEED_SEALED);
     return 0;
 }
 
@@ -92,7 +100,7 @@ int64_t seg_scan(int fd, const struct seg_header *h, uint64_t from, seg_record_f
     uint64_t off = from;
     int64_t ret = -1;
 
-    if (from < SEG_HDR_LEN || from > INT64_MAX / 2)
+    if (from < h->len || from > INT64_MAX / 2)
         goto out_end;
     for (;;) {
         size_t at = (size_t)(off - win_off);

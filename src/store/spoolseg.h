@@ -9,8 +9,8 @@
  * process, which holds an exclusive flock on it for as long as it may
  * append.  All integers are big-endian.
  *
- *   segment header (SEG_HDR_LEN = 32 bytes)
- *     8  magic "SEALSG\0\1"
+ *   segment header (SEG_HDR_LEN = 112 bytes; 32 in version 1)
+ *     8  magic "SEALSG\0\2" (version 1: "SEALSG\0\1")
  *     4  u32 segment number (must match the file name)
  *     4  u32 zero
  *     8  u64 nonce: random, names this segment's life (a reused number or
@@ -18,13 +18,17 @@
  *     4  u32 count hint: records written, set when the writer closes the
  *        segment (0: unknown); only ever used to skip work, never trusted
  *     4  u32 zero
+ *     80 version 2 only: the seed of the records' key chain, sealed with
+ *        crypto_box_seal to the spool public key (spoolchain.h)
  *   then records, back to back:
  *     4  u32 magic "SGR1"
  *     4  u32 L: payload length, 1..SEG_PAYLOAD_MAX
  *     4  u32 segment number
  *     4  u32 ticket: the record's number in the segment, < SEG_TICKETS_MAX
  *     8  u64 nonce of the segment
- *     L  payload: the bytes of a version 2 spool file (see spool.c)
+ *     L  payload: the bytes of a spool file (see spool.c): of version 3
+ *        (its file key from the chain) in a version 2 segment, of
+ *        version 2 in a version 1 segment
  *     32 BLAKE2b-256 of the 24 header bytes and the payload
  *
  * The checksum is unkeyed: it tells a complete record from a torn one
@@ -48,8 +52,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SEG_MAGIC "SEALSG\0\1"
-#define SEG_HDR_LEN 32
+#define SEG_MAGIC "SEALSG\0\2"
+#define SEG_MAGIC_V1 "SEALSG\0\1" /* no key chain: still read */
+#define SEG_HDR_LEN 112
+#define SEG_HDR_LEN_V1 32
+#define SEG_SEED_SEALED 80          /* crypto_box_seal of a 32-byte seed */
 #define REC_MAGIC 0x53475231u /* "SGR1" */
 #define REC_HDR_LEN 24
 #define REC_SUM_LEN 32
@@ -65,9 +72,12 @@ struct seg_header {
     uint32_t segnum;
     uint64_t nonce;
     uint32_t count_hint;
+    uint32_t len;    /* header bytes: where records start */
+    bool chained;    /* version 2: record keys come from the sealed seed */
+    uint8_t sealed_seed[SEG_SEED_SEALED];
 };
 
-/* The segment header bytes of h. */
+/* The segment header bytes of h (version 2; h->len is ignored). */
 void seg_header_encode(uint8_t out[SEG_HDR_LEN], const struct seg_header *h);
 /* Read and check the header of the segment open at fd (segnum: the number
  * its name gives).  Returns 0, or -1 with *error_r. */
@@ -82,7 +92,7 @@ void seg_record_frame(uint8_t *rec, size_t len, const struct seg_header *h, uint
  * on, 1 to stop. */
 typedef int seg_record_fn(void *arg, uint32_t ticket, uint64_t off, const uint8_t *payload,
                           uint32_t len);
-/* Scan the records of the segment open at fd from offset from (SEG_HDR_LEN
+/* Scan the records of the segment open at fd from offset from (h->len
  * for the start, or an end offset an earlier scan returned).  Returns the
  * offset where the complete records end (the scan stopped there), or -1
  * on a read error (errno set). */

@@ -51,7 +51,12 @@ QUEUED_RE = re.compile(r"^250 2\.0\.0 Ok: queued as ([0-9a-f]{16})$")
 IS_ROOT = os.geteuid() == 0
 SERVICE_USER = "sealmail"
 # spool segments (src/store/spoolseg.h)
-SEG_HDR_LEN, REC_HDR_LEN, REC_SUM_LEN, REC_MAGIC = 32, 24, 32, 0x53475231
+REC_HDR_LEN, REC_SUM_LEN, REC_MAGIC = 24, 32, 0x53475231
+
+
+def seg_hdr_len(data):
+    """Where a segment's records start: its header length (src/store/spoolseg.h)."""
+    return 112 if data[:8] == b"SEALSG\0\2" else 32
 
 
 # --------------------------------------------------------------------------
@@ -485,7 +490,7 @@ class Server:
         assert v >> 63, f"{queue_id}: no spool file, and not a segment id"
         path = incoming / f"seg-{(v >> 32) & 0x7fffffff:08x}"
         data = path.read_bytes()
-        off = SEG_HDR_LEN
+        off = seg_hdr_len(data)
         while off + REC_HDR_LEN <= len(data):
             magic, length, _seg, ticket = struct.unpack(">IIII", data[off:off + 16])
             if magic != REC_MAGIC:

@@ -31,13 +31,14 @@ struct seen {
     uint32_t len[SEEN_MAX];
     uint8_t *payload[SEEN_MAX];
     uint64_t size;
+    uint64_t start; /* where records begin: the header's length */
 };
 
 static int on_record(void *arg, uint32_t ticket, uint64_t off, const uint8_t *payload,
                      uint32_t len)
 {
     struct seen *s = arg;
-    if (off < SEG_HDR_LEN || (s->n > 0 && off <= s->last) || len == 0 || len > SEG_PAYLOAD_MAX ||
+    if (off < s->start || (s->n > 0 && off <= s->last) || len == 0 || len > SEG_PAYLOAD_MAX ||
         ticket >= SEG_TICKETS_MAX || off + REC_HDR_LEN + len + REC_SUM_LEN > s->size)
         abort();
     s->last = off;
@@ -88,8 +89,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint32_t segnum = size >= 12 ? sm_get_be32(data + 8) : 0;
     if (seg_header_read(fd, segnum, &h, &error) == 0) {
         s.size = size;
-        int64_t end = seg_scan(fd, &h, SEG_HDR_LEN, on_record, &s);
-        if (end < SEG_HDR_LEN || (uint64_t)end > size)
+        s.start = h.len;
+        if (h.len != (h.chained ? SEG_HDR_LEN : SEG_HDR_LEN_V1))
+            abort();
+        int64_t end = seg_scan(fd, &h, h.len, on_record, &s);
+        if (end < h.len || (uint64_t)end > size)
             abort();
         for (size_t i = 0; i < s.n && i < SEEN_MAX; i++) {
             size_t len;

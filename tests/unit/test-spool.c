@@ -36,6 +36,7 @@
 #include "core/mem.h"
 #include "crypto/seal.h"
 #include "store/spool.h"
+#include "store/spoolchain.h"
 #include "store/spoolseg.h"
 
 #define MARKER "PLAINTEXT-MARKER-7f3a"
@@ -1479,6 +1480,163 @@ static void test_segment_sync_failure(void **state)
     test_inline_max = 0;
 }
 
+/* The record key chain: the writer's keys, handed out in order, are the
+ * keys a reader derives from the seed for each ticket, across epoch
+ * links; keys differ from ticket to ticket and from seed to seed. */
+static void test_chain_keys(void **state)
+{
+    enum { N = 3 * CHAIN_LINKS + 7 };
+    uint8_t seed[CHAIN_SEED_BYTES], other[CHAIN_SEED_BYTES];
+    static uint8_t keys[N][CHAIN_KEY_BYTES];
+    uint8_t k[CHAIN_KEY_BYTES];
+    (void)state;
+    seal_random(seed, sizeof seed);
+    memcpy(other, seed, sizeof other);
+    other[0] ^= 1;
+    struct spool_chain *c = spool_chain_new(seed);
+    for (uint32_t t = 0; t < N; t++)
+        assert_int_equal(spool_chain_next(c, keys[t]), t);
+    spool_chain_free(&c);
+    assert_null(c);
+    for (uint32_t t = 0; t < N; t++) {
+        spool_chain_key(seed, t, k);
+        assert_memory_equal(k, keys[t], sizeof k);
+        spool_chain_key(other, t, k);
+        assert_memory_not_equal(k, keys[t], sizeof k);
+        if (t > 0)
+            assert_memory_not_equal(keys[t - 1], keys[t], sizeof k);
+    }
+    /* across the links: the last key of an epoch and the first of the next */
+    assert_memory_not_equal(keys[CHAIN_LINKS - 1], keys[CHAIN_LINKS], sizeof k);
+    assert_memory_not_equal(keys[0], keys[CHAIN_LINKS], sizeof k);
+    spool_chain_key(seed, SEG_TICKETS_MAX - 1, k); /* the farthest ticket is reachable */
+}
+
+/* Messages that start in memory and outgrow it are moved to a file with
+ * a sealed key of their own: in the middle of the DATA stream, or only
+ * when the delivery note is added at commit. */
+static void test_segment_spill(void **state)
+{
+    char dir[128], path[256], id[SPOOL_ID_LEN + 1];
+    const size_t limit = 100 * 1024;
+    const size_t lens[] = {250 * 1024, limit - 4, limit, 3 * 65536, 65536};
+    (void)state;
+    test_inline_max = limit;
+    new_dir(dir, sizeof dir, "segspill");
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        uint8_t *msg = make_message(lens[i]);
+        commit_message(dir, msg, lens[i], 3000, id);
+        assert_true(id[0] >= '8'); /* it began as a record */
+        message_path(path, sizeof path, dir, id);
+        /* the note (8 bytes at least) passes the limit for all but the last */
+        assert_int_equal(access(path, F_OK), lens[i] + 8 > limit ? 0 : -1);
+        uint8_t *out;
+        size_t out_len;
+        assert_int_equal(read_body(dir, id, pk, sk, &out, &out_len), 0);
+        assert_int_equal(out_len, lens[i]);
+        assert_memory_equal(out, msg, lens[i]);
+        free(out);
+        free(msg);
+    }
+    test_inline_max = 0;
+}
+
+/* Put bytes as record `ticket` of a segment file of the given header. */
+static void put_record(const char *dir, const struct seg_header *h, uint32_t ticket,
+                       const uint8_t *payload, size_t len)
+{
+    char path[256], name[32];
+    uint8_t hdr[SEG_HDR_LEN];
+    seg_name(name, sizeof name, h->segnum, false);
+    snprintf(path, sizeof path, "%s/incoming/%s", dir, name);
+    seg_header_encode(hdr, h);
+    if (!h->chained)
+        memcpy(hdr, SEG_MAGIC_V1, 8); /* a version 1 header: the first 32 bytes */
+    uint8_t *rec = sm_malloc(REC_HDR_LEN + len + REC_SUM_LEN);
+    memcpy(rec + REC_HDR_LEN, payload, len);
+    seg_record_frame(rec, len, h, ticket);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, hdr, h->len), (ssize_t)h->len);
+    assert_int_equal(write(fd, rec, REC_HDR_LEN + len + REC_SUM_LEN),
+                     (ssize_t)(REC_HDR_LEN + len + REC_SUM_LEN));
+    close(fd);
+    free(rec);
+}
+
+/* A chained record's bytes are bound to their place: as a file of their
+ * own, or as another ticket of their segment, they do not read.  A
+ * version 1 segment (records sealed each to the spool key, as written
+ * before the chain) still reads. */
+static void test_segment_places(void **state)
+{
+    char dir[128], path[256], ids[1][SPOOL_ID_LEN + 1], file_id[SPOOL_ID_LEN + 1];
+    char moved[SPOOL_ID_LEN + 1];
+    const char *error = NULL;
+    uint8_t *out;
+    size_t out_len, len;
+    (void)state;
+    test_inline_max = SIZE_MAX;
+    new_dir(dir, sizeof dir, "segplace");
+    struct spool *sp = open_spool(dir, 16);
+    commit_each(sp, dir, 1, 5000, ids, NULL);
+    spool_close(&sp);
+    /* the record's payload, read straight from the segment */
+    segment_path(dir, path, sizeof path);
+    uint8_t *seg = read_file(path, &len);
+    struct seg_header h;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    uint32_t segnum;
+    assert_true(seg_name_parse(strrchr(path, '/') + 1, &segnum, NULL));
+    assert_int_equal(seg_header_read(fd, segnum, &h, &error), 0);
+    close(fd);
+    assert_true(h.chained);
+    assert_int_equal(h.len, SEG_HDR_LEN);
+    size_t plen = len - SEG_HDR_LEN - REC_HDR_LEN - REC_SUM_LEN;
+    const uint8_t *payload = seg + SEG_HDR_LEN + REC_HDR_LEN;
+    assert_memory_equal(payload, "SEALSP\0\3", 8);
+    assert_body(dir, ids[0], 5000, 0);
+
+    /* as a file of its own */
+    test_inline_max = 0;
+    uint8_t *msg = make_message(10);
+    commit_message(dir, msg, 10, 10, file_id);
+    put_copy(dir, file_id, payload, plen);
+    assert_int_equal(read_body(dir, file_id, pk, sk, &out, &out_len), -1);
+    assert_int_equal(out_len, 0);
+    free(out);
+
+    /* as ticket 1 of the same segment (the record framed anew) */
+    put_record(dir, &h, 1, payload, plen);
+    snprintf(moved, sizeof moved, "%s", ids[0]);
+    moved[SPOOL_ID_LEN - 1] = '1';
+    assert_int_equal(read_body(dir, moved, pk, sk, &out, &out_len), -1);
+    assert_int_equal(out_len, 0);
+    free(out);
+
+    /* a version 1 segment holding a version 2 file's bytes reads; a
+     * version 3 payload in it does not */
+    size_t flen;
+    message_path(path, sizeof path, dir, file_id);
+    commit_message(dir, msg, 10, 10, file_id);
+    message_path(path, sizeof path, dir, file_id);
+    uint8_t *file = read_file(path, &flen);
+    struct seg_header v1 = h;
+    v1.chained = false;
+    v1.len = SEG_HDR_LEN_V1;
+    put_record(dir, &v1, 0, file, flen);
+    assert_int_equal(read_body(dir, ids[0], pk, sk, &out, &out_len), 0);
+    assert_int_equal(out_len, 10);
+    assert_memory_equal(out, msg, 10);
+    free(out);
+    put_record(dir, &v1, 0, payload, plen);
+    assert_int_equal(read_body(dir, ids[0], pk, sk, &out, &out_len), -1);
+    free(out);
+    free(file);
+    free(msg);
+    free(seg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1509,6 +1667,9 @@ int main(void)
         cmocka_unit_test(test_segment_live_kept),
         cmocka_unit_test(test_segment_big_and_mixed),
         cmocka_unit_test(test_segment_sync_failure),
+        cmocka_unit_test(test_chain_keys),
+        cmocka_unit_test(test_segment_spill),
+        cmocka_unit_test(test_segment_places),
     };
     log_init("test-spool", false, LOG_LEVEL_ERROR);
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
