@@ -70,7 +70,11 @@ static void check(const struct arc_result *r)
         fail("none with sets");
     if (strnlen(r->reason, sizeof r->reason) == sizeof r->reason)
         fail("unterminated reason");
-    for (unsigned i = 0; i < ARC_MAX_SETS; i++)
+    if (r->sets > ARC_MAX_SETS)
+        fail("more sets than the verifier keeps");
+    if (r->sets > 0 && r->set == NULL)
+        fail("sets without their results");
+    for (unsigned i = 0; i < r->sets; i++)
         if (strnlen(r->set[i].seal_d, sizeof r->set[i].seal_d) == sizeof r->set[i].seal_d)
             fail("unterminated seal domain");
 }
