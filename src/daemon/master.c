@@ -115,11 +115,8 @@ static void master_child_msg(struct master *m, struct child *c, struct ipc_msg *
     int n;
     if (msg->type == IPC_SPOOL_READY && (n = ipc_get_strs(msg, ids, IPC_STRS_MAX)) > 0) {
         struct child *q = child_by_role(m, "queued");
-        struct ipc_msg fwd;
-        ipc_init(&fwd, IPC_SPOOL_READY);
-        for (int i = 0; i < n; i++)
-            ipc_add_str(&fwd, ids[i]);
-        if (q != NULL && ipc_send(q->ctl_fd, &fwd) < 0) /* queued rescans at start */
+        /* every field checked to be a string: the message goes on as it came */
+        if (q != NULL && ipc_send(q->ctl_fd, msg) < 0) /* queued rescans at start */
             log_warn("master forward-failed queue=%s messages=%d", ids[0], n);
         return;
     }

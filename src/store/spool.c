@@ -258,8 +258,8 @@ struct sync_group {
 struct segment {
     struct seg_header h;
     int fd;                /* holds the segment's flock */
-    uint32_t next_ticket;  /* loop thread */
-    struct spool_chain *chain; /* loop thread (the prep thread makes it): record keys */
+    struct spool_chain *chain; /* loop thread (the prep thread makes it): record keys
+                                * and tickets, handed out together */
     uint64_t reserved;     /* loop thread: bytes of records bound to it, for rotation */
     unsigned refs;         /* loop thread: writers bound to it, +1 while current */
     uint64_t end;          /* sync thread: where the next record goes */
@@ -700,7 +700,8 @@ static struct segment *seg_current(struct spool *sp, const char **error_r)
     pthread_mutex_lock(&sp->mu);
     bool failed = s != NULL && s->failed;
     pthread_mutex_unlock(&sp->mu);
-    if (s != NULL && !failed && s->reserved < SEG_ROTATE && s->next_ticket < SEG_TICKETS_MAX)
+    if (s != NULL && !failed && s->reserved < SEG_ROTATE &&
+        spool_chain_tickets(s->chain) < SEG_TICKETS_MAX)
         return s;
     pthread_mutex_lock(&sp->mu);
     struct segment *next = sp->next_seg;
@@ -817,6 +818,16 @@ static int writer_out(struct spool_writer *w, const void *p, size_t n, const cha
 
 static int unchain(struct spool_writer *w, const char **error_r);
 
+/* Fill in the magic and the key bytes (the last TRAILER_LEN) of the
+ * header hdr[0..len) as the writer is keyed now, and bind the header as
+ * associated data (H). */
+static void header_bind(struct spool_writer *w, uint8_t *hdr, size_t len)
+{
+    memcpy(hdr, w->chained ? MAGIC_V3 : MAGIC, MAGIC_LEN);
+    memcpy(hdr + len - TRAILER_LEN, w->keys, TRAILER_LEN);
+    seal_hash(w->ad, hdr, len);
+}
+
 /* Build the header (magic .. stream header) of a writer, bind it as
  * associated data and write it. */
 static int writer_start(struct spool_writer *w, const struct spool_envelope *env,
@@ -837,13 +848,12 @@ static int writer_start(struct spool_writer *w, const struct spool_envelope *env
     /* an envelope too big for a record (thousands of recipients) */
     if (w->chained && b.len + TRAILER_LEN > w->sp->inline_max && unchain(w, error_r) < 0)
         goto out;
-    memcpy(b.data, w->chained ? MAGIC_V3 : MAGIC, MAGIC_LEN);
     sm_put_be32((uint8_t *)b.data + 16, (uint32_t)(b.len - FIXED_LEN));
     if (sm_buf_append(&b, w->keys, TRAILER_LEN) < 0) {
         *error_r = "envelope too large";
         goto out;
     }
-    seal_hash(w->ad, b.data, b.len);
+    header_bind(w, (uint8_t *)b.data, b.len);
     if (writer_out(w, b.data, b.len, error_r) < 0)
         goto out;
     ret = 0;
@@ -916,8 +926,6 @@ static struct spool_writer *chained_new(struct spool *sp, struct segment *s, con
     w->fd = -1;
     w->chained = true;
     w->ticket = spool_chain_next(s->chain, key);
-    if (w->ticket != s->next_ticket++)
-        sm_panic("spool: key chain and tickets out of step");
     w->st = seal_stream_push_with_key(key, w->keys + SEAL_SEALED_KEY_BYTES, error_r);
     seal_wipe(key, sizeof key);
     if (w->st == NULL) {
@@ -1097,11 +1105,7 @@ static int chained_spill(struct spool_writer *w, const char **error_r)
 {
     if (unchain(w, error_r) < 0)
         return -1;
-    uint8_t *prefix = w->rec + REC_HDR_LEN;
-    size_t prefix_len = w->rec_len - REC_HDR_LEN;
-    memcpy(prefix, MAGIC, MAGIC_LEN);
-    memcpy(prefix + prefix_len - TRAILER_LEN, w->keys, TRAILER_LEN);
-    seal_hash(w->ad, prefix, prefix_len);
+    header_bind(w, w->rec + REC_HDR_LEN, w->rec_len - REC_HDR_LEN);
     if (writer_spill(w, error_r) < 0)
         return -1;
     /* all but the last piece (1..CHUNK_PLAIN bytes) goes out now */
@@ -2172,8 +2176,25 @@ static int open_message(const char *dir, const char *id, struct chain_ref *ref,
     return fd;
 }
 
+/* The format version a magic names (1, 2 or 3), or 0. */
+static int magic_version(const uint8_t m[MAGIC_LEN])
+{
+    return memcmp(m, MAGIC_V1, MAGIC_LEN) == 0   ? 1
+           : memcmp(m, MAGIC, MAGIC_LEN) == 0    ? 2
+           : memcmp(m, MAGIC_V3, MAGIC_LEN) == 0 ? 3
+                                                 : 0;
+}
+
+/* Version 3 bytes are read only as a record of a chained segment and
+ * versions 1-2 only elsewhere, so bytes cannot be moved from one kind of
+ * place to the other. */
+static bool version_in_place(int v, bool chained)
+{
+    return v != 0 && (v == 3) == chained;
+}
+
 /* Read and check the fixed header, the envelope and the key material of
- * a record of a chained segment (version 3) or of anything else (1, 2). */
+ * spool bytes, in a record of a chained segment or elsewhere. */
 static int read_prefix(int fd, bool chained, struct prefix *pr, const char **error_r)
 {
     uint8_t fixed[FIXED_LEN];
@@ -2184,11 +2205,7 @@ static int read_prefix(int fd, bool chained, struct prefix *pr, const char **err
         *error_r = errno_msg("cannot read message");
         return -1;
     }
-    bool known = (size_t)n >= MAGIC_LEN &&
-                 (chained ? memcmp(fixed, MAGIC_V3, MAGIC_LEN) == 0
-                          : memcmp(fixed, MAGIC, MAGIC_LEN) == 0 ||
-                                memcmp(fixed, MAGIC_V1, MAGIC_LEN) == 0);
-    if (!known) {
+    if ((size_t)n < MAGIC_LEN || !version_in_place(magic_version(fixed), chained)) {
         *error_r = "not a spool file (bad magic or version)";
         return -1;
     }
@@ -2242,25 +2259,18 @@ int spool_read_envelope(const char *dir, const char *id, struct spool_envelope *
 /* The format version of the spool bytes open at in (1, 2 or 3), or 0. */
 static int file_version(int in)
 {
-    char m[MAGIC_LEN];
-    if (pread(in, m, MAGIC_LEN, 0) != MAGIC_LEN)
-        return 0;
-    return memcmp(m, MAGIC_V1, MAGIC_LEN) == 0 ? 1
-           : memcmp(m, MAGIC, MAGIC_LEN) == 0  ? 2
-           : memcmp(m, MAGIC_V3, MAGIC_LEN) == 0 ? 3
-                                                 : 0;
+    uint8_t m[MAGIC_LEN];
+    return pread(in, m, MAGIC_LEN, 0) == MAGIC_LEN ? magic_version(m) : 0;
 }
 
 /* Decrypt the spool bytes open at in (of version v) into out: a chained
  * record's key from its segment's seed (one X25519, then the chain), any
- * other's from its own sealed key.  Version 3 bytes are accepted only as
- * a record of a chained segment and version 1-2 only elsewhere, so bytes
- * cannot be moved from one kind of place to the other. */
+ * other's from its own sealed key. */
 static int read_sealed(int in, int v, const struct chain_ref *ref, const uint8_t pk[SPOOL_PK_BYTES],
                        const uint8_t sk[SPOOL_SK_BYTES], int out, uint8_t **meta_r,
                        size_t *meta_len_r, uint64_t *size_r, const char **error_r)
 {
-    if (v == 0 || (v == 3) != ref->chained) {
+    if (!version_in_place(v, ref->chained)) {
         *error_r = "not a spool file (bad magic or version)";
         return -1;
     }

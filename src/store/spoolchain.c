@@ -57,6 +57,11 @@ uint32_t spool_chain_next(struct spool_chain *c, uint8_t key[CHAIN_KEY_BYTES])
     return ticket;
 }
 
+uint32_t spool_chain_tickets(const struct spool_chain *c)
+{
+    return c->next;
+}
+
 void spool_chain_free(struct spool_chain **c)
 {
     seal_secret_free(c);

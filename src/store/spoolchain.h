@@ -42,6 +42,8 @@ struct spool_chain *spool_chain_new(const uint8_t seed[CHAIN_SEED_BYTES]);
 /* The key of the chain's next ticket into key (the caller wipes it), and
  * that ticket's number; the chain moves past it and forgets it. */
 uint32_t spool_chain_next(struct spool_chain *c, uint8_t key[CHAIN_KEY_BYTES]);
+/* How many tickets the chain has handed out: the next one's number. */
+uint32_t spool_chain_tickets(const struct spool_chain *c);
 /* Wipe and free; accepts NULL and *c == NULL. */
 void spool_chain_free(struct spool_chain **c);
 

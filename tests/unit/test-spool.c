@@ -1224,6 +1224,18 @@ static void commit_each(struct spool *sp, const char *dir, size_t n, size_t len,
     free(msg);
 }
 
+/* A fresh spool directory in dir (named after name) with n messages of
+ * len bytes committed as records of one segment, the spool closed. */
+static void segment_of(char *dir, size_t dirlen, const char *name, size_t n, size_t len,
+                       char ids[][SPOOL_ID_LEN + 1], off_t *sizes)
+{
+    test_inline_max = SIZE_MAX;
+    new_dir(dir, dirlen, name);
+    struct spool *sp = open_spool(dir, 16);
+    commit_each(sp, dir, n, len, ids, sizes);
+    spool_close(&sp);
+}
+
 /* The body of id is message i of commit_each(). */
 static void assert_body(const char *dir, const char *id, size_t len, size_t i)
 {
@@ -1277,11 +1289,7 @@ static void test_segment_truncated_tail(void **state)
     off_t sizes[3];
     const char *error = NULL;
     (void)state;
-    test_inline_max = SIZE_MAX;
-    new_dir(dir, sizeof dir, "segcut");
-    struct spool *sp = open_spool(dir, 16);
-    commit_each(sp, dir, 3, 300, ids, sizes);
-    spool_close(&sp);
+    segment_of(dir, sizeof dir, "segcut", 3, 300, ids, sizes);
     segment_path(dir, path, sizeof path);
     snprintf(name, sizeof name, "%s", strrchr(path, '/') + 1);
     size_t len;
@@ -1318,11 +1326,7 @@ static void test_segment_flipped_byte(void **state)
     off_t sizes[3];
     const char *error = NULL;
     (void)state;
-    test_inline_max = SIZE_MAX;
-    new_dir(dir, sizeof dir, "segflip");
-    struct spool *sp = open_spool(dir, 16);
-    commit_each(sp, dir, 3, 200, ids, sizes);
-    spool_close(&sp);
+    segment_of(dir, sizeof dir, "segflip", 3, 200, ids, sizes);
     segment_path(dir, path, sizeof path);
     snprintf(name, sizeof name, "%s", strrchr(path, '/') + 1);
     size_t len;
@@ -1358,11 +1362,7 @@ static void test_segment_remove(void **state)
     uint8_t *out;
     size_t out_len;
     (void)state;
-    test_inline_max = SIZE_MAX;
-    new_dir(dir, sizeof dir, "segrm");
-    struct spool *sp = open_spool(dir, 16);
-    commit_each(sp, dir, 3, 500, ids, NULL);
-    spool_close(&sp);
+    segment_of(dir, sizeof dir, "segrm", 3, 500, ids, NULL);
     assert_int_equal(spool_remove(dir, ids[1], &error), 0);
     assert_int_equal(spool_remove(dir, ids[1], &error), -1); /* gone */
     assert_false(spool_has(dir, ids[1]));
@@ -1541,6 +1541,49 @@ static void test_segment_spill(void **state)
     test_inline_max = 0;
 }
 
+/* An envelope too big for a record (here: 300 recipients past a 2 KiB
+ * inline limit) sends the message to a file of its own, keyed by a
+ * sealed key, from the start: it reads back whole, envelope included. */
+static void test_segment_big_envelope(void **state)
+{
+    char dir[128], path[256], id[SPOOL_ID_LEN + 1];
+    static char names[300][32];
+    char *many[300];
+    const char *error = NULL;
+    struct result r = {0};
+    (void)state;
+    for (size_t i = 0; i < 300; i++) {
+        snprintf(names[i], sizeof names[i], "rcpt%zu@example.net", i);
+        many[i] = names[i];
+    }
+    struct spool_envelope env = test_env;
+    env.rcpts = many;
+    env.n_rcpts = 300;
+    test_inline_max = 2048;
+    new_dir(dir, sizeof dir, "segenv");
+    struct spool *sp = open_spool(dir, 16);
+    struct spool_writer *w = spool_writer_new(sp, &env, &error);
+    assert_non_null(w);
+    assert_int_equal(spool_writer_write(w, "Subject: x\r\n\r\nbody\r\n", 21, &error), 0);
+    snprintf(id, sizeof id, "%s", spool_writer_id(w));
+    spool_writer_commit(w, on_commit, &r);
+    wait_count(&r.calls, 1);
+    assert_true(r.ok);
+    spool_close(&sp);
+    test_inline_max = 0;
+    assert_true(id[0] >= '8'); /* it was given a record id */
+    message_path(path, sizeof path, dir, id);
+    assert_int_equal(access(path, F_OK), 0); /* but lives in a file */
+    struct spool_envelope back;
+    int fd = memfd_create("body", MFD_CLOEXEC);
+    assert_int_equal(spool_read_message(dir, id, pk, sk, fd, &back, &error), 0);
+    assert_int_equal(back.n_rcpts, 300);
+    assert_string_equal(back.rcpts[299], "rcpt299@example.net");
+    assert_int_equal(back.size, 21);
+    spool_envelope_free(&back);
+    close(fd);
+}
+
 /* Put bytes as record `ticket` of a segment file of the given header. */
 static void put_record(const char *dir, const struct seg_header *h, uint32_t ticket,
                        const uint8_t *payload, size_t len)
@@ -1576,11 +1619,7 @@ static void test_segment_places(void **state)
     uint8_t *out;
     size_t out_len, len;
     (void)state;
-    test_inline_max = SIZE_MAX;
-    new_dir(dir, sizeof dir, "segplace");
-    struct spool *sp = open_spool(dir, 16);
-    commit_each(sp, dir, 1, 5000, ids, NULL);
-    spool_close(&sp);
+    segment_of(dir, sizeof dir, "segplace", 1, 5000, ids, NULL);
     /* the record's payload, read straight from the segment */
     segment_path(dir, path, sizeof path);
     uint8_t *seg = read_file(path, &len);
@@ -1669,6 +1708,7 @@ int main(void)
         cmocka_unit_test(test_segment_sync_failure),
         cmocka_unit_test(test_chain_keys),
         cmocka_unit_test(test_segment_spill),
+        cmocka_unit_test(test_segment_big_envelope),
         cmocka_unit_test(test_segment_places),
     };
     log_init("test-spool", false, LOG_LEVEL_ERROR);
