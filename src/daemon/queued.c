@@ -401,7 +401,7 @@ int queued_main(const struct role_args *ra)
     const char *error;
 #ifdef M_TRIM_THRESHOLD
     /* Every delivery allocates and frees 64 KiB chunk buffers (sealfile.c,
-     * spool.c) on a worker thread.  By default glibc hands that memory
+     * spoolreader.c) on a worker thread.  By default glibc hands that memory
      * back to the kernel after each message (madvise(MADV_DONTNEED) on the
      * thread's arena), which in a multi-threaded process costs a TLB
      * shootdown on every CPU, then page faults to get it back: about a

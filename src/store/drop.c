@@ -17,7 +17,7 @@
  * Directory syncs take turns.  On ext4 without a journal (as on these
  * machines) an fsync of a directory returns early when a concurrent sync
  * of the same directory has already taken its dirty block off the list
- * but not finished writing it (see SYNC_THREADS in spool.c), and the
+ * but not finished writing it (see SYNC_THREADS in spool-internal.h), and the
  * first fdatasync of a NEW file also syncs its parent directory.  So
  * every fsync of drop/ or msg/ here runs under an exclusive flock of that
  * directory, and a batch (like drop_store()) holds the lock from the
