@@ -275,3 +275,62 @@ trust_anchor =
                 log("sealmail did not stop within 20 s of SIGTERM; sending SIGKILL")
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+
+
+# ------------------------------------------------------------------ processes
+def children_map():
+    """{parent pid: [child pids]} of every process now."""
+    kids = {}
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                st = f.read()
+            ppid = int(st.rsplit(")", 1)[1].split()[1])
+            kids.setdefault(ppid, []).append(int(p))
+        except (OSError, IndexError, ValueError):
+            pass
+    return kids
+
+
+def tree(root):
+    """root and all its descendants (bounded)."""
+    kids = children_map()
+    out, todo = [], [root]
+    while todo and len(out) < 100000:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def sealmail_role_pid(master, role):
+    """The child of sealmail's master whose argv has `_role ROLE`, or None."""
+    for p in children_map().get(master, []):
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+            if b"_role" in args and args[args.index(b"_role") + 1] == role.encode():
+                return p
+        except (OSError, IndexError):
+            pass
+    return None
+
+
+def cpu_of(pids, reaped_by=None):
+    """User + system CPU seconds of pids; with reaped_by, also what that
+    process's reaped children used (cutime + cstime)."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0
+    for p in pids:
+        if p is None:
+            continue
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                st = f.read().rsplit(")", 1)[1].split()
+            total += int(st[11]) + int(st[12])
+            if p == reaped_by:
+                total += int(st[13]) + int(st[14])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / tick
