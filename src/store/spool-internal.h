@@ -224,7 +224,7 @@ void *spool_fanout_helper(void *arg);
 struct chain_ref {
     bool chained;
     uint32_t ticket;
-    uint8_t sealed_seed[SEG_SEED_SEALED];
+    struct seg_header seg; /* its segment's header: number, nonce, sealed seed */
 };
 
 /* Open segment segnum of the directory dfd for reading and read its
@@ -240,6 +240,11 @@ int seg_open_record(const char *dir, uint32_t segnum, uint32_t ticket, struct ch
 /* Call fn with the queue id of every complete record of segment segnum
  * that is not done. */
 void seg_list_live(int dfd, uint32_t segnum, void (*fn)(void *arg, const char *id), void *arg);
+/* The file key of the chained record ref names, for the key pair pk, sk:
+ * -1 with *error_r if the seed does not open with them. */
+int seg_record_key(const struct chain_ref *ref, const uint8_t pk[SPOOL_PK_BYTES],
+                   const uint8_t sk[SPOOL_SK_BYTES], uint8_t key[CHAIN_KEY_BYTES],
+                   const char **error_r);
 /* Remove segment segnum if its writer is gone and all its records are done. */
 void seg_try_delete(int dfd, uint32_t segnum);
 /* Remove finished segments and orphan .done files of the directory dfd. */

@@ -32,6 +32,11 @@ struct seg_index {
     uint32_t n_off;    /* entries of off[] (and bits of done[]) allocated */
     uint64_t scan_end; /* the scan stopped here */
     uint64_t done_pos; /* bytes of .done read */
+    /* a chained segment's opened seed, once a record was read, and for
+     * which secret key (a hash of it: a caller with another key opens
+     * the seed itself, and fails) */
+    struct spool_chain_reader *keys;
+    uint8_t keys_for[SEAL_HASH_BYTES];
 };
 
 static pthread_mutex_t index_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -40,6 +45,7 @@ static size_t n_indexes;
 
 static void index_free(struct seg_index *e)
 {
+    spool_chain_reader_free(&e->keys);
     free(e->off);
     free(e->done);
     free(e);
@@ -245,7 +251,7 @@ int seg_open_record(const char *dir, uint32_t segnum, uint32_t ticket, struct ch
     if (fd >= 0 && seg_locate(dfd, fd, &h, ticket, &off, error_r) == 0) {
         ref->chained = h.chained;
         ref->ticket = ticket;
-        memcpy(ref->sealed_seed, h.sealed_seed, sizeof ref->sealed_seed);
+        ref->seg = h;
         uint8_t *payload = seg_read_record(fd, &h, off, ticket, &len, error_r);
         if (payload != NULL) {
             mfd = memfd_create("sealmail-spool", MFD_CLOEXEC);
@@ -285,6 +291,63 @@ void seg_list_live(int dfd, uint32_t segnum, void (*fn)(void *arg, const char *i
     }
     pthread_mutex_unlock(&index_mu);
     close(fd);
+}
+
+/* The index of the segment ref names, if this process keeps it, and its
+ * header holds the same sealed seed (so the seed it opened is ref's). */
+static struct seg_index *index_find(const struct chain_ref *ref)
+{
+    for (size_t i = 0; i < n_indexes; i++) {
+        const struct seg_header *h = &indexes[i]->h;
+        if (h->segnum == ref->seg.segnum && h->nonce == ref->seg.nonce &&
+            memcmp(h->sealed_seed, ref->seg.sealed_seed, sizeof h->sealed_seed) == 0)
+            return indexes[i];
+    }
+    return NULL;
+}
+
+/* The key of ref's record from the reader its index keeps for sk_hash;
+ * false if there is none (under index_mu). */
+static bool key_from_cache(const struct chain_ref *ref, const uint8_t sk_hash[SEAL_HASH_BYTES],
+                           uint8_t key[CHAIN_KEY_BYTES])
+{
+    struct seg_index *e = index_find(ref);
+    if (e == NULL || e->keys == NULL || !seal_equal(e->keys_for, sk_hash, SEAL_HASH_BYTES))
+        return false;
+    spool_chain_reader_key(e->keys, ref->ticket, key);
+    return true;
+}
+
+/* The seed is opened once per segment and key (one X25519, outside the
+ * lock), and the segment's reader walks on from the last record read. */
+int seg_record_key(const struct chain_ref *ref, const uint8_t pk[SPOOL_PK_BYTES],
+                   const uint8_t sk[SPOOL_SK_BYTES], uint8_t key[CHAIN_KEY_BYTES],
+                   const char **error_r)
+{
+    uint8_t sk_hash[SEAL_HASH_BYTES], seed[CHAIN_SEED_BYTES];
+    seal_hash(sk_hash, sk, SPOOL_SK_BYTES);
+    pthread_mutex_lock(&index_mu);
+    bool cached = key_from_cache(ref, sk_hash, key);
+    pthread_mutex_unlock(&index_mu);
+    if (cached)
+        return 0;
+    if (seal_key_open(seed, ref->seg.sealed_seed, pk, sk) < 0) {
+        *error_r = "cannot open the segment's key seed (wrong key or damaged segment)";
+        return -1;
+    }
+    pthread_mutex_lock(&index_mu);
+    struct seg_index *e = index_find(ref);
+    if (e != NULL) { /* another thread may have set one meanwhile: the same seed */
+        spool_chain_reader_free(&e->keys);
+        e->keys = spool_chain_reader_new(seed);
+        memcpy(e->keys_for, sk_hash, sizeof sk_hash);
+        spool_chain_reader_key(e->keys, ref->ticket, key);
+    } else {
+        spool_chain_key(seed, ref->ticket, key); /* the index was dropped meanwhile */
+    }
+    pthread_mutex_unlock(&index_mu);
+    seal_wipe(seed, sizeof seed);
+    return 0;
 }
 
 /* Remove segment segnum if its writer is gone (its flock is free) and

@@ -128,8 +128,8 @@ static int file_version(int in)
 }
 
 /* Decrypt the spool bytes open at in (of version v) into out: a chained
- * record's key from its segment's seed (one X25519, then the chain), any
- * other's from its own sealed key. */
+ * record's key from its segment's chain (seg_record_key), any other's
+ * from its own sealed key. */
 static int read_sealed(int in, int v, const struct chain_ref *ref, const uint8_t pk[SPOOL_PK_BYTES],
                        const uint8_t sk[SPOOL_SK_BYTES], int out, uint8_t **meta_r,
                        size_t *meta_len_r, uint64_t *size_r, const char **error_r)
@@ -141,13 +141,9 @@ static int read_sealed(int in, int v, const struct chain_ref *ref, const uint8_t
     if (v != 3)
         return sealfile_read(in, v == 1 ? MAGIC_V1 : MAGIC, SPOOL_ENV_MAX, pk, sk, out, meta_r,
                              meta_len_r, size_r, error_r);
-    uint8_t seed[CHAIN_SEED_BYTES], key[CHAIN_KEY_BYTES];
-    if (seal_key_open(seed, ref->sealed_seed, pk, sk) < 0) {
-        *error_r = "cannot open the segment's key seed (wrong key or damaged segment)";
+    uint8_t key[CHAIN_KEY_BYTES];
+    if (seg_record_key(ref, pk, sk, key, error_r) < 0)
         return -1;
-    }
-    spool_chain_key(seed, ref->ticket, key);
-    seal_wipe(seed, sizeof seed);
     struct sealfile_key k = {.file_key = key};
     int ret =
         sealfile_read_k(in, MAGIC_V3, SPOOL_ENV_MAX, &k, out, meta_r, meta_len_r, size_r, error_r);

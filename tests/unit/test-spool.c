@@ -346,12 +346,20 @@ static void test_wrong_key(void **state)
     seal_keypair(other_pk, other_sk);
     new_dir(dir, sizeof dir, "wk");
     commit_message(dir, msg, 3000, 3000, id);
+    /* read right first: the process now keeps the segment's opened seed,
+     * which must serve only the key that opened it */
+    assert_int_equal(read_body(dir, id, pk, sk, &out, &out_len), 0);
+    assert_int_equal(out_len, 3000);
+    free(out);
     assert_int_equal(read_body(dir, id, other_pk, other_sk, &out, &out_len), -1);
     assert_int_equal(out_len, 0);
     free(out);
     /* right public key, wrong secret key */
     assert_int_equal(read_body(dir, id, pk, other_sk, &out, &out_len), -1);
     assert_int_equal(out_len, 0);
+    free(out);
+    assert_int_equal(read_body(dir, id, pk, sk, &out, &out_len), 0);
+    assert_memory_equal(out, msg, 3000);
     free(out);
     seal_secret_free(&other_sk);
     free(msg);
@@ -1512,6 +1520,27 @@ static void test_chain_keys(void **state)
     spool_chain_key(seed, SEG_TICKETS_MAX - 1, k); /* the farthest ticket is reachable */
 }
 
+/* A reader that keeps its place gives every ticket's key, whatever the
+ * order: on in one epoch, on to later epochs, back in the same epoch, back
+ * to an earlier epoch, the first and the farthest ticket. */
+static void test_chain_reader(void **state)
+{
+    static const uint32_t order[] = {
+        5, 6, 200, 255, 256, 257, 3 * CHAIN_LINKS + 9, 3 * CHAIN_LINKS + 2, 3 * CHAIN_LINKS + 2,
+        CHAIN_LINKS + 1, 0, 0, 1, SEG_TICKETS_MAX - 1, 7, CHAIN_LINKS - 1, CHAIN_LINKS};
+    uint8_t seed[CHAIN_SEED_BYTES], want[CHAIN_KEY_BYTES], got[CHAIN_KEY_BYTES];
+    (void)state;
+    seal_random(seed, sizeof seed);
+    struct spool_chain_reader *r = spool_chain_reader_new(seed);
+    for (size_t n = 0; n < sizeof order / sizeof order[0]; n++) {
+        spool_chain_key(seed, order[n], want);
+        spool_chain_reader_key(r, order[n], got);
+        assert_memory_equal(got, want, sizeof got);
+    }
+    spool_chain_reader_free(&r);
+    assert_null(r);
+}
+
 /* Messages that start in memory and outgrow it are moved to a file with
  * a sealed key of their own: in the middle of the DATA stream, or only
  * when the delivery note is added at commit. */
@@ -1707,6 +1736,7 @@ int main(void)
         cmocka_unit_test(test_segment_big_and_mixed),
         cmocka_unit_test(test_segment_sync_failure),
         cmocka_unit_test(test_chain_keys),
+        cmocka_unit_test(test_chain_reader),
         cmocka_unit_test(test_segment_spill),
         cmocka_unit_test(test_segment_big_envelope),
         cmocka_unit_test(test_segment_places),
