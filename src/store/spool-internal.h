@@ -132,7 +132,8 @@ struct spool {
     struct segment *cur;      /* loop thread: the segment new messages go to */
     struct segment *next_seg; /* under mu: made ahead by the prep thread */
     uint64_t inline_bytes;    /* loop thread: memory held by inline writers */
-    size_t inline_max;        /* spool_set_inline_max() */
+    size_t inline_max;        /* spool_set_inline_limits() */
+    size_t inline_budget;     /* spool_set_inline_limits() */
     bool seg_wanted;          /* under mu: segments are in use */
     pthread_cond_t prep;      /* the prep thread waits here for spares to run low */
     uint64_t last_ms, seq;    /* queue id generator */

@@ -419,6 +419,7 @@ struct spool *spool_open(const char *dir, const uint8_t pk[SPOOL_PK_BYTES], stru
     sp->sync_batch = sync_batch < 1 ? 1 : sync_batch > 4096 ? 4096 : sync_batch;
     sp->done_fd = -1;
     sp->inline_max = INLINE_MAX;
+    sp->inline_budget = INLINE_BUDGET;
     sp->queue_tail = &sp->queue;
     sp->done_tail = &sp->done;
     sp->spares_tail = &sp->spares;

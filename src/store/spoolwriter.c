@@ -263,7 +263,8 @@ static int writer_out(struct spool_writer *w, const void *p, size_t n, const cha
         if (cap > max)
             cap = max;
         /* a chained writer's header always fits (writer_start() saw to it) */
-        if (need <= max && (w->chained || sp->inline_bytes + (cap - w->rec_cap) <= INLINE_BUDGET)) {
+        if (need <= max &&
+            (w->chained || sp->inline_bytes + (cap - w->rec_cap) <= sp->inline_budget)) {
             w->rec = sm_realloc(w->rec, cap);
             sp->inline_bytes += cap - w->rec_cap;
             w->rec_cap = cap;
@@ -431,7 +432,7 @@ struct spool_writer *spool_writer_new(struct spool *sp, const struct spool_envel
         *error_r = "spool opened for reading only";
         return NULL;
     }
-    if (sp->inline_max > 0 && sp->inline_bytes < INLINE_BUDGET &&
+    if (sp->inline_max > 0 && sp->inline_bytes < sp->inline_budget &&
         (s = seg_current(sp, &seg_error)) == NULL)
         log_warn("spool segment-failed error=\"%s\" (using a file)", seg_error);
     struct spool_writer *w = s != NULL ? chained_new(sp, s, error_r) : spare_take(sp, error_r);
@@ -449,10 +450,11 @@ struct spool_writer *spool_writer_new(struct spool *sp, const struct spool_envel
     return w;
 }
 
-void spool_set_inline_max(struct spool *sp, size_t max)
+void spool_set_inline_limits(struct spool *sp, size_t max, size_t budget)
 {
     pthread_mutex_lock(&sp->mu);
     sp->inline_max = max < INLINE_MAX ? max : INLINE_MAX;
+    sp->inline_budget = budget < INLINE_BUDGET ? budget : INLINE_BUDGET;
     pthread_mutex_unlock(&sp->mu);
 }
 
@@ -591,8 +593,10 @@ static bool chained_takes(const struct spool_writer *w, size_t len)
     const struct spool *sp = w->sp;
     if (w->fill + len > sp->inline_max)
         return false;
+    if (w->fill + len <= w->cap)
+        return true; /* no growth (an empty write included): nothing new to count */
     size_t grow = plain_cap_for(w, w->fill + len) - w->cap;
-    return grow == 0 || sp->inline_bytes + grow <= INLINE_BUDGET;
+    return sp->inline_bytes + grow <= sp->inline_budget;
 }
 
 int spool_writer_write(struct spool_writer *w, const void *data, size_t len, const char **error_r)

@@ -143,6 +143,7 @@ static void wait_count(const int *count, int target)
 /* The file format tests want every message in a file of its own; the
  * segment tests set this to the default inline limit. */
 static size_t test_inline_max = 0;
+static size_t test_inline_budget = SIZE_MAX; /* the default (64 MiB) */
 
 static struct spool *open_spool(const char *dir, unsigned batch)
 {
@@ -150,7 +151,7 @@ static struct spool *open_spool(const char *dir, unsigned batch)
     struct spool *sp = spool_open(dir, pk, base, batch, &error);
     if (sp == NULL)
         fail_msg("spool_open: %s", error);
-    spool_set_inline_max(sp, test_inline_max);
+    spool_set_inline_limits(sp, test_inline_max, test_inline_budget);
     return sp;
 }
 
@@ -1570,6 +1571,72 @@ static void test_segment_spill(void **state)
     test_inline_max = 0;
 }
 
+/* Start a writer of sp and write len bytes of msg to it. */
+static struct spool_writer *writer_with(struct spool *sp, const uint8_t *msg, size_t len,
+                                        char id[SPOOL_ID_LEN + 1])
+{
+    const char *error = NULL;
+    struct spool_writer *w = spool_writer_new(sp, &test_env, &error);
+    if (w == NULL)
+        fail_msg("spool_writer_new: %s", error);
+    assert_int_equal(spool_writer_write(w, msg, len, &error), 0);
+    snprintf(id, SPOOL_ID_LEN + 1, "%s", spool_writer_id(w));
+    return w;
+}
+
+/* The memory all of a process's messages in memory may hold is a budget
+ * (here 150 KiB; a message of 60 KiB holds about 72 KiB: its plaintext
+ * buffer and the start of its record).  Two fit; a third, started while
+ * there is room, outgrows it and moves to a file mid-stream; a fourth,
+ * started when the budget is spent, gets a file from the start.  Once the
+ * commits give the memory back, a new message is a record again.  All
+ * read back whole. */
+static void test_segment_budget(void **state)
+{
+    enum { N = 5, LEN = 60 * 1024 };
+    char dir[128], path[256], ids[N][SPOOL_ID_LEN + 1];
+    struct spool_writer *w[N];
+    const char *error = NULL;
+    struct result r = {0};
+    uint8_t *msg = make_message(LEN);
+    (void)state;
+    test_inline_max = SIZE_MAX;
+    test_inline_budget = 150 * 1024;
+    new_dir(dir, sizeof dir, "segbudget");
+    struct spool *sp = open_spool(dir, 16);
+    w[0] = writer_with(sp, msg, LEN, ids[0]);
+    w[1] = writer_with(sp, msg, LEN, ids[1]);
+    w[2] = writer_with(sp, msg, 0, ids[2]);  /* started: takes room for its header */
+    w[3] = writer_with(sp, msg, LEN, ids[3]); /* the budget is spent now */
+    assert_int_equal(spool_writer_write(w[2], msg, LEN, &error), 0); /* spills */
+    for (int i = 0; i < 4; i++)
+        spool_writer_commit(w[i], on_commit, &r);
+    wait_count(&r.calls, 4);
+    assert_true(r.ok);
+    w[4] = writer_with(sp, msg, LEN, ids[4]);
+    spool_writer_commit(w[4], on_commit, &r);
+    wait_count(&r.calls, 5);
+    assert_true(r.ok);
+    spool_close(&sp);
+    test_inline_max = 0;
+    test_inline_budget = SIZE_MAX;
+    /* record ids have the top bit set; a file of a record id is a spill */
+    const bool record_id[N] = {true, true, true, false, true};
+    const bool in_file[N] = {false, false, true, true, false};
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(ids[i][0] >= '8', record_id[i]);
+        message_path(path, sizeof path, dir, ids[i]);
+        assert_int_equal(access(path, F_OK) == 0, in_file[i]);
+        uint8_t *out;
+        size_t out_len;
+        assert_int_equal(read_body(dir, ids[i], pk, sk, &out, &out_len), 0);
+        assert_int_equal(out_len, LEN);
+        assert_memory_equal(out, msg, LEN);
+        free(out);
+    }
+    free(msg);
+}
+
 /* An envelope too big for a record (here: 300 recipients past a 2 KiB
  * inline limit) sends the message to a file of its own, keyed by a
  * sealed key, from the start: it reads back whole, envelope included. */
@@ -1739,6 +1806,7 @@ int main(void)
         cmocka_unit_test(test_chain_reader),
         cmocka_unit_test(test_segment_spill),
         cmocka_unit_test(test_segment_big_envelope),
+        cmocka_unit_test(test_segment_budget),
         cmocka_unit_test(test_segment_places),
     };
     log_init("test-spool", false, LOG_LEVEL_ERROR);
