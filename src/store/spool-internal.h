@@ -64,7 +64,7 @@ _Static_assert(SPOOL_SK_BYTES == SEAL_SK_BYTES, "spool secret key is an X25519 k
 #define LEFTOVER_MIN_AGE 10 /* seconds: younger .tmp files may not be locked yet */
 #define SEQ_BITS 22
 #define SPARES_TARGET 64 /* sealed file keys the prep thread keeps ready */
-/* Segments (see SEGMENTS above).  A message stays in memory while its
+/* Segments (SEGMENTS in spool.c).  A message stays in memory while its
  * sealed bytes fit INLINE_MAX and the process holds less than
  * INLINE_BUDGET of such bytes; beyond either it spills to its own file. */
 #ifndef INLINE_MAX

@@ -75,8 +75,10 @@ void spool_close(struct spool **sp);
 /* Messages whose sealed bytes stay within max (at most the default, 256
  * KiB) are appended to a segment; bigger ones get a file of their own.
  * 0: every message in a file (tests of the file format, comparisons).
- * Messages in memory hold at most budget bytes in all (at most the
- * default, 64 MiB); past it new and growing messages go to files. */
+ * Messages in memory hold about budget bytes in all (at most the default,
+ * 64 MiB): once it is spent, new and growing messages go to files (a
+ * message's header and its sealing at commit are not held back, so the
+ * budget can be passed by about one message). */
 void spool_set_inline_limits(struct spool *sp, size_t max, size_t budget);
 
 /* Start a new message with its envelope (copied).  Returns NULL with

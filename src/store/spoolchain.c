@@ -1,7 +1,6 @@
 /* spoolchain.c — segment record keys from a hash chain (see spoolchain.h). */
 #include "store/spoolchain.h"
 
-#include <stdbool.h>
 #include <string.h>
 
 #include "crypto/seal.h"
@@ -68,72 +67,45 @@ void spool_chain_free(struct spool_chain **c)
     seal_secret_free(c);
 }
 
-/* A place on the chain: E(j) and, once entered, L(j, i). */
-struct walk {
-    uint8_t epoch[CHAIN_SEED_BYTES]; /* E(j) */
-    uint8_t link[CHAIN_SEED_BYTES];  /* L(j, i), valid when entered */
-    uint32_t j, i;
-    bool entered;
-};
-
-struct spool_chain_reader {
-    uint8_t seed[CHAIN_SEED_BYTES];
-    struct walk w;
-};
-
-/* Start w at E(0) = seed. */
-static void walk_start(struct walk *w, const uint8_t seed[CHAIN_SEED_BYTES])
+/* Put r at E(0) = seed, nothing entered. */
+static void walk_start(struct spool_chain_reader *r)
 {
-    memcpy(w->epoch, seed, CHAIN_SEED_BYTES);
-    w->j = w->i = 0;
-    w->entered = false;
+    memcpy(r->epoch, r->seed, CHAIN_SEED_BYTES);
+    r->j = r->i = 0;
+    r->entered = false;
 }
 
-/* Move w to ticket and derive its key.  The caller has put w at or before
- * ticket's epoch. */
-static void walk_key(struct walk *w, uint32_t ticket, uint8_t key[CHAIN_KEY_BYTES])
+void spool_chain_reader_init(struct spool_chain_reader *r, const uint8_t seed[CHAIN_SEED_BYTES])
 {
-    uint32_t tj = ticket / CHAIN_LINKS, ti = ticket % CHAIN_LINKS;
-    if (!w->entered || w->j != tj || w->i > ti) {
-        while (w->j < tj) {
-            step(w->epoch, "epoch");
-            w->j++;
-        }
-        derive(w->link, w->epoch, "link");
-        w->i = 0;
-        w->entered = true;
-    }
-    for (; w->i < ti; w->i++)
-        step(w->link, "link");
-    derive(key, w->link, "key");
-}
-
-void spool_chain_key(const uint8_t seed[CHAIN_SEED_BYTES], uint32_t ticket,
-                     uint8_t key[CHAIN_KEY_BYTES])
-{
-    struct walk w;
-    walk_start(&w, seed);
-    walk_key(&w, ticket, key);
-    seal_wipe(&w, sizeof w);
-}
-
-struct spool_chain_reader *spool_chain_reader_new(const uint8_t seed[CHAIN_SEED_BYTES])
-{
-    struct spool_chain_reader *r = seal_secret_alloc(sizeof *r);
     memcpy(r->seed, seed, CHAIN_SEED_BYTES);
-    walk_start(&r->w, seed);
-    return r;
+    walk_start(r);
 }
 
 void spool_chain_reader_key(struct spool_chain_reader *r, uint32_t ticket,
                             uint8_t key[CHAIN_KEY_BYTES])
 {
-    if (ticket / CHAIN_LINKS < r->w.j)
-        walk_start(&r->w, r->seed); /* an earlier epoch: E(j) cannot go back */
-    walk_key(&r->w, ticket, key);
+    uint32_t tj = ticket / CHAIN_LINKS, ti = ticket % CHAIN_LINKS;
+    if (tj < r->j)
+        walk_start(r); /* an earlier epoch: E(j) cannot go back */
+    if (!r->entered || r->j != tj || r->i > ti) {
+        while (r->j < tj) {
+            step(r->epoch, "epoch");
+            r->j++;
+        }
+        derive(r->link, r->epoch, "link"); /* E(j) is kept */
+        r->i = 0;
+        r->entered = true;
+    }
+    for (; r->i < ti; r->i++)
+        step(r->link, "link");
+    derive(key, r->link, "key");
 }
 
-void spool_chain_reader_free(struct spool_chain_reader **r)
+void spool_chain_key(const uint8_t seed[CHAIN_SEED_BYTES], uint32_t ticket,
+                     uint8_t key[CHAIN_KEY_BYTES])
 {
-    seal_secret_free(r);
+    struct spool_chain_reader r;
+    spool_chain_reader_init(&r, seed);
+    spool_chain_reader_key(&r, ticket, key);
+    seal_wipe(&r, sizeof r);
 }

@@ -28,6 +28,7 @@
 #ifndef SM_SPOOLCHAIN_H
 #define SM_SPOOLCHAIN_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define CHAIN_SEED_BYTES 32
@@ -51,20 +52,27 @@ void spool_chain_free(struct spool_chain **c);
 void spool_chain_key(const uint8_t seed[CHAIN_SEED_BYTES], uint32_t ticket,
                      uint8_t key[CHAIN_KEY_BYTES]);
 
-/* A reader that keeps its place, in secret memory: from the last ticket
- * it reached, a later ticket of the same epoch costs one hash per ticket
- * and a later epoch starts from that epoch's link; only an earlier ticket
+/* A reader that keeps its place: from the last ticket it reached, a
+ * later ticket of the same epoch costs one hash per ticket and a later
+ * epoch starts from that epoch's link; an earlier ticket of the same
+ * epoch starts from the epoch's first link, and only an earlier epoch
  * walks again from the seed.  queued reads a segment's records mostly in
- * the order they were written, so a cached reader turns the up to 1,280
- * hashes of spool_chain_key() into a few. */
-struct spool_chain_reader;
+ * the order they were written, so a kept reader turns the up to 1,280
+ * hashes of spool_chain_key() into a few.  It holds the seed: keep it in
+ * secret memory, and wipe copies (it is a plain value, so a caller can
+ * copy it out of a shared place, walk, and copy it back). */
+struct spool_chain_reader {
+    uint8_t seed[CHAIN_SEED_BYTES];
+    uint8_t epoch[CHAIN_SEED_BYTES]; /* E(j) */
+    uint8_t link[CHAIN_SEED_BYTES];  /* L(j, i), once entered */
+    uint32_t j, i;
+    bool entered;
+};
 
-/* A reader at ticket 0 of the chain of seed (which the caller wipes). */
-struct spool_chain_reader *spool_chain_reader_new(const uint8_t seed[CHAIN_SEED_BYTES]);
+/* A reader at the start of the chain of seed (which the caller wipes). */
+void spool_chain_reader_init(struct spool_chain_reader *r, const uint8_t seed[CHAIN_SEED_BYTES]);
 /* The key of ticket (any ticket, in any order) into key (the caller wipes it). */
 void spool_chain_reader_key(struct spool_chain_reader *r, uint32_t ticket,
                             uint8_t key[CHAIN_KEY_BYTES]);
-/* Wipe and free; accepts NULL and *r == NULL. */
-void spool_chain_reader_free(struct spool_chain_reader **r);
 
 #endif

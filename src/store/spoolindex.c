@@ -27,16 +27,20 @@ struct seg_index {
     dev_t dev;
     ino_t ino;
     struct seg_header h;
-    uint64_t *off;     /* by ticket */
-    uint8_t *done;     /* bitmap by ticket */
-    uint32_t n_off;    /* entries of off[] (and bits of done[]) allocated */
-    uint64_t scan_end; /* the scan stopped here */
-    uint64_t done_pos; /* bytes of .done read */
-    /* a chained segment's opened seed, once a record was read, and for
-     * which secret key (a hash of it: a caller with another key opens
-     * the seed itself, and fails) */
-    struct spool_chain_reader *keys;
-    uint8_t keys_for[SEAL_HASH_BYTES];
+    uint64_t *off;         /* by ticket */
+    uint8_t *done;         /* bitmap by ticket */
+    uint32_t n_off;        /* entries of off[] (and bits of done[]) allocated */
+    uint64_t scan_end;     /* the scan stopped here */
+    uint64_t done_pos;     /* bytes of .done read */
+    struct seg_keys *keys; /* a chained segment's, once a record was read */
+};
+
+/* The opened seed of a chained segment, as a reader on its chain, and
+ * for which key pair it was opened (a hash of pk || sk: a caller with
+ * other keys opens the seed itself, and fails).  In secret memory. */
+struct seg_keys {
+    uint8_t owner[SEAL_HASH_BYTES];
+    struct spool_chain_reader r;
 };
 
 static pthread_mutex_t index_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -45,7 +49,7 @@ static size_t n_indexes;
 
 static void index_free(struct seg_index *e)
 {
-    spool_chain_reader_free(&e->keys);
+    seal_secret_free(&e->keys);
     free(e->off);
     free(e->done);
     free(e);
@@ -270,6 +274,7 @@ int seg_open_record(const char *dir, uint32_t segnum, uint32_t ticket, struct ch
     return mfd;
 }
 
+/* fn gets the id of each complete record not done, in ticket order. */
 void seg_list_live(int dfd, uint32_t segnum, void (*fn)(void *arg, const char *id), void *arg)
 {
     struct seg_header h;
@@ -306,48 +311,83 @@ static struct seg_index *index_find(const struct chain_ref *ref)
     return NULL;
 }
 
-/* The key of ref's record from the reader its index keeps for sk_hash;
- * false if there is none (under index_mu). */
-static bool key_from_cache(const struct chain_ref *ref, const uint8_t sk_hash[SEAL_HASH_BYTES],
-                           uint8_t key[CHAIN_KEY_BYTES])
+/* The hash that names the key pair pk, sk in a seg_keys. */
+static void keys_owner(const uint8_t pk[SPOOL_PK_BYTES], const uint8_t sk[SPOOL_SK_BYTES],
+                       uint8_t owner[SEAL_HASH_BYTES])
+{
+    uint8_t both[SPOOL_PK_BYTES + SPOOL_SK_BYTES];
+    memcpy(both, pk, SPOOL_PK_BYTES);
+    memcpy(both + SPOOL_PK_BYTES, sk, SPOOL_SK_BYTES);
+    seal_hash(owner, both, sizeof both);
+    seal_wipe(both, sizeof both);
+}
+
+/* Copy the reader ref's segment keeps for owner into *r; false if there
+ * is none (under index_mu). */
+static bool keys_get(const struct chain_ref *ref, const uint8_t owner[SEAL_HASH_BYTES],
+                     struct spool_chain_reader *r)
 {
     struct seg_index *e = index_find(ref);
-    if (e == NULL || e->keys == NULL || !seal_equal(e->keys_for, sk_hash, SEAL_HASH_BYTES))
+    if (e == NULL || e->keys == NULL || !seal_equal(e->keys->owner, owner, SEAL_HASH_BYTES))
         return false;
-    spool_chain_reader_key(e->keys, ref->ticket, key);
+    *r = e->keys->r;
     return true;
 }
 
-/* The seed is opened once per segment and key (one X25519, outside the
- * lock), and the segment's reader walks on from the last record read. */
+/* Keep *r as ref's segment's reader for owner, in *fresh if the segment
+ * has no place for one yet (then *fresh is taken); under index_mu.  Two
+ * threads may put in turn: either place is a right place on the chain. */
+static void keys_put(const struct chain_ref *ref, const uint8_t owner[SEAL_HASH_BYTES],
+                     const struct spool_chain_reader *r, struct seg_keys **fresh)
+{
+    struct seg_index *e = index_find(ref);
+    if (e == NULL)
+        return; /* dropped meanwhile */
+    if (e->keys == NULL) {
+        if (*fresh == NULL)
+            return;
+        e->keys = *fresh;
+        *fresh = NULL;
+    }
+    memcpy(e->keys->owner, owner, SEAL_HASH_BYTES);
+    e->keys->r = *r;
+}
+
+/* The seed is opened once per segment and key pair (one X25519), and the
+ * walk goes on from where the last read left it.  Only copies are made
+ * under the lock: the X25519, the walk and the allocation run outside. */
 int seg_record_key(const struct chain_ref *ref, const uint8_t pk[SPOOL_PK_BYTES],
                    const uint8_t sk[SPOOL_SK_BYTES], uint8_t key[CHAIN_KEY_BYTES],
                    const char **error_r)
 {
-    uint8_t sk_hash[SEAL_HASH_BYTES], seed[CHAIN_SEED_BYTES];
-    seal_hash(sk_hash, sk, SPOOL_SK_BYTES);
+    uint8_t owner[SEAL_HASH_BYTES], seed[CHAIN_SEED_BYTES];
+    struct spool_chain_reader r;
+    struct seg_keys *fresh = NULL;
+    int ret = -1;
+
+    keys_owner(pk, sk, owner);
     pthread_mutex_lock(&index_mu);
-    bool cached = key_from_cache(ref, sk_hash, key);
+    bool kept = keys_get(ref, owner, &r);
     pthread_mutex_unlock(&index_mu);
-    if (cached)
-        return 0;
-    if (seal_key_open(seed, ref->seg.sealed_seed, pk, sk) < 0) {
-        *error_r = "cannot open the segment's key seed (wrong key or damaged segment)";
-        return -1;
+    if (!kept) {
+        if (seal_key_open(seed, ref->seg.sealed_seed, pk, sk) < 0) {
+            *error_r = "cannot open the segment's key seed (wrong key or damaged segment)";
+            goto out;
+        }
+        spool_chain_reader_init(&r, seed);
+        seal_wipe(seed, sizeof seed);
+        fresh = seal_secret_alloc(sizeof *fresh);
     }
+    spool_chain_reader_key(&r, ref->ticket, key);
     pthread_mutex_lock(&index_mu);
-    struct seg_index *e = index_find(ref);
-    if (e != NULL) { /* another thread may have set one meanwhile: the same seed */
-        spool_chain_reader_free(&e->keys);
-        e->keys = spool_chain_reader_new(seed);
-        memcpy(e->keys_for, sk_hash, sizeof sk_hash);
-        spool_chain_reader_key(e->keys, ref->ticket, key);
-    } else {
-        spool_chain_key(seed, ref->ticket, key); /* the index was dropped meanwhile */
-    }
+    keys_put(ref, owner, &r, &fresh);
     pthread_mutex_unlock(&index_mu);
-    seal_wipe(seed, sizeof seed);
-    return 0;
+    seal_secret_free(&fresh); /* not needed after all */
+    ret = 0;
+out:
+    seal_wipe(&r, sizeof r);
+    seal_wipe(owner, sizeof owner);
+    return ret;
 }
 
 /* Remove segment segnum if its writer is gone (its flock is free) and

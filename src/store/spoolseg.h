@@ -1,6 +1,6 @@
 /* spoolseg.h — the spool's segment files: framing, scanning, removal marks.
  *
- * Internal to the spool (spool.c); a module of its own so the scanner,
+ * Internal to the spool (spool-internal.h); a module of its own so the scanner,
  * which reads files a hostile local user or a crash may have damaged, can
  * be fuzzed alone (tests/fuzz/fuzz-spool-segment.c).
  *

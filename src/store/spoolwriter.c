@@ -232,8 +232,10 @@ static int writer_spill(struct spool_writer *w, const char **error_r)
         *error_r = spool_errno_msg("cannot create spool file");
         return -1;
     }
+    /* no record yet when writer_start() moves a big envelope */
+    size_t held = w->rec != NULL ? w->rec_len - REC_HDR_LEN : 0;
     if (flock(w->fd, LOCK_EX | LOCK_NB) < 0 ||
-        sm_write_full(w->fd, w->rec + REC_HDR_LEN, w->rec_len - REC_HDR_LEN) < 0) {
+        (held > 0 && sm_write_full(w->fd, w->rec + REC_HDR_LEN, held) < 0)) {
         *error_r = spool_errno_msg("cannot write spool file");
         return -1;
     }
