@@ -61,11 +61,13 @@
  * Durability argument:
  *   - a segment is created as .tmp-seg-X (O_EXCL, 0600), flocked, its
  *     header written and fdatasynced, its empty .done made and fsynced,
- *     renamed (never replacing) and the directory fsynced before it takes
- *     a record (the prep thread makes the next one ahead of need): its
- *     name and inode are durable before any record in it is acknowledged,
- *     and a segment under its final name is locked by its writer from the
- *     first instant;
+ *     renamed (never replacing), fdatasynced again and the directory
+ *     fsynced, all under the directory's flock, before it takes a record
+ *     (the prep thread makes the next one ahead of need): its name and
+ *     inode are durable before any record in it is acknowledged, a
+ *     segment under its final name is locked by its writer from the first
+ *     instant, and its record syncs never write the directory (the first
+ *     sync after a create or rename does, see SYNC_THREADS);
  *   - fdatasync flushes the appended data and the metadata needed to read
  *     it back (size, block map), so every record of the batch is on disk
  *     before its callback runs;
@@ -214,17 +216,27 @@ int spool_rename_noreplace(int dfd, const char *from, const char *to)
     return 0;
 }
 
+void spool_dir_lock(int dfd)
+{
+    while (flock(dfd, LOCK_EX) < 0 && errno == EINTR)
+        ;
+}
+
+void spool_dir_unlock(int dfd)
+{
+    int saved = errno;
+    flock(dfd, LOCK_UN);
+    errno = saved;
+}
+
 /* fsync the directory open at dfd under its flock: syncs of the spool
  * directory take turns (see SYNC_THREADS).  dfd must be an open file
  * description of its own: flock does not exclude holders of the same one. */
 int spool_dir_sync(int dfd)
 {
-    while (flock(dfd, LOCK_EX) < 0 && errno == EINTR)
-        ;
+    spool_dir_lock(dfd);
     int ret = fsync(dfd);
-    int saved = errno;
-    flock(dfd, LOCK_UN);
-    errno = saved;
+    spool_dir_unlock(dfd);
     return ret;
 }
 
@@ -260,13 +272,18 @@ int seg_done_append(int dfd, const struct seg_header *h, const uint32_t *tickets
     if (fd < 0 && errno == ENOENT) { /* made with its segment; lost: make it again */
         int own = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         fd = openat(dfd, name, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
-        if (own < 0 || fd < 0 || fsync(fd) < 0 || spool_dir_sync(own) < 0) {
+        /* a new file's first sync syncs the directory too: under its lock */
+        if (own >= 0)
+            spool_dir_lock(own);
+        bool synced = own >= 0 && fd >= 0 && fsync(fd) == 0 && fsync(own) == 0;
+        if (own >= 0) {
+            spool_dir_unlock(own);
+            close(own);
+        }
+        if (!synced) {
             *error_r = spool_errno_msg("cannot create removal list of spool segment");
-            if (own >= 0)
-                close(own);
             goto out;
         }
-        close(own);
     }
     if (fd < 0) {
         *error_r = spool_errno_msg("cannot open removal list of spool segment");

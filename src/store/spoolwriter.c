@@ -37,15 +37,64 @@ static void next_id(struct spool *sp, char out[SPOOL_ID_LEN + 1])
 
 /* --- segments, writer side -------------------------------------------------- */
 
-/* A new segment, ready for appends: made under a temporary name, locked,
- * its header and its (empty) .done file synced, renamed into place, the
- * directory synced.  So a segment under its final name is always locked by
- * its writer from the start, and its name is durable before any record in
- * it is acknowledged.  Any thread (the prep thread, normally). */
+/* Make the new segment s, open at s->fd as tmp, durable as name: under
+ * the directory's flock (own), lock it, write and sync its header, make
+ * and sync its (empty) .done file, rename it (never replacing), then sync
+ * it and the directory.  The file syncs are under the flock too: each is
+ * the first after the file was created or renamed, which on ext4 without
+ * a journal syncs the directory as well (see SYNC_THREADS); afterwards the
+ * segment's syncs (its record batches) never write the directory.
+ * Returns 0, 1 if name is taken (tmp removed), -1 with *error_r. */
+static int seg_publish(struct spool *sp, struct segment *s, int own, const char *tmp,
+                       const char *name, const char *done, const char **error_r)
+{
+    uint8_t hdr[SEG_HDR_LEN];
+    int dfd = -1, ret = -1;
+
+    seg_header_encode(hdr, &s->h);
+    spool_dir_lock(own);
+    if (flock(s->fd, LOCK_EX | LOCK_NB) < 0 || sm_write_full(s->fd, hdr, sizeof hdr) < 0 ||
+        fdatasync(s->fd) < 0 ||
+        (dfd = openat(sp->incoming_fd, done,
+                      O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600)) < 0 ||
+        flock(dfd, LOCK_EX) < 0 || /* the .done of a taken number: syncs take turns */
+        fsync(dfd) < 0) {
+        *error_r = spool_errno_msg("cannot prepare spool segment");
+        unlinkat(sp->incoming_fd, tmp, 0);
+        goto out;
+    }
+    if (spool_rename_noreplace(sp->incoming_fd, tmp, name) < 0) {
+        int saved = errno;
+        unlinkat(sp->incoming_fd, tmp, 0);
+        if (saved == EEXIST) {
+            ret = 1;
+            goto out;
+        }
+        errno = saved;
+        *error_r = spool_errno_msg("cannot name spool segment");
+        goto out;
+    }
+    if (fdatasync(s->fd) < 0 || fsync(own) < 0) {
+        *error_r = spool_errno_msg("fsync of spool directory");
+        unlinkat(sp->incoming_fd, name, 0);
+        unlinkat(sp->incoming_fd, done, 0);
+        goto out;
+    }
+    ret = 0;
+out:
+    if (dfd >= 0)
+        close(dfd);
+    spool_dir_unlock(own);
+    return ret;
+}
+
+/* A new segment, ready for appends (seg_publish): a segment under its
+ * final name is always locked by its writer from the start, and its name
+ * is durable before any record in it is acknowledged.  Any thread (the
+ * prep thread, normally). */
 static struct segment *seg_create(struct spool *sp, const char **error_r)
 {
     char name[32], tmp[40], done[32];
-    uint8_t hdr[SEG_HDR_LEN];
     struct segment *s = sm_calloc(1, sizeof *s);
     int own = openat(sp->incoming_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
@@ -80,37 +129,13 @@ static struct segment *seg_create(struct spool *sp, const char **error_r)
             *error_r = spool_errno_msg("cannot create spool segment");
             goto fail;
         }
-        seg_header_encode(hdr, &s->h);
-        int dfd = -1;
-        if (flock(s->fd, LOCK_EX | LOCK_NB) < 0 || sm_write_full(s->fd, hdr, sizeof hdr) < 0 ||
-            fdatasync(s->fd) < 0 ||
-            (dfd = openat(sp->incoming_fd, done,
-                          O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600)) < 0 ||
-            flock(dfd, LOCK_EX) < 0 || /* the .done of a taken number: syncs take turns */
-            fsync(dfd) < 0) {
-            *error_r = spool_errno_msg("cannot prepare spool segment");
-            if (dfd >= 0)
-                close(dfd);
-            unlinkat(sp->incoming_fd, tmp, 0);
+        int r = seg_publish(sp, s, own, tmp, name, done, error_r);
+        if (r < 0)
             goto fail;
-        }
-        close(dfd);
-        if (spool_rename_noreplace(sp->incoming_fd, tmp, name) < 0) {
-            int saved = errno;
-            unlinkat(sp->incoming_fd, tmp, 0);
+        if (r > 0) { /* that number is taken */
             close(s->fd);
             s->fd = -1;
-            if (saved == EEXIST)
-                continue; /* that number is taken */
-            errno = saved;
-            *error_r = spool_errno_msg("cannot name spool segment");
-            goto fail;
-        }
-        if (spool_dir_sync(own) < 0) {
-            *error_r = spool_errno_msg("fsync of spool directory");
-            unlinkat(sp->incoming_fd, name, 0);
-            unlinkat(sp->incoming_fd, done, 0);
-            goto fail;
+            continue;
         }
         close(own);
         s->end = SEG_HDR_LEN;

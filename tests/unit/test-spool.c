@@ -707,15 +707,35 @@ static void test_commit_failure(void **state)
  * spool linked into it: when a countdown is armed, the call that brings
  * it to zero fails with EIO, exactly once, whichever thread makes it. */
 static atomic_int fail_fdatasync_at, fail_fsync_at;
+/* Or: the next fdatasync of the file with this name fails (set before
+ * arming fail_fdatasync_of). */
+static char fail_fdatasync_name[64];
+static atomic_bool fail_fdatasync_of;
 
 static bool should_fail(atomic_int *countdown)
 {
     return atomic_load(countdown) > 0 && atomic_fetch_sub(countdown, 1) == 1;
 }
 
+/* Whether fd is open on a file named fail_fdatasync_name, when armed. */
+static bool is_named_target(int fd)
+{
+    char link[64], path[4096];
+    if (!atomic_load(&fail_fdatasync_of))
+        return false;
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof path - 1);
+    if (n <= 0)
+        return false;
+    path[n] = '\0';
+    const char *file = strrchr(path, '/');
+    return file != NULL && strcmp(file + 1, fail_fdatasync_name) == 0 &&
+           atomic_exchange(&fail_fdatasync_of, false);
+}
+
 int fdatasync(int fd)
 {
-    if (should_fail(&fail_fdatasync_at)) {
+    if (should_fail(&fail_fdatasync_at) || is_named_target(fd)) {
         errno = EIO;
         return -1;
     }
@@ -1467,7 +1487,9 @@ static void test_segment_big_and_mixed(void **state)
 }
 
 /* A failed fdatasync of the segment fails its batch (never acknowledged,
- * never listed) and the spool goes on in a new segment. */
+ * never listed) and the spool goes on in a new segment.  The failure is
+ * aimed at the segment by name: the prep thread may be syncing the next
+ * segment meanwhile. */
 static void test_segment_sync_failure(void **state)
 {
     char dir[128], ids[2][SPOOL_ID_LEN + 1];
@@ -1481,10 +1503,14 @@ static void test_segment_sync_failure(void **state)
     struct spool_writer *w = spool_writer_new(sp, &test_env, &error);
     assert_int_equal(spool_writer_write(w, "lost\r\n", 6, &error), 0);
     snprintf(ids[1], sizeof ids[1], "%s", spool_writer_id(w));
-    atomic_store(&fail_fdatasync_at, 1);
+    char top[9]; /* a record id: the top bit, then the segment number */
+    snprintf(top, sizeof top, "%.8s", ids[0]);
+    snprintf(fail_fdatasync_name, sizeof fail_fdatasync_name, "seg-%08lx",
+             strtoul(top, NULL, 16) & 0x7fffffffUL);
+    atomic_store(&fail_fdatasync_of, true);
     spool_writer_commit(w, on_commit, &r);
     wait_count(&r.calls, 1);
-    atomic_store(&fail_fdatasync_at, 0);
+    assert_false(atomic_load(&fail_fdatasync_of)); /* it was the segment's sync */
     assert_false(r.ok);
     char later[1][SPOOL_ID_LEN + 1];
     commit_each(sp, dir, 1, 100, later, NULL);
