@@ -349,21 +349,43 @@ static int path_of(char *out, size_t outlen, const char *dir, const char *prefix
     return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }
 
-/* fsync of the directory, in turn with every other one (see outq.h). */
-static int dir_sync(const char *dir, const char **error_r)
+/* The directory, open and under its exclusive flock: every sync that may
+ * write it takes turns (see outq.h).  Returns the fd, or -1 with *error_r. */
+static int dir_lock(const char *dir, const char **error_r)
 {
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
         *error_r = errno_msg("cannot open queue directory");
         return -1;
     }
+    while (flock(dfd, LOCK_EX) < 0) {
+        if (errno != EINTR) {
+            *error_r = errno_msg("cannot lock queue directory");
+            close(dfd);
+            return -1;
+        }
+    }
+    return dfd;
+}
+
+/* fsync the directory dfd from dir_lock(), then close it (which releases
+ * the flock). */
+static int dir_sync_unlock(int dfd, const char **error_r)
+{
     int rc = 0;
-    if (flock(dfd, LOCK_EX) < 0 || do_fsync(dfd) < 0) {
+    if (do_fsync(dfd) < 0) {
         *error_r = errno_msg("cannot sync queue directory");
         rc = -1;
     }
-    close(dfd); /* releases the flock */
+    close(dfd);
     return rc;
+}
+
+/* fsync of the directory, in turn with every other one. */
+static int dir_sync(const char *dir, const char **error_r)
+{
+    int dfd = dir_lock(dir, error_r);
+    return dfd < 0 ? -1 : dir_sync_unlock(dfd, error_r);
 }
 
 /* A file root writes (the CLI's retry) must stay readable by queued,
@@ -470,7 +492,7 @@ int outq_create(const char *dir, const struct outq_entry *e, const uint8_t pk[OU
     char *meta = format_meta(e, &meta_len);
     char *state = outq_format(e, &state_len);
     uint64_t size;
-    int rc = -1;
+    int rc = -1, dfd = -1;
     int fd = open(tmsg, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         *error_r = errno_msg("cannot create queue file");
@@ -480,6 +502,13 @@ int outq_create(const char *dir, const struct outq_entry *e, const uint8_t pk[OU
     if (lseek(body_fd, 0, SEEK_SET) < 0 ||
         sealfile_write(fd, MAGIC, meta, meta_len, pk, prefix, prefix_len, body_fd, &size,
                        error_r) < 0) {
+        close(fd);
+        goto out_unlink;
+    }
+    /* the first sync of a new file syncs the directory too (ext4 without
+     * a journal): from here to the directory's fsync, under its lock */
+    dfd = dir_lock(dir, error_r);
+    if (dfd < 0) {
         close(fd);
         goto out_unlink;
     }
@@ -497,11 +526,14 @@ int outq_create(const char *dir, const struct outq_entry *e, const uint8_t pk[OU
         unlink(tst);
         goto out_unlink;
     }
-    rc = dir_sync(dir, error_r) < 0 ? -1 : 1;
+    rc = dir_sync_unlock(dfd, error_r) < 0 ? -1 : 1;
+    dfd = -1;
     goto out;
 out_unlink:
     unlink(tmsg);
 out:
+    if (dfd >= 0)
+        close(dfd);
     free(meta);
     free(state);
     return rc;
@@ -574,14 +606,20 @@ int outq_save(const char *dir, const struct outq_entry *e, const char **error_r)
     }
     size_t len;
     char *text = outq_format(e, &len);
-    int rc = write_file(tst, text, len, error_r);
+    /* the new file's first sync syncs the directory too: under its lock */
+    int dfd = dir_lock(dir, error_r);
+    int rc = dfd < 0 ? -1 : write_file(tst, text, len, error_r);
     free(text);
     if (rc == 0 && do_rename(tst, st) < 0) {
         *error_r = errno_msg("cannot rename queue state");
         unlink(tst);
         rc = -1;
     }
-    return rc == 0 ? dir_sync(dir, error_r) : -1;
+    if (rc == 0)
+        return dir_sync_unlock(dfd, error_r);
+    if (dfd >= 0)
+        close(dfd);
+    return -1;
 }
 
 int outq_read_message(const char *dir, const struct outq_entry *e,

@@ -35,7 +35,10 @@
  * takes an exclusive flock on ID.msg (its inode never changes): queued
  * holds it during an attempt, the CLI for retry and remove.  Syncs of
  * the directory take turns under a flock of the directory (ext4 without
- * a journal can return early from concurrent directory fsyncs, drop.c).
+ * a journal can return early from concurrent directory fsyncs, drop.c),
+ * and so do the first syncs of new files, which sync the directory too:
+ * a writer holds the flock from its new files' first sync to the
+ * directory's fsync.
  *
  * Limits: OUTQ_RCPTS_MAX recipients, addresses of at most OUTQ_ADDR_MAX
  * bytes without spaces or controls, reply texts of OUTQ_REPLY_MAX bytes
