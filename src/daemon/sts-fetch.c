@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "core/fileio.h"
@@ -246,14 +247,21 @@ int sts_cache_save(const char *dir, const char *domain, const char *id, int64_t 
         cache_path(tmp, sizeof tmp, dir, domain, suffix) < 0)
         return -1;
     snprintf(head, sizeof head, CACHE_MAGIC " id=%s fetched=%" PRId64 "\n", id, fetched);
-    if (write_synced(tmp, head, body, len) < 0 || rename(tmp, path) < 0) {
-        unlink(tmp);
-        return -1;
-    }
+    /* Directory syncs take turns under its flock, from the new file's
+     * first sync on: on ext4 without a journal that sync writes the
+     * directory too, and a concurrent one can make another saver's
+     * directory fsync return before its name is on disk (drop.c). */
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = dfd >= 0 && fsync(dfd) == 0 ? 0 : -1;
-    if (dfd >= 0)
-        close(dfd);
+    if (dfd < 0)
+        return -1;
+    while (flock(dfd, LOCK_EX) < 0 && errno == EINTR)
+        ;
+    int rc = -1;
+    if (write_synced(tmp, head, body, len) < 0 || rename(tmp, path) < 0)
+        unlink(tmp);
+    else
+        rc = fsync(dfd) == 0 ? 0 : -1;
+    close(dfd); /* releases the flock */
     return rc;
 }
 
