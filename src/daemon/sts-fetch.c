@@ -257,11 +257,16 @@ int sts_cache_save(const char *dir, const char *domain, const char *id, int64_t 
     while (flock(dfd, LOCK_EX) < 0 && errno == EINTR)
         ;
     int rc = -1;
-    if (write_synced(tmp, head, body, len) < 0 || rename(tmp, path) < 0)
+    if (write_synced(tmp, head, body, len) < 0 || rename(tmp, path) < 0) {
+        int saved = errno; /* the caller reports it */
         unlink(tmp);
-    else
+        errno = saved;
+    } else {
         rc = fsync(dfd) == 0 ? 0 : -1;
+    }
+    int saved = errno;
     close(dfd); /* releases the flock */
+    errno = saved;
     return rc;
 }
 

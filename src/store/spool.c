@@ -272,18 +272,23 @@ int seg_done_append(int dfd, const struct seg_header *h, const uint32_t *tickets
     if (fd < 0 && errno == ENOENT) { /* made with its segment; lost: make it again */
         int own = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         fd = openat(dfd, name, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
-        /* a new file's first sync syncs the directory too: under its lock */
-        if (own >= 0)
+        bool synced = false;
+        if (own >= 0 && fd >= 0) {
+            /* its flock first, so no other remover syncs it before we do:
+             * a new file's first sync syncs the directory too, and runs
+             * under the directory's lock */
+            while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
+                ;
             spool_dir_lock(own);
-        bool synced = own >= 0 && fd >= 0 && fsync(fd) == 0 && fsync(own) == 0;
-        if (own >= 0) {
+            synced = fsync(fd) == 0 && fsync(own) == 0;
             spool_dir_unlock(own);
-            close(own);
         }
-        if (!synced) {
+        if (!synced)
             *error_r = spool_errno_msg("cannot create removal list of spool segment");
+        if (own >= 0)
+            close(own);
+        if (!synced)
             goto out;
-        }
     }
     if (fd < 0) {
         *error_r = spool_errno_msg("cannot open removal list of spool segment");

@@ -39,7 +39,8 @@ static void next_id(struct spool *sp, char out[SPOOL_ID_LEN + 1])
 
 /* Make the new segment s, open at s->fd as tmp, durable as name: under
  * the directory's flock (own), lock it, write and sync its header, make
- * and sync its (empty) .done file, rename it (never replacing), then sync
+ * (never finding one there) and sync its empty .done file, rename it
+ * (never replacing), then sync
  * it and the directory.  The file syncs are under the flock too: each is
  * the first after the file was created or renamed, which on ext4 without
  * a journal syncs the directory as well (see SYNC_THREADS); afterwards the
@@ -54,18 +55,32 @@ static int seg_publish(struct spool *sp, struct segment *s, int own, const char 
     seg_header_encode(hdr, &s->h);
     spool_dir_lock(own);
     if (flock(s->fd, LOCK_EX | LOCK_NB) < 0 || sm_write_full(s->fd, hdr, sizeof hdr) < 0 ||
-        fdatasync(s->fd) < 0 ||
-        (dfd = openat(sp->incoming_fd, done,
-                      O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600)) < 0 ||
-        flock(dfd, LOCK_EX) < 0 || /* the .done of a taken number: syncs take turns */
-        fsync(dfd) < 0) {
+        fdatasync(s->fd) < 0) {
         *error_r = spool_errno_msg("cannot prepare spool segment");
         unlinkat(sp->incoming_fd, tmp, 0);
+        goto out;
+    }
+    /* a .done already there (left from an old segment of that number, to
+     * be swept) makes the number taken: ours is always new and empty */
+    dfd = openat(sp->incoming_fd, done,
+                 O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+    if (dfd < 0 || fsync(dfd) < 0) {
+        int saved = errno;
+        unlinkat(sp->incoming_fd, tmp, 0);
+        if (dfd >= 0)
+            unlinkat(sp->incoming_fd, done, 0);
+        if (dfd < 0 && saved == EEXIST) {
+            ret = 1;
+            goto out;
+        }
+        errno = saved;
+        *error_r = spool_errno_msg("cannot prepare spool segment");
         goto out;
     }
     if (spool_rename_noreplace(sp->incoming_fd, tmp, name) < 0) {
         int saved = errno;
         unlinkat(sp->incoming_fd, tmp, 0);
+        unlinkat(sp->incoming_fd, done, 0);
         if (saved == EEXIST) {
             ret = 1;
             goto out;
@@ -75,7 +90,7 @@ static int seg_publish(struct spool *sp, struct segment *s, int own, const char 
         goto out;
     }
     if (fdatasync(s->fd) < 0 || fsync(own) < 0) {
-        *error_r = spool_errno_msg("fsync of spool directory");
+        *error_r = spool_errno_msg("cannot sync new spool segment or its directory");
         unlinkat(sp->incoming_fd, name, 0);
         unlinkat(sp->incoming_fd, done, 0);
         goto out;

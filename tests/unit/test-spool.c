@@ -1486,6 +1486,31 @@ static void test_segment_big_and_mixed(void **state)
     free(msg);
 }
 
+/* A segment's .done file lost (deleted by hand, say) is made again by the
+ * next removal, which then takes effect: the record is gone and the other
+ * stays. */
+static void test_segment_done_lost(void **state)
+{
+    char dir[128], ids[2][SPOOL_ID_LEN + 1], path[512], top[9];
+    const char *error = NULL;
+    (void)state;
+    test_inline_max = SIZE_MAX;
+    new_dir(dir, sizeof dir, "segdone");
+    struct spool *sp = open_spool(dir, 16);
+    commit_each(sp, dir, 2, 100, ids, NULL);
+    spool_close(&sp);
+    test_inline_max = 0;
+    snprintf(top, sizeof top, "%.8s", ids[0]); /* the top bit, then the segment number */
+    snprintf(path, sizeof path, "%s/incoming/seg-%08lx.done", dir,
+             strtoul(top, NULL, 16) & 0x7fffffffUL);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(spool_remove(dir, ids[0], &error), 0);
+    assert_int_equal(access(path, F_OK), 0);
+    assert_false(spool_has(dir, ids[0]));
+    assert_true(spool_has(dir, ids[1]));
+    assert_body(dir, ids[1], 100, 1);
+}
+
 /* A failed fdatasync of the segment fails its batch (never acknowledged,
  * never listed) and the spool goes on in a new segment.  The failure is
  * aimed at the segment by name: the prep thread may be syncing the next
@@ -1839,6 +1864,7 @@ int main(void)
         cmocka_unit_test(test_segment_live_kept),
         cmocka_unit_test(test_segment_big_and_mixed),
         cmocka_unit_test(test_segment_sync_failure),
+        cmocka_unit_test(test_segment_done_lost),
         cmocka_unit_test(test_chain_keys),
         cmocka_unit_test(test_chain_reader),
         cmocka_unit_test(test_segment_spill),
