@@ -1491,18 +1491,13 @@ static void test_segment_big_and_mixed(void **state)
  * stays. */
 static void test_segment_done_lost(void **state)
 {
-    char dir[128], ids[2][SPOOL_ID_LEN + 1], path[512], top[9];
+    char dir[128], ids[2][SPOOL_ID_LEN + 1], seg[256], path[300];
     const char *error = NULL;
     (void)state;
-    test_inline_max = SIZE_MAX;
-    new_dir(dir, sizeof dir, "segdone");
-    struct spool *sp = open_spool(dir, 16);
-    commit_each(sp, dir, 2, 100, ids, NULL);
-    spool_close(&sp);
+    segment_of(dir, sizeof dir, "segdone", 2, 100, ids, NULL);
     test_inline_max = 0;
-    snprintf(top, sizeof top, "%.8s", ids[0]); /* the top bit, then the segment number */
-    snprintf(path, sizeof path, "%s/incoming/seg-%08lx.done", dir,
-             strtoul(top, NULL, 16) & 0x7fffffffUL);
+    segment_path(dir, seg, sizeof seg);
+    snprintf(path, sizeof path, "%s.done", seg);
     assert_int_equal(unlink(path), 0);
     assert_int_equal(spool_remove(dir, ids[0], &error), 0);
     assert_int_equal(access(path, F_OK), 0);
