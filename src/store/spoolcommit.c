@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <stdlib.h>
-#include <sys/file.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -182,15 +181,12 @@ static void commit_files(struct sync_group *g, struct spool_writer **items, size
     size_t renamed = 0;
 
     /* sibling processes sync this directory too: one at a time (see SYNC_THREADS) */
-    while (flock(sp->incoming_fd, LOCK_EX) < 0 && errno == EINTR)
-        ;
+    spool_dir_lock(sp->incoming_fd);
     fanout_run(g, items, n);
     for (size_t i = 0; i < n; i++)
         renamed += items[i]->ok;
     int synced = renamed == 0 ? 0 : fsync(sp->incoming_fd);
-    int saved = errno;
-    flock(sp->incoming_fd, LOCK_UN);
-    errno = saved;
+    spool_dir_unlock(sp->incoming_fd);
     if (synced == 0)
         return;
     log_warn("spool commit-failed batch=%zu error=\"%s\"", renamed,
