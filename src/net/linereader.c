@@ -87,3 +87,23 @@ enum lr_result linereader_next(struct linereader *lr, struct evbuffer *in, char 
         return LR_BARE_CR;
     return LR_LINE;
 }
+
+size_t linereader_clean_prefix(struct linereader *lr, const char *p, size_t n, char stop)
+{
+    if (lr->skipping || lr->last_bare)
+        return 0;
+    size_t used = 0;
+    while (used < n) {
+        const char *line = p + used;
+        size_t avail = n - used;
+        /* the same bound as linereader_next(): the LF within max bytes */
+        const char *lf = memchr(line, '\n', avail < lr->max ? avail : lr->max);
+        if (lf == NULL || lf == line || line[0] == stop)
+            break;
+        size_t len = (size_t)(lf - line); /* bytes before the LF, the CR included */
+        if (lf[-1] != '\r' || memchr(line, '\r', len - 1) != NULL)
+            break; /* bare LF or bare CR: the caller must see it */
+        used += len + 1;
+    }
+    return used;
+}

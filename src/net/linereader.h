@@ -44,5 +44,13 @@ void linereader_init(struct linereader *lr, size_t max);
  * strlen(line) == *len_r. */
 enum lr_result linereader_next(struct linereader *lr, struct evbuffer *in, char *line,
                                size_t *len_r);
+/* The length of the longest prefix of p[0..n) made of whole lines that
+ * linereader_next() would return as LR_LINE with bare_before false, none
+ * of them beginning with `stop`; the reader moves past them.  A caller
+ * that takes such lines as they stand (CRLF and all) uses this on the
+ * bytes it can see to skip a search and a copy per line, and falls back
+ * to linereader_next() when it returns 0: for a line that needs a
+ * decision, that runs past n, or while an overlong line is discarded. */
+size_t linereader_clean_prefix(struct linereader *lr, const char *p, size_t n, char stop);
 
 #endif

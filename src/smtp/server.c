@@ -538,12 +538,32 @@ static void smtp_data_line(struct smtp_session *s, enum lr_result r, const char 
     }
 }
 
+/* Whole ordinary lines at the front of the input go into the message in
+ * one piece, as they stand: taking them line by line costs a search and a
+ * copy for each, a quarter of smtpd's time for a 64 KiB message.  Lines
+ * that begin with a dot, bare line ends, overlong lines and a line that
+ * runs on into the next piece of the buffer are left to the line reader. */
+static bool smtp_data_run(struct smtp_session *s)
+{
+    struct evbuffer_iovec v;
+    if (evbuffer_peek(s->in, -1, NULL, &v, 1) < 1)
+        return false;
+    size_t n = linereader_clean_prefix(&s->data_reader, v.iov_base, v.iov_len, '.');
+    if (n == 0)
+        return false;
+    smtp_tx_write(s, v.iov_base, n);
+    evbuffer_drain(s->in, n);
+    return true;
+}
+
 /* Read DATA lines until the end of the message (true) or of the input
  * (false).  After a bare LF, "." CRLF is not an end: only CRLF "." CRLF
  * is, so no one can smuggle a second message through us. */
 static bool smtp_data_input(struct smtp_session *s)
 {
     while (s->state == SMTP_STATE_DATA) {
+        if (smtp_data_run(s))
+            continue;
         size_t len;
         enum lr_result r = linereader_next(&s->data_reader, s->in, s->data_line, &len);
         if (r == LR_MORE)
