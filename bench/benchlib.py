@@ -104,6 +104,13 @@ def count_spool(d):
     src/store/spoolseg.h; a torn tail ends a scan) not listed in their .done."""
     import hashlib
     import struct
+    import zlib
+
+    def sum_ok(magic, rec, tail):
+        # "SGR2" records end in a CRC-32, older "SGR1" ones in a BLAKE2b-256
+        if magic == 0x53475232:
+            return tail[:4] == struct.pack(">I", zlib.crc32(rec))
+        return hashlib.blake2b(rec, digest_size=32).digest() == tail
     n = count_files(d, re.compile(r"[0-9a-f]{16}"))
     try:
         names = os.listdir(d)
@@ -136,12 +143,13 @@ def count_spool(d):
         while off + 24 <= len(data):
             magic, length, s_, t_ = struct.unpack(">IIII", data[off:off + 16])
             end = off + 24 + length
-            if (magic != 0x53475231 or s_ != seg or data[off + 16:off + 24] != nonce
-                    or end + 32 > len(data) or
-                    hashlib.blake2b(data[off:end], digest_size=32).digest() != data[end:end + 32]):
+            sum_len = {0x53475232: 4, 0x53475231: 32}.get(magic)
+            if (sum_len is None or s_ != seg or data[off + 16:off + 24] != nonce
+                    or end + sum_len > len(data)
+                    or not sum_ok(magic, data[off:end], data[end:end + sum_len])):
                 break
             tickets.add(t_)
-            off = end + 32
+            off = end + sum_len
         n += len(tickets - done)
     return n
 

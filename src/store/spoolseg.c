@@ -6,12 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zlib.h>
+
 #include "core/bytes.h"
 #include "core/fileio.h"
 #include "core/mem.h"
 #include "crypto/seal.h"
 
-_Static_assert(REC_SUM_LEN == SEAL_HASH_BYTES, "records end in a BLAKE2b-256 sum");
+_Static_assert(REC_SUM_LEN_V1 == SEAL_HASH_BYTES, "SGR1 records end in a BLAKE2b-256 sum");
+_Static_assert(REC_SUM_LEN <= REC_SUM_LEN_V1, "REC_SUM_LEN is the shortest sum");
 
 /* Records are read this many bytes at a time: one pread covers many small
  * records. */
@@ -63,31 +66,44 @@ static void record_header(uint8_t out[REC_HDR_LEN], size_t len, const struct seg
     sm_put_be64(out + 16, h->nonce);
 }
 
+/* CRC-32 of len bytes (zlib's crc32() takes at most UINT_MAX at a time;
+ * records stay far below). */
+static uint32_t record_crc(const uint8_t *p, size_t len)
+{
+    return (uint32_t)crc32(crc32(0L, Z_NULL, 0), p, (uInt)len);
+}
+
 void seg_record_frame(uint8_t *rec, size_t len, const struct seg_header *h, uint32_t ticket)
 {
     record_header(rec, len, h, ticket);
-    seal_hash(rec + REC_HDR_LEN + len, rec, REC_HDR_LEN + len);
+    sm_put_be32(rec + REC_HDR_LEN + len, record_crc(rec, REC_HDR_LEN + len));
 }
 
 /* Check the header of a record: -1 if it is not one of this segment's,
- * else its payload length (and ticket). */
+ * else its payload length (and ticket, and the length of its sum). */
 static int64_t record_check_header(const uint8_t *p, const struct seg_header *h,
-                                   uint32_t *ticket_r)
+                                   uint32_t *ticket_r, size_t *sum_len_r)
 {
-    uint32_t len = sm_get_be32(p + 4);
-    if (sm_get_be32(p) != REC_MAGIC || len < 1 || len > SEG_PAYLOAD_MAX ||
+    uint32_t magic = sm_get_be32(p), len = sm_get_be32(p + 4);
+    if ((magic != REC_MAGIC && magic != REC_MAGIC_V1) || len < 1 || len > SEG_PAYLOAD_MAX ||
         sm_get_be32(p + 8) != h->segnum || sm_get_be64(p + 16) != h->nonce ||
         sm_get_be32(p + 12) >= SEG_TICKETS_MAX)
         return -1;
     *ticket_r = sm_get_be32(p + 12);
+    *sum_len_r = magic == REC_MAGIC ? REC_SUM_LEN : REC_SUM_LEN_V1;
     return len;
 }
 
-static bool record_sum_ok(const uint8_t *rec, uint32_t len)
+/* The sum after the payload matches the header and payload; the kind of
+ * sum is the one record_check_header() found (by its length). */
+static bool record_sum_ok(const uint8_t *rec, uint32_t len, size_t sum_len)
 {
-    uint8_t sum[REC_SUM_LEN];
-    seal_hash(sum, rec, REC_HDR_LEN + (size_t)len);
-    return memcmp(sum, rec + REC_HDR_LEN + len, REC_SUM_LEN) == 0;
+    size_t n = REC_HDR_LEN + (size_t)len;
+    if (sum_len == REC_SUM_LEN)
+        return sm_get_be32(rec + n) == record_crc(rec, n);
+    uint8_t sum[REC_SUM_LEN_V1];
+    seal_hash(sum, rec, n);
+    return memcmp(sum, rec + n, REC_SUM_LEN_V1) == 0;
 }
 
 int64_t seg_scan(int fd, const struct seg_header *h, uint64_t from, seg_record_fn *fn, void *arg)
@@ -106,6 +122,7 @@ int64_t seg_scan(int fd, const struct seg_header *h, uint64_t from, seg_record_f
         size_t at = (size_t)(off - win_off);
         size_t need = REC_HDR_LEN;
         uint32_t ticket = 0;
+        size_t sum_len = 0;
         int64_t len = -1;
         for (int pass = 0; pass < 2; pass++) {
             if (win_len - at < need) { /* slide the window to off and fill it */
@@ -126,19 +143,19 @@ int64_t seg_scan(int fd, const struct seg_header *h, uint64_t from, seg_record_f
                     goto out_end; /* cut: the end */
             }
             if (pass == 0) {
-                len = record_check_header(buf + at, h, &ticket);
+                len = record_check_header(buf + at, h, &ticket, &sum_len);
                 if (len < 0)
                     goto out_end;
-                need = REC_HDR_LEN + (size_t)len + REC_SUM_LEN;
+                need = REC_HDR_LEN + (size_t)len + sum_len;
             }
         }
-        if (!record_sum_ok(buf + at, (uint32_t)len))
+        if (!record_sum_ok(buf + at, (uint32_t)len, sum_len))
             goto out_end;
         if (fn != NULL && fn(arg, ticket, off, buf + at + REC_HDR_LEN, (uint32_t)len) != 0) {
-            off += REC_HDR_LEN + (uint64_t)len + REC_SUM_LEN;
+            off += REC_HDR_LEN + (uint64_t)len + sum_len;
             goto out_end;
         }
-        off += REC_HDR_LEN + (uint64_t)len + REC_SUM_LEN;
+        off += REC_HDR_LEN + (uint64_t)len + sum_len;
     }
 out_end:
     ret = (int64_t)off;
@@ -152,17 +169,18 @@ uint8_t *seg_read_record(int fd, const struct seg_header *h, uint64_t off, uint3
 {
     uint8_t hdr[REC_HDR_LEN];
     uint32_t found;
+    size_t sum_len = 0;
     ssize_t n = off > INT64_MAX / 2 ? -1 : sm_pread_full(fd, hdr, sizeof hdr, (off_t)off);
-    int64_t len = n == (ssize_t)sizeof hdr ? record_check_header(hdr, h, &found) : -1;
+    int64_t len = n == (ssize_t)sizeof hdr ? record_check_header(hdr, h, &found, &sum_len) : -1;
 
     if (len < 0 || found != ticket) {
         *error_r = n < 0 ? "cannot read spool segment" : "no such message in the spool";
         return NULL;
     }
-    size_t total = REC_HDR_LEN + (size_t)len + REC_SUM_LEN;
+    size_t total = REC_HDR_LEN + (size_t)len + sum_len;
     uint8_t *rec = sm_malloc(total);
     n = sm_pread_full(fd, rec, total, (off_t)off);
-    if (n != (ssize_t)total || !record_sum_ok(rec, (uint32_t)len)) {
+    if (n != (ssize_t)total || !record_sum_ok(rec, (uint32_t)len, sum_len)) {
         *error_r = n < 0 ? "cannot read spool segment" : "damaged record in spool segment";
         free(rec);
         return NULL;

@@ -21,7 +21,7 @@
  *     80 version 2 only: the seed of the records' key chain, sealed with
  *        crypto_box_seal to the spool public key (spoolchain.h)
  *   then records, back to back:
- *     4  u32 magic "SGR1"
+ *     4  u32 magic "SGR2" (or "SGR1", see below)
  *     4  u32 L: payload length, 1..SEG_PAYLOAD_MAX
  *     4  u32 segment number
  *     4  u32 ticket: the record's number in the segment, < SEG_TICKETS_MAX
@@ -29,11 +29,21 @@
  *     L  payload: the bytes of a spool file (see spool.c): of version 3
  *        (its file key from the chain) in a version 2 segment, of
  *        version 2 in a version 1 segment
- *     32 BLAKE2b-256 of the 24 header bytes and the payload
+ *     4  u32 CRC-32 (zlib's, the polynomial of gzip and PNG) of the 24
+ *        header bytes and the payload
+ *   A record written before CRC-32 replaced BLAKE2b-256 has the magic
+ *   "SGR1" and ends in 32 bytes: the BLAKE2b-256 of the same bytes.  Both
+ *   kinds read; writers write "SGR2".
  *
  * The checksum is unkeyed: it tells a complete record from a torn one
- * without the spool key (`sealmail queue list`).  Authenticity is the
- * sealed payload's business, as for spool files.
+ * without the spool key (`sealmail queue list`).  It is no defence against
+ * someone who can write the spool, and need not be: whoever can change a
+ * record can recompute any unkeyed sum.  Authenticity is the sealed
+ * payload's business, as for spool files.  So the sum is the cheapest that
+ * finds torn writes: CRC-32 catches every error burst of up to 32 bits
+ * and misses a random change with odds of 2^-32, at about 15 us for a
+ * 64 KiB record where BLAKE2b took 110 us on the writer's sync thread and
+ * again for each read.
  *
  * Scanning starts after the segment header and stops at the first record
  * that is cut, fails its checksum or breaks a bound: a writer appends
@@ -57,9 +67,11 @@
 #define SEG_HDR_LEN 112
 #define SEG_HDR_LEN_V1 32
 #define SEG_SEED_SEALED 80          /* crypto_box_seal of a 32-byte seed */
-#define REC_MAGIC 0x53475231u /* "SGR1" */
+#define REC_MAGIC 0x53475232u    /* "SGR2": ends in a CRC-32 */
+#define REC_MAGIC_V1 0x53475231u /* "SGR1": ends in a BLAKE2b-256, still read */
 #define REC_HDR_LEN 24
-#define REC_SUM_LEN 32
+#define REC_SUM_LEN 4            /* written records; the shorter of the two */
+#define REC_SUM_LEN_V1 32
 #define SEG_PAYLOAD_MAX (1u << 20)   /* readers' bound; writers stay far below */
 #define SEG_TICKETS_MAX (1u << 18)   /* records per segment (64 MiB of the smallest: 200k) */
 #define SEG_NUM_MAX 0x7fffffffu      /* segment numbers are 31 bits */

@@ -32,6 +32,7 @@
 #include <event2/event.h>
 
 #include "core/buf.h"
+#include "core/bytes.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "crypto/seal.h"
@@ -1391,6 +1392,61 @@ static void test_segment_flipped_byte(void **state)
     test_inline_max = 0;
 }
 
+/* A copy of the segment at path in a new spool dir (no reader has seen it). */
+static void segment_copy(char *copy, size_t len, const char *path, const uint8_t *seg,
+                         size_t seg_len)
+{
+    char cpath[256];
+    new_dir(copy, len, "segcopy");
+    mkdir(copy, 0700);
+    snprintf(cpath, sizeof cpath, "%s/incoming", copy);
+    mkdir(cpath, 0700);
+    snprintf(cpath, sizeof cpath, "%s/incoming/%s", copy, strrchr(path, '/') + 1);
+    write_file(cpath, seg, seg_len);
+}
+
+/* Records written before CRC-32 (magic "SGR1", ending in a BLAKE2b-256
+ * sum) still list and read, and that sum still guards them. */
+static void test_segment_v1_records(void **state)
+{
+    char dir[128], ids[2][SPOOL_ID_LEN + 1], path[256], copy[128];
+    off_t sizes[2];
+    const char *error = NULL;
+    size_t len;
+    (void)state;
+    segment_of(dir, sizeof dir, "segsgr1", 2, 3000, ids, sizes);
+    segment_path(dir, path, sizeof path);
+    uint8_t *seg = read_file(path, &len);
+    assert_int_equal((size_t)sizes[1], len);
+    /* each record framed anew as SGR1 */
+    uint8_t *v1 = sm_malloc(len + 2 * REC_SUM_LEN_V1);
+    size_t at = SEG_HDR_LEN, out = SEG_HDR_LEN;
+    memcpy(v1, seg, SEG_HDR_LEN);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(sm_get_be32(seg + at), REC_MAGIC); /* what writers write */
+        size_t body = (size_t)sizes[i] - at - REC_SUM_LEN;  /* header and payload */
+        memcpy(v1 + out, seg + at, body);
+        sm_put_be32(v1 + out, REC_MAGIC_V1);
+        seal_hash(v1 + out + body, v1 + out, body);
+        out += body + REC_SUM_LEN_V1;
+        at = (size_t)sizes[i];
+    }
+    segment_copy(copy, sizeof copy, path, v1, out);
+    struct list_acc acc = {0};
+    assert_int_equal(spool_list(copy, list_fn, &acc, &error), 2);
+    assert_body(copy, ids[0], 3000, 0);
+    assert_body(copy, ids[1], 3000, 1);
+    /* a changed byte of the second record's BLAKE2b sum: that record is torn */
+    v1[out - 1] ^= 0x01;
+    segment_copy(copy, sizeof copy, path, v1, out);
+    struct list_acc cut = {0};
+    assert_int_equal(spool_list(copy, list_fn, &cut, &error), 1);
+    assert_string_equal(cut.ids[0], ids[0]);
+    free(v1);
+    free(seg);
+    test_inline_max = 0;
+}
+
 /* Removal marks records done: they are gone for every reader; once all
  * are done and the writer has let go of the segment, it is deleted. */
 static void test_segment_remove(void **state)
@@ -1855,6 +1911,7 @@ int main(void)
         cmocka_unit_test(test_segment_round_trip),
         cmocka_unit_test(test_segment_truncated_tail),
         cmocka_unit_test(test_segment_flipped_byte),
+        cmocka_unit_test(test_segment_v1_records),
         cmocka_unit_test(test_segment_remove),
         cmocka_unit_test(test_segment_live_kept),
         cmocka_unit_test(test_segment_big_and_mixed),
