@@ -385,12 +385,17 @@ class Sink:
                 with sink.lock:
                     sink.open_now += 1
                     sink.most_at_once = max(sink.most_at_once, sink.open_now)
+                self.counted = True
                 try:
                     time.sleep(greet_delay)
                     self.converse()
                 finally:
-                    with sink.lock:
-                        sink.open_now -= 1
+                    self.uncount()
+
+            def uncount(self):
+                with sink.lock:
+                    sink.open_now -= self.counted
+                    self.counted = False
 
             def converse(self):
                 self.request.settimeout(60)
@@ -431,6 +436,10 @@ class Sink:
                             return  # the connection drops: no 250 ever came
                         w(b"250 queued\r\n")
                     elif verb == b"QUIT":
+                        # the session ends here: the sender may start another
+                        # as soon as it reads the 221, before this thread runs
+                        # again, so it stops counting first
+                        self.uncount()
                         w(b"221 bye\r\n")
                         return
                     else:
