@@ -107,7 +107,7 @@ def count_spool(d):
     import zlib
 
     def sum_ok(magic, rec, tail):
-        # "SGR2" records end in a CRC-32, older "SGR1" ones in a BLAKE2b-256
+        # "SGR2" records (version 3) end in a CRC-32, "SGR1" ones in a BLAKE2b-256
         if magic == 0x53475232:
             return tail[:4] == struct.pack(">I", zlib.crc32(rec))
         return hashlib.blake2b(rec, digest_size=32).digest() == tail
@@ -124,8 +124,8 @@ def count_spool(d):
                 data = f.read()
         except FileNotFoundError:
             continue
-        # version 2 headers carry the sealed key-chain seed: 112 bytes
-        start = {b"SEALSG\0\1": 32, b"SEALSG\0\2": 112}.get(data[:8])
+        # versions 2 and 3 carry the sealed key-chain seed: 112 bytes
+        start = {b"SEALSG\0\1": 32, b"SEALSG\0\2": 112, b"SEALSG\0\3": 112}.get(data[:8])
         if start is None or len(data) < start:
             continue
         seg, nonce = struct.unpack(">I", data[8:12])[0], data[16:24]

@@ -23,7 +23,7 @@ _Static_assert(REC_SUM_LEN <= REC_SUM_LEN_V1, "REC_SUM_LEN is the shortest sum")
 void seg_header_encode(uint8_t out[SEG_HDR_LEN], const struct seg_header *h)
 {
     memset(out, 0, SEG_HDR_LEN);
-    memcpy(out, SEG_MAGIC, 8);
+    memcpy(out, h->crc ? SEG_MAGIC : SEG_MAGIC_V2, 8);
     sm_put_be32(out + 8, h->segnum);
     sm_put_be64(out + 16, h->nonce);
     sm_put_be32(out + 24, h->count_hint);
@@ -40,7 +40,8 @@ int seg_header_read(int fd, uint32_t segnum, struct seg_header *h, const char **
         *error_r = "cannot read spool segment";
         return -1;
     }
-    bool v2 = (size_t)n >= SEG_HDR_LEN && memcmp(b, SEG_MAGIC, 8) == 0;
+    bool v3 = (size_t)n >= SEG_HDR_LEN && memcmp(b, SEG_MAGIC, 8) == 0;
+    bool v2 = (size_t)n >= SEG_HDR_LEN && (v3 || memcmp(b, SEG_MAGIC_V2, 8) == 0);
     bool v1 = (size_t)n >= SEG_HDR_LEN_V1 && memcmp(b, SEG_MAGIC_V1, 8) == 0;
     if ((!v1 && !v2) || sm_get_be32(b + 8) != segnum) {
         *error_r = "not a spool segment (bad header)";
@@ -51,6 +52,7 @@ int seg_header_read(int fd, uint32_t segnum, struct seg_header *h, const char **
     h->count_hint = sm_get_be32(b + 24);
     h->len = v2 ? SEG_HDR_LEN : SEG_HDR_LEN_V1;
     h->chained = v2;
+    h->crc = v3;
     if (v2)
         memcpy(h->sealed_seed, b + SEG_HDR_LEN_V1, SEG_SEED_SEALED);
     return 0;
@@ -79,18 +81,19 @@ void seg_record_frame(uint8_t *rec, size_t len, const struct seg_header *h, uint
     sm_put_be32(rec + REC_HDR_LEN + len, record_crc(rec, REC_HDR_LEN + len));
 }
 
-/* Check the header of a record: -1 if it is not one of this segment's,
- * else its payload length (and ticket, and the length of its sum). */
+/* Check the header of a record: -1 if it is not one of this segment's
+ * (of the kind its version writes), else its payload length (and ticket,
+ * and the length of its sum). */
 static int64_t record_check_header(const uint8_t *p, const struct seg_header *h,
                                    uint32_t *ticket_r, size_t *sum_len_r)
 {
     uint32_t magic = sm_get_be32(p), len = sm_get_be32(p + 4);
-    if ((magic != REC_MAGIC && magic != REC_MAGIC_V1) || len < 1 || len > SEG_PAYLOAD_MAX ||
+    if (magic != (h->crc ? REC_MAGIC : REC_MAGIC_V1) || len < 1 || len > SEG_PAYLOAD_MAX ||
         sm_get_be32(p + 8) != h->segnum || sm_get_be64(p + 16) != h->nonce ||
         sm_get_be32(p + 12) >= SEG_TICKETS_MAX)
         return -1;
     *ticket_r = sm_get_be32(p + 12);
-    *sum_len_r = magic == REC_MAGIC ? REC_SUM_LEN : REC_SUM_LEN_V1;
+    *sum_len_r = h->crc ? REC_SUM_LEN : REC_SUM_LEN_V1;
     return len;
 }
 

@@ -10,7 +10,7 @@
  * append.  All integers are big-endian.
  *
  *   segment header (SEG_HDR_LEN = 112 bytes; 32 in version 1)
- *     8  magic "SEALSG\0\2" (version 1: "SEALSG\0\1")
+ *     8  magic "SEALSG\0\3" (version 2: "SEALSG\0\2", version 1: "SEALSG\0\1")
  *     4  u32 segment number (must match the file name)
  *     4  u32 zero
  *     8  u64 nonce: random, names this segment's life (a reused number or
@@ -18,22 +18,24 @@
  *     4  u32 count hint: records written, set when the writer closes the
  *        segment (0: unknown); only ever used to skip work, never trusted
  *     4  u32 zero
- *     80 version 2 only: the seed of the records' key chain, sealed with
+ *     80 versions 2 and 3: the seed of the records' key chain, sealed with
  *        crypto_box_seal to the spool public key (spoolchain.h)
  *   then records, back to back:
- *     4  u32 magic "SGR2" (or "SGR1", see below)
+ *     4  u32 magic "SGR2" in a version 3 segment, "SGR1" in the older ones
  *     4  u32 L: payload length, 1..SEG_PAYLOAD_MAX
  *     4  u32 segment number
  *     4  u32 ticket: the record's number in the segment, < SEG_TICKETS_MAX
  *     8  u64 nonce of the segment
  *     L  payload: the bytes of a spool file (see spool.c): of version 3
- *        (its file key from the chain) in a version 2 segment, of
+ *        (its file key from the chain) in a version 2 or 3 segment, of
  *        version 2 in a version 1 segment
  *     4  u32 CRC-32 (zlib's, the polynomial of gzip and PNG) of the 24
- *        header bytes and the payload
- *   A record written before CRC-32 replaced BLAKE2b-256 has the magic
- *   "SGR1" and ends in 32 bytes: the BLAKE2b-256 of the same bytes.  Both
- *   kinds read; writers write "SGR2".
+ *        header bytes and the payload; in versions 1 and 2 ("SGR1"), 32
+ *        bytes: the BLAKE2b-256 of the same bytes
+ *   Writers write version 3; all three read.  The record format changed
+ *   with the header's version so that an older release, which knows only
+ *   "SGR1", refuses a version 3 segment as a whole (it neither lists nor
+ *   deletes it) instead of scanning it as empty and deleting it.
  *
  * The checksum is unkeyed: it tells a complete record from a torn one
  * without the spool key (`sealmail queue list`).  It is no defence against
@@ -62,15 +64,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SEG_MAGIC "SEALSG\0\2"
-#define SEG_MAGIC_V1 "SEALSG\0\1" /* no key chain: still read */
+#define SEG_MAGIC "SEALSG\0\3"
+#define SEG_MAGIC_V2 "SEALSG\0\2" /* records end in BLAKE2b-256: still read */
+#define SEG_MAGIC_V1 "SEALSG\0\1" /* no key chain either: still read */
 #define SEG_HDR_LEN 112
 #define SEG_HDR_LEN_V1 32
 #define SEG_SEED_SEALED 80          /* crypto_box_seal of a 32-byte seed */
-#define REC_MAGIC 0x53475232u    /* "SGR2": ends in a CRC-32 */
-#define REC_MAGIC_V1 0x53475231u /* "SGR1": ends in a BLAKE2b-256, still read */
+#define REC_MAGIC 0x53475232u    /* "SGR2": ends in a CRC-32 (version 3) */
+#define REC_MAGIC_V1 0x53475231u /* "SGR1": ends in a BLAKE2b-256 (versions 1, 2) */
 #define REC_HDR_LEN 24
-#define REC_SUM_LEN 4            /* written records; the shorter of the two */
+#define REC_SUM_LEN 4            /* of SGR2 */
 #define REC_SUM_LEN_V1 32
 #define SEG_PAYLOAD_MAX (1u << 20)   /* readers' bound; writers stay far below */
 #define SEG_TICKETS_MAX (1u << 18)   /* records per segment (64 MiB of the smallest: 200k) */
@@ -85,11 +88,13 @@ struct seg_header {
     uint64_t nonce;
     uint32_t count_hint;
     uint32_t len;    /* header bytes: where records start */
-    bool chained;    /* version 2: record keys come from the sealed seed */
+    bool chained;    /* version 2 or 3: record keys come from the sealed seed */
+    bool crc;        /* version 3: records are "SGR2", ending in a CRC-32 */
     uint8_t sealed_seed[SEG_SEED_SEALED];
 };
 
-/* The segment header bytes of h (version 2; h->len is ignored). */
+/* The segment header bytes of h (version 3 if h->crc, else 2; h->len is
+ * ignored). */
 void seg_header_encode(uint8_t out[SEG_HDR_LEN], const struct seg_header *h);
 /* Read and check the header of the segment open at fd (segnum: the number
  * its name gives).  Returns 0, or -1 with *error_r. */

@@ -127,6 +127,7 @@ static struct segment *seg_create(struct spool *sp, const char **error_r)
     }
     s->h.len = SEG_HDR_LEN;
     s->h.chained = true;
+    s->h.crc = true;
     s->chain = spool_chain_new(seed);
     seal_wipe(seed, sizeof seed);
     for (int tries = 0; tries < 8; tries++) {

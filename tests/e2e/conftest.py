@@ -56,7 +56,7 @@ REC_HDR_LEN, REC_SUM_LEN, REC_MAGIC = 24, 4, 0x53475232  # "SGR2", a CRC-32 sum
 
 def seg_hdr_len(data):
     """Where a segment's records start: its header length (src/store/spoolseg.h)."""
-    return 112 if data[:8] == b"SEALSG\0\2" else 32
+    return 112 if data[:8] in (b"SEALSG\0\2", b"SEALSG\0\3") else 32
 
 
 # --------------------------------------------------------------------------

@@ -32,6 +32,7 @@ struct seen {
     uint8_t *payload[SEEN_MAX];
     uint64_t size;
     uint64_t start; /* where records begin: the header's length */
+    size_t sum_len; /* of the records of this segment's version */
 };
 
 static int on_record(void *arg, uint32_t ticket, uint64_t off, const uint8_t *payload,
@@ -39,7 +40,7 @@ static int on_record(void *arg, uint32_t ticket, uint64_t off, const uint8_t *pa
 {
     struct seen *s = arg;
     if (off < s->start || (s->n > 0 && off <= s->last) || len == 0 || len > SEG_PAYLOAD_MAX ||
-        ticket >= SEG_TICKETS_MAX || off + REC_HDR_LEN + len + REC_SUM_LEN > s->size)
+        ticket >= SEG_TICKETS_MAX || off + REC_HDR_LEN + len + s->sum_len > s->size)
         abort();
     s->last = off;
     if (s->n < SEEN_MAX) {
@@ -90,7 +91,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (seg_header_read(fd, segnum, &h, &error) == 0) {
         s.size = size;
         s.start = h.len;
-        if (h.len != (h.chained ? SEG_HDR_LEN : SEG_HDR_LEN_V1))
+        s.sum_len = h.crc ? REC_SUM_LEN : REC_SUM_LEN_V1;
+        if (h.len != (h.chained ? SEG_HDR_LEN : SEG_HDR_LEN_V1) || (h.crc && !h.chained))
             abort();
         int64_t end = seg_scan(fd, &h, h.len, on_record, &s);
         if (end < h.len || (uint64_t)end > size)

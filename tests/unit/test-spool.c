@@ -1392,6 +1392,18 @@ static void test_segment_flipped_byte(void **state)
     test_inline_max = 0;
 }
 
+/* Frame a record in place as its segment's version writes it: SGR2 with a
+ * CRC-32 (version 3), or SGR1 with a BLAKE2b-256 (versions 1 and 2). */
+static size_t frame_record(uint8_t *rec, size_t len, const struct seg_header *h, uint32_t ticket)
+{
+    seg_record_frame(rec, len, h, ticket);
+    if (h->crc)
+        return REC_HDR_LEN + len + REC_SUM_LEN;
+    sm_put_be32(rec, REC_MAGIC_V1);
+    seal_hash(rec + REC_HDR_LEN + len, rec, REC_HDR_LEN + len);
+    return REC_HDR_LEN + len + REC_SUM_LEN_V1;
+}
+
 /* A copy of the segment at path in a new spool dir (no reader has seen it). */
 static void segment_copy(char *copy, size_t len, const char *path, const uint8_t *seg,
                          size_t seg_len)
@@ -1405,9 +1417,10 @@ static void segment_copy(char *copy, size_t len, const char *path, const uint8_t
     write_file(cpath, seg, seg_len);
 }
 
-/* Records written before CRC-32 (magic "SGR1", ending in a BLAKE2b-256
- * sum) still list and read, and that sum still guards them. */
-static void test_segment_v1_records(void **state)
+/* Segments of version 2, whose records end in a BLAKE2b-256 ("SGR1"),
+ * still list and read, and that sum still guards them; each kind of
+ * record is taken only in its own version of segment. */
+static void test_segment_v2_records(void **state)
 {
     char dir[128], ids[2][SPOOL_ID_LEN + 1], path[256], copy[128];
     off_t sizes[2];
@@ -1418,31 +1431,40 @@ static void test_segment_v1_records(void **state)
     segment_path(dir, path, sizeof path);
     uint8_t *seg = read_file(path, &len);
     assert_int_equal((size_t)sizes[1], len);
-    /* each record framed anew as SGR1 */
-    uint8_t *v1 = sm_malloc(len + 2 * REC_SUM_LEN_V1);
+    assert_memory_equal(seg, SEG_MAGIC, 8); /* what writers write: version 3 */
+    /* the same records framed anew as SGR1, in a version 2 header */
+    struct seg_header v2 = {.chained = true};
+    uint8_t *old = sm_malloc(len + 2 * REC_SUM_LEN_V1);
     size_t at = SEG_HDR_LEN, out = SEG_HDR_LEN;
-    memcpy(v1, seg, SEG_HDR_LEN);
+    memcpy(old, seg, SEG_HDR_LEN);
     for (size_t i = 0; i < 2; i++) {
-        assert_int_equal(sm_get_be32(seg + at), REC_MAGIC); /* what writers write */
-        size_t body = (size_t)sizes[i] - at - REC_SUM_LEN;  /* header and payload */
-        memcpy(v1 + out, seg + at, body);
-        sm_put_be32(v1 + out, REC_MAGIC_V1);
-        seal_hash(v1 + out + body, v1 + out, body);
-        out += body + REC_SUM_LEN_V1;
+        assert_int_equal(sm_get_be32(seg + at), REC_MAGIC);
+        size_t body = (size_t)sizes[i] - at - REC_SUM_LEN; /* header and payload */
+        memcpy(old + out, seg + at, body);
+        v2.segnum = sm_get_be32(seg + at + 8);
+        v2.nonce = sm_get_be64(seg + at + 16);
+        out += frame_record(old + out, body - REC_HDR_LEN, &v2, sm_get_be32(seg + at + 12));
         at = (size_t)sizes[i];
     }
-    segment_copy(copy, sizeof copy, path, v1, out);
+    struct list_acc none = {0};
+    segment_copy(copy, sizeof copy, path, old, out); /* SGR1 records under a version 3 header */
+    assert_int_equal(spool_list(copy, list_fn, &none, &error), 0);
+    memcpy(old, SEG_MAGIC_V2, 8);
+    segment_copy(copy, sizeof copy, path, old, out);
     struct list_acc acc = {0};
     assert_int_equal(spool_list(copy, list_fn, &acc, &error), 2);
     assert_body(copy, ids[0], 3000, 0);
     assert_body(copy, ids[1], 3000, 1);
+    memcpy(seg, SEG_MAGIC_V2, 8); /* SGR2 records under a version 2 header */
+    segment_copy(copy, sizeof copy, path, seg, len);
+    assert_int_equal(spool_list(copy, list_fn, &none, &error), 0);
     /* a changed byte of the second record's BLAKE2b sum: that record is torn */
-    v1[out - 1] ^= 0x01;
-    segment_copy(copy, sizeof copy, path, v1, out);
+    old[out - 1] ^= 0x01;
+    segment_copy(copy, sizeof copy, path, old, out);
     struct list_acc cut = {0};
     assert_int_equal(spool_list(copy, list_fn, &cut, &error), 1);
     assert_string_equal(cut.ids[0], ids[0]);
-    free(v1);
+    free(old);
     free(seg);
     test_inline_max = 0;
 }
@@ -1804,14 +1826,13 @@ static void put_record(const char *dir, const struct seg_header *h, uint32_t tic
     seg_header_encode(hdr, h);
     if (!h->chained)
         memcpy(hdr, SEG_MAGIC_V1, 8); /* a version 1 header: the first 32 bytes */
-    uint8_t *rec = sm_malloc(REC_HDR_LEN + len + REC_SUM_LEN);
+    uint8_t *rec = sm_malloc(REC_HDR_LEN + len + REC_SUM_LEN_V1);
     memcpy(rec + REC_HDR_LEN, payload, len);
-    seg_record_frame(rec, len, h, ticket);
+    size_t total = frame_record(rec, len, h, ticket);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, hdr, h->len), (ssize_t)h->len);
-    assert_int_equal(write(fd, rec, REC_HDR_LEN + len + REC_SUM_LEN),
-                     (ssize_t)(REC_HDR_LEN + len + REC_SUM_LEN));
+    assert_int_equal(write(fd, rec, total), (ssize_t)total);
     close(fd);
     free(rec);
 }
@@ -1870,7 +1891,7 @@ static void test_segment_places(void **state)
     message_path(path, sizeof path, dir, file_id);
     uint8_t *file = read_file(path, &flen);
     struct seg_header v1 = h;
-    v1.chained = false;
+    v1.chained = v1.crc = false;
     v1.len = SEG_HDR_LEN_V1;
     put_record(dir, &v1, 0, file, flen);
     assert_int_equal(read_body(dir, ids[0], pk, sk, &out, &out_len), 0);
@@ -1911,7 +1932,7 @@ int main(void)
         cmocka_unit_test(test_segment_round_trip),
         cmocka_unit_test(test_segment_truncated_tail),
         cmocka_unit_test(test_segment_flipped_byte),
-        cmocka_unit_test(test_segment_v1_records),
+        cmocka_unit_test(test_segment_v2_records),
         cmocka_unit_test(test_segment_remove),
         cmocka_unit_test(test_segment_live_kept),
         cmocka_unit_test(test_segment_big_and_mixed),
