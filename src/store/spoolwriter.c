@@ -756,6 +756,8 @@ void spool_writer_commit(struct spool_writer *w, spool_commit_cb *cb, void *arg)
     w->cb = cb;
     w->arg = arg;
     writer_finish(w);
+    if (w->seg != NULL && !w->failed)
+        w->seg->reserved += w->rec_len + REC_SUM_LEN; /* toward its rotation */
     pthread_mutex_lock(&sp->mu);
     w->next = NULL;
     *sp->queue_tail = w;

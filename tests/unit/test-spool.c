@@ -1469,6 +1469,22 @@ static void test_segment_v2_records(void **state)
     test_inline_max = 0;
 }
 
+/* A segment takes records until SEG_ROTATE bytes of them, then a new one
+ * starts; the first one's records still read. */
+static void test_segment_rotation(void **state)
+{
+    enum { N = 280, LEN = 250000 }; /* 70 MB of records: past 64 MiB, each inline */
+    static char ids[N][SPOOL_ID_LEN + 1];
+    char dir[128];
+    (void)state;
+    segment_of(dir, sizeof dir, "segrotate", N, LEN, ids, NULL);
+    assert_int_equal(count_segments(dir), 4); /* two segments, each with its .done */
+    assert_true(strncmp(ids[0], ids[N - 1], 8) != 0); /* different segment numbers */
+    assert_body(dir, ids[0], LEN, 0);
+    assert_body(dir, ids[N - 1], LEN, N - 1);
+    test_inline_max = 0;
+}
+
 /* Removal marks records done: they are gone for every reader; once all
  * are done and the writer has let go of the segment, it is deleted. */
 static void test_segment_remove(void **state)
@@ -1933,6 +1949,7 @@ int main(void)
         cmocka_unit_test(test_segment_truncated_tail),
         cmocka_unit_test(test_segment_flipped_byte),
         cmocka_unit_test(test_segment_v2_records),
+        cmocka_unit_test(test_segment_rotation),
         cmocka_unit_test(test_segment_remove),
         cmocka_unit_test(test_segment_live_kept),
         cmocka_unit_test(test_segment_big_and_mixed),
