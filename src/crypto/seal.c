@@ -5,6 +5,9 @@
  * recipient's X25519 public key; the content is a
  * crypto_secretstream_xchacha20poly1305 stream under that key, whose
  * per-chunk tags make reordering, dropping and truncation detectable.
+ * Its chunks go through streamchunk.h: the same bytes as libsodium's
+ * push and pull, with OpenSSL's faster ChaCha20 and Poly1305 doing the
+ * bulk of the work.
  * Stream states hold key material, so they live in sodium_malloc memory
  * and are wiped on free (then kept in a small cache for the next message);
  * the file key is wiped as soon as the stream is initialised. */
@@ -15,6 +18,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "crypto/streamchunk.h"
 
 _Static_assert(SEAL_PK_BYTES == crypto_box_PUBLICKEYBYTES, "public key size");
 _Static_assert(SEAL_FILE_KEY_BYTES == crypto_secretstream_xchacha20poly1305_KEYBYTES,
@@ -206,11 +210,7 @@ int seal_stream_push(struct seal_stream *st, const void *in, size_t len, const v
 {
     uint8_t tag = final ? crypto_secretstream_xchacha20poly1305_TAG_FINAL
                         : crypto_secretstream_xchacha20poly1305_TAG_MESSAGE;
-    return crypto_secretstream_xchacha20poly1305_push(&st->state, out, NULL, in, len, ad, adlen,
-                                                      tag)
-                   == 0
-               ? 0
-               : -1;
+    return stream_chunk_push(&st->state, out, in, len, ad, adlen, tag);
 }
 
 struct seal_stream *seal_stream_pull_new(const uint8_t sealed_key[SEAL_SEALED_KEY_BYTES],
@@ -269,9 +269,7 @@ int seal_stream_pull(struct seal_stream *st, const uint8_t *in, size_t len, cons
 
     if (len < SEAL_STREAM_ABYTES)
         return -1;
-    if (crypto_secretstream_xchacha20poly1305_pull(&st->state, out, NULL, &tag, in, len, ad,
-                                                   adlen)
-        != 0)
+    if (stream_chunk_pull(&st->state, out, &tag, in, len, ad, adlen) != 0)
         return -1;
     if (tag != crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
         && tag != crypto_secretstream_xchacha20poly1305_TAG_FINAL)
