@@ -12,7 +12,7 @@ BUILD_PKGS = gcc meson ninja-build pkg-config libevent-dev libssl-dev libsodium-
 TEST_PKGS  = libcmocka-dev python3 python3-pytest swaks clang libclang-rt-14-dev isync fetchmail \
              python3-yaml python3-dkim python3-cryptography python3-dnspython \
              python3-nacl python3-spf python3-srs opendkim opendkim-tools ldnsutils jq \
-             chromium nodejs
+             chromium nodejs libnet-ssleay-perl
 BENCH_PKGS = postfix bc dovecot-imapd dovecot-pop3d dovecot-lmtpd opendkim opendkim-tools \
              python3-dkim python3-dnspython
 
