@@ -166,6 +166,7 @@ struct spool_writer {
     uint8_t ad[AD_LEN];        /* H || size */
     uint8_t *plain;            /* pending plaintext, grows up to CHUNK_PLAIN */
     size_t fill, cap;
+    size_t dirty;              /* plain[0, dirty) may hold plaintext: what a wipe must cover */
     uint64_t size;
     uint8_t *note; /* the delivery note, sealed at commit */
     size_t note_len;

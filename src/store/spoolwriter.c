@@ -371,15 +371,27 @@ out:
     return ret;
 }
 
-/* Wipe and free the plaintext buffer (and its share of the inline budget). */
+/* Wipe and free the plaintext buffer (and its share of the inline budget).
+ * Only the bytes that ever held plaintext are wiped: clearing the whole
+ * capacity (up to twice the message) touched pages never written, whose
+ * faults and zeroing cost a tenth of smtpd's time for 64 KiB messages. */
 static void plain_release(struct spool_writer *w)
 {
     if (w->plain != NULL)
-        seal_wipe(w->plain, w->cap);
+        seal_wipe(w->plain, w->dirty);
     sm_freep(&w->plain);
     w->sp->inline_bytes -= w->plain_counted;
     w->plain_counted = 0;
-    w->cap = w->fill = 0;
+    w->cap = w->fill = w->dirty = 0;
+}
+
+/* n plaintext bytes were put at the end of plain: w->fill moves on. */
+static void plain_filled(struct spool_writer *w, size_t n)
+{
+    w->fill += n;
+    w->size += n;
+    if (w->fill > w->dirty)
+        w->dirty = w->fill;
 }
 
 /* Free a writer or spare; its file must already be renamed or removed. */
@@ -537,6 +549,8 @@ static int writer_flush(struct spool_writer *w, bool final, const char **error_r
     size_t n = 4 + w->fill + SEAL_STREAM_ABYTES;
     if (w->plain != NULL)
         seal_wipe(w->plain, w->fill);
+    if (w->fill >= w->dirty)
+        w->dirty = 0; /* all of it wiped */
     w->fill = 0;
     return writer_out(w, out, n, error_r);
 }
@@ -567,10 +581,11 @@ static void writer_reserve(struct spool_writer *w, size_t need)
     if (w->fill > 0)
         memcpy(plain, w->plain, w->fill);
     if (w->plain != NULL)
-        seal_wipe(w->plain, w->cap);
+        seal_wipe(w->plain, w->dirty);
     free(w->plain);
     w->plain = plain;
     w->cap = cap;
+    w->dirty = w->fill;
 }
 
 /* Seal n bytes of plaintext at in as MESSAGE chunks of CHUNK_PLAIN and
@@ -655,8 +670,7 @@ int spool_writer_write(struct spool_writer *w, const void *data, size_t len, con
             return 0;
         writer_reserve(w, w->fill + len);
         memcpy(w->plain + w->fill, p, len);
-        w->fill += len;
-        w->size += len;
+        plain_filled(w, len);
         return 0;
     }
     if (w->chained && chained_spill(w, error_r) < 0) {
@@ -671,8 +685,7 @@ int spool_writer_write(struct spool_writer *w, const void *data, size_t len, con
         size_t n = CHUNK_PLAIN - w->fill < len ? CHUNK_PLAIN - w->fill : len;
         writer_reserve(w, w->fill + n);
         memcpy(w->plain + w->fill, p, n);
-        w->fill += n;
-        w->size += n;
+        plain_filled(w, n);
         p += n;
         len -= n;
     }
