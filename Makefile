@@ -6,7 +6,7 @@
 # is used when available otherwise).  Nothing else is downloaded.
 
 BUILD_PKGS = gcc meson ninja-build pkg-config libevent-dev libssl-dev libsodium-dev \
-             libsqlite3-dev libinih-dev libgmime-3.0-dev zlib1g-dev openssl \
+             libsqlite3-dev libinih-dev libgmime-3.0-dev zlib1g-dev libisal-dev openssl \
              libunbound-dev libjansson-dev libgumbo-dev libcurl4-openssl-dev publicsuffix \
              dns-root-data
 TEST_PKGS  = libcmocka-dev python3 python3-pytest swaks clang libclang-rt-14-dev isync fetchmail \

@@ -43,9 +43,9 @@
  * record can recompute any unkeyed sum.  Authenticity is the sealed
  * payload's business, as for spool files.  So the sum is the cheapest that
  * finds torn writes: CRC-32 catches every error burst of up to 32 bits
- * and misses a random change with odds of 2^-32, at about 15 us for a
- * 64 KiB record where BLAKE2b took 110 us on the writer's sync thread and
- * again for each read.
+ * and misses a random change with odds of 2^-32, at about 1.2 us for a
+ * 64 KiB record (ISA-L's; zlib's takes 11.5 us) where BLAKE2b took
+ * 110 us on the writer's sync thread and again for each read.
  *
  * Scanning starts after the segment header and stops at the first record
  * that is cut, fails its checksum or breaks a bound: a writer appends

@@ -30,6 +30,7 @@
 
 #include <cmocka.h>
 #include <event2/event.h>
+#include <zlib.h>
 
 #include "core/buf.h"
 #include "core/bytes.h"
@@ -1291,6 +1292,24 @@ static void assert_body(const char *dir, const char *id, size_t len, size_t i)
 
 /* Messages within the inline limit become records of one segment: no file
  * of their own; ids have the top bit set and read back like files. */
+/* Every record of the segment at path ends in zlib's crc32() of its
+ * header and payload, as spoolseg.h defines it, whatever computed it. */
+static void assert_sums_are_zlib_crc32(const char *path, size_t n_records)
+{
+    size_t len, off = SEG_HDR_LEN, n = 0;
+    uint8_t *seg = read_file(path, &len);
+    while (off + REC_HDR_LEN <= len && be32(seg + off) == REC_MAGIC) {
+        size_t plen = be32(seg + off + 4);
+        assert_true(off + REC_HDR_LEN + plen + REC_SUM_LEN <= len);
+        uLong crc = crc32(0L, seg + off, (uInt)(REC_HDR_LEN + plen));
+        assert_int_equal(be32(seg + off + REC_HDR_LEN + plen), (uint32_t)crc);
+        off += REC_HDR_LEN + plen + REC_SUM_LEN;
+        n++;
+    }
+    assert_int_equal(n, n_records);
+    free(seg);
+}
+
 static void test_segment_round_trip(void **state)
 {
     static const size_t lens[] = {0, 1, 4096, 65536, 65537, 200 * 1024};
@@ -1318,6 +1337,7 @@ static void test_segment_round_trip(void **state)
         assert_true(spool_has(dir, ids[i]));
     }
     segment_path(dir, path, sizeof path);
+    assert_sums_are_zlib_crc32(path, 6);
     test_inline_max = 0;
 }
 
