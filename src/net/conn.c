@@ -138,6 +138,10 @@ static void conn_read_ready(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct conn *c = arg;
     struct evbuffer_iovec v;
+    if (c->paused) {
+        event_del(c->rev); /* the peer did not wait: now stop watching (conn_pause) */
+        return;
+    }
     if (evbuffer_reserve_space(c->in, READ_CHUNK, &v, 1) < 1)
         sm_panic("evbuffer_reserve_space");
     ssize_t n = recv(fd, v.iov_base, READ_CHUNK, 0);
@@ -351,6 +355,12 @@ void conn_set_timeout(struct conn *c, unsigned seconds)
     bufferevent_set_timeouts(c->bev, seconds ? &tv : NULL, seconds ? &tv : NULL);
 }
 
+/* A plain connection keeps its read event while paused: a client that
+ * waits for our reply (one that does not pipeline, waiting for the 250
+ * of a commit) sends nothing meanwhile, and taking the event off and
+ * putting it back cost two epoll_ctl() calls per message.  If input does
+ * come, conn_read_ready() takes the event off then, and leaves the bytes
+ * in the socket. */
 void conn_pause(struct conn *c)
 {
     c->paused = true;
@@ -358,7 +368,6 @@ void conn_pause(struct conn *c)
         bufferevent_disable(c->bev, EV_READ);
         return;
     }
-    event_del(c->rev);
     conn_arm_timer(c); /* no idle timeout while we are the ones waiting */
 }
 
@@ -370,7 +379,7 @@ void conn_resume(struct conn *c)
     if (c->bev != NULL) {
         bufferevent_enable(c->bev, EV_READ);
     } else if (c->pending_ssl == NULL) {
-        event_add(c->rev, NULL);
+        event_add(c->rev, NULL); /* no system call when still there (conn_pause) */
         conn_arm_timer(c);
     }
     event_active(c->kick, EV_TIMEOUT, 0); /* process input already buffered */
