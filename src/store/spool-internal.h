@@ -190,7 +190,9 @@ int spool_rename_noreplace(int dfd, const char *from, const char *to);
  * journal that includes the first sync of a file just created in or
  * renamed into the directory: it syncs the directory too
  * (ext4_sync_parent). */
-void spool_dir_lock(int dfd);
+/* 0, or -1 with errno (ENOLCK: the kernel has no room for the lock):
+ * then the caller must not make anything durable through the directory. */
+int spool_dir_lock(int dfd);
 void spool_dir_unlock(int dfd);
 /* fsync the directory open at dfd under its flock. */
 int spool_dir_sync(int dfd);

@@ -216,10 +216,12 @@ int spool_rename_noreplace(int dfd, const char *from, const char *to)
     return 0;
 }
 
-void spool_dir_lock(int dfd)
+int spool_dir_lock(int dfd)
 {
-    while (flock(dfd, LOCK_EX) < 0 && errno == EINTR)
+    int r;
+    while ((r = flock(dfd, LOCK_EX)) < 0 && errno == EINTR)
         ;
+    return r;
 }
 
 void spool_dir_unlock(int dfd)
@@ -234,7 +236,8 @@ void spool_dir_unlock(int dfd)
  * description of its own: flock does not exclude holders of the same one. */
 int spool_dir_sync(int dfd)
 {
-    spool_dir_lock(dfd);
+    if (spool_dir_lock(dfd) < 0)
+        return -1;
     int ret = fsync(dfd);
     spool_dir_unlock(dfd);
     return ret;
@@ -279,8 +282,7 @@ int seg_done_append(int dfd, const struct seg_header *h, const uint32_t *tickets
              * under the directory's lock */
             while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
                 ;
-            spool_dir_lock(own);
-            synced = fsync(fd) == 0 && fsync(own) == 0;
+            synced = spool_dir_lock(own) == 0 && fsync(fd) == 0 && fsync(own) == 0;
             spool_dir_unlock(own);
         }
         if (!synced)

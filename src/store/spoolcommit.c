@@ -3,6 +3,7 @@
 #include "store/spool-internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -179,18 +180,21 @@ static void commit_files(struct sync_group *g, struct spool_writer **items, size
 {
     struct spool *sp = g->sp;
     size_t renamed = 0;
+    char error[256] = ""; /* a copy: the file commits may log on this thread */
 
-    /* sibling processes sync this directory too: one at a time (see SYNC_THREADS) */
-    spool_dir_lock(sp->incoming_fd);
+    /* sibling processes sync this directory too: one at a time (see
+     * SYNC_THREADS); without the lock, no sync of ours may be trusted */
+    if (spool_dir_lock(sp->incoming_fd) < 0)
+        snprintf(error, sizeof error, "%s", spool_errno_msg("lock of spool directory"));
     fanout_run(g, items, n);
     for (size_t i = 0; i < n; i++)
         renamed += items[i]->ok;
-    int synced = renamed == 0 ? 0 : fsync(sp->incoming_fd);
+    if (error[0] == '\0' && renamed > 0 && fsync(sp->incoming_fd) < 0)
+        snprintf(error, sizeof error, "%s", spool_errno_msg("fsync of spool directory"));
     spool_dir_unlock(sp->incoming_fd);
-    if (synced == 0)
+    if (error[0] == '\0')
         return;
-    log_warn("spool commit-failed batch=%zu error=\"%s\"", renamed,
-             spool_errno_msg("fsync of spool directory"));
+    log_warn("spool commit-failed batch=%zu error=\"%s\"", renamed, error);
     for (size_t i = 0; i < n; i++) {
         if (items[i]->ok)
             unlinkat(sp->incoming_fd, items[i]->id, 0);

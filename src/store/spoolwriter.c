@@ -53,9 +53,8 @@ static int seg_publish(struct spool *sp, struct segment *s, int own, const char 
     int dfd = -1, ret = -1;
 
     seg_header_encode(hdr, &s->h);
-    spool_dir_lock(own);
-    if (flock(s->fd, LOCK_EX | LOCK_NB) < 0 || sm_write_full(s->fd, hdr, sizeof hdr) < 0 ||
-        fdatasync(s->fd) < 0) {
+    if (spool_dir_lock(own) < 0 || flock(s->fd, LOCK_EX | LOCK_NB) < 0 ||
+        sm_write_full(s->fd, hdr, sizeof hdr) < 0 || fdatasync(s->fd) < 0) {
         *error_r = spool_errno_msg("cannot prepare spool segment");
         unlinkat(sp->incoming_fd, tmp, 0);
         goto out;

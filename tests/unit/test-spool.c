@@ -753,6 +753,22 @@ int fsync(int fd)
     return (int)syscall(SYS_fsync, fd);
 }
 
+/* And flock(): when its countdown is armed, the blocking LOCK_EX of a
+ * directory that brings it to zero fails with ENOLCK (the kernel out of
+ * lock records), exactly once. */
+static atomic_int fail_dir_flock_at;
+
+int flock(int fd, int op)
+{
+    struct stat st;
+    if ((op & LOCK_EX) && !(op & LOCK_NB) && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) &&
+        should_fail(&fail_dir_flock_at)) {
+        errno = ENOLCK;
+        return -1;
+    }
+    return (int)syscall(SYS_flock, fd, op);
+}
+
 static int count_tmp_files(const char *dir)
 {
     char path[256];
@@ -779,6 +795,8 @@ static void test_sync_failures(void **state)
         {"one fdatasync of 20 fails", &fail_fdatasync_at, 7, 20, 1},
         {"the directory fsync fails", &fail_fsync_at, 1, 1, 1},
         {"a directory fsync under 20 writers fails", &fail_fsync_at, 1, 20, -1},
+        {"the directory lock fails", &fail_dir_flock_at, 1, 1, 1},
+        {"the directory lock under 20 writers fails", &fail_dir_flock_at, 1, 20, -1},
     };
     (void)state;
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
