@@ -3,7 +3,6 @@
 #include "store/spool-internal.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -180,21 +179,29 @@ static void commit_files(struct sync_group *g, struct spool_writer **items, size
 {
     struct spool *sp = g->sp;
     size_t renamed = 0;
-    char error[256] = ""; /* a copy: the file commits may log on this thread */
 
     /* sibling processes sync this directory too: one at a time (see
-     * SYNC_THREADS); without the lock, no sync of ours may be trusted */
-    if (spool_dir_lock(sp->incoming_fd) < 0)
-        snprintf(error, sizeof error, "%s", spool_errno_msg("lock of spool directory"));
+     * SYNC_THREADS).  Without the lock, sync nothing: a file's first sync
+     * syncs the directory too, and beside a sibling's directory sync it
+     * could let that one return before its names are on disk. */
+    if (spool_dir_lock(sp->incoming_fd) < 0) {
+        log_warn("spool commit-failed batch=%zu error=\"%s\"", n,
+                 spool_errno_msg("lock of spool directory"));
+        for (size_t i = 0; i < n; i++) {
+            items[i]->failed = true;
+            commit_one(sp->incoming_fd, items[i]); /* removes it, syncs nothing */
+        }
+        return;
+    }
     fanout_run(g, items, n);
     for (size_t i = 0; i < n; i++)
         renamed += items[i]->ok;
-    if (error[0] == '\0' && renamed > 0 && fsync(sp->incoming_fd) < 0)
-        snprintf(error, sizeof error, "%s", spool_errno_msg("fsync of spool directory"));
+    int synced = renamed == 0 ? 0 : fsync(sp->incoming_fd);
     spool_dir_unlock(sp->incoming_fd);
-    if (error[0] == '\0')
+    if (synced == 0)
         return;
-    log_warn("spool commit-failed batch=%zu error=\"%s\"", renamed, error);
+    log_warn("spool commit-failed batch=%zu error=\"%s\"", renamed,
+             spool_errno_msg("fsync of spool directory"));
     for (size_t i = 0; i < n; i++) {
         if (items[i]->ok)
             unlinkat(sp->incoming_fd, items[i]->id, 0);

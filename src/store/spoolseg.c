@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "core/bytes.h"
 #include "core/fileio.h"
 #include "core/mem.h"
